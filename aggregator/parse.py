@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import feedparser
+from feedparser.namespaces import mediarss
 
 from .errors import NotAFeedError, ParseError
 from .models import ParsedContent, ParsedEntry, ParsedFeed, ParsedMedia
@@ -16,6 +17,24 @@ from .models import ParsedContent, ParsedEntry, ParsedFeed, ParsedMedia
 # (nh3) and resolve URLs ourselves in normalize, so every HTML field goes through ours.
 feedparser.SANITIZE_HTML = False
 feedparser.RESOLVE_RELATIVE_URIS = False
+
+
+# feedparser 6 reads <media:description> as the entry's <description>: it is dropped when the
+# item has a description and *becomes the summary* when it has none. We keep it apart instead,
+# as "media_description" on the entry and as "description" on the media:content it sits in.
+def _start_media_description(self: Any, attrs_d: dict[str, str]) -> None:
+    self.push_content("media_description", attrs_d, "text/plain", 1)
+
+
+def _end_media_description(self: Any) -> None:
+    value = self.pop_content("media_description")
+    media = self._get_context().get("media_content")
+    if value and media and "description" not in media[-1]:
+        media[-1]["description"] = value
+
+
+mediarss.Namespace._start_media_description = _start_media_description  # type: ignore[attr-defined]
+mediarss.Namespace._end_media_description = _end_media_description  # type: ignore[attr-defined]
 
 _HTML_START = re.compile(rb"^\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html)\b", re.IGNORECASE | re.DOTALL)
 _ALTERNATE_LINK = re.compile(rb"<link\b[^>]*>", re.IGNORECASE)
@@ -98,7 +117,7 @@ def _media(entry: Any) -> tuple[ParsedMedia, ...]:
                 ParsedMedia(
                     url=url,
                     type=_text(item.get("type")) or _text(item.get("medium")),
-                    caption=description,
+                    caption=_text(item.get("description")) or description,
                     width=_int(item.get("width")),
                     height=_int(item.get("height")),
                     origin="media:content",
