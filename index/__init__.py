@@ -1,0 +1,1 @@
+"""Whoosh lives here and nowhere else: the derived full-text index, search and related coverage."""

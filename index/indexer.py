@@ -1,0 +1,215 @@
+"""The single writer of the Whoosh index: consumes the store's change log, resumes where it stopped."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from whoosh import index as whoosh_index
+from whoosh.index import FileIndex
+from whoosh.writing import SegmentWriter
+
+from aggregator.models import Change, Entry
+
+from .schema import SCHEMA_VERSION, build_schema, entry_document
+
+log = logging.getLogger("newsdesk.index")
+
+STATE_FILE = "newsdesk-indexer.json"
+CURRENT_FILE = "CURRENT"
+
+
+class ChangeSource(Protocol):
+    """What the indexer needs from the store: the change log."""
+
+    def changes_since(self, seq: int, limit: int = 1000) -> list[Change]:
+        """Return changes after ``seq``."""
+        ...
+
+    def last_seq(self) -> int:
+        """Return the newest sequence number."""
+        ...
+
+
+class EntrySource(ChangeSource, Protocol):
+    """What a full rebuild needs: every entry, too."""
+
+    def iter_entries(self, batch: int = 1000) -> Iterator[Entry]:
+        """Yield every entry."""
+        ...
+
+
+@dataclass(frozen=True)
+class IndexStats:
+    """What one indexing run did."""
+
+    #: Documents added or replaced.
+    upserts: int
+    #: Documents deleted.
+    deletes: int
+    #: Commits made.
+    commits: int
+    #: The change sequence the index now reflects.
+    seq: int
+
+
+class IndexLocation:
+    """The index root: generation directories and a CURRENT file naming the live one."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def current_dir(self) -> Path | None:
+        """Return the live generation's directory, or None when no index exists yet."""
+        try:
+            name = (self.root / CURRENT_FILE).read_text().strip()
+        except FileNotFoundError:
+            return None
+        path = self.root / name
+        return path if path.is_dir() else None
+
+    def new_generation(self) -> Path:
+        """Return a fresh, empty generation directory (not yet live)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        name = f"gen-{time.time_ns()}"
+        path = self.root / name
+        path.mkdir()
+        return path
+
+    def make_live(self, path: Path) -> None:
+        """Atomically point CURRENT at ``path`` and remove older generations."""
+        tmp = self.root / (CURRENT_FILE + ".tmp")
+        tmp.write_text(path.name + "\n")
+        os.replace(tmp, self.root / CURRENT_FILE)  # atomic on POSIX: readers see the old or the new name
+        for old in self.root.glob("gen-*"):
+            if old != path and old.is_dir():
+                shutil.rmtree(old, ignore_errors=True)
+
+
+def create_index(path: Path) -> FileIndex:
+    """Return a new empty index in ``path`` with our schema, its state at sequence 0."""
+    ix = whoosh_index.create_in(str(path), build_schema())
+    _write_state(path, 0)
+    return ix
+
+
+def _read_state(path: Path) -> dict[str, Any]:
+    try:
+        state: dict[str, Any] = json.loads((path / STATE_FILE).read_text())
+        return state
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {"seq": 0, "schema": SCHEMA_VERSION}
+
+
+def _write_state(path: Path, seq: int) -> None:
+    tmp = path / (STATE_FILE + ".tmp")
+    tmp.write_text(json.dumps({"seq": seq, "schema": SCHEMA_VERSION}))
+    os.replace(tmp, path / STATE_FILE)
+
+
+class Indexer:
+    """Applies the change log to the live index; the only code that writes to Whoosh."""
+
+    def __init__(self, root: Path, source: ChangeSource, *, batch_size: int = 2000) -> None:
+        self.location = IndexLocation(root)
+        self.source = source
+        self.batch_size = batch_size
+
+    def open(self) -> tuple[FileIndex, Path]:
+        """Return the live index (creating an empty one if none exists) and its directory."""
+        path = self.location.current_dir()
+        if path is None or not whoosh_index.exists_in(str(path)):
+            path = self.location.new_generation()
+            ix = create_index(path)
+            self.location.make_live(path)
+            return ix, path
+        return whoosh_index.open_dir(str(path)), path
+
+    def indexed_seq(self) -> int:
+        """Return the change sequence the live index reflects."""
+        path = self.location.current_dir()
+        return int(_read_state(path)["seq"]) if path else 0
+
+    def catch_up(self, *, max_batches: int | None = None) -> IndexStats:
+        """Apply every change since the last committed one, a batch per commit; return what was done."""
+        ix, path = self.open()
+        return apply_changes(ix, path, self.source, self.batch_size, max_batches=max_batches)
+
+    def optimize(self) -> None:
+        """Merge the live index's segments into one (run on a schedule, not per commit)."""
+        ix, _ = self.open()
+        writer = ix.writer()
+        writer.commit(optimize=True)
+
+    def rebuild(self, source: EntrySource) -> IndexStats:
+        """Build a fresh index beside the live one from every stored entry, then swap it in."""
+        path = self.location.new_generation()
+        ix = create_index(path)
+        # Read the sequence first: changes after it are replayed by the catch-up below.
+        seq = source.last_seq()
+        count = 0
+        commits = 0
+        for batch in _batched(source.iter_entries(), self.batch_size):
+            writer = ix.writer(limitmb=256)
+            for entry in batch:
+                writer.add_document(**entry_document(entry))
+            writer.commit(merge=True)
+            commits += 1
+            count += len(batch)
+        _write_state(path, seq)
+        caught = apply_changes(ix, path, source, self.batch_size)
+        self.location.make_live(path)
+        return IndexStats(upserts=count + caught.upserts, deletes=caught.deletes, commits=commits + caught.commits,
+                          seq=caught.seq)
+
+
+def _batched(items: Iterable[Entry], size: int) -> Iterator[list[Entry]]:
+    batch: list[Entry] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def apply_changes(
+    ix: FileIndex, path: Path, source: ChangeSource, batch_size: int, *, max_batches: int | None = None
+) -> IndexStats:
+    """Apply changes after the index's recorded sequence to ``ix``; return what was done."""
+    seq = int(_read_state(path)["seq"])
+    upserts = deletes = commits = 0
+    batches = 0
+    while max_batches is None or batches < max_batches:
+        changes = source.changes_since(seq, limit=batch_size)
+        if not changes:
+            break
+        writer: SegmentWriter = ix.writer(limitmb=128)
+        # Only the newest state of each entry matters within a batch.
+        latest: dict[str, Change] = {}
+        for change in changes:
+            latest[change.entry_id] = change
+        for entry_id, change in latest.items():
+            if change.entry is None:
+                writer.delete_by_term("id", entry_id)
+                deletes += 1
+            else:
+                writer.update_document(**entry_document(change.entry))
+                upserts += 1
+        # merge=True lets Whoosh merge small segments cheaply; full optimize runs on a schedule.
+        writer.commit(merge=True)
+        seq = changes[-1].seq
+        # Written after the commit: a crash in between replays the batch, and update_document is idempotent.
+        _write_state(path, seq)
+        commits += 1
+        batches += 1
+        log.info("indexed seq=%d upserts=%d deletes=%d", seq, upserts, deletes)
+    return IndexStats(upserts=upserts, deletes=deletes, commits=commits, seq=seq)

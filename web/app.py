@@ -1,0 +1,59 @@
+"""The Flask application factory."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from aggregator.config import Config
+from aggregator.errors import QueryError, StorageError
+
+from .services import Services, build_services
+
+
+def create_app(config: Config, services: Services | None = None) -> Flask:
+    """Return the web application for ``config`` (web workers only read the index)."""
+    app = Flask(__name__)
+    app.config["NEWSDESK"] = config
+    app.extensions["newsdesk"] = services or build_services(config)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+
+    from .api import api
+    from .ops import ops
+    from .pages import pages
+
+    app.register_blueprint(pages)
+    app.register_blueprint(api)
+    app.register_blueprint(ops)
+
+    def wants_json() -> bool:
+        return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
+
+    @app.errorhandler(QueryError)
+    def query_error(exc: QueryError) -> Any:
+        if wants_json():
+            return jsonify(error="bad_request", message=str(exc)), 400
+        return str(exc), 400
+
+    @app.errorhandler(StorageError)
+    def storage_error(exc: StorageError) -> Any:
+        app.logger.error("storage error: %s", exc)
+        if wants_json():
+            return jsonify(error="unavailable", message="the database is unavailable; try again shortly"), 503
+        return "The database is unavailable; try again shortly.", 503
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Any:
+        if wants_json():
+            return jsonify(error=exc.name.lower().replace(" ", "_"), message=exc.description), exc.code
+        return exc
+
+    return app
+
+
+def services_of(app: Flask) -> Services:
+    """Return the Services attached to an app."""
+    services: Services = app.extensions["newsdesk"]
+    return services

@@ -1,0 +1,62 @@
+"""Domain records -> JSON-ready dicts, shared by the API, the CLI and the feeds."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from aggregator.models import Entry, Feed
+
+
+def iso(value: datetime | None) -> str | None:
+    """Return an ISO 8601 UTC string with a Z suffix, or None."""
+    if value is None:
+        return None
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def entry_json(entry: Entry, *, full: bool = False) -> dict[str, Any]:
+    """Return the public JSON form of an entry (the `inspect --json` contract)."""
+    data: dict[str, Any] = {
+        "id": entry.id,
+        "url": entry.url,
+        "title": entry.title,
+        "authors": list(entry.authors),
+        "published_at": iso(entry.published_at),
+        "updated_at": iso(entry.updated_at),
+        "summary": entry.summary,
+        "text": entry.text,
+        "image": {"url": entry.image.url, "caption": entry.image.caption} if entry.image else None,
+        "tags": list(entry.tags),
+        "language": entry.language,
+        "word_count": entry.word_count,
+        "source": {"feed_url": entry.source.feed_url, "title": entry.source.title, "site_url": entry.source.site_url},
+        "flags": list(entry.flags),
+    }
+    if full:
+        data["content_html"] = entry.content_html
+        data["fingerprint"] = entry.fingerprint
+    return data
+
+
+def feed_json(feed: Feed) -> dict[str, Any]:
+    """Return the public JSON form of a feed and its polling state."""
+    return {
+        "id": feed.id,
+        "url": feed.url,
+        "key": feed.key,
+        "title": feed.title,
+        "site_url": feed.site_url,
+        "tags": list(feed.tags),
+        "enabled": feed.enabled,
+        "disabled_reason": feed.disabled_reason,
+        "last_checked_at": iso(feed.last_checked_at),
+        "last_success_at": iso(feed.last_success_at),
+        "last_status": feed.last_status,
+        "last_error": feed.last_error,
+        "consecutive_failures": feed.consecutive_failures,
+        "next_check_at": iso(feed.next_check_at),
+        "retry_after_until": iso(feed.retry_after_until),
+        "entries_per_week": None if feed.entries_per_week is None else round(feed.entries_per_week, 2),
+        "entry_count": feed.entry_count,
+    }

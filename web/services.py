@@ -1,0 +1,38 @@
+"""The long-lived objects a process needs, built once from the config and passed explicitly."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aggregator.config import Config
+from aggregator.store import Store, open_store
+from index.indexer import Indexer
+from index.search import IndexReader
+
+
+@dataclass
+class Services:
+    """Store, index reader and (in the writer process only) the indexer."""
+
+    #: The configuration in effect.
+    config: Config
+    #: The database.
+    store: Store
+    #: Opens searchers on the live index.
+    reader: IndexReader
+
+    def indexer(self) -> Indexer:
+        """Return an Indexer over this store (only the single writer process may use it)."""
+        return Indexer(self.config.index_dir, self.store)
+
+    def close(self) -> None:
+        """Release the database and the searcher."""
+        self.reader.close()
+        self.store.close()
+
+
+def build_services(config: Config) -> Services:
+    """Return Services for ``config``, creating the data directory and schema as needed."""
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    store = open_store(config.db_url)
+    return Services(config=config, store=store, reader=IndexReader(config.index_dir))
