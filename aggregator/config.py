@@ -175,13 +175,13 @@ class Config:
 def parse_duration(value: Any, where: str) -> Duration:
     """Return seconds for an int/float or a string like "5m"; raise ConfigError otherwise."""
     if isinstance(value, bool):
-        raise ConfigError(f"{where}: expected a duration such as 300 or \"5m\", got {value!r}")
+        raise ConfigError(f'{where}: expected a duration such as 300 or "5m", got {value!r}')
     if isinstance(value, int | float):
         seconds = float(value)
     elif isinstance(value, str) and (match := _DURATION.match(value)):
         seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
     else:
-        raise ConfigError(f"{where}: expected a duration such as 300, \"90s\", \"5m\", \"24h\" or \"7d\", got {value!r}")
+        raise ConfigError(f'{where}: expected a duration such as 300, "90s", "5m", "24h" or "7d", got {value!r}')
     if seconds < 0:
         raise ConfigError(f"{where}: a duration cannot be negative, got {value!r}")
     return Duration(seconds)
@@ -194,7 +194,7 @@ def parse_size(value: Any, where: str) -> ByteSize:
     if isinstance(value, str) and (match := _SIZE.match(value)):
         unit = match.group(2).lower() if match.group(2) else None
         return ByteSize(int(match.group(1)) * _SIZE_UNITS[unit])
-    raise ConfigError(f"{where}: expected a size such as 1048576 or \"15MiB\", got {value!r}")
+    raise ConfigError(f'{where}: expected a size such as 1048576 or "15MiB", got {value!r}')
 
 
 def check_feed_url(url: str, where: str) -> str:
@@ -313,7 +313,9 @@ def _validate(config: Config, label: str) -> None:
         try:
             zoneinfo.ZoneInfo(feed.timezone)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            problems.append((f"feeds[{i}].timezone", f"{feed.timezone!r} is not an IANA time zone such as Europe/Paris"))
+            problems.append(
+                (f"feeds[{i}].timezone", f"{feed.timezone!r} is not an IANA time zone such as Europe/Paris")
+            )
         if feed.interval is not None and feed.interval < 60:
             problems.append((f"feeds[{i}].interval", "must be at least 60 seconds"))
     if problems:

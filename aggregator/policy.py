@@ -33,14 +33,30 @@ def next_interval(feed: Feed, policy: PollingPolicy) -> float:
 
 
 def decide_success(
-    feed: Feed, *, status: int, now: datetime, policy: PollingPolicy, rng: random.Random, etag: str | None = None,
-    last_modified: str | None = None, title: str | None = None, site_url: str | None = None,
+    feed: Feed,
+    *,
+    status: int,
+    now: datetime,
+    policy: PollingPolicy,
+    rng: random.Random,
+    etag: str | None = None,
+    last_modified: str | None = None,
+    title: str | None = None,
+    site_url: str | None = None,
 ) -> FeedUpdate:
     """Return the update after a 200 or 304."""
     interval = next_interval(feed, policy) * (1 + rng.uniform(-policy.jitter, policy.jitter))
     return FeedUpdate(
-        checked_at=now, status=status, error=None, success=True, next_check_at=now + timedelta(seconds=interval),
-        consecutive_failures=0, etag=etag, last_modified=last_modified, title=title, site_url=site_url,
+        checked_at=now,
+        status=status,
+        error=None,
+        success=True,
+        next_check_at=now + timedelta(seconds=interval),
+        consecutive_failures=0,
+        etag=etag,
+        last_modified=last_modified,
+        title=title,
+        site_url=site_url,
     )
 
 
@@ -54,6 +70,13 @@ def decide_failure(
     delay *= 1 + rng.uniform(0, policy.jitter)
     disable = "the server answered 410 Gone: the feed no longer exists" if status == 410 else None
     return FeedUpdate(
-        checked_at=now, status=status, error=error, success=False, next_check_at=now + timedelta(seconds=delay),
-        consecutive_failures=failures, disable_reason=disable, etag=feed.etag, last_modified=feed.last_modified,
+        checked_at=now,
+        status=status,
+        error=error,
+        success=False,
+        next_check_at=now + timedelta(seconds=delay),
+        consecutive_failures=failures,
+        disable_reason=disable,
+        etag=feed.etag,
+        last_modified=feed.last_modified,
     )

@@ -421,7 +421,9 @@ class Store:
 
     # ------------------------------------------------------------------ entries
 
-    def save_entries(self, feed_id: int, entries: Iterable[Entry], *, seen_at: datetime | None = None) -> tuple[int, int]:
+    def save_entries(
+        self, feed_id: int, entries: Iterable[Entry], *, seen_at: datetime | None = None
+    ) -> tuple[int, int]:
         """Insert new entries and update changed ones in one transaction; return (new, updated)."""
         entries = list(entries)
         if not entries:

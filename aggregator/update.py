@@ -61,9 +61,7 @@ def feed_context(feed: Feed, parsed: ParsedFeed, final_url: str, fetched_at: dat
     )
 
 
-def fetch_and_parse(
-    client: httpx.Client, feed: Feed, config: Config
-) -> tuple[FetchResult, ParsedFeed | None]:
+def fetch_and_parse(client: httpx.Client, feed: Feed, config: Config) -> tuple[FetchResult, ParsedFeed | None]:
     """Return the fetch result and, for a 200, the parsed feed; raise FeedError on failure."""
     result = fetch_url(
         client,
@@ -81,7 +79,12 @@ def fetch_and_parse(
 
 
 def update_feed(
-    store: Store, client: httpx.Client, feed: Feed, config: Config, *, now: datetime | None = None,
+    store: Store,
+    client: httpx.Client,
+    feed: Feed,
+    config: Config,
+    *,
+    now: datetime | None = None,
     rng: random.Random | None = None,
 ) -> UpdateResult:
     """Check one feed now, store what changed, and return a summary; never raises FeedError."""
@@ -119,10 +122,19 @@ def update_feed(
     duration = time.monotonic() - started
     log.info(
         "poll feed=%s status=%s duration=%.3f bytes=%d new=%d updated=%d",
-        feed.url, result.status, duration, len(result.body), new, updated,
+        feed.url,
+        result.status,
+        duration,
+        len(result.body),
+        new,
+        updated,
     )
     return UpdateResult(
-        url=feed.url, status=result.status, new_entries=new, updated_entries=updated, duration=duration,
+        url=feed.url,
+        status=result.status,
+        new_entries=new,
+        updated_entries=updated,
+        duration=duration,
         bytes=len(result.body),
     )
 

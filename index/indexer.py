@@ -166,8 +166,9 @@ class Indexer:
         _write_state(path, seq)
         caught = apply_changes(ix, path, source, self.batch_size)
         self.location.make_live(path)
-        return IndexStats(upserts=count + caught.upserts, deletes=caught.deletes, commits=commits + caught.commits,
-                          seq=caught.seq)
+        return IndexStats(
+            upserts=count + caught.upserts, deletes=caught.deletes, commits=commits + caught.commits, seq=caught.seq
+        )
 
 
 def _batched(items: Iterable[Entry], size: int) -> Iterator[list[Entry]]:

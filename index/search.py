@@ -107,9 +107,7 @@ def make_snippet(hit: Any, text: str, fallback: str) -> str:
     return marked or html_module.escape(fallback[:220])
 
 
-def search(
-    reader: IndexReader, lookup: EntryLookup, query: str, *, page: int = 1, per_page: int = 20
-) -> SearchResults:
+def search(reader: IndexReader, lookup: EntryLookup, query: str, *, page: int = 1, per_page: int = 20) -> SearchResults:
     """Return a page of entries matching ``query``, best first."""
     if page < 1:
         raise QueryError("page must be 1 or more")
@@ -130,5 +128,7 @@ def search(
         entry = entries.get(hit["id"])
         if entry is None:
             continue
-        hits.append(SearchHit(entry=entry, score=float(hit.score or 0), snippet=make_snippet(hit, entry.text, entry.summary)))
+        hits.append(
+            SearchHit(entry=entry, score=float(hit.score or 0), snippet=make_snippet(hit, entry.text, entry.summary))
+        )
     return SearchResults(total=results.total, page=page, per_page=per_page, hits=tuple(hits))

@@ -20,9 +20,9 @@ from aggregator.models import Feed
 from aggregator.normalize import normalize_feed
 from aggregator.parse import parse_feed
 from aggregator.store import host_title
-from aggregator.update import feed_context, limits_from_config, sync_config_feeds, update_feeds
+from aggregator.update import feed_context, limits_from_config, sync_config_feeds
 
-from .serialize import entry_json, feed_json, iso
+from .serialize import entry_json, iso
 from .services import Services, build_services
 
 
@@ -71,7 +71,9 @@ class NewsdeskGroup(click.Group):
 
 
 @click.group(cls=NewsdeskGroup)
-@click.option("--config", "config_path", metavar="PATH", help="Config file (default: $NEWSDESK_CONFIG or ./config.toml).")
+@click.option(
+    "--config", "config_path", metavar="PATH", help="Config file (default: $NEWSDESK_CONFIG or ./config.toml)."
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log debug details.")
 @click.pass_context
 def main(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
@@ -91,64 +93,6 @@ def catch_up_index(services: Services) -> None:
         logging.getLogger("newsdesk.index").info(
             "index caught up to seq=%d (+%d -%d)", stats.seq, stats.upserts, stats.deletes
         )
-
-
-@main.command()
-@click.option("--once", is_flag=True, help="Check the feeds that are due, index, and exit.")
-@click.option("--all", "check_all", is_flag=True, help="Check every enabled feed now (not those backing off).")
-@click.option("--no-index", is_flag=True, help="Store entries but leave indexing to a later run.")
-@click.argument("feed", required=False)
-@click.pass_obj
-def poll(state: CliState, once: bool, check_all: bool, no_index: bool, feed: str | None) -> None:
-    """Check feeds for new entries (FEED: one feed's URL or id)."""
-    services = state.services
-    sync_config_feeds(services.store, state.config)
-    now = datetime.now(UTC)
-    if feed:
-        found = services.store.find_feed(feed) or (services.store.get_feed(int(feed)) if feed.isdigit() else None)
-        if found is None:
-            fail(f"no feed {feed!r}; see `newsdesk feeds list`")
-        assert found is not None
-        targets = [found]
-    elif check_all:
-        targets = []
-        for f in services.store.list_feeds(enabled_only=True):
-            waiting = f.retry_after_until if f.retry_after_until and f.retry_after_until > now else None
-            if waiting or (f.consecutive_failures and f.next_check_at and f.next_check_at > now):
-                due = iso(waiting or f.next_check_at)
-                click.echo(f"skipped {f.url}: {'server asked us to wait' if waiting else 'backing off'} until {due}")
-                continue
-            targets.append(f)
-    else:
-        targets = services.store.due_feeds(now)
-    results = update_feeds(services.store, targets, state.config)
-    for result in results:
-        if result.error:
-            click.echo(f"error   {result.url}: {result.error}")
-        else:
-            click.echo(f"ok      {result.url}: HTTP {result.status}, {result.new_entries} new, {result.updated_entries} updated")
-    if not no_index:
-        catch_up_index(services)
-    if not once and not feed and not check_all:
-        click.echo("(use `newsdesk run` to keep polling on schedule)")
-
-
-@main.command()
-@click.pass_obj
-def reindex(state: CliState) -> None:
-    """Rebuild the search index from the store and swap it in atomically."""
-    services = state.services
-    stats = services.indexer().rebuild(services.store)
-    click.echo(f"reindexed {stats.upserts} entries (change seq {stats.seq})")
-
-
-@main.command("index")
-@click.pass_obj
-def index_command(state: CliState) -> None:
-    """Apply pending store changes to the search index."""
-    services = state.services
-    stats = services.indexer().catch_up()
-    click.echo(f"indexed {stats.upserts} upserts, {stats.deletes} deletes (change seq {stats.seq})")
 
 
 @main.command()
@@ -175,105 +119,9 @@ def inspect(state: CliState, source: str, as_json: bool) -> None:
         if as_json:
             click.echo(json.dumps(entry_json(entry), ensure_ascii=False))
         else:
-            click.echo(f"{iso(entry.published_at)}  {entry.title}\n    {entry.url}\n    by {', '.join(entry.authors) or '-'}")
-
-
-@main.command("search")
-@click.argument("query")
-@click.option("--json", "as_json", is_flag=True, help="JSON output.")
-@click.option("--page", default=1, show_default=True)
-@click.option("--per-page", default=10, show_default=True)
-@click.pass_obj
-def search_command(state: CliState, query: str, as_json: bool, page: int, per_page: int) -> None:
-    """Search the index."""
-    from index.search import search
-
-    services = state.services
-    results = search(services.reader, services.store, query, page=page, per_page=per_page)
-    if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "total": results.total,
-                    "page": results.page,
-                    "notices": list(results.notices),
-                    "hits": [
-                        {
-                            "id": h.entry.id,
-                            "url": h.entry.url,
-                            "title": h.entry.title,
-                            "source": h.entry.source.title,
-                            "published_at": iso(h.entry.published_at),
-                            "snippet": h.snippet,
-                            "score": round(h.score, 4),
-                        }
-                        for h in results.hits
-                    ],
-                },
-                ensure_ascii=False,
-            )
-        )
-        return
-    for notice in results.notices:
-        click.echo(f"note: {notice}")
-    click.echo(f"{results.total} results")
-    for h in results.hits:
-        click.echo(f"- {h.entry.title}  [{h.entry.source.title}, {iso(h.entry.published_at)}]\n  {h.entry.url}")
-
-
-@main.group()
-def feeds() -> None:
-    """List, add and remove feeds."""
-
-
-@feeds.command("list")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per feed per line.")
-@click.pass_obj
-def feeds_list(state: CliState, as_json: bool) -> None:
-    """Show every feed and its polling state."""
-    services = state.services
-    sync_config_feeds(services.store, state.config)
-    for feed in services.store.list_feeds():
-        if as_json:
-            click.echo(json.dumps(feed_json(feed), ensure_ascii=False))
-        else:
-            status = feed.last_status if feed.last_status is not None else "-"
             click.echo(
-                f"{feed.id:>4} {'on ' if feed.enabled else 'off'} {feed.url}\n"
-                f"     {feed.title} | last check {iso(feed.last_checked_at) or 'never'} | status {status} | "
-                f"failures {feed.consecutive_failures} | next {iso(feed.next_check_at) or '-'} | "
-                f"{feed.entry_count} entries"
-                + (f"\n     error: {feed.last_error}" if feed.last_error else "")
-                + (f"\n     disabled: {feed.disabled_reason}" if feed.disabled_reason else "")
+                f"{iso(entry.published_at)}  {entry.title}\n    {entry.url}\n    by {', '.join(entry.authors) or '-'}"
             )
-
-
-@feeds.command("add")
-@click.argument("url")
-@click.option("--title", default=None)
-@click.option("--tag", "tags", multiple=True)
-@click.pass_obj
-def feeds_add(state: CliState, url: str, title: str | None, tags: tuple[str, ...]) -> None:
-    """Add a feed by URL or path (polled on the next scheduler tick)."""
-    from aggregator.config import check_feed_url
-
-    check_feed_url(url, "url")
-    feed = state.services.store.add_feed(url, title=title, tags=tags, origin="cli")
-    click.echo(f"added feed {feed.id}: {feed.url}")
-
-
-@feeds.command("remove")
-@click.argument("feed")
-@click.pass_obj
-def feeds_remove(state: CliState, feed: str) -> None:
-    """Remove a feed (by URL or id) and its entries."""
-    store = state.services.store
-    found = store.find_feed(feed) or (store.get_feed(int(feed)) if feed.isdigit() else None)
-    if found is None:
-        fail(f"no feed {feed!r}; see `newsdesk feeds list`")
-    assert found is not None
-    removed = store.remove_feed(found.id)
-    click.echo(f"removed feed {found.id} ({found.url}) and {removed} entries")
 
 
 def _serve_forever(config: Config, services: Services) -> None:
@@ -283,7 +131,9 @@ def _serve_forever(config: Config, services: Services) -> None:
 
     app = create_app(config, services)
     click.echo(f"Newsdesk on http://{config.server.host}:{config.server.port}/", err=True)
-    waitress_serve(app, host=config.server.host, port=config.server.port, threads=config.server.threads, ident="newsdesk")
+    waitress_serve(
+        app, host=config.server.host, port=config.server.port, threads=config.server.threads, ident="newsdesk"
+    )
 
 
 @main.command()
@@ -323,6 +173,9 @@ def run(state: CliState, tick: float) -> None:
         if scheduler.running:
             scheduler.shutdown(wait=False)
 
+
+# Subcommand modules register themselves on `main` when imported.
+from . import cli_feeds, cli_search  # noqa: E402,F401
 
 if __name__ == "__main__":  # pragma: no cover
     main()

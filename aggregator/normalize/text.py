@@ -1,0 +1,116 @@
+"""Plain-text cleaning: entities decoded, stray tags removed, whitespace collapsed, boilerplate recognized."""
+
+from __future__ import annotations
+
+import html
+import re
+
+# A complete tag, comment, doctype or processing instruction; or an unterminated tag name at
+# the very end (a title cut in the middle of "</script").
+_TAG = re.compile(r"<(?:[A-Za-z][^<>]*|/[A-Za-z][^<>]*|![^<>]*|\?[^<>]*)>|</?[A-Za-z][A-Za-z0-9:-]*$")
+# Zero-width and formatting characters that hide between letters and break matching.
+_INVISIBLE = re.compile("[\u00ad\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060-\u2064\ufeff\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_PARAGRAPH_BREAK = re.compile(r"\n[^\S\n]*\n\s*")
+_SPACE = re.compile(r"\s+")
+_WORD = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]|[^\W_]+(?:['’][^\W_]+)*")
+# "[…]" / "[...]" that WordPress appends to cut excerpts.
+_EXCERPT_MARK = re.compile(r"\s*\[\s*(?:…|\.\.\.|&hellip;|&#8230;)\s*\]\s*$")
+_TRAILING_READ_MORE = re.compile(
+    r"\s*(?:…|\.\.\.)?\s*(?:continue reading|read more|keep reading|read the full (?:story|article|post))\b[^.!?]{0,120}$",
+    re.IGNORECASE,
+)
+
+# Whole paragraphs that are never part of an article, wherever a site puts them. Each pattern is
+# anchored and length-bounded so that a real sentence that merely mentions the words survives.
+_BOILERPLATE = re.compile(
+    r"""^(?:
+      (?:the|this)\ (?:post|article|story|entry)\ .{1,400}?\ (?:appeared\ first|first\ appeared|was\ first\ published
+        |was\ originally\ published|originally\ appeared|was\ originally\ posted)\ (?:on|at|in)\ .{1,200}
+    | (?:continue\ reading|read\ more|keep\ reading|read\ the\ (?:full|rest\ of\ the)\ (?:story|article|post)
+        |click\ here\ to\ read\ more)\b.{0,150}
+    | share\ (?:this|on|via|the)\b.{0,200}
+    | (?:follow|like)\ us\ on\b.{0,150}
+    | (?:sign\ up|subscribe)\b.{0,200}
+    | (?:get|receive)\ (?:our|the)\ .{0,60}newsletter.{0,150}
+    | (?:please\ )?(?:consider\ )?(?:support(?:ing)?\ (?:us|our|independent|quality)\b|donate\b|make\ a\ donation
+        |become\ a\ (?:member|patron|subscriber|supporter)\b).{0,250}
+    | let\ your\ voice\ be\ heard\b.{0,100}
+    | .{0,200}\b(?:protected\ by\ recaptcha|recaptcha\ and\ the\ google|we\ use\ cookies|this\ (?:site|website)\ uses\ cookies
+        |by\ continuing\ to\ (?:use|browse)\ (?:this|our)\ (?:site|website)|accept\ (?:all\ )?cookies)\b.{0,250}
+    | advertisement|sponsored\ content|related\ (?:coverage|articles?|posts?|stories|content)\s*:?
+    | (?:related|see\ also|read\ also|more\ from\ .{1,60}|you\ (?:may|might)\ also\ like)\s*:?
+    )$""",
+    re.IGNORECASE | re.VERBOSE | re.DOTALL,
+)
+
+
+def strip_markup(value: str) -> str:
+    """Return ``value`` with entities decoded and tags removed until none are left (whitespace untouched)."""
+    # Loop to a fixed point: "&amp;lt;b&amp;gt;" hides a tag behind two rounds of escaping, and
+    # every round that changes anything makes the string shorter, so the loop ends.
+    while True:
+        decoded = _TAG.sub(" ", _INVISIBLE.sub("", html.unescape(_INVISIBLE.sub("", value))))
+        if decoded == value:
+            return value
+        value = decoded
+
+
+def clean_text(value: str | None) -> str:
+    """Return plain text: no tags or entities, paragraphs separated by one blank line, spaces collapsed."""
+    if not value:
+        return ""
+    value = strip_markup(value.replace("\r\n", "\n").replace("\r", "\n"))
+    paragraphs = (_SPACE.sub(" ", part).strip() for part in _PARAGRAPH_BREAK.split(value))
+    return "\n\n".join(p for p in paragraphs if p)
+
+
+def clean_line(value: str | None) -> str:
+    """Return ``value`` as one line of plain text (titles, names, tags, captions)."""
+    if not value:
+        return ""
+    return _SPACE.sub(" ", strip_markup(value)).strip()
+
+
+def is_boilerplate(paragraph: str) -> bool:
+    """Return True when a whole paragraph is a share/newsletter/donation/"appeared first" style notice."""
+    return len(paragraph) < 700 and _BOILERPLATE.match(paragraph.strip()) is not None
+
+
+def trim_paragraph(paragraph: str) -> str:
+    """Return a paragraph without a trailing "[…]" excerpt mark or "Continue reading" link text."""
+    paragraph = _EXCERPT_MARK.sub("", paragraph)
+    if len(paragraph) > 40:
+        paragraph = _TRAILING_READ_MORE.sub("", paragraph)
+    return paragraph.strip()
+
+
+def clean_paragraphs(paragraphs: list[str]) -> list[str]:
+    """Return the paragraphs that are article text, each trimmed, boilerplate and empties dropped."""
+    kept: list[str] = []
+    for raw in paragraphs:
+        paragraph = trim_paragraph(raw)
+        if paragraph and not is_boilerplate(paragraph):
+            kept.append(paragraph)
+    return kept
+
+
+def truncate(text: str, limit: int = 300) -> str:
+    """Return ``text`` on one line, at most ``limit`` characters, cut at a word boundary with "…"."""
+    text = _SPACE.sub(" ", text).strip()
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    if space > limit // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:.-–—") + "…"
+
+
+def count_words(text: str) -> int:
+    """Return the number of words in ``text``, counting each CJK character as a word."""
+    return sum(1 for _ in _WORD.finditer(text))
+
+
+def words(text: str) -> list[str]:
+    """Return the lower-cased words of ``text`` (CJK characters one by one)."""
+    return _WORD.findall(text.lower())
