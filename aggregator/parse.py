@@ -158,7 +158,9 @@ def _entry(entry: Any) -> ParsedEntry:
         contents=contents,
         authors=_authors(entry),
         published_raw=_text(entry.get("published")) or _text(entry.get("dc_date")),
-        updated_raw=_text(entry.get("updated")),
+        # dict.get, not entry.get: feedparser answers "updated" with the published date (and a
+        # DeprecationWarning) when the entry has no updated date of its own.
+        updated_raw=_text(dict.get(entry, "updated")),
         tags=tags,
         media=_media(entry),
         language=_text((entry.get("title_detail") or {}).get("language")),
