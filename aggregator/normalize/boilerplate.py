@@ -1,0 +1,153 @@
+"""Rules that find the parts of an article body that are not the article: share bars, pitches, related links.
+
+They are general rules about structure (class and id names that sites use for these blocks, headings
+that announce them, link density) rather than rules for one site.
+"""
+
+from __future__ import annotations
+
+import re
+
+from lxml import html as lxml_html
+
+from .text import clean_line, is_boilerplate
+
+# Tokens of class/id attributes that mark injected blocks. Matched per token ("related-coverage" ->
+# "related", "coverage") so that "sharedaddy" or "jp-relatedposts" match but "entry-content" does not.
+_BOILERPLATE_TOKENS = frozenset(
+    {
+        "share",
+        "shares",
+        "sharing",
+        "sharedaddy",
+        "sharethis",
+        "addtoany",
+        "a2a",
+        "social",
+        "socials",
+        "related",
+        "relatedposts",
+        "yarpp",
+        "newsletter",
+        "subscribe",
+        "subscription",
+        "signup",
+        "donate",
+        "donation",
+        "promo",
+        "advert",
+        "advertisement",
+        "ad",
+        "ads",
+        "adsbygoogle",
+        "sponsor",
+        "sponsored",
+        "cookie",
+        "cookies",
+        "consent",
+        "gdpr",
+        "captcha",
+        "recaptcha",
+        "feedflare",
+        "outbrain",
+        "taboola",
+        "paywall",
+        "nocontent",
+    }
+)
+_TOKEN_SPLIT = re.compile(r"[\s_-]+")
+# Elements that a class/id rule may remove; never the wrapper itself or inline text formatting.
+_CONTAINERS = frozenset(
+    {
+        "div",
+        "section",
+        "aside",
+        "ul",
+        "ol",
+        "p",
+        "nav",
+        "footer",
+        "header",
+        "table",
+        "span",
+        "a",
+        "figure",
+        "blockquote",
+    }
+)
+_LINK_DENSE_CONTAINERS = frozenset({"div", "section", "aside", "ul", "ol", "table", "nav", "footer"})
+_HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
+_PARAGRAPHS = frozenset({"p", "li", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "dd", "dt"})
+_READ_MORE = re.compile(r"^(?:continue reading|read more|keep reading|read the full (?:story|article|post))\b", re.I)
+_FEEDBURNER_FLARE = re.compile(r"feedburner\.com/~(?:ff|a|f)/|feedproxy\.google\.com/~(?:ff|a|f)/")
+
+
+def _has_boilerplate_class(element: lxml_html.HtmlElement) -> bool:
+    names = f"{element.get('class') or ''} {element.get('id') or ''}".lower()
+    if not names.strip():
+        return False
+    return any(token in _BOILERPLATE_TOKENS for token in _TOKEN_SPLIT.split(names))
+
+
+def _text_length(element: lxml_html.HtmlElement) -> int:
+    return len("".join(element.itertext()).strip())
+
+
+def _link_density(element: lxml_html.HtmlElement, total: int) -> float:
+    linked = sum(len("".join(a.itertext()).strip()) for a in element.iter("a"))
+    return linked / total if total else 0.0
+
+
+def boilerplate_elements(root: lxml_html.HtmlElement) -> list[lxml_html.HtmlElement]:
+    """Return the elements under ``root`` that are boilerplate, outermost first (may nest)."""
+    whole = _text_length(root)
+    # Never remove something holding most of the text: a class rule gone wrong must not empty the article.
+    ceiling = max(whole * 0.5, 200)
+    found: list[lxml_html.HtmlElement] = []
+    for element in root.iterdescendants():
+        tag = element.tag
+        if not isinstance(tag, str):
+            continue
+        if tag == "a":
+            href = element.get("href") or ""
+            if _FEEDBURNER_FLARE.search(href):
+                found.append(element)
+                continue
+            label = clean_line("".join(element.itertext()))
+            if len(label) < 150 and _READ_MORE.match(label):
+                found.append(element)
+                continue
+        if tag in _CONTAINERS and _has_boilerplate_class(element) and _text_length(element) < ceiling:
+            found.append(element)
+            continue
+        if tag in _HEADINGS or tag == "p":
+            text = clean_line("".join(element.itertext()))
+            if text and is_boilerplate(text):
+                # A heading like "Related coverage" announces the block it opens: remove that block
+                # when the heading leads a container of its own, else just the heading.
+                parent = element.getparent()
+                if (
+                    tag in _HEADINGS
+                    and parent is not None
+                    and parent is not root
+                    and parent.index(element) == 0
+                    and _text_length(parent) < ceiling
+                ):
+                    found.append(parent)
+                else:
+                    found.append(element)
+                continue
+        if tag in _LINK_DENSE_CONTAINERS:
+            length = _text_length(element)
+            if (
+                0 < length < min(ceiling, 600)
+                and len(element.findall(".//a")) >= 2
+                and _link_density(element, length) > 0.6
+            ):
+                found.append(element)
+    return found
+
+
+def is_paragraph_tag(tag: str) -> bool:
+    """Return True for tags whose text is checked as a whole paragraph."""
+    return tag in _PARAGRAPHS

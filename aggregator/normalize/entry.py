@@ -1,0 +1,183 @@
+"""One parsed entry + its feed context -> one clean Entry record."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urljoin, urlsplit
+
+from ..models import Entry, FeedContext, Image, ParsedContent, ParsedEntry, Source
+from .authors import clean_authors
+from .dates import parse_date
+from .dedupe import simhash
+from .html import ContentImage, clean_content
+from .identity import content_identity, entry_id, guid_identity
+from .language import declared_language, detect_language
+from .media import lead_image
+from .text import clean_line, clean_paragraphs, clean_text, count_words, truncate
+from .urls import article_url, canonical_url, is_http_url
+
+SUMMARY_LIMIT = 300
+TITLE_FALLBACK_WORDS = 12
+_HTML_TYPES = ("text/html", "application/xhtml+xml", "html", "xhtml")
+
+
+@dataclass(frozen=True)
+class Body:
+    """A cleaned body of text: display HTML, plain paragraphs and the images it holds."""
+
+    #: Sanitized HTML.
+    html: str
+    #: Plain-text paragraphs, boilerplate removed.
+    paragraphs: tuple[str, ...]
+    #: Images found in the body.
+    images: tuple[ContentImage, ...]
+
+
+def clean_body(content: ParsedContent | None, base: str | None) -> Body:
+    """Return the cleaned form of one feed body, HTML or plain text."""
+    if content is None or not content.value.strip():
+        return Body("", (), ())
+    if content.type.lower() in _HTML_TYPES or "html" in content.type.lower():
+        cleaned = clean_content(content.value, base)
+        return Body(cleaned.html, cleaned.paragraphs, cleaned.images)
+    paragraphs = tuple(clean_paragraphs(clean_text(content.value).split("\n\n")))
+    return Body("".join(f"<p>{_escape(p)}</p>" for p in paragraphs), paragraphs, ())
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def entry_base(parsed: ParsedEntry, context: FeedContext) -> str:
+    """Return the URL relative links of an entry resolve against (xml:base, feed link, fetch URL)."""
+    base = context.feed_url
+    for candidate in (context.site_url, context.base, parsed.base):
+        # feedparser reports the document URL as the base when no xml:base is declared; that must
+        # not override the feed's <link>.
+        if candidate and candidate.strip() and candidate.strip() != context.feed_url:
+            try:
+                base = urljoin(base, candidate.strip())
+            except ValueError:
+                continue
+    return base
+
+
+def _longest(contents: tuple[ParsedContent, ...]) -> ParsedContent | None:
+    return max(contents, key=lambda c: len(c.value), default=None)
+
+
+def _fetched_at(context: FeedContext) -> datetime:
+    fetched = context.fetched_at
+    return fetched.replace(tzinfo=UTC) if fetched.tzinfo is None else fetched.astimezone(UTC)
+
+
+def _site_names(context: FeedContext) -> tuple[str, ...]:
+    names = [context.source_title]
+    for url in (context.site_url, context.feed_url):
+        try:
+            host = urlsplit(url or "").hostname
+        except ValueError:
+            host = None
+        if host:
+            names.append(host)
+    return tuple(names)
+
+
+def _tags(raw: tuple[str, ...]) -> tuple[str, ...]:
+    tags: list[str] = []
+    seen: set[str] = set()
+    for value in raw:
+        tag = clean_line(value)[:100].strip()
+        if tag and tag.casefold() not in seen:
+            seen.add(tag.casefold())
+            tags.append(tag)
+    return tuple(tags)
+
+
+def _first_words(text: str, count: int) -> str:
+    words = text.split()
+    title = " ".join(words[:count])
+    return title + ("…" if len(words) > count else "")
+
+
+def normalize_entry(
+    parsed: ParsedEntry,
+    context: FeedContext,
+    *,
+    identity: str | None = None,
+    first_seen: datetime | None = None,
+    future_tolerance_seconds: float = 600.0,
+) -> Entry:
+    """Return the clean Entry for one parsed entry (``identity`` overrides the guid-based one)."""
+    base = entry_base(parsed, context)
+    fetched_at = _fetched_at(context)
+    flags: list[str] = []
+
+    content = _longest(parsed.contents)
+    body = clean_body(content, base)
+    summary_body = clean_body(parsed.summary, base)
+    # Summary-only feeds (or a summary longer than a teaser "content") use the summary as the body.
+    if sum(map(len, summary_body.paragraphs)) > sum(map(len, body.paragraphs)):
+        body = summary_body
+    text = "\n\n".join(body.paragraphs)
+    summary = truncate(" ".join(summary_body.paragraphs) or text, SUMMARY_LIMIT)
+
+    title = clean_line(parsed.title) or _first_words(text or summary, TITLE_FALLBACK_WORDS)
+    if not title:
+        title = "(untitled)"
+        flags.append("title_missing")
+
+    url = article_url(parsed.link, parsed.original_link, base)
+    if url is None and parsed.guid and is_http_url(parsed.guid.strip()):
+        url = canonical_url(parsed.guid.strip())
+    if url is None:
+        url = canonical_url(context.site_url or context.feed_url, context.feed_url)
+        flags.append("url_missing")
+
+    published = parse_date(parsed.published_raw, context.timezone)
+    updated = parse_date(parsed.updated_raw, context.timezone)
+    limit = fetched_at + timedelta(seconds=future_tolerance_seconds)
+    if published is not None and published > limit:
+        published = fetched_at
+        flags.append("future_date_clamped")
+    if updated is not None and updated > limit:
+        updated = fetched_at
+        if "future_date_clamped" not in flags:
+            flags.append("future_date_clamped")
+    if published is None:
+        if updated is not None:
+            published = updated
+        else:
+            published = first_seen or fetched_at
+            flags.append("date_missing")
+
+    if identity is None:
+        identity = guid_identity(parsed.guid) or (None if "url_missing" in flags else url)
+        if identity is None:
+            identity = content_identity(title, parsed.published_raw or parsed.updated_raw, text[:500])
+
+    image: Image | None = lead_image(parsed.media, body.images, base)
+    language = declared_language(
+        parsed.language, content.language if content else None, context.language
+    ) or detect_language(f"{title}\n{text}")
+    return Entry(
+        id=entry_id(context.feed_key, identity),
+        feed_key=context.feed_key,
+        identity=identity,
+        url=url,
+        title=title,
+        authors=clean_authors(parsed.authors, _site_names(context)),
+        published_at=published,
+        updated_at=updated,
+        summary=summary,
+        content_html=body.html,
+        text=text,
+        image=image,
+        tags=_tags(parsed.tags),
+        language=language,
+        word_count=count_words(text),
+        fingerprint=simhash(text or title),
+        source=Source(feed_url=context.feed_url, title=context.source_title, site_url=context.site_url),
+        flags=tuple(flags),
+    )

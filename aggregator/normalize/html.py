@@ -1,0 +1,360 @@
+"""HTML bodies: one lxml pass removes boilerplate and fixes images and links, nh3 sanitizes, text is extracted."""
+
+from __future__ import annotations
+
+import html as html_lib
+import re
+from dataclasses import dataclass
+from urllib.parse import urljoin, urlsplit
+
+import nh3
+from lxml import etree
+from lxml import html as lxml_html
+
+from .boilerplate import boilerplate_elements
+from .text import clean_line, clean_paragraphs
+
+# Removed with everything inside before anything else looks at the tree: active content, forms,
+# and page furniture that only appears when a feed embeds a whole page.
+_DROP_WITH_CONTENT = frozenset(
+    {
+        "script",
+        "style",
+        "noscript",
+        "template",
+        "form",
+        "button",
+        "select",
+        "textarea",
+        "input",
+        "object",
+        "embed",
+        "applet",
+        "svg",
+        "math",
+        "canvas",
+        "nav",
+        "aside",
+        "footer",
+        "head",
+        "title",
+        "meta",
+        "link",
+        "base",
+        "frameset",
+        "frame",
+    }
+)
+_ALLOWED_TAGS = {
+    "a", "abbr", "b", "blockquote", "br", "caption", "cite", "code", "dd", "del", "details", "dfn", "div", "dl",
+    "dt", "em", "figcaption", "figure", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "iframe", "img", "ins",
+    "kbd", "li", "mark", "ol", "p", "pre", "q", "s", "samp", "small", "span", "strong", "sub", "summary", "sup",
+    "table", "tbody", "td", "tfoot", "th", "thead", "time", "tr", "u", "ul", "var", "video", "audio", "source",
+}  # fmt: skip
+_ALLOWED_ATTRIBUTES = {
+    "a": {"href", "title"},
+    "img": {"src", "alt", "title", "width", "height"},
+    "iframe": {"src", "width", "height", "title", "allowfullscreen"},
+    "video": {"src", "poster", "controls", "width", "height"},
+    "audio": {"src", "controls"},
+    "source": {"src", "type"},
+    "td": {"colspan", "rowspan"},
+    "th": {"colspan", "rowspan", "scope"},
+    "ol": {"start", "reversed"},
+    "time": {"datetime"},
+    "blockquote": {"cite"},
+    "q": {"cite"},
+    "abbr": {"title"},
+}
+# Only players that embed video; everything else in an iframe is ads, trackers or whole pages.
+_VIDEO_HOSTS = frozenset(
+    {
+        "www.youtube.com",
+        "youtube.com",
+        "www.youtube-nocookie.com",
+        "youtube-nocookie.com",
+        "player.vimeo.com",
+        "www.dailymotion.com",
+        "dailymotion.com",
+        "geo.dailymotion.com",
+    }
+)
+_URL_ATTRIBUTES = ("href", "src", "poster", "cite")
+_LAZY_ATTRIBUTES = (
+    "data-src",
+    "data-lazy-src",
+    "data-original",
+    "data-lazy",
+    "data-orig-file",
+    "data-full-url",
+    "data-url",
+)
+_LAZY_SRCSETS = ("data-srcset", "data-lazy-srcset", "srcset")
+_PLACEHOLDER = re.compile(r"^data:|lazy|blank\.|placeholder|spacer|transparent|loading|grey\.gif|1x1", re.I)
+_TRACKER = re.compile(
+    r"/~(?:r|ff|a)/|//(?:pixel|stats|analytics|tracking|track|beacon|counter)\.|doubleclick\.net|google-analytics\.com"
+    r"|feedsportal\.com|pixel\.wp\.com|/pixel(?:\.gif|\.png|/|\?|$)|/(?:track|tracking|beacon|open)(?:\.gif|\.png|/|\?)"
+    r"|piwik|matomo|/1x1\.|/spacer\.gif",
+    re.I,
+)
+_TINY = frozenset({"0", "1", "0px", "1px"})
+_XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*>", re.I)
+_BAD_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
+_BLOCK_TAGS = frozenset(
+    {
+        "address", "article", "blockquote", "body", "caption", "center", "dd", "details", "dialog", "div", "dl",
+        "dt", "fieldset", "figure", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hgroup", "hr", "html", "li",
+        "main", "ol", "p", "pre", "section", "summary", "table", "tbody", "tfoot", "thead", "tr", "ul", "br",
+        "video", "audio", "iframe", "img",
+    }
+)  # fmt: skip
+_CELL_TAGS = frozenset({"td", "th"})
+# Captions belong to the image record, not the running text.
+_NOT_TEXT = frozenset({"figcaption", "img", "iframe", "video", "audio", "source", "picture"})
+
+
+def _filter_attribute(element: str, attribute: str, value: str) -> str | None:
+    # nh3 checks URL schemes, not hosts: re-check iframe sources here so the allowlist holds even
+    # if lxml and nh3 ever disagree on how a malformed tag parses.
+    if element == "iframe" and attribute == "src" and not _is_video_embed(value):
+        return None
+    return value
+
+
+_CLEANER = nh3.Cleaner(
+    tags=_ALLOWED_TAGS,
+    attributes=_ALLOWED_ATTRIBUTES,
+    url_schemes={"http", "https", "mailto"},
+    link_rel="noopener noreferrer nofollow",
+    strip_comments=True,
+)
+_IFRAME_CLEANER = nh3.Cleaner(
+    tags=_ALLOWED_TAGS,
+    attributes=_ALLOWED_ATTRIBUTES,
+    attribute_filter=_filter_attribute,
+    url_schemes={"http", "https", "mailto"},
+    link_rel="noopener noreferrer nofollow",
+    strip_comments=True,
+)
+
+
+@dataclass(frozen=True)
+class ContentImage:
+    """An image found in an article body."""
+
+    #: Absolute URL of the image.
+    url: str
+    #: Plain-text caption from the enclosing <figure>, or None.
+    caption: str | None
+
+
+@dataclass(frozen=True)
+class CleanContent:
+    """One HTML body after cleaning."""
+
+    #: Sanitized HTML for display.
+    html: str
+    #: Plain-text paragraphs (headings included), boilerplate removed.
+    paragraphs: tuple[str, ...]
+    #: Images of the body in document order, tracking pixels excluded.
+    images: tuple[ContentImage, ...]
+
+    @property
+    def text(self) -> str:
+        """Return the paragraphs joined by blank lines."""
+        return "\n\n".join(self.paragraphs)
+
+
+def _is_video_embed(src: str) -> bool:
+    try:
+        parts = urlsplit(src.strip())
+    except ValueError:
+        return False
+    return parts.scheme in ("https", "") and (parts.hostname or "").lower() in _VIDEO_HOSTS
+
+
+def _join(base: str | None, url: str) -> str:
+    url = url.strip()
+    if not base:
+        return url
+    try:
+        return urljoin(base, url)
+    except ValueError:
+        return url
+
+
+def _largest_in_srcset(srcset: str) -> str | None:
+    best: tuple[float, str] | None = None
+    for candidate in srcset.split(","):
+        fields = candidate.split()
+        if not fields:
+            continue
+        size = 0.0
+        if len(fields) > 1:
+            try:
+                size = float(fields[1].rstrip("wxWX"))
+            except ValueError:
+                size = 0.0
+        if best is None or size > best[0]:
+            best = (size, fields[0])
+    return best[1] if best else None
+
+
+def _fix_lazy_image(img: lxml_html.HtmlElement) -> None:
+    # Lazy-loading scripts keep the real URL in a data-* attribute and a placeholder in src; we run
+    # no scripts, so promote the real one.
+    src = (img.get("src") or "").strip()
+    if src and not _PLACEHOLDER.search(src):
+        return
+    for name in _LAZY_ATTRIBUTES:
+        value = (img.get(name) or "").strip()
+        if value and not value.startswith("data:"):
+            img.set("src", value)
+            return
+    for name in _LAZY_SRCSETS:
+        value = img.get(name)
+        if value and (best := _largest_in_srcset(value)) and not best.startswith("data:"):
+            img.set("src", best)
+            return
+
+
+def _is_tracking_pixel(img: lxml_html.HtmlElement, src: str) -> bool:
+    width = (img.get("width") or "").strip().lower()
+    height = (img.get("height") or "").strip().lower()
+    return (width in _TINY and height in _TINY) or (width in _TINY and not height) or bool(_TRACKER.search(src))
+
+
+def _figure_caption(img: lxml_html.HtmlElement) -> str | None:
+    for ancestor in img.iterancestors("figure"):
+        for caption in ancestor.iter("figcaption"):
+            text = clean_line("".join(caption.itertext()))
+            if text:
+                return text
+        break
+    return None
+
+
+def _parse(markup: str) -> lxml_html.HtmlElement | None:
+    markup = _BAD_CHARS.sub("", _XML_DECLARATION.sub("", markup))
+    if not markup.strip():
+        return None
+    try:
+        return lxml_html.fragment_fromstring(markup, create_parent="div")
+    except (etree.ParserError, ValueError):
+        return None
+
+
+def _prepare(root: lxml_html.HtmlElement, base_url: str | None) -> list[ContentImage]:
+    found: list[tuple[lxml_html.HtmlElement, ContentImage]] = []
+    doomed: list[lxml_html.HtmlElement] = []
+    for element in root.iter():
+        tag = element.tag
+        if not isinstance(tag, str):  # comments and processing instructions
+            doomed.append(element)
+            continue
+        if tag in _DROP_WITH_CONTENT or (
+            tag == "iframe" and not _is_video_embed(_join(base_url, element.get("src") or ""))
+        ):
+            doomed.append(element)
+        elif tag == "img":
+            _fix_lazy_image(element)
+            src = _join(base_url, element.get("src") or "")
+            if not src or src.startswith("data:") or _is_tracking_pixel(element, src):
+                doomed.append(element)
+            else:
+                element.set("src", src)
+                found.append((element, ContentImage(url=src, caption=_figure_caption(element))))
+    for element in doomed:
+        _drop(element)
+    for element in boilerplate_elements(root):
+        _drop(element)
+    # lxml hands back the same proxy object for a node while we hold it, so identity works here.
+    kept = {id(img) for img in root.iter("img")}
+    for element in root.iter():
+        for name in _URL_ATTRIBUTES:
+            value = element.get(name)
+            if value is not None:
+                element.set(name, _join(base_url, value))
+    return [image for element, image in found if id(element) in kept]
+
+
+def _drop(element: lxml_html.HtmlElement) -> None:
+    parent = element.getparent()
+    if parent is None:
+        return
+    # Keep the text that follows the element (its tail): it belongs to the parent.
+    tail = element.tail
+    if tail:
+        previous = element.getprevious()
+        if previous is not None:
+            previous.tail = (previous.tail or "") + tail
+        else:
+            parent.text = (parent.text or "") + tail
+    parent.remove(element)
+
+
+def _serialize(root: lxml_html.HtmlElement) -> str:
+    parts = [html_lib.escape(root.text or "", quote=False)]
+    parts.extend(lxml_html.tostring(child, encoding="unicode") for child in root)
+    return "".join(parts)
+
+
+def _paragraphs(root: lxml_html.HtmlElement) -> list[str]:
+    paragraphs: list[str] = []
+    buffer: list[str] = []
+
+    def flush() -> None:
+        if buffer:
+            text = clean_line("".join(buffer))
+            if text:
+                paragraphs.append(text)
+            buffer.clear()
+
+    walker = etree.iterwalk(root, events=("start", "end"))
+    for event, element in walker:
+        tag = element.tag
+        if event == "start":
+            if tag in _BLOCK_TAGS:
+                flush()
+            if tag in _NOT_TEXT:
+                walker.skip_subtree()
+            elif element.text:
+                buffer.append(element.text)
+        else:
+            if tag in _BLOCK_TAGS:
+                flush()
+            elif tag in _CELL_TAGS:
+                buffer.append(" ")
+            if element.tail and element is not root:
+                buffer.append(element.tail)
+    flush()
+    return clean_paragraphs(paragraphs)
+
+
+def sanitize_markup(markup: str) -> str:
+    """Return ``markup`` through the nh3 allowlist only (no boilerplate removal)."""
+    cleaner = _IFRAME_CLEANER if "<iframe" in markup.lower() else _CLEANER
+    return cleaner.clean(markup)
+
+
+def clean_content(markup: str, base_url: str | None = None) -> CleanContent:
+    """Return the sanitized HTML, text paragraphs and images of an HTML body, boilerplate removed."""
+    root = _parse(markup)
+    if root is None:
+        return CleanContent(html="", paragraphs=(), images=())
+    images = _prepare(root, base_url)
+    return CleanContent(
+        html=sanitize_markup(_serialize(root)).strip(),
+        paragraphs=tuple(_paragraphs(root)),
+        images=tuple(images),
+    )
+
+
+def sanitize_html(html: str, base_url: str | None = None) -> str:
+    """Return display-safe HTML: allowlisted markup, absolute URLs, real lazy images, no pixels or boilerplate."""
+    return clean_content(html, base_url).html
+
+
+def html_to_text(html: str, base_url: str | None = None) -> str:
+    """Return the plain text of an HTML body: paragraphs and headings separated by blank lines, boilerplate removed."""
+    return clean_content(html, base_url).text
