@@ -101,7 +101,10 @@ def catch_up_index(services: Services) -> None:
 @click.pass_obj
 def inspect(state: CliState, source: str, as_json: bool) -> None:
     """Fetch, parse and normalize SOURCE (URL or file) and print its entries; stores nothing."""
+    from aggregator.config import check_feed_url
+
     config = state.config
+    check_feed_url(source, "SOURCE")
     try:
         with make_client(limits_from_config(config)) as client:
             result = fetch_url(client, source, user_agent=config.polling.user_agent, limits=limits_from_config(config))
