@@ -1,0 +1,261 @@
+"""Related coverage: other outlets' articles on the same story, found in the index and ranked.
+
+Candidates come from Whoosh (the article's most distinctive terms, within a time window); the
+pure core in `index.related_rank` re-scores them by cosine similarity, applies exclusions,
+diversity and the calibrated threshold. Answers are cached per index version, so a commit by
+the indexer (new coverage) invalidates them in every process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from whoosh import query as whoosh_query
+from whoosh.searching import Searcher
+
+from aggregator.models import Entry
+
+from .related_rank import (
+    ArticleQuery,
+    Candidate,
+    RelatedSettings,
+    cosine,
+    query_terms,
+    rank,
+    term_counts,
+    title_key,
+    weigh,
+)
+from .schema import site_of
+from .search import EntryLookup, IndexReader
+
+__all__ = ["ArticleQuery", "RelatedFinder", "RelatedItem", "RelatedSettings", "query_for_entry"]
+
+#: Fields the candidate query looks in.
+_FIELDS = ("title", "summary", "text")
+
+
+@dataclass(frozen=True)
+class RelatedItem:
+    """One piece of related coverage."""
+
+    #: The related entry.
+    entry: Entry
+    #: Ranking score: similarity discounted by distance in time, 0..1.
+    score: float
+    #: Cosine similarity of the two articles' distinctive terms, 0..1.
+    similarity: float
+
+
+def query_for_entry(entry: Entry) -> ArticleQuery:
+    """Return the related-coverage query for an entry we store."""
+    return ArticleQuery(
+        title=entry.title,
+        text=entry.summary or entry.text,
+        published_at=entry.published_at,
+        entry_id=entry.id,
+        feed_key=entry.feed_key,
+        site=site_of(entry.source.site_url or entry.url) or None,
+        fingerprint=entry.fingerprint,
+    )
+
+
+class _LRU:
+    """A small thread-safe least-recently-used map."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._data: OrderedDict[Any, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Any) -> Any:
+        with self._lock:
+            value = self._data.get(key)
+            if value is not None:
+                self._data.move_to_end(key)
+            return value
+
+    def put(self, key: Any, value: Any) -> None:
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.size:
+                self._data.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+
+def index_version(searcher: Searcher) -> tuple[str, int]:
+    """Return what identifies the index state a searcher sees: generation directory and commit generation."""
+    reader = searcher.reader()
+    folder = getattr(getattr(getattr(searcher, "_ix", None), "storage", None), "folder", "")
+    generation = reader.generation()
+    return (str(folder), -1 if generation is None else int(generation))
+
+
+class RelatedFinder:
+    """Finds related coverage; keeps per-index-version caches, so it is shared by a process's threads."""
+
+    def __init__(
+        self,
+        reader: IndexReader,
+        lookup: EntryLookup,
+        settings: RelatedSettings | None = None,
+        *,
+        cache_size: int = 4096,
+    ) -> None:
+        self.reader = reader
+        self.lookup = lookup
+        self.settings = settings or RelatedSettings()
+        self._answers = _LRU(cache_size)
+        self._vectors = _LRU(50_000)
+        self._frequencies: dict[str, int] = {}
+        self._version: tuple[str, int] | None = None
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ public
+
+    def for_entry(self, entry: Entry, *, limit: int = 5, now: datetime | None = None) -> list[RelatedItem]:
+        """Return related coverage of an entry we store, best first (empty when nothing is close enough)."""
+        return self.find(query_for_entry(entry), limit=limit, now=now)
+
+    def find(self, article: ArticleQuery, *, limit: int = 5, now: datetime | None = None) -> list[RelatedItem]:
+        """Return related coverage of an article, best first (empty when nothing is close enough)."""
+        searcher = self.reader.searcher()
+        if searcher is None or not article.title.strip():
+            return []
+        now = now or datetime.now(UTC)
+        version = self._sync_version(searcher)
+        key = (version, _article_key(article, now), limit)
+        cached = self._answers.get(key)
+        if cached is not None:
+            ids, scores = cached
+            entries = self.lookup.get_entries(ids)
+            return [
+                RelatedItem(entry=entries[i], score=s, similarity=sim)
+                for i, (s, sim) in zip(ids, scores, strict=True)
+                if i in entries
+            ]
+        items = self._compute(searcher, article, limit=limit, now=now)
+        self._answers.put(key, ([i.entry.id for i in items], [(i.score, i.similarity) for i in items]))
+        return items
+
+    def candidate_vector(self, searcher: Searcher, title: str, body: str) -> dict[str, float]:
+        """Return the tf-idf vector of an article's title and body as the index weighs it now."""
+        analyzer = searcher.schema["title"].analyzer
+        counts = term_counts(lambda text: (t.text for t in analyzer(text)), title, body, self.settings)
+        return weigh(counts, lambda t: self._df(searcher, t), searcher.doc_count(), self.settings)
+
+    # ------------------------------------------------------------------ internals
+
+    def _sync_version(self, searcher: Searcher) -> tuple[str, int]:
+        version = index_version(searcher)
+        with self._lock:
+            if version != self._version:
+                # New coverage changes document frequencies and candidates: start every cache afresh.
+                self._version = version
+                self._frequencies = {}
+                self._vectors.clear()
+                self._answers.clear()
+        return version
+
+    def _df(self, searcher: Searcher, term: str) -> int:
+        frequencies = self._frequencies
+        value = frequencies.get(term)
+        if value is None:
+            # A term in either the title or the body; the larger count approximates "documents with it".
+            value = max(searcher.doc_frequency(field, term) for field in _FIELDS)
+            if len(frequencies) < 500_000:
+                frequencies[term] = value
+        return value
+
+    def _compute(self, searcher: Searcher, article: ArticleQuery, *, limit: int, now: datetime) -> list[RelatedItem]:
+        settings = self.settings
+        query_vector = self.candidate_vector(searcher, article.title, article.text)
+        terms = query_terms(
+            query_vector, lambda t: self._df(searcher, t), indexed=article.entry_id is not None, settings=settings
+        )
+        if not terms:
+            return []
+        center = article.published_at or now
+        window = timedelta(seconds=settings.window)
+        # Whoosh DATETIME fields hold naive UTC.
+        start = (center - window).astimezone(UTC).replace(tzinfo=None)
+        end = (center + window).astimezone(UTC).replace(tzinfo=None)
+        subqueries: list[whoosh_query.Query] = [
+            whoosh_query.Term(field, term, boost=weight) for term, weight in terms for field in _FIELDS
+        ]
+        matcher = whoosh_query.And([whoosh_query.Or(subqueries), whoosh_query.DateRange("published", start, end)])
+        results = searcher.search(matcher, limit=settings.candidates)
+        hits = [(hit["id"], hit.fields()) for hit in results]
+        vectors = self._vectors_for(searcher, [entry_id for entry_id, _ in hits])
+        candidates: list[Candidate] = []
+        for entry_id, fields in hits:
+            found = vectors.get(entry_id)
+            if found is None:
+                continue  # indexed but gone from the store: a delete the indexer has not applied yet
+            vector, key = found
+            published = fields.get("published")
+            candidates.append(
+                Candidate(
+                    entry_id=entry_id,
+                    similarity=cosine(query_vector, vector),
+                    published_at=published.replace(tzinfo=UTC) if isinstance(published, datetime) else center,
+                    feed_key=fields.get("feed_key") or "",
+                    site=fields.get("site") or "",
+                    fingerprint=int(fields.get("fingerprint") or 0),
+                    title_key=key,
+                )
+            )
+        chosen = rank(article, candidates, settings, limit=limit, now=now)
+        entries = self.lookup.get_entries([r.candidate.entry_id for r in chosen])
+        return [
+            RelatedItem(entry=entries[r.candidate.entry_id], score=r.score, similarity=r.candidate.similarity)
+            for r in chosen
+            if r.candidate.entry_id in entries
+        ]
+
+    def _vectors_for(self, searcher: Searcher, entry_ids: Sequence[str]) -> dict[str, tuple[dict[str, float], str]]:
+        found: dict[str, tuple[dict[str, float], str]] = {}
+        missing: list[str] = []
+        for entry_id in entry_ids:
+            cached = self._vectors.get(entry_id)
+            if cached is None:
+                missing.append(entry_id)
+            else:
+                found[entry_id] = cached
+        if missing:
+            # Titles are not stored in the index; the store has them (one query for all misses).
+            for entry_id, entry in self.lookup.get_entries(missing).items():
+                value = (
+                    self.candidate_vector(searcher, entry.title, entry.summary or entry.text),
+                    title_key(entry.title),
+                )
+                self._vectors.put(entry_id, value)
+                found[entry_id] = value
+        return found
+
+
+def _article_key(article: ArticleQuery, now: datetime) -> str:
+    # An undated article is centred on "now": round it so answers stay cacheable for a while.
+    center = article.published_at or now.replace(minute=0, second=0, microsecond=0)
+    raw = "\x00".join(
+        (
+            article.title,
+            article.text,
+            center.isoformat(),
+            article.entry_id or "",
+            article.feed_key or "",
+            article.site or "",
+            str(article.fingerprint),
+        )
+    )
+    return hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
