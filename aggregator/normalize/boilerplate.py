@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import re
 
-from lxml import html as lxml_html
+from lxml import etree
 
-from .text import clean_line, is_boilerplate
+from .text import is_boilerplate
 
 # Tokens of class/id attributes that mark injected blocks. Matched per token ("related-coverage" ->
 # "related", "coverage") so that "sharedaddy" or "jp-relatedposts" match but "entry-content" does not.
@@ -56,6 +56,7 @@ _BOILERPLATE_TOKENS = frozenset(
     }
 )
 _TOKEN_SPLIT = re.compile(r"[\s_-]+")
+_SPACE = re.compile(r"\s+")
 # Elements that a class/id rule may remove; never the wrapper itself or inline text formatting.
 _CONTAINERS = frozenset(
     {
@@ -82,28 +83,28 @@ _READ_MORE = re.compile(r"^(?:continue reading|read more|keep reading|read the f
 _FEEDBURNER_FLARE = re.compile(r"feedburner\.com/~(?:ff|a|f)/|feedproxy\.google\.com/~(?:ff|a|f)/")
 
 
-def _has_boilerplate_class(element: lxml_html.HtmlElement) -> bool:
+def _has_boilerplate_class(element: etree._Element) -> bool:
     names = f"{element.get('class') or ''} {element.get('id') or ''}".lower()
     if not names.strip():
         return False
     return any(token in _BOILERPLATE_TOKENS for token in _TOKEN_SPLIT.split(names))
 
 
-def _text_length(element: lxml_html.HtmlElement) -> int:
+def _text_length(element: etree._Element) -> int:
     return len("".join(element.itertext()).strip())
 
 
-def _link_density(element: lxml_html.HtmlElement, total: int) -> float:
+def _link_density(element: etree._Element, total: int) -> float:
     linked = sum(len("".join(a.itertext()).strip()) for a in element.iter("a"))
     return linked / total if total else 0.0
 
 
-def boilerplate_elements(root: lxml_html.HtmlElement) -> list[lxml_html.HtmlElement]:
+def boilerplate_elements(root: etree._Element) -> list[etree._Element]:
     """Return the elements under ``root`` that are boilerplate, outermost first (may nest)."""
     whole = _text_length(root)
     # Never remove something holding most of the text: a class rule gone wrong must not empty the article.
     ceiling = max(whole * 0.5, 200)
-    found: list[lxml_html.HtmlElement] = []
+    found: list[etree._Element] = []
     for element in root.iterdescendants():
         tag = element.tag
         if not isinstance(tag, str):
@@ -113,15 +114,17 @@ def boilerplate_elements(root: lxml_html.HtmlElement) -> list[lxml_html.HtmlElem
             if _FEEDBURNER_FLARE.search(href):
                 found.append(element)
                 continue
-            label = clean_line("".join(element.itertext()))
-            if len(label) < 150 and _READ_MORE.match(label):
+            label = "".join(element.itertext())
+            if len(label) < 200 and _READ_MORE.match(label.strip()):
                 found.append(element)
                 continue
         if tag in _CONTAINERS and _has_boilerplate_class(element) and _text_length(element) < ceiling:
             found.append(element)
             continue
         if tag in _HEADINGS or tag == "p":
-            text = clean_line("".join(element.itertext()))
+            raw = "".join(element.itertext())
+            # Long paragraphs are article text; only short ones are worth the pattern match.
+            text = _SPACE.sub(" ", raw).strip() if len(raw) < 1000 else ""
             if text and is_boilerplate(text):
                 # A heading like "Related coverage" announces the block it opens: remove that block
                 # when the heading leads a container of its own, else just the heading.

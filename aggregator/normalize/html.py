@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import html as html_lib
 import re
+import threading
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
 import nh3
 from lxml import etree
-from lxml import html as lxml_html
 
 from .boilerplate import boilerplate_elements
 from .text import clean_line, clean_paragraphs
@@ -200,7 +200,7 @@ def _largest_in_srcset(srcset: str) -> str | None:
     return best[1] if best else None
 
 
-def _fix_lazy_image(img: lxml_html.HtmlElement) -> None:
+def _fix_lazy_image(img: etree._Element) -> None:
     # Lazy-loading scripts keep the real URL in a data-* attribute and a placeholder in src; we run
     # no scripts, so promote the real one.
     src = (img.get("src") or "").strip()
@@ -218,13 +218,13 @@ def _fix_lazy_image(img: lxml_html.HtmlElement) -> None:
             return
 
 
-def _is_tracking_pixel(img: lxml_html.HtmlElement, src: str) -> bool:
+def _is_tracking_pixel(img: etree._Element, src: str) -> bool:
     width = (img.get("width") or "").strip().lower()
     height = (img.get("height") or "").strip().lower()
     return (width in _TINY and height in _TINY) or (width in _TINY and not height) or bool(_TRACKER.search(src))
 
 
-def _figure_caption(img: lxml_html.HtmlElement) -> str | None:
+def _figure_caption(img: etree._Element) -> str | None:
     for ancestor in img.iterancestors("figure"):
         for caption in ancestor.iter("figcaption"):
             text = clean_line("".join(caption.itertext()))
@@ -234,19 +234,36 @@ def _figure_caption(img: lxml_html.HtmlElement) -> str | None:
     return None
 
 
-def _parse(markup: str) -> lxml_html.HtmlElement | None:
+_PARSERS = threading.local()
+
+
+def _parser() -> etree.HTMLParser:
+    # lxml parsers must not be shared between threads; the update code polls feeds in a pool.
+    parser: etree.HTMLParser | None = getattr(_PARSERS, "parser", None)
+    if parser is None:
+        parser = etree.HTMLParser(remove_comments=True, remove_pis=True, no_network=True, default_doctype=False)
+        _PARSERS.parser = parser
+    return parser
+
+
+def _parse(markup: str) -> etree._Element | None:
     markup = _BAD_CHARS.sub("", _XML_DECLARATION.sub("", markup))
     if not markup.strip():
         return None
+    # Plain etree elements (not lxml.html's HtmlElement) skip a class lookup per node; the <body>
+    # libxml2 builds around the fragment is the root we work on.
     try:
-        return lxml_html.fragment_fromstring(markup, create_parent="div")
-    except (etree.ParserError, ValueError):
+        document = etree.fromstring(f"<html><body>{markup}</body></html>", _parser())
+    except (etree.ParserError, etree.XMLSyntaxError, ValueError):
         return None
+    if document is None:
+        return None
+    return document.find("body")
 
 
-def _prepare(root: lxml_html.HtmlElement, base_url: str | None) -> list[ContentImage]:
-    found: list[tuple[lxml_html.HtmlElement, ContentImage]] = []
-    doomed: list[lxml_html.HtmlElement] = []
+def _prepare(root: etree._Element, base_url: str | None) -> list[ContentImage]:
+    found: list[tuple[etree._Element, ContentImage]] = []
+    doomed: list[etree._Element] = []
     for element in root.iter():
         tag = element.tag
         if not isinstance(tag, str):  # comments and processing instructions
@@ -278,7 +295,7 @@ def _prepare(root: lxml_html.HtmlElement, base_url: str | None) -> list[ContentI
     return [image for element, image in found if id(element) in kept]
 
 
-def _drop(element: lxml_html.HtmlElement) -> None:
+def _drop(element: etree._Element) -> None:
     parent = element.getparent()
     if parent is None:
         return
@@ -293,13 +310,13 @@ def _drop(element: lxml_html.HtmlElement) -> None:
     parent.remove(element)
 
 
-def _serialize(root: lxml_html.HtmlElement) -> str:
+def _serialize(root: etree._Element) -> str:
     parts = [html_lib.escape(root.text or "", quote=False)]
-    parts.extend(lxml_html.tostring(child, encoding="unicode") for child in root)
+    parts.extend(etree.tostring(child, method="html", encoding="unicode") for child in root)
     return "".join(parts)
 
 
-def _paragraphs(root: lxml_html.HtmlElement) -> list[str]:
+def _paragraphs(root: etree._Element) -> list[str]:
     paragraphs: list[str] = []
     buffer: list[str] = []
 

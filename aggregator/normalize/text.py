@@ -12,6 +12,10 @@ _TAG = re.compile(r"<(?:[A-Za-z][^<>]*|/[A-Za-z][^<>]*|![^<>]*|\?[^<>]*)>|</?[A-
 _INVISIBLE = re.compile(
     "[\u00ad\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060-\u2064\ufeff\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
 )
+# Anything strip_markup would change; text without these characters is returned untouched (fast path).
+_NEEDS_STRIPPING = re.compile(
+    "[<&\u00ad\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060-\u2064\ufeff\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
+)
 _PARAGRAPH_BREAK = re.compile(r"\n[^\S\n]*\n\s*")
 _SPACE = re.compile(r"\s+")
 _WORD = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]|[^\W_]+(?:['’][^\W_]+)*")
@@ -48,6 +52,8 @@ _BOILERPLATE = re.compile(
 
 def strip_markup(value: str) -> str:
     """Return ``value`` with entities decoded and tags removed until none are left (whitespace untouched)."""
+    if _NEEDS_STRIPPING.search(value) is None:
+        return value
     # Loop to a fixed point: "&amp;lt;b&amp;gt;" hides a tag behind two rounds of escaping, and
     # every round that changes anything makes the string shorter, so the loop ends.
     while True:
@@ -80,9 +86,14 @@ def is_boilerplate(paragraph: str) -> bool:
 
 def trim_paragraph(paragraph: str) -> str:
     """Return a paragraph without a trailing "[…]" excerpt mark or "Continue reading" link text."""
-    paragraph = _EXCERPT_MARK.sub("", paragraph)
+    # Cheap tests first: these run on every paragraph of every entry.
+    if paragraph.endswith("]"):
+        paragraph = _EXCERPT_MARK.sub("", paragraph)
     if len(paragraph) > 40:
-        paragraph = _TRAILING_READ_MORE.sub("", paragraph)
+        tail = paragraph[-160:]
+        lowered = tail.lower()
+        if "read" in lowered or "continue" in lowered:
+            paragraph = paragraph[: len(paragraph) - len(tail)] + _TRAILING_READ_MORE.sub("", tail)
     return paragraph.strip()
 
 

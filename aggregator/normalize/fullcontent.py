@@ -1,0 +1,76 @@
+"""Full content for summary-only feeds: the article page's main text, extracted with trafilatura.
+
+Fetching the page (and being polite about it) is the update code's job; these functions only take
+the bytes it fetched, so they stay pure and testable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+from ..models import Entry
+from .dedupe import simhash
+from .entry import SUMMARY_LIMIT
+from .html import clean_content
+from .language import detect_language
+from .text import count_words, truncate
+
+# Below this many characters an "article" is a cookie wall, a login page or an error page.
+MIN_ARTICLE_CHARS = 200
+
+# trafilatura logs every page it cannot read at WARNING; a failed extraction is an expected outcome here.
+logging.getLogger("trafilatura").setLevel(logging.ERROR)
+
+
+def extract_article(html_bytes: bytes, url: str) -> tuple[str, str] | None:
+    """Return (sanitized html, plain text) of an article page's main content, or None when extraction fails."""
+    if not html_bytes or not html_bytes.strip():
+        return None
+    try:
+        import trafilatura
+
+        extracted = trafilatura.extract(
+            html_bytes,
+            url=url or None,
+            output_format="html",
+            include_comments=False,
+            include_images=True,
+            include_links=True,
+            include_tables=True,
+            favor_precision=True,
+        )
+    except Exception:  # trafilatura parses hostile pages; any failure means "use the feed's content"
+        return None
+    if not extracted:
+        return None
+    cleaned = clean_content(extracted, url or None)
+    if len(cleaned.text) < MIN_ARTICLE_CHARS:
+        return None
+    return cleaned.html, cleaned.text
+
+
+def with_full_content(entry: Entry, html_bytes: bytes, url: str | None = None) -> Entry:
+    """Return ``entry`` with its body replaced by the article page's, or ``entry`` unchanged when extraction fails."""
+    article = extract_article(html_bytes, url or entry.url)
+    if article is None:
+        return entry
+    content_html, text = article
+    # Pages repeat the headline as their first heading; the record already has it as the title.
+    first, _, rest = text.partition("\n\n")
+    if rest and first.casefold() == entry.title.casefold():
+        text = rest
+    # Keep what the feed said when the page gives less (a paywall teaser, a truncated page).
+    if len(text) <= len(entry.text):
+        return entry
+    language = entry.language or detect_language(f"{entry.title}\n{text}")
+    return dataclasses.replace(
+        entry,
+        content_html=content_html,
+        text=text,
+        summary=entry.summary or truncate(text, SUMMARY_LIMIT),
+        language=language,
+        word_count=count_words(text),
+        fingerprint=simhash(text),
+        flags=(*entry.flags, "full_content"),
+    )
