@@ -1,28 +1,84 @@
-"""APScheduler wiring only: a periodic job that polls due feeds, then calls back."""
+"""APScheduler wiring only: a periodic job that polls due feeds, then calls back; config reload.
+
+The polling state (next check, backoff, validators) lives in the store, not in APScheduler, so a
+restart neither re-polls everything at once nor forgets a backoff: the job just asks the store
+which feeds are due on every tick.
+"""
 
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from .config import Config
+from .config import Config, load_config
+from .errors import NewsdeskError
+from .poller import Poller
 from .store import Store
-from .update import update_feeds
+from .update import sync_config_feeds
 
 log = logging.getLogger("newsdesk.scheduler")
+
+JOB_ID = "poll-due"
 
 
 def poll_due(store: Store, config: Config, after: Callable[[], None] | None = None) -> int:
     """Check every feed that is due now, then run ``after``; return how many feeds were checked."""
-    due = store.due_feeds(datetime.now(UTC))
-    if due:
-        update_feeds(store, due, config)
-    if after is not None:
-        after()
-    return len(due)
+    with Poller(store, config) as poller:
+        return PollJob(store, config, after, poller=poller)()
+
+
+class PollJob:
+    """The scheduler's job: poll the feeds due at each tick with a long-lived Poller; reloadable."""
+
+    def __init__(
+        self, store: Store, config: Config, after: Callable[[], None] | None = None, *, poller: Poller | None = None
+    ) -> None:
+        #: The store feeds and their polling state come from.
+        self.store = store
+        #: The configuration in effect (replaced by ``reload``).
+        self.config = config
+        #: Called after each tick that checked feeds (e.g. to catch the index up).
+        self.after = after
+        self._poller = poller
+        self._lock = threading.Lock()
+
+    def __call__(self) -> int:
+        """Check the feeds due now and return how many were checked."""
+        with self._lock:
+            due = self.store.due_feeds(datetime.now(UTC))
+            if due:
+                if self._poller is None:
+                    self._poller = Poller(self.store, self.config)
+                results = self._poller.poll(due)
+                failed = sum(1 for r in results if r.error)
+                log.info("tick checked=%d failed=%d", len(results), failed)
+        if due and self.after is not None:
+            self.after()
+        return len(due)
+
+    def reload(self, config: Config) -> None:
+        """Adopt a new configuration: sync its feeds into the store and rebuild the poller."""
+        sync_config_feeds(self.store, config)
+        with self._lock:
+            self.config = config
+            if self._poller is not None:
+                self._poller.close()
+                self._poller = None
+        log.info("configuration reloaded: %d configured feeds", len(config.feeds))
+
+    def close(self) -> None:
+        """Release the poller (HTTP client, worker processes)."""
+        with self._lock:
+            if self._poller is not None:
+                self._poller.close()
+                self._poller = None
 
 
 def build_scheduler(
@@ -33,13 +89,46 @@ def build_scheduler(
     # so APScheduler's job stores are never shared between processes.
     scheduler = BackgroundScheduler(timezone=UTC)
     scheduler.add_job(
-        poll_due,
+        PollJob(store, config, after_poll),
         "interval",
         seconds=tick_seconds,
-        args=(store, config, after_poll),
-        id="poll-due",
+        id=JOB_ID,
         max_instances=1,
         coalesce=True,
         next_run_time=datetime.now(UTC),
     )
     return scheduler
+
+
+def poll_job(scheduler: BackgroundScheduler) -> PollJob:
+    """Return the PollJob a scheduler from ``build_scheduler`` runs."""
+    job = scheduler.get_job(JOB_ID)
+    if job is None or not isinstance(job.func, PollJob):
+        raise LookupError("this scheduler was not built by build_scheduler")
+    return job.func
+
+
+def reload_config(scheduler: BackgroundScheduler, config_path: str | Path) -> Config | None:
+    """Re-read the config file and apply it to the running poll job; return it, or None when invalid.
+
+    An invalid file is logged and ignored: the running configuration stays in effect.
+    """
+    try:
+        config = load_config(config_path)
+    except NewsdeskError as exc:
+        log.error("configuration not reloaded, keeping the running one: %s", exc)
+        return None
+    job = poll_job(scheduler)
+    job.reload(config)
+    # Poll soon: feeds just added are due now.
+    scheduler.modify_job(JOB_ID, next_run_time=datetime.now(UTC))
+    return config
+
+
+def install_reload_on_sighup(scheduler: BackgroundScheduler, config_path: str | Path) -> None:
+    """Reload the configuration on SIGHUP (the reload itself runs on the scheduler, not in the handler)."""
+
+    def on_sighup(signum: int, frame: Any) -> None:
+        scheduler.add_job(reload_config, args=(scheduler, config_path), id="reload-config", replace_existing=True)
+
+    signal.signal(signal.SIGHUP, on_sighup)

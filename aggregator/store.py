@@ -366,8 +366,8 @@ class Store:
         with self.engine.connect() as conn:
             return [self._feed(r) for r in conn.execute(query)]
 
-    def apply_feed_update(self, feed_id: int, update: FeedUpdate) -> None:
-        """Store the polling state an update decided (one small write; no entry is touched)."""
+    def apply_feed_update(self, feed_id: int, update: FeedUpdate, *, entries_per_week: float | None = None) -> None:
+        """Store the polling state an update decided, and a new publishing rate if given (one small write)."""
         values: dict[str, Any] = {
             "last_checked_at": update.checked_at,
             "last_status": update.status,
@@ -385,8 +385,11 @@ class Store:
             # A 200 replaces the validators, even with none (the server stopped sending them).
             values["etag"] = update.etag
             values["last_modified"] = update.last_modified
-        if update.min_interval_seconds is not None:
+        if update.status == 200 or update.min_interval_seconds is not None:
+            # A 200 says afresh what the feed asks for (nothing, when it stopped asking).
             values["min_interval_seconds"] = update.min_interval_seconds
+        if entries_per_week is not None:
+            values["entries_per_week"] = entries_per_week
         if update.title:
             values["doc_title"] = update.title
         if update.site_url:
@@ -407,6 +410,19 @@ class Store:
         """Record a feed's measured publishing rate."""
         with self._write() as conn:
             conn.execute(sa.update(feeds_table).where(feeds_table.c.id == feed_id).values(entries_per_week=rate))
+
+    def recent_publication_dates(self, feed_id: int, since: datetime) -> list[datetime]:
+        """Return the publication dates of the feed's entries since ``since`` whose date the feed gave."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(entries_table.c.published_at).where(
+                    entries_table.c.feed_id == feed_id,
+                    entries_table.c.published_at >= since,
+                    # A missing date falls back to "first seen", which says nothing about the rate.
+                    entries_table.c.flags.not_like('%"date_missing"%'),
+                )
+            )
+            return [r[0] for r in rows]
 
     def publishing_rate(self, feed_id: int, since: datetime) -> float:
         """Return entries per week published by the feed since ``since``."""

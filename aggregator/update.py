@@ -1,23 +1,30 @@
-"""The one place that wires fetch -> parse -> normalize -> store for a feed."""
+"""The one place that wires fetch -> parse -> normalize -> store for a feed.
+
+A check runs in three stages so the poller can spread them: ``fetch_feed`` (I/O, in a thread),
+``parse_document`` (CPU, picklable, may run in a worker process) and ``record_check`` (the store
+writes and the policy decision, in the single writer).
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 
 from .config import Config
-from .errors import FeedError, FetchError
-from .fetch import FetchLimits, fetch_url, make_client
+from .errors import FeedError, FetchError, NewsdeskError, NotAFeedError
+from .fetch import FetchLimits, HostGate, fetch_url
 from .models import Entry, Feed, FeedContext, FetchResult, ParsedFeed, UpdateResult
 from .normalize import normalize_feed
 from .parse import parse_feed
-from .policy import PollingPolicy, decide_failure, decide_success
+from .policy import RATE_WINDOW, Check, PollingPolicy, decide, publishing_rate
 from .store import Store
 
 log = logging.getLogger("newsdesk.poll")
@@ -44,6 +51,8 @@ def policy_from_config(config: Config) -> PollingPolicy:
         default_interval=p.default_interval,
         jitter=p.jitter,
         backoff_cap=p.backoff_cap,
+        redirect_adopt_checks=p.redirect_adopt_checks,
+        redirect_adopt_after=p.redirect_adopt_after,
     )
 
 
@@ -61,21 +70,195 @@ def feed_context(feed: Feed, parsed: ParsedFeed, final_url: str, fetched_at: dat
     )
 
 
-def fetch_and_parse(client: httpx.Client, feed: Feed, config: Config) -> tuple[FetchResult, ParsedFeed | None]:
-    """Return the fetch result and, for a 200, the parsed feed; raise FeedError on failure."""
-    result = fetch_url(
+@dataclass(frozen=True)
+class Document:
+    """What parsing and normalizing one fetched body gave: entries and feed hints, or an error."""
+
+    #: Clean entries, in document order.
+    entries: tuple[Entry, ...] = ()
+    #: The document's title.
+    title: str | None = None
+    #: The document's site URL.
+    site_url: str | None = None
+    #: <ttl>, minutes.
+    ttl_minutes: int | None = None
+    #: sy:updatePeriod.
+    update_period: str | None = None
+    #: sy:updateFrequency.
+    update_frequency: int | None = None
+    #: Why the body is not a usable feed, in plain words; None when it is.
+    error: str | None = None
+    #: Feed URLs an HTML page advertised (when ``error`` says it is not a feed).
+    alternates: tuple[str, ...] = ()
+
+
+def fetch_feed(client: httpx.Client, feed: Feed, config: Config, gate: HostGate | None = None) -> FetchResult:
+    """Return the raw response for ``feed`` (conditional on its validators), or raise FetchError."""
+    return fetch_url(
         client,
         feed.url,
         etag=feed.etag,
         last_modified=feed.last_modified,
         user_agent=feed.user_agent or config.polling.user_agent,
         limits=limits_from_config(config),
+        gate=gate,
     )
-    if result.status == 304:
-        return result, None
-    if result.status != 200:
-        raise FetchError(feed.url, f"the server answered HTTP {result.status}", status=result.status)
-    return result, parse_feed(result.body, result.headers, url=result.final_url)
+
+
+def parse_document(feed: Feed, body: bytes, headers: dict[str, str], final_url: str, fetched_at: datetime) -> Document:
+    """Return the parsed and normalized document; never raises (errors come back in ``Document.error``).
+
+    Module-level and fed only picklable records, so a process pool can run it.
+    """
+    try:
+        parsed = parse_feed(body, headers, url=final_url)
+        entries = normalize_feed(parsed, feed_context(feed, parsed, final_url, fetched_at))
+    except NotAFeedError as exc:
+        return Document(error=exc.message, alternates=exc.alternates)
+    except FeedError as exc:
+        return Document(error=exc.message)
+    except Exception as exc:  # a bug in a parser must cost one feed, never the poll
+        log.exception("parse failed feed=%s", feed.url)
+        return Document(error=f"internal error while reading the feed: {type(exc).__name__}: {exc}")
+    return Document(
+        entries=tuple(entries),
+        title=parsed.title,
+        site_url=parsed.site_url,
+        ttl_minutes=parsed.ttl_minutes,
+        update_period=parsed.update_period,
+        update_frequency=parsed.update_frequency,
+    )
+
+
+def log_fields(**fields: Any) -> str:
+    """Return ``key=value`` pairs for a log line, quoting values that need it."""
+    parts = []
+    for key, value in fields.items():
+        if value is None:
+            continue
+        text = f"{value:.3f}" if isinstance(value, float) else str(value)
+        if not text or any(c in text for c in ' "='):
+            text = json.dumps(text, ensure_ascii=False)
+        parts.append(f"{key}={text}")
+    return " ".join(parts)
+
+
+def record_check(
+    store: Store,
+    feed: Feed,
+    fetched: FetchResult | FetchError,
+    document: Document | None,
+    *,
+    checked_at: datetime,
+    policy: PollingPolicy,
+    rng: random.Random,
+    duration: float = 0.0,
+) -> UpdateResult:
+    """Store what one check found (entries, then polling state) and return its summary."""
+    new = updated = 0
+    rate: float | None = None
+    if isinstance(fetched, FetchError):
+        check = Check(status=fetched.status, headers={}, error=fetched.message)
+    elif fetched.status == 200 and document is not None and document.error is None:
+        new, updated = store.save_entries(feed.id, document.entries, seen_at=checked_at)
+        rate = publishing_rate(store.recent_publication_dates(feed.id, checked_at - RATE_WINDOW), checked_at)
+        check = Check(
+            status=200,
+            headers=fetched.headers,
+            redirects=fetched.redirects,
+            ttl_minutes=document.ttl_minutes,
+            update_period=document.update_period,
+            update_frequency=document.update_frequency,
+            entries_per_week=rate,
+            title=document.title,
+            site_url=document.site_url,
+        )
+    elif fetched.status == 200:
+        error = document.error if document is not None else "the response could not be read"
+        check = Check(status=200, headers=fetched.headers, redirects=fetched.redirects, error=error)
+    else:
+        check = Check(status=fetched.status, headers=fetched.headers, redirects=fetched.redirects)
+    update = decide(feed, check, now=checked_at, policy=policy, rng=rng)
+    store.apply_feed_update(feed.id, update, entries_per_week=rate)
+    size = 0 if isinstance(fetched, FetchError) else len(fetched.body)
+    fields = {
+        "feed": feed.url,
+        "status": update.status,
+        "duration": duration,
+        "bytes": size,
+        "new": new,
+        "updated": updated,
+        "next": update.next_check_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "adopted": update.new_url,
+        "retired": "yes" if update.disable_reason else None,
+        "error": update.error,
+    }
+    (log.warning if update.error else log.info)("poll %s", log_fields(**fields), extra={"poll": fields})
+    notes = tuple(n for n in (f"moved to {update.new_url}" if update.new_url else None,) if n)
+    return UpdateResult(
+        url=feed.url,
+        status=update.status,
+        new_entries=new,
+        updated_entries=updated,
+        error=update.error,
+        duration=duration,
+        bytes=size,
+        notes=notes,
+    )
+
+
+def check_feed(
+    store: Store,
+    client: httpx.Client,
+    feed: Feed,
+    config: Config,
+    *,
+    rng: random.Random | None = None,
+    gate: HostGate | None = None,
+) -> UpdateResult:
+    """Check one feed now, in this thread, store what changed and return a summary; never raises FeedError."""
+    rng = rng or random.Random()
+    checked_at = datetime.now(UTC)
+    started = time.monotonic()
+    document: Document | None = None
+    fetched: FetchResult | FetchError
+    try:
+        fetched = fetch_feed(client, feed, config, gate)
+    except FetchError as exc:
+        fetched = exc
+    if isinstance(fetched, FetchResult) and fetched.status == 200:
+        document = parse_document(feed, fetched.body, dict(fetched.headers), fetched.final_url, checked_at)
+    return safe_record(store, feed, fetched, document, checked_at, policy_from_config(config), rng, started)
+
+
+def safe_record(
+    store: Store,
+    feed: Feed,
+    fetched: FetchResult | FetchError,
+    document: Document | None,
+    checked_at: datetime,
+    policy: PollingPolicy,
+    rng: random.Random,
+    started: float,
+) -> UpdateResult:
+    """Return ``record_check``'s result, turning a storage failure into a logged, per-feed error."""
+    try:
+        return record_check(
+            store,
+            feed,
+            fetched,
+            document,
+            checked_at=checked_at,
+            policy=policy,
+            rng=rng,
+            duration=time.monotonic() - started,
+        )
+    except NewsdeskError as exc:
+        # Most often the feed was removed while it was being checked; the other feeds go on.
+        gone = store.get_feed(feed.id) is None
+        message = "the feed was removed while it was being checked" if gone else f"could not store the check: {exc}"
+        (log.info if gone else log.error)("poll %s", log_fields(feed=feed.url, error=message))
+        return UpdateResult(url=feed.url, status=None, error=message)
 
 
 def update_feed(
@@ -87,66 +270,16 @@ def update_feed(
     now: datetime | None = None,
     rng: random.Random | None = None,
 ) -> UpdateResult:
-    """Check one feed now, store what changed, and return a summary; never raises FeedError."""
-    now = now or datetime.now(UTC)
-    rng = rng or random.Random()
-    policy = policy_from_config(config)
-    started = time.monotonic()
-    try:
-        result, parsed = fetch_and_parse(client, feed, config)
-    except FeedError as exc:
-        status = getattr(exc, "status", None)
-        update = decide_failure(feed, status=status, error=exc.message, now=now, policy=policy, rng=rng)
-        store.apply_feed_update(feed.id, update)
-        log.warning("poll feed=%s status=%s error=%r", feed.url, status, exc.message)
-        return UpdateResult(url=feed.url, status=status, error=exc.message, duration=time.monotonic() - started)
-    new = updated = 0
-    title = site_url = None
-    if parsed is not None:
-        context = feed_context(feed, parsed, result.final_url, now)
-        entries: list[Entry] = normalize_feed(parsed, context)
-        new, updated = store.save_entries(feed.id, entries, seen_at=now)
-        title, site_url = parsed.title, parsed.site_url
-    update = decide_success(
-        feed,
-        status=result.status,
-        now=now,
-        policy=policy,
-        rng=rng,
-        etag=result.headers.get("etag"),
-        last_modified=result.headers.get("last-modified"),
-        title=title,
-        site_url=site_url,
-    )
-    store.apply_feed_update(feed.id, update)
-    duration = time.monotonic() - started
-    log.info(
-        "poll feed=%s status=%s duration=%.3f bytes=%d new=%d updated=%d",
-        feed.url,
-        result.status,
-        duration,
-        len(result.body),
-        new,
-        updated,
-    )
-    return UpdateResult(
-        url=feed.url,
-        status=result.status,
-        new_entries=new,
-        updated_entries=updated,
-        duration=duration,
-        bytes=len(result.body),
-    )
+    """Check one feed now and return a summary (``now`` is accepted for compatibility; the clock decides)."""
+    return check_feed(store, client, feed, config, rng=rng)
 
 
 def update_feeds(store: Store, feeds: Iterable[Feed], config: Config) -> list[UpdateResult]:
-    """Check several feeds concurrently and return one result per feed, in input order."""
-    feeds = list(feeds)
-    if not feeds:
-        return []
-    with make_client(limits_from_config(config), max_connections=config.polling.concurrency) as client:
-        with ThreadPoolExecutor(max_workers=config.polling.concurrency) as pool:
-            return list(pool.map(lambda f: update_feed(store, client, f, config), feeds))
+    """Check several feeds concurrently, politely per host, and return one result per feed, in input order."""
+    from .poller import Poller
+
+    with Poller(store, config) as poller:
+        return poller.poll(feeds)
 
 
 def sync_config_feeds(store: Store, config: Config) -> list[Feed]:

@@ -1,0 +1,83 @@
+"""Per-host politeness: at most N requests in flight to one host, and a minimum delay between starts."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from urllib.parse import urlsplit
+
+
+def host_of(url: str) -> str:
+    """Return the host name politeness is keyed by ("" for local files)."""
+    return (urlsplit(url).hostname or "").lower()
+
+
+class HostLimiter:
+    """Grants request slots per host name; thread-safe.
+
+    Keyed by host *name*, not address: 200 feeds on one site share its limits even when its
+    name resolves to many addresses, which is the load the site's operator actually sees.
+    """
+
+    def __init__(self, per_host: int, min_delay: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+        #: Requests allowed in flight to one host.
+        self.per_host = per_host
+        #: Seconds between two request starts to one host.
+        self.min_delay = min_delay
+        self._clock = clock
+        self._cond = threading.Condition()
+        self._in_flight: dict[str, int] = {}
+        self._next_start: dict[str, float] = {}
+        #: Highest number of requests seen in flight to each host (for tests and benchmarks).
+        self.peak: dict[str, int] = {}
+
+    def try_acquire(self, host: str) -> float:
+        """Take a slot for ``host`` and return 0, or return seconds until one may free up (inf: when one ends)."""
+        if not host:
+            return 0.0  # local files: nobody to be polite to
+        with self._cond:
+            now = self._clock()
+            if self._in_flight.get(host, 0) >= self.per_host:
+                return float("inf")
+            wait = self._next_start.get(host, 0.0) - now
+            if wait > 0:
+                return wait
+            count = self._in_flight.get(host, 0) + 1
+            self._in_flight[host] = count
+            self.peak[host] = max(self.peak.get(host, 0), count)
+            self._next_start[host] = now + self.min_delay
+            return 0.0
+
+    def release(self, host: str) -> None:
+        """Give back a slot taken for ``host``."""
+        if not host:
+            return
+        with self._cond:
+            count = self._in_flight.get(host, 0) - 1
+            if count > 0:
+                self._in_flight[host] = count
+            else:
+                self._in_flight.pop(host, None)
+            self._cond.notify_all()
+
+    @contextmanager
+    def hold(self, host: str) -> Iterator[None]:
+        """Block until a slot for ``host`` is free, hold it for the block, then give it back."""
+        while True:
+            wait = self.try_acquire(host)
+            if wait == 0:
+                break
+            with self._cond:
+                # Bounded: a release between try_acquire and wait would otherwise be missed.
+                self._cond.wait(timeout=min(wait, 0.25))
+        try:
+            yield
+        finally:
+            self.release(host)
+
+    def in_flight(self, host: str) -> int:
+        """Return how many requests to ``host`` are in flight now."""
+        with self._cond:
+            return self._in_flight.get(host, 0)

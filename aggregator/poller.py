@@ -1,0 +1,244 @@
+"""Checks many feeds at once: threads fetch (politely per host), processes parse, one thread writes.
+
+    dispatcher (caller's thread) --picks a feed whose host has a free slot--> fetch threads
+    fetch thread --200--> parse (worker process, or inline for small batches) --> writer thread
+    fetch thread --304 / error--> writer thread
+
+The dispatcher interleaves hosts, so 200 feeds on one site wait for that site's slots without
+holding up the other sites. The writer is the store's single writer: entries and polling state
+are written there, one transaction per feed.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
+from datetime import UTC, datetime
+from typing import Any
+
+from .config import Config
+from .errors import FetchError
+from .fetch import make_client
+from .hosts import HostLimiter, host_of
+from .models import Feed, FetchResult, UpdateResult
+from .store import Store
+from .update import Document, fetch_feed, limits_from_config, parse_document, policy_from_config, safe_record
+
+log = logging.getLogger("newsdesk.poll")
+
+#: Batches at least this large parse in worker processes (below it, a pool's start-up is not worth it).
+PROCESS_POOL_MIN_FEEDS = 24
+
+
+class Poller:
+    """Long-lived polling machinery: one HTTP client, one host limiter, and (when useful) a process pool."""
+
+    def __init__(
+        self,
+        store: Store,
+        config: Config,
+        *,
+        parse_processes: int | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store
+        self.config = config
+        p = config.polling
+        self.policy = policy_from_config(config)
+        self.client = make_client(limits_from_config(config), max_connections=p.concurrency)
+        #: Per-host slots; its ``peak`` shows the most requests ever in flight to each host.
+        self.hosts = HostLimiter(p.per_host_concurrency, p.per_host_delay)
+        self.rng = rng or random.Random()
+        # None: decide per batch (processes for big batches on machines with more than one core).
+        self.parse_processes = parse_processes
+        self._pool: ProcessPoolExecutor | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def close(self) -> None:
+        """Release the HTTP client and stop the worker processes."""
+        self.client.close()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> Poller:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _parse_pool(self, batch: int) -> ProcessPoolExecutor | None:
+        workers = self.parse_processes
+        if workers is None:
+            cores = os.cpu_count() or 1
+            workers = cores if cores > 1 and batch >= PROCESS_POOL_MIN_FEEDS else 0
+        if workers <= 0:
+            return None
+        if self._pool is None:
+            # forkserver, not fork: the poller runs beside web and scheduler threads, and forking a
+            # threaded process can copy a held lock into the child.
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(["aggregator.parse", "aggregator.normalize", "aggregator.update"])
+            self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+        return self._pool
+
+    # ------------------------------------------------------------------ polling
+
+    def poll(self, feeds: Iterable[Feed]) -> list[UpdateResult]:
+        """Check every feed given, now, and return one result per feed in input order."""
+        feeds = list(feeds)
+        if not feeds:
+            return []
+        results: list[UpdateResult | None] = [None] * len(feeds)
+        queues: dict[str, deque[int]] = {}
+        for index, feed in enumerate(feeds):
+            queues.setdefault(host_of(feed.url), deque()).append(index)
+        run = _Run(self, feeds, results, self._parse_pool(len(feeds)))
+        try:
+            run.dispatch(queues)
+        finally:
+            run.shutdown()
+        return [
+            r if r is not None else UpdateResult(url=f.url, status=None, error="not checked")
+            for r, f in zip(results, feeds, strict=True)
+        ]
+
+
+class _Run:
+    """The state of one ``Poller.poll`` call."""
+
+    def __init__(
+        self, poller: Poller, feeds: list[Feed], results: list[UpdateResult | None], pool: Executor | None
+    ) -> None:
+        self.poller = poller
+        self.feeds = feeds
+        self.results = results
+        self.pool = pool
+        concurrency = poller.config.polling.concurrency
+        self.concurrency = concurrency
+        self.fetchers = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="newsdesk-fetch")
+        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="newsdesk-write")
+        self.wake = threading.Condition()
+        self.in_flight = 0
+        self.finished = 0
+
+    def dispatch(self, queues: dict[str, deque[int]]) -> None:
+        hosts = self.poller.hosts
+        order = list(queues)
+        turn = 0
+        with self.wake:
+            while self.finished < len(self.feeds):
+                soonest = float("inf")
+                if order:
+                    # Round-robin over hosts so one big site never starves the others.
+                    turn %= len(order)
+                    rotated = order[turn:] + order[:turn]
+                    turn += 1
+                    for host in rotated:
+                        if self.in_flight >= self.concurrency:
+                            break
+                        queue = queues[host]
+                        wait = hosts.try_acquire(host)
+                        if wait:
+                            soonest = min(soonest, wait)
+                            continue
+                        index = queue.popleft()
+                        if not queue:
+                            del queues[host]
+                            order.remove(host)
+                        self.in_flight += 1
+                        self.fetchers.submit(self._fetch, index, host)
+                if self.finished >= len(self.feeds):
+                    break
+                # Woken by a finished fetch or result; otherwise when the next host's delay is up.
+                self.wake.wait(timeout=min(soonest, 0.5))
+
+    def _fetch(self, index: int, host: str) -> None:
+        feed = self.feeds[index]
+        checked_at = datetime.now(UTC)
+        started = time.monotonic()
+        hosts = self.poller.hosts
+
+        def gate(hop_host: str) -> AbstractContextManager[Any]:
+            # The first host's slot is already ours; a redirect to another host waits for its own.
+            return nullcontext() if hop_host == host else hosts.hold(hop_host)
+
+        fetched: FetchResult | FetchError
+        try:
+            fetched = fetch_feed(self.poller.client, feed, self.poller.config, gate)
+        except FetchError as exc:
+            fetched = exc
+        except Exception as exc:  # a bug must cost one feed, never the poll
+            log.exception("fetch failed feed=%s", feed.url)
+            fetched = FetchError(feed.url, f"internal error while fetching: {type(exc).__name__}: {exc}")
+        finally:
+            hosts.release(host)
+            with self.wake:
+                self.in_flight -= 1
+                self.wake.notify_all()
+        if isinstance(fetched, FetchResult) and fetched.status == 200:
+            args = (feed, fetched.body, dict(fetched.headers), fetched.final_url, checked_at)
+            if self.pool is None:
+                self._write(index, fetched, parse_document(*args), checked_at, started)
+                return
+            try:
+                future: Future[Document] = self.pool.submit(parse_document, *args)
+            except RuntimeError:  # the pool is shutting down
+                self._write(index, fetched, parse_document(*args), checked_at, started)
+                return
+            future.add_done_callback(lambda f: self._parsed(index, fetched, f, checked_at, started))
+            return
+        self._write(index, fetched, None, checked_at, started)
+
+    def _parsed(
+        self, index: int, fetched: FetchResult, future: Future[Document], checked_at: datetime, started: float
+    ) -> None:
+        try:
+            document = future.result()
+        except Exception as exc:  # a worker process died (out of memory, killed)
+            document = Document(error=f"internal error while reading the feed: {type(exc).__name__}: {exc}")
+        self._write(index, fetched, document, checked_at, started)
+
+    def _write(
+        self,
+        index: int,
+        fetched: FetchResult | FetchError,
+        document: Document | None,
+        checked_at: datetime,
+        started: float,
+    ) -> None:
+        self.writer.submit(self._record, index, fetched, document, checked_at, started)
+
+    def _record(
+        self,
+        index: int,
+        fetched: FetchResult | FetchError,
+        document: Document | None,
+        checked_at: datetime,
+        started: float,
+    ) -> None:
+        poller = self.poller
+        try:
+            self.results[index] = safe_record(
+                poller.store, self.feeds[index], fetched, document, checked_at, poller.policy, poller.rng, started
+            )
+        except Exception as exc:
+            log.exception("recording a check failed feed=%s", self.feeds[index].url)
+            self.results[index] = UpdateResult(url=self.feeds[index].url, status=None, error=f"internal error: {exc}")
+        finally:
+            with self.wake:
+                self.finished += 1
+                self.wake.notify_all()
+
+    def shutdown(self) -> None:
+        self.fetchers.shutdown(wait=True)
+        self.writer.shutdown(wait=True)
