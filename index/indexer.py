@@ -6,9 +6,11 @@ import json
 import logging
 import os
 import shutil
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -18,6 +20,7 @@ from whoosh.writing import SegmentWriter
 
 from aggregator.models import Change, Entry
 
+from .dedupe import DupGroups
 from .schema import SCHEMA_VERSION, build_schema, entry_document
 
 log = logging.getLogger("newsdesk.index")
@@ -142,11 +145,27 @@ class Indexer:
         ix, path = self.open()
         return apply_changes(ix, path, self.source, self.batch_size, max_batches=max_batches)
 
+    def segment_count(self) -> int:
+        """Return how many segments the live index has."""
+        ix, _ = self.open()
+        return len(ix._segments())
+
     def optimize(self) -> None:
         """Merge the live index's segments into one (run on a schedule, not per commit)."""
         ix, _ = self.open()
         writer = ix.writer()
         writer.commit(optimize=True)
+
+    def optimize_if_needed(self, max_segments: int = 8) -> bool:
+        """Merge segments when there are more than ``max_segments``; return whether it did.
+
+        The `run` command schedules this every few hours: per-commit merges stay cheap
+        (merge=True), and the full merge waits until fragmentation slows searches.
+        """
+        if self.segment_count() <= max_segments:
+            return False
+        self.optimize()
+        return True
 
     def rebuild(self, source: EntrySource) -> IndexStats:
         """Build a fresh index beside the live one from every stored entry, then swap it in."""
@@ -156,14 +175,17 @@ class Indexer:
         seq = source.last_seq()
         count = 0
         commits = 0
+        groups = DupGroups()
         for batch in _batched(source.iter_entries(), self.batch_size):
             writer = ix.writer(limitmb=256)
             for entry in batch:
-                writer.add_document(**entry_document(entry))
+                group = groups.assign(entry.id, entry.fingerprint, entry.published_at.timestamp())
+                writer.add_document(**entry_document(entry, dupgroup=group))
             writer.commit(merge=True)
             commits += 1
             count += len(batch)
         _write_state(path, seq)
+        _remember_groups(path, seq, groups)
         caught = apply_changes(ix, path, source, self.batch_size)
         self.location.make_live(path)
         return IndexStats(
@@ -189,28 +211,93 @@ def apply_changes(
     seq = int(_read_state(path)["seq"])
     upserts = deletes = commits = 0
     batches = 0
+    groups: DupGroups | None = None
     while max_batches is None or batches < max_batches:
         changes = source.changes_since(seq, limit=batch_size)
         if not changes:
             break
-        writer: SegmentWriter = ix.writer(limitmb=128)
+        if groups is None:
+            groups = _dup_groups(ix, path, seq)
         # Only the newest state of each entry matters within a batch.
         latest: dict[str, Change] = {}
         for change in changes:
             latest[change.entry_id] = change
-        for entry_id, change in latest.items():
-            if change.entry is None:
-                writer.delete_by_term("id", entry_id)
-                deletes += 1
-            else:
-                writer.update_document(**entry_document(change.entry))
-                upserts += 1
-        # merge=True lets Whoosh merge small segments cheaply; full optimize runs on a schedule.
-        writer.commit(merge=True)
+        try:
+            writer: SegmentWriter = ix.writer(limitmb=128)
+            for entry_id, change in latest.items():
+                if change.entry is None:
+                    groups.remove(entry_id)
+                    writer.delete_by_term("id", entry_id)
+                    deletes += 1
+                else:
+                    entry = change.entry
+                    # The group table knows every indexed id: a new entry skips update's delete-by-id lookup.
+                    known = entry.id in groups
+                    group = groups.assign(entry.id, entry.fingerprint, entry.published_at.timestamp())
+                    document = entry_document(entry, dupgroup=group)
+                    if known:
+                        writer.update_document(**document)
+                    else:
+                        writer.add_document(**document)
+                    upserts += 1
+            # merge=True lets Whoosh merge small segments cheaply; full optimize runs on a schedule.
+            writer.commit(merge=True)
+        except BaseException:
+            # The in-memory groups saw changes that never reached the index: rebuild them next time.
+            _forget_groups(path)
+            raise
         seq = changes[-1].seq
         # Written after the commit: a crash in between replays the batch, and update_document is idempotent.
         _write_state(path, seq)
+        _remember_groups(path, seq, groups)
         commits += 1
         batches += 1
         log.info("indexed seq=%d upserts=%d deletes=%d", seq, upserts, deletes)
     return IndexStats(upserts=upserts, deletes=deletes, commits=commits, seq=seq)
+
+
+# The writer process keeps its group table between catch-up runs, keyed by generation and sequence,
+# so a poll every few minutes does not re-read every fingerprint from the index.
+_GROUPS_LOCK = threading.Lock()
+_GROUPS: dict[Path, tuple[int, DupGroups]] = {}
+
+
+def _remember_groups(path: Path, seq: int, groups: DupGroups) -> None:
+    with _GROUPS_LOCK:
+        _GROUPS.clear()  # one live generation per process is enough
+        _GROUPS[path] = (seq, groups)
+
+
+def _forget_groups(path: Path) -> None:
+    with _GROUPS_LOCK:
+        _GROUPS.pop(path, None)
+
+
+def _dup_groups(ix: FileIndex, path: Path, seq: int) -> DupGroups:
+    """Return the group table for the index at ``path`` as of ``seq``, from memory or read from the index."""
+    with _GROUPS_LOCK:
+        cached = _GROUPS.get(path)
+    if cached is not None and cached[0] == seq:
+        return cached[1]
+    groups = DupGroups()
+    with ix.reader() as reader:
+        for leaf, _offset in reader.leaf_readers():
+            if leaf.doc_count_all() == 0:
+                continue
+            ids = leaf.column_reader("id", translate=True) if leaf.has_column("id") else None
+            if ids is None:
+                # An index written before the id column existed: read stored fields instead.
+                for _docnum, fields in leaf.iter_docs():
+                    published = fields["published"].replace(tzinfo=UTC).timestamp()
+                    group = fields.get("dupgroup") or fields["id"]
+                    groups.add(fields["id"], int(fields.get("fingerprint") or 0), published, group)
+                continue
+            fingerprints = leaf.column_reader("fingerprint", translate=True)
+            published = leaf.column_reader("published", translate=True)
+            dupgroups = leaf.column_reader("dupgroup", translate=True)
+            deleted = leaf.is_deleted
+            for docnum in range(leaf.doc_count_all()):
+                if not deleted(docnum):
+                    when = published[docnum].replace(tzinfo=UTC).timestamp()
+                    groups.add(ids[docnum], fingerprints[docnum], when, dupgroups[docnum])
+    return groups

@@ -11,14 +11,25 @@ from whoosh.support.charset import accent_map
 
 from aggregator.models import Entry
 
+from .dedupe import band_tokens
+
 #: Bump when the schema changes; an index of another version is rebuilt by `newsdesk reindex`.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+#: Fields a plain word is searched in, with the weight BM25F gives each (title counts most).
+TEXT_FIELDS = ("title", "summary", "text")
+
+_WORD = r"\w+(?:[.'’]\w+)*"
 
 
 def news_analyzer() -> Any:
-    """Return the analyzer for English-first news text: words, lowercase, accents folded, stemmed."""
+    """Return the analyzer for English-first news text: words, lowercase, accents folded, stemmed.
+
+    Other languages go through the same chain: the English stemmer leaves most foreign words
+    alone or trims them the same way at index and query time, so they stay searchable.
+    """
     return (
-        RegexTokenizer(r"\w+(?:[.'’]\w+)*")
+        RegexTokenizer(_WORD)
         | LowercaseFilter()
         | CharsetFilter(accent_map)
         | StopFilter(minsize=1)
@@ -26,15 +37,23 @@ def news_analyzer() -> Any:
     )
 
 
+def name_analyzer() -> Any:
+    """Return the analyzer for names (authors, outlets): words, lowercase, accents folded, no stemming."""
+    return RegexTokenizer(_WORD) | LowercaseFilter() | CharsetFilter(accent_map)
+
+
 def build_schema() -> Schema:
     """Return the schema of the entries index."""
     analyzer = news_analyzer()
+    names = name_analyzer()
     return Schema(
-        id=ID(stored=True, unique=True),
+        # Sortable so the indexer can reload its near-duplicate table from columns, not stored fields.
+        id=ID(stored=True, unique=True, sortable=True),
         title=TEXT(analyzer=analyzer, field_boost=2.5, stored=False, spelling=True),
         text=TEXT(analyzer=analyzer, stored=False),
-        summary=TEXT(analyzer=analyzer, stored=False),
-        authors=TEXT(stored=False),
+        summary=TEXT(analyzer=analyzer, field_boost=1.2, stored=False),
+        authors=TEXT(analyzer=names, stored=False),
+        # Kept for related coverage: the outlet title as one lower-cased keyword.
         source=KEYWORD(stored=True, lowercase=True, commas=True, scorable=False),
         site=ID(stored=True),
         feed_key=ID(stored=True),
@@ -42,15 +61,31 @@ def build_schema() -> Schema:
         language=ID(stored=True),
         published=DATETIME(stored=True, sortable=True),
         url=ID(stored=True),
-        dupgroup=ID(stored=True),
-        fingerprint=NUMERIC(bits=64, signed=True, stored=True),
+        # Sortable so search can read every document's group as a column (collapse, facets).
+        dupgroup=ID(stored=True, sortable=True),
+        fingerprint=NUMERIC(bits=64, signed=True, stored=True, sortable=True),
+        # The outlet's display title exactly, for the source facet and filter.
+        source_name=ID(stored=True, sortable=True),
+        # Words of the outlet title and site host, for `source:` and `site:` in queries.
+        source_words=TEXT(analyzer=names, stored=False),
+        # Banded SimHash: any two fingerprints within Hamming distance 3 share one of these tokens.
+        dupbands=KEYWORD(stored=False, scorable=False),
     )
 
 
 def site_of(url: str | None) -> str:
     """Return the host of a URL without a leading www., lower-cased ("" when none)."""
-    host = urlsplit(url or "").hostname or ""
+    try:
+        host = urlsplit(url or "").hostname or ""
+    except ValueError:  # a malformed URL (bad IPv6 literal) has no usable host
+        host = ""
     return host.removeprefix("www.")
+
+
+def source_words(entry: Entry) -> str:
+    """Return the text `source:`/`site:` match against: outlet title, site host and its labels."""
+    site = site_of(entry.source.site_url or entry.url)
+    return f"{entry.source.title} {site} {site.replace('.', ' ')}"
 
 
 def entry_document(entry: Entry, *, dupgroup: str | None = None) -> dict[str, Any]:
@@ -65,10 +100,13 @@ def entry_document(entry: Entry, *, dupgroup: str | None = None) -> dict[str, An
         "site": site_of(entry.source.site_url or entry.url),
         "feed_key": entry.feed_key,
         "tags": ",".join(t.replace(",", " ") for t in entry.tags),
-        "language": entry.language or "",
+        "language": (entry.language or "").lower(),
         # Whoosh DATETIME wants naive datetimes; every datetime in the index is UTC.
         "published": entry.published_at.replace(tzinfo=None),
         "url": entry.url,
         "dupgroup": dupgroup or entry.id,
         "fingerprint": entry.fingerprint,
+        "source_name": entry.source.title,
+        "source_words": source_words(entry),
+        "dupbands": " ".join(band_tokens(entry.fingerprint)),
     }

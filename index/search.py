@@ -1,23 +1,37 @@
-"""Queries against the live index: parsing, ranking, snippets. Readers only; never writes."""
+"""Queries against the live index: parsing, filters, ranking, collapse, facets, snippets. Never writes."""
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from whoosh import highlight
+import numpy as np
 from whoosh import index as whoosh_index
 from whoosh.index import FileIndex
-from whoosh.qparser import MultifieldParser, OrGroup
 from whoosh.searching import Searcher
 
 from aggregator.errors import QueryError
 from aggregator.models import Entry
 
+from .compile import excluded_query, highlight_terms, positive_query, source_query
+from .doctable import DocTable, DocTableCache, IntArray
+from .facets import Facets, count_facets
 from .indexer import IndexLocation
+from .query import ParsedQuery, parse_query
+from .snippets import make_snippet, mark_title
+from .suggest import suggest_query
+
+#: The orders results can come in.
+SORTS = ("relevance", "newest", "oldest")
+#: Largest page size anyone may ask for.
+MAX_PER_PAGE = 100
+#: Copies of a story listed under its result ("N more from other outlets"); the count covers all.
+MAX_DUPLICATES_SHOWN = 10
 
 
 class EntryLookup(Protocol):
@@ -29,22 +43,62 @@ class EntryLookup(Protocol):
 
 
 @dataclass(frozen=True)
+class Filters:
+    """Filters chosen outside the query text (facet links, API parameters); all optional."""
+
+    #: Outlet names, exactly as the source facet lists them (any of them).
+    sources: tuple[str, ...] = ()
+    #: Tags (any of them), case-insensitive.
+    tags: tuple[str, ...] = ()
+    #: ISO 639-1 language codes (any of them).
+    languages: tuple[str, ...] = ()
+    #: Published at or after this instant.
+    date_from: datetime | None = None
+    #: Published before this instant.
+    date_to: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """How fresh coverage is favoured among equally relevant results."""
+
+    #: Seconds after which the recency boost halves.
+    half_life: float = 3 * 86400
+    #: Largest share recency adds to a text score (0 turns it off).
+    weight: float = 0.3
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """Another outlet's copy of a result's story."""
+
+    #: The copy.
+    entry: Entry
+
+
+@dataclass(frozen=True)
 class SearchHit:
-    """One result."""
+    """One result (the best-ranked copy of its story)."""
 
     #: The entry found.
     entry: Entry
-    #: Relevance score.
+    #: Final score: text relevance times the recency boost (0 when sorted by date alone).
     score: float
     #: Plain-text snippet with query terms wrapped in <mark>...</mark> (HTML-escaped otherwise).
     snippet: str
+    #: The title, HTML-escaped, with query terms in <mark>.
+    title_html: str = ""
+    #: Copies of the same story from other outlets, best first (at most MAX_DUPLICATES_SHOWN).
+    duplicates: tuple[Duplicate, ...] = ()
+    #: How many copies there are in all (may exceed ``len(duplicates)``).
+    duplicate_count: int = 0
 
 
 @dataclass(frozen=True)
 class SearchResults:
     """One page of results."""
 
-    #: Matching documents in all.
+    #: Matching documents in all (before collapsing copies of a story).
     total: int
     #: 1-based page number.
     page: int
@@ -54,6 +108,21 @@ class SearchResults:
     hits: tuple[SearchHit, ...]
     #: Notes for the user (e.g. parts of the query that were ignored).
     notices: tuple[str, ...] = field(default_factory=tuple)
+    #: Results after collapsing copies of a story (what pages are counted in).
+    total_groups: int = 0
+    #: Facet counts over every match.
+    facets: Facets = field(default_factory=Facets)
+    #: A respelled query with more (or any) results, or None.
+    suggestion: str | None = None
+    #: The order used.
+    sort: str = "relevance"
+    #: True when no result had every word and the results are those with any of them.
+    relaxed: bool = False
+
+    @property
+    def pages(self) -> int:
+        """Return the number of pages."""
+        return max(1, math.ceil(self.total_groups / self.per_page))
 
 
 class IndexReader:
@@ -65,70 +134,241 @@ class IndexReader:
         self._path: Path | None = None
         self._ix: FileIndex | None = None
         self._searcher: Searcher | None = None
+        #: Per-document columns of the current searcher, for ranking, filters and facets.
+        self.tables = DocTableCache()
 
     def searcher(self) -> Searcher | None:
         """Return an up-to-date searcher, or None when no index exists yet."""
         with self._lock:
-            path = self.location.current_dir()
-            if path is None or not whoosh_index.exists_in(str(path)):
-                return None
-            if path != self._path or self._ix is None or self._searcher is None:
-                if self._searcher is not None:
-                    self._searcher.close()
-                self._ix = whoosh_index.open_dir(str(path))
-                self._path = path
-                self._searcher = self._ix.searcher()
-            elif not self._searcher.up_to_date():
-                self._searcher = self._searcher.refresh()
-            return self._searcher
+            # Two tries: a reindex may swap generations and delete the old one while we open it.
+            for attempt in range(2):
+                try:
+                    return self._fresh_searcher()
+                except (FileNotFoundError, whoosh_index.EmptyIndexError):
+                    if attempt:
+                        raise
+                    self._drop()
+            return None  # pragma: no cover - the loop returns or raises
+
+    def _fresh_searcher(self) -> Searcher | None:
+        path = self.location.current_dir()
+        if path is None or not whoosh_index.exists_in(str(path)):
+            return None
+        if path != self._path or self._ix is None or self._searcher is None:
+            self._drop()
+            self._ix = whoosh_index.open_dir(str(path))
+            self._path = path
+            self._searcher = self._ix.searcher()
+        elif not self._searcher.up_to_date():
+            self._searcher = self._searcher.refresh()
+        return self._searcher
+
+    def _drop(self) -> None:
+        if self._searcher is not None:
+            self._searcher.close()
+        self._searcher = None
+        self._ix = None
+        self._path = None
 
     def close(self) -> None:
         """Close the searcher."""
         with self._lock:
-            if self._searcher is not None:
-                self._searcher.close()
-            self._searcher = None
-            self._ix = None
+            self._drop()
 
 
-_SNIPPET_FORMATTER = highlight.HtmlFormatter(tagname="mark", between=" … ")
+def _scored_matches(searcher: Searcher, query: Any) -> tuple[IntArray, np.ndarray[Any, Any]]:
+    """Return every matching document number and its BM25F score (no top-N cut: facets need all)."""
+    docs: list[int] = []
+    scores: list[float] = []
+    context = searcher.context(needs_current=True, weighting=searcher.weighting)
+    for sub, offset in searcher.leaf_searchers():
+        matcher = query.matcher(sub, context)
+        append_doc, append_score = docs.append, scores.append
+        while matcher.is_active():
+            append_doc(offset + matcher.id())
+            append_score(matcher.score())
+            matcher.next()
+    return np.asarray(docs, dtype=np.int64), np.asarray(scores, dtype=np.float64)
 
 
-def make_snippet(hit: Any, text: str, fallback: str) -> str:
-    """Return an HTML-safe snippet of ``text`` with the hit's terms marked."""
-    import html as html_module
-
-    try:
-        hit.results.formatter = _SNIPPET_FORMATTER
-        hit.results.fragmenter = highlight.ContextFragmenter(maxchars=220, surround=60)
-        marked = hit.highlights("text", text=text, top=2)
-    except Exception:  # highlighting is best effort; never fail a search for it
-        marked = ""
-    return marked or html_module.escape(fallback[:220])
+def _doc_set(searcher: Searcher, query: Any) -> IntArray:
+    return np.fromiter(searcher.docs_for_query(query), dtype=np.int64)
 
 
-def search(reader: IndexReader, lookup: EntryLookup, query: str, *, page: int = 1, per_page: int = 20) -> SearchResults:
-    """Return a page of entries matching ``query``, best first."""
+def _alive(searcher: Searcher) -> IntArray:
+    return np.fromiter(searcher.reader().all_doc_ids(), dtype=np.int64)
+
+
+def _codes_for(values: list[str], wanted: Sequence[str], *, fold: bool = False) -> list[int]:
+    wanted_set = {w.lower() for w in wanted} if fold else set(wanted)
+    return [i for i, v in enumerate(values) if (v.lower() if fold else v) in wanted_set]
+
+
+def _apply_filters(
+    searcher: Searcher, table: DocTable, docs: IntArray, parsed: ParsedQuery, filters: Filters
+) -> np.ndarray[Any, Any]:
+    """Return a boolean mask over ``docs``: True for documents every filter lets through."""
+    keep = np.ones(len(docs), dtype=bool)
+    after = max((d for d in (parsed.after, filters.date_from) if d), default=None)
+    before = min((d for d in (parsed.before, filters.date_to) if d), default=None)
+    if after is not None:
+        keep &= table.published[docs] >= int(after.timestamp())
+    if before is not None:
+        keep &= table.published[docs] < int(before.timestamp())
+    if filters.sources:
+        keep &= np.isin(table.source_codes[docs], _codes_for(table.source_values, filters.sources))
+    if filters.languages:
+        keep &= np.isin(table.language_codes[docs], _codes_for(table.language_values, filters.languages, fold=True))
+    if parsed.languages:
+        keep &= np.isin(table.language_codes[docs], _codes_for(table.language_values, parsed.languages, fold=True))
+    for tags in (filters.tags, parsed.tags):
+        if tags:
+            codes = _codes_for(table.tag_values, tags, fold=True)
+            tagged = np.unique(table.tag_docs[np.isin(table.tag_codes, codes)])
+            keep &= np.isin(docs, tagged)
+    for value in parsed.sources:
+        built = source_query(value)
+        if built is not None:
+            keep &= np.isin(docs, _doc_set(searcher, built))
+    excluded = excluded_query(parsed)
+    if excluded is not None:
+        keep &= ~np.isin(docs, _doc_set(searcher, excluded))
+    return keep
+
+
+def _order(
+    table: DocTable, docs: IntArray, scores: np.ndarray[Any, Any], sort: str, ranking: Ranking, now: datetime
+) -> tuple[IntArray, np.ndarray[Any, Any]]:
+    """Return documents and final scores in result order; ties broken by date then id, so pages are stable."""
+    published = table.published[docs]
+    id_rank = table.id_rank[docs]
+    if sort == "newest":
+        order = np.lexsort((id_rank, -published))
+        return docs[order], np.zeros(len(docs))
+    if sort == "oldest":
+        order = np.lexsort((id_rank, published))
+        return docs[order], np.zeros(len(docs))
+    if ranking.weight > 0 and ranking.half_life > 0:
+        age = np.maximum(now.timestamp() - published, 0)
+        scores = scores * (1 + ranking.weight * np.exp2(-age / ranking.half_life))
+    # Rounded so float noise between equal texts cannot reorder pages; newer first among equals.
+    order = np.lexsort((id_rank, -published, -np.round(scores, 9)))
+    return docs[order], scores[order]
+
+
+def _collapse(table: DocTable, ranked: IntArray) -> tuple[IntArray, IntArray]:
+    """Return, in result order, the position of each story's best copy and its number of copies."""
+    groups = table.group_codes[ranked]
+    _, first, counts = np.unique(groups, return_index=True, return_counts=True)
+    order = np.argsort(first, kind="stable")
+    return first[order], counts[order]
+
+
+def search(
+    reader: IndexReader,
+    lookup: EntryLookup,
+    query: str,
+    *,
+    page: int = 1,
+    per_page: int = 20,
+    filters: Filters | None = None,
+    sort: str = "relevance",
+    collapse: bool = True,
+    ranking: Ranking | None = None,
+    now: datetime | None = None,
+) -> SearchResults:
+    """Return a page of results for ``query`` (query syntax in index.query), best first."""
     if page < 1:
         raise QueryError("page must be 1 or more")
-    if not 1 <= per_page <= 100:
-        raise QueryError("per_page must be between 1 and 100")
+    if not 1 <= per_page <= MAX_PER_PAGE:
+        raise QueryError(f"per_page must be between 1 and {MAX_PER_PAGE}")
+    if sort not in SORTS:
+        raise QueryError(f"sort must be one of {', '.join(SORTS)}, got {sort!r}")
+    filters = filters or Filters()
+    ranking = ranking or Ranking()
+    now = now or datetime.now(UTC)
+    parsed = parse_query(query, now=now)
+    notices = list(parsed.notices)
+    empty = SearchResults(total=0, page=page, per_page=per_page, hits=(), notices=tuple(notices), sort=sort)
     searcher = reader.searcher()
-    if searcher is None or not query.strip():
-        return SearchResults(total=0, page=page, per_page=per_page, hits=())
-    parser = MultifieldParser(["title", "text", "summary"], searcher.schema)
-    parsed = parser.parse(query)
-    results = searcher.search_page(parsed, page, pagelen=per_page)
-    if results.total == 0:
-        parser = MultifieldParser(["title", "text", "summary"], searcher.schema, group=OrGroup)
-    ids = [hit["id"] for hit in results]
-    entries = lookup.get_entries(ids)
+    has_filters = bool(filters.sources or filters.tags or filters.languages or filters.date_from or filters.date_to)
+    if searcher is None or (parsed.is_empty and not has_filters):
+        return empty
+    table = reader.tables.table(searcher)
+    docs, scores, relaxed, dropped = _match(searcher, table, parsed, filters)
+    if dropped:
+        notices.append("ignored common words: " + ", ".join(dict.fromkeys(dropped)))
+    if len(docs) == 0 and len(parsed.groups) > 1:
+        docs, scores, _, _ = _match(searcher, table, parsed.as_any(), filters)
+        relaxed = len(docs) > 0
+        if relaxed:
+            notices.append("No result has all of your words; showing results with any of them.")
+    if not parsed.has_terms and sort == "relevance":
+        sort = "newest"  # nothing to rank by: filters alone list the newest first
+    suggestion = suggest_query(searcher, query, parsed) if len(docs) < 5 else None
+    ranked, final = _order(table, docs, scores, sort, ranking, now)
+    if collapse:
+        leaders, counts = _collapse(table, ranked)
+    else:
+        leaders, counts = np.arange(len(ranked)), np.ones(len(ranked), dtype=np.int64)
+    facets = count_facets(table, ranked, now)
+    window = slice((page - 1) * per_page, page * per_page)
+    page_leaders, page_counts = leaders[window], counts[window]
+    stems, prefixes = highlight_terms(parsed.as_any() if relaxed else parsed)
+    copies: dict[int, list[int]] = {}
+    if collapse:
+        groups = table.group_codes[ranked]
+        for position, count in zip(page_leaders.tolist(), page_counts.tolist(), strict=True):
+            if count > 1:
+                same = np.flatnonzero(groups == groups[position])
+                copies[position] = [int(ranked[p]) for p in same if p != position][:MAX_DUPLICATES_SHOWN]
+    wanted = [table.ids[int(ranked[p])] for p in page_leaders.tolist()]
+    wanted += [table.ids[d] for docs_of in copies.values() for d in docs_of]
+    entries = lookup.get_entries(wanted)
     hits = []
-    for hit in results:
-        entry = entries.get(hit["id"])
+    for position, count in zip(page_leaders.tolist(), page_counts.tolist(), strict=True):
+        entry = entries.get(table.ids[int(ranked[position])])
         if entry is None:
-            continue
-        hits.append(
-            SearchHit(entry=entry, score=float(hit.score or 0), snippet=make_snippet(hit, entry.text, entry.summary))
+            continue  # deleted from the store since the index last caught up
+        duplicates = tuple(
+            Duplicate(entries[table.ids[d]]) for d in copies.get(position, []) if table.ids[d] in entries
         )
-    return SearchResults(total=results.total, page=page, per_page=per_page, hits=tuple(hits))
+        hits.append(
+            SearchHit(
+                entry=entry,
+                score=float(final[position]),
+                snippet=make_snippet(entry.text or entry.summary, stems, prefixes),
+                title_html=mark_title(entry.title, stems, prefixes),
+                duplicates=duplicates,
+                duplicate_count=int(count) - 1,
+            )
+        )
+    return SearchResults(
+        total=len(ranked),
+        page=page,
+        per_page=per_page,
+        hits=tuple(hits),
+        notices=tuple(notices),
+        total_groups=len(leaders),
+        facets=facets,
+        suggestion=suggestion,
+        sort=sort,
+        relaxed=relaxed,
+    )
+
+
+def _match(
+    searcher: Searcher, table: DocTable, parsed: ParsedQuery, filters: Filters
+) -> tuple[IntArray, np.ndarray[Any, Any], bool, list[str]]:
+    """Return matching documents, their text scores, False (not relaxed), and stop words dropped."""
+    positive, dropped = positive_query(parsed)
+    if positive is None:
+        if parsed.groups:
+            # Every word was a stop word: nothing can match them; say so rather than list everything.
+            return np.zeros(0, dtype=np.int64), np.zeros(0), False, dropped
+        docs = _alive(searcher)
+        scores = np.zeros(len(docs))
+    else:
+        docs, scores = _scored_matches(searcher, positive)
+    keep = _apply_filters(searcher, table, docs, parsed, filters)
+    return docs[keep], scores[keep], False, dropped

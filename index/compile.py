@@ -1,0 +1,117 @@
+"""ParsedQuery -> Whoosh query objects, analyzed exactly as the index was."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from whoosh import query as wq
+
+from .query import ParsedQuery, Term
+from .schema import TEXT_FIELDS, name_analyzer, news_analyzer
+
+
+@lru_cache(maxsize=1)
+def _news() -> Any:
+    return news_analyzer()
+
+
+@lru_cache(maxsize=1)
+def _names() -> Any:
+    return name_analyzer()
+
+
+def analyze(text: str, *, names: bool = False) -> list[str]:
+    """Return the index terms of ``text`` (stemmed news terms, or plain name terms)."""
+    analyzer = _names() if names else _news()
+    return [token.text for token in analyzer(text)]
+
+
+def _fold(text: str) -> str:
+    """Return ``text`` lower-cased and accent-folded but not stemmed (for prefixes and fuzzy terms)."""
+    words = analyze(text, names=True)
+    return words[0] if words else ""
+
+
+def _in_fields(fields: tuple[str, ...], terms: list[str], phrase: bool) -> wq.Query | None:
+    if not terms:
+        return None
+    if len(terms) == 1 and not phrase:
+        return wq.Or([wq.Term(f, terms[0]) for f in fields])
+    if len(terms) == 1:
+        return wq.Or([wq.Term(f, terms[0]) for f in fields])
+    return wq.Or([wq.Phrase(f, terms) for f in fields])
+
+
+def term_query(term: Term) -> wq.Query | None:
+    """Return the Whoosh query for one term, or None when nothing of it is searchable (a stop word)."""
+    if term.field == "author":
+        names = analyze(term.text, names=True)
+        if not names:
+            return None
+        return wq.Phrase("authors", names) if len(names) > 1 else wq.Term("authors", names[0])
+    fields: tuple[str, ...] = ("title",) if term.field == "title" else TEXT_FIELDS
+    if term.prefix:
+        folded = _fold(term.text)
+        return wq.Or([wq.Prefix(f, folded) for f in fields]) if folded else None
+    if term.fuzzy:
+        terms = analyze(term.text)
+        if len(terms) != 1:
+            return _in_fields(fields, terms, True)
+        # Fuzzy matching compares stems, so "elektion~" still finds "election"; prefixlength keeps it fast.
+        return wq.Or([wq.FuzzyTerm(f, terms[0], maxdist=term.fuzzy, prefixlength=1) for f in fields])
+    terms = analyze(term.text)
+    # A word the tokenizer splits ("e-mail", "covid-19") must match as a phrase, like a quoted one.
+    return _in_fields(fields, terms, term.phrase or len(terms) > 1)
+
+
+def positive_query(parsed: ParsedQuery) -> tuple[wq.Query | None, list[str]]:
+    """Return the ranked query (every group ANDed, terms within a group ORed) and the terms dropped as stop words."""
+    clauses: list[wq.Query] = []
+    dropped: list[str] = []
+    for group in parsed.groups:
+        alternatives = []
+        for term in group:
+            built = term_query(term)
+            if built is None:
+                dropped.append(term.text)
+            else:
+                alternatives.append(built)
+        if alternatives:
+            clauses.append(alternatives[0] if len(alternatives) == 1 else wq.Or(alternatives))
+    if not clauses:
+        return None, dropped
+    return (clauses[0] if len(clauses) == 1 else wq.And(clauses)), dropped
+
+
+def excluded_query(parsed: ParsedQuery) -> wq.Query | None:
+    """Return a query matching every document the reader excluded, or None."""
+    built = [q for q in (term_query(t) for t in parsed.excluded) if q is not None]
+    if not built:
+        return None
+    return built[0] if len(built) == 1 else wq.Or(built)
+
+
+def source_query(value: str) -> wq.Query | None:
+    """Return the query for a source:/site: value: every word of it in the outlet's title or host."""
+    words = analyze(value.replace(".", " "), names=True)
+    if not words:
+        return None
+    return wq.And([wq.Term("source_words", w) for w in words]) if len(words) > 1 else wq.Term("source_words", words[0])
+
+
+def highlight_terms(parsed: ParsedQuery) -> tuple[set[str], list[str]]:
+    """Return the stems to mark in snippets, and the folded prefixes (word*) to mark too."""
+    stems: set[str] = set()
+    prefixes: list[str] = []
+    for group in parsed.groups:
+        for term in group:
+            if term.field == "author":
+                continue
+            if term.prefix:
+                folded = _fold(term.text)
+                if folded:
+                    prefixes.append(folded)
+            else:
+                stems.update(analyze(term.text))
+    return stems, prefixes

@@ -1,0 +1,199 @@
+"""Per-document columns of the live index as numpy arrays: dates, outlets, languages, tags, groups.
+
+Ranking by recency, date filters, facets and collapse are array operations over these, so a
+query's cost beyond Whoosh's own matching does not grow with Python loops over matches.
+Arrays are built once per segment (segments never change, only their deletions) and joined
+per searcher, so a commit of a few entries costs a few entries' worth of work.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from whoosh.util.times import datetime_to_long
+
+# Whoosh stores DATETIME columns as microseconds since datetime.min; this is the Unix epoch in that unit.
+_EPOCH_US = datetime_to_long(datetime(1970, 1, 1))
+
+IntArray = NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class _Codes:
+    """One categorical column: a code per document and the distinct values."""
+
+    codes: NDArray[np.int32]
+    values: list[str]
+
+
+@dataclass(frozen=True)
+class _Segment:
+    published: IntArray
+    ids: list[str]
+    sources: _Codes
+    groups: _Codes
+    languages: _Codes
+    tag_docs: IntArray
+    tag_codes: NDArray[np.int32]
+    tag_values: list[str]
+
+
+def _codes_from_values(values: Iterable[Any]) -> _Codes:
+    mapping: dict[str, int] = {}
+    codes = [mapping.setdefault(str(v or ""), len(mapping)) for v in values]
+    return _Codes(np.asarray(codes, dtype=np.int32), list(mapping))
+
+
+def _codes_from_postings(leaf: Any, fieldname: str, size: int) -> _Codes:
+    """Return codes for a single-valued field without a column, from its postings (few distinct values)."""
+    codes = np.zeros(size, dtype=np.int32)
+    values = [""]
+    for term in leaf.lexicon(fieldname):
+        text = term.decode("utf-8") if isinstance(term, bytes) else str(term)
+        docs = np.fromiter(leaf.postings(fieldname, term).all_ids(), dtype=np.int64)
+        codes[docs] = len(values)
+        values.append(text)
+    return _Codes(codes, values)
+
+
+def _read_segment(leaf: Any) -> _Segment:
+    size = leaf.doc_count_all()
+    published = np.fromiter(leaf.column_reader("published", translate=False), dtype=np.int64, count=size)
+    published = (published - _EPOCH_US) // 1_000_000
+    ids = [str(v) for v in leaf.column_reader("id", translate=True)]
+    tag_docs: list[int] = []
+    tag_codes: list[int] = []
+    tag_values: list[str] = []
+    for term in leaf.lexicon("tags"):
+        docs = list(leaf.postings("tags", term).all_ids())
+        tag_docs.extend(docs)
+        tag_codes.extend([len(tag_values)] * len(docs))
+        tag_values.append(term.decode("utf-8") if isinstance(term, bytes) else str(term))
+    return _Segment(
+        published=published,
+        ids=ids,
+        sources=_codes_from_values(leaf.column_reader("source_name", translate=True)),
+        groups=_codes_from_values(leaf.column_reader("dupgroup", translate=True)),
+        languages=_codes_from_postings(leaf, "language", size),
+        tag_docs=np.asarray(tag_docs, dtype=np.int64),
+        tag_codes=np.asarray(tag_codes, dtype=np.int32),
+        tag_values=tag_values,
+    )
+
+
+class _Joiner:
+    """Merges per-segment categorical codes into one global numbering."""
+
+    def __init__(self) -> None:
+        self.index: dict[str, int] = {}
+        self.values: list[str] = []
+
+    def remap(self, local: list[str]) -> NDArray[np.int32]:
+        out = np.empty(len(local), dtype=np.int32)
+        for i, value in enumerate(local):
+            code = self.index.get(value)
+            if code is None:
+                code = self.index[value] = len(self.values)
+                self.values.append(value)
+            out[i] = code
+        return out
+
+
+@dataclass(frozen=True)
+class DocTable:
+    """Columns for every document number of one searcher (deleted documents included, never matched)."""
+
+    #: Publication time, seconds since the Unix epoch (UTC).
+    published: IntArray
+    #: Entry ids by document number.
+    ids: list[str]
+    #: Rank of each document's id among all ids: a tie-break that survives segment merges.
+    id_rank: IntArray
+    #: Outlet code by document number, and the outlet names.
+    source_codes: NDArray[np.int32]
+    source_values: list[str]
+    #: Near-duplicate group code by document number.
+    group_codes: NDArray[np.int32]
+    #: Language code by document number, and the language values ("" for unknown).
+    language_codes: NDArray[np.int32]
+    language_values: list[str]
+    #: (document, tag) pairs: documents and tag codes side by side, and the tag names.
+    tag_docs: IntArray
+    tag_codes: NDArray[np.int32]
+    tag_values: list[str]
+
+    @property
+    def size(self) -> int:
+        """Return the number of document numbers covered."""
+        return len(self.published)
+
+
+class DocTableCache:
+    """Keeps per-segment arrays between searchers; thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._segments: dict[str, _Segment] = {}
+        self._table: tuple[Any, DocTable] | None = None
+
+    def table(self, searcher: Any) -> DocTable:
+        """Return the DocTable for ``searcher``'s reader, reusing arrays of unchanged segments."""
+        reader = searcher.reader()
+        with self._lock:
+            if self._table is not None and self._table[0] is reader:
+                return self._table[1]
+            leaves = reader.leaf_readers()
+            fresh: dict[str, _Segment] = {}
+            parts: list[tuple[_Segment, int]] = []
+            for leaf, offset in leaves:
+                key = leaf.segment().segment_id() if hasattr(leaf, "segment") and leaf.segment() else str(id(leaf))
+                segment = self._segments.get(key) or _read_segment(leaf)
+                fresh[key] = segment
+                parts.append((segment, offset))
+            self._segments = fresh
+            table = _join(parts, reader.doc_count_all())
+            self._table = (reader, table)
+            return table
+
+
+def _join(parts: list[tuple[_Segment, int]], size: int) -> DocTable:
+    published = np.zeros(size, dtype=np.int64)
+    ids: list[str] = [""] * size
+    source_codes = np.zeros(size, dtype=np.int32)
+    group_codes = np.zeros(size, dtype=np.int32)
+    language_codes = np.zeros(size, dtype=np.int32)
+    sources, groups, languages, tags = _Joiner(), _Joiner(), _Joiner(), _Joiner()
+    tag_docs: list[IntArray] = []
+    tag_codes: list[NDArray[np.int32]] = []
+    for segment, offset in parts:
+        end = offset + len(segment.published)
+        published[offset:end] = segment.published
+        ids[offset:end] = segment.ids
+        source_codes[offset:end] = sources.remap(segment.sources.values)[segment.sources.codes]
+        group_codes[offset:end] = groups.remap(segment.groups.values)[segment.groups.codes]
+        language_codes[offset:end] = languages.remap(segment.languages.values)[segment.languages.codes]
+        if len(segment.tag_docs):
+            tag_docs.append(segment.tag_docs + offset)
+            tag_codes.append(tags.remap(segment.tag_values)[segment.tag_codes])
+    order = np.argsort(np.asarray(ids, dtype=object), kind="stable")
+    id_rank = np.empty(size, dtype=np.int64)
+    id_rank[order] = np.arange(size, dtype=np.int64)
+    return DocTable(
+        published=published,
+        ids=ids,
+        id_rank=id_rank,
+        source_codes=source_codes,
+        source_values=sources.values,
+        group_codes=group_codes,
+        language_codes=language_codes,
+        language_values=languages.values,
+        tag_docs=np.concatenate(tag_docs) if tag_docs else np.zeros(0, dtype=np.int64),
+        tag_codes=np.concatenate(tag_codes) if tag_codes else np.zeros(0, dtype=np.int32),
+        tag_values=tags.values,
+    )

@@ -1,0 +1,36 @@
+"""“Did you mean”: respell query words that the index does not know, from the index's own title words."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from .compile import analyze
+from .query import ParsedQuery
+
+
+def _known(searcher: Any, word: str) -> bool:
+    """Return True when some document contains the word (as a title spelling or a text stem)."""
+    reader = searcher.reader()
+    folded = analyze(word, names=True)
+    if folded and ("spell_title", folded[0]) in reader:
+        return True
+    stems = analyze(word)
+    return not stems or any(("text", s) in reader or ("title", s) in reader for s in stems)
+
+
+def suggest_query(searcher: Any, query: str, parsed: ParsedQuery) -> str | None:
+    """Return ``query`` with unknown words replaced by the closest frequent title words, or None."""
+    corrector = searcher.corrector("title")
+    suggestion = query
+    changed = False
+    for word in parsed.words():
+        if len(word) < 3 or not word.isalpha() or _known(searcher, word):
+            continue
+        candidates = corrector.suggest(word.lower(), limit=1, maxdist=2, prefix=1)
+        if not candidates or candidates[0] == word.lower():
+            continue
+        pattern = re.compile(rf"(?<![\w:]){re.escape(word)}(?!\w)", re.IGNORECASE)
+        suggestion, count = pattern.subn(candidates[0], suggestion, count=1)
+        changed = changed or count > 0
+    return suggestion if changed else None
