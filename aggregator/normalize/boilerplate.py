@@ -79,7 +79,22 @@ _CONTAINERS = frozenset(
 _LINK_DENSE_CONTAINERS = frozenset({"div", "section", "aside", "ul", "ol", "table", "nav", "footer"})
 _HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
 _PARAGRAPHS = frozenset({"p", "li", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "dd", "dt"})
-_READ_MORE = re.compile(r"^(?:continue reading|read more|keep reading|read the full (?:story|article|post))\b", re.I)
+_READ_MORE = re.compile(
+    r"^(?:continue reading|read more|keep reading|read the full (?:story|article|post)|weiterlesen|mehr lesen"
+    r"|lire la suite|leer más|seguir leyendo|continua a leggere|leggi tutto|leia mais|lees verder|czytaj dalej"
+    r"|читать далее|続きを読む)",
+    re.I,
+)
+# Share-intent endpoints of the big networks: a block whose links all go there is a share bar,
+# whatever language its labels are in.
+_SHARE_URL = re.compile(
+    r"facebook\.com/(?:sharer|share\.php|dialog/share)|twitter\.com/(?:intent|share)|x\.com/intent"
+    r"|linkedin\.com/(?:sharearticle|shareArticle|share)|pinterest\.[a-z.]+/pin/create|reddit\.com/submit"
+    r"|api\.whatsapp\.com/send|wa\.me/\?|t\.me/share|telegram\.me/share|getpocket\.com/save|tumblr\.com/share"
+    r"|^mailto:\?|addtoany\.com/share|news\.ycombinator\.com/submitlink|bsky\.app/intent|mastodonshare",
+    re.I,
+)
+_SHARE_BLOCKS = frozenset({"p", "div", "ul", "ol", "li", "section", "span"})
 _FEEDBURNER_FLARE = re.compile(r"feedburner\.com/~(?:ff|a|f)/|feedproxy\.google\.com/~(?:ff|a|f)/")
 
 
@@ -116,6 +131,11 @@ def boilerplate_elements(root: etree._Element) -> list[etree._Element]:
                 continue
             label = "".join(element.itertext())
             if len(label) < 200 and _READ_MORE.match(label.strip()):
+                found.append(element)
+                continue
+        if tag in _SHARE_BLOCKS:
+            links = [a.get("href") or "" for a in element.iter("a")]
+            if links and all(_SHARE_URL.search(link) for link in links) and _text_length(element) < 300:
                 found.append(element)
                 continue
         if tag in _CONTAINERS and _has_boilerplate_class(element) and _text_length(element) < ceiling:

@@ -34,11 +34,16 @@ class Body:
     images: tuple[ContentImage, ...]
 
 
-def clean_body(content: ParsedContent | None, base: str | None) -> Body:
+def clean_body(content: ParsedContent | None, base: str | None, document_url: str | None = None) -> Body:
     """Return the cleaned form of one feed body, HTML or plain text."""
     if content is None or not content.value.strip():
         return Body("", (), ())
     if content.type.lower() in _HTML_TYPES or "html" in content.type.lower():
+        own_base = (content.base or "").strip()
+        if own_base and own_base != document_url:
+            # xml:base on the content element applies to the links inside it (RFC 3986 section 5.1.1);
+            # feedparser reports the document URL when there is none, which must not win over the feed link.
+            base = urljoin(base, own_base) if base else own_base
         cleaned = clean_content(content.value, base)
         return Body(cleaned.html, cleaned.paragraphs, cleaned.images)
     paragraphs = tuple(clean_paragraphs(clean_text(content.value).split("\n\n")))
@@ -115,8 +120,8 @@ def normalize_entry(
     flags: list[str] = []
 
     content = _longest(parsed.contents)
-    body = clean_body(content, base)
-    summary_body = clean_body(parsed.summary, base)
+    body = clean_body(content, base, context.feed_url)
+    summary_body = clean_body(parsed.summary, base, context.feed_url)
     # Summary-only feeds (or a summary longer than a teaser "content") use the summary as the body.
     if sum(map(len, summary_body.paragraphs)) > sum(map(len, body.paragraphs)):
         body = summary_body
@@ -145,9 +150,13 @@ def normalize_entry(
         updated = fetched_at
         if "future_date_clamped" not in flags:
             flags.append("future_date_clamped")
+    if updated is not None and updated == published:
+        # Many feeds (and feedparser for dc:date) repeat the publication date as the update date.
+        updated = None
     if published is None:
         if updated is not None:
-            published = updated
+            # The only date given is the publication date as far as readers are concerned.
+            published, updated = updated, None
         else:
             published = first_seen or fetched_at
             flags.append("date_missing")

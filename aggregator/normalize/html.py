@@ -285,6 +285,14 @@ def _prepare(root: etree._Element, base_url: str | None) -> list[ContentImage]:
         _drop(element)
     for element in boilerplate_elements(root):
         _drop(element)
+    # Removing a block can leave its wrapper empty (<p><iframe/></p>); drop shells with nothing to show.
+    empty = [
+        element
+        for element in root.iter("p", "div", "span", "li", "figure", "blockquote", "section")
+        if len(element) == 0 and not (element.text or "").strip()
+    ]
+    for element in empty:
+        _drop(element)
     # lxml hands back the same proxy object for a node while we hold it, so identity works here.
     kept = {id(img) for img in root.iter("img")}
     for element in root.iter():

@@ -21,8 +21,24 @@ _SPACE = re.compile(r"\s+")
 _WORD = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]|[^\W_]+(?:['’][^\W_]+)*")
 # "[…]" / "[...]" that WordPress appends to cut excerpts.
 _EXCERPT_MARK = re.compile(r"\s*\[\s*(?:…|\.\.\.|&hellip;|&#8230;)\s*\]\s*$")
+_READ_MORE_MARKERS = (
+    "read",
+    "continu",
+    "weiter",
+    "lire",
+    "leer",
+    "segui",
+    "leggi",
+    "leia",
+    "lees",
+    "czytaj",
+    "читать",
+    "続き",
+)
 _TRAILING_READ_MORE = re.compile(
-    r"\s*(?:…|\.\.\.)?\s*(?:continue reading|read more|keep reading|read the full (?:story|article|post))\b[^.!?]{0,120}$",
+    r"\s*(?:…|\.\.\.)?\s*(?:continue reading|read more|keep reading|read the full (?:story|article|post)|weiterlesen"
+    r"|lire la suite|leer más|seguir leyendo|continua a leggere|leggi tutto|leia mais|lees verder|czytaj dalej"
+    r"|читать далее|続きを読む)[^.!?]{0,120}$",
     re.IGNORECASE,
 )
 
@@ -33,7 +49,8 @@ _BOILERPLATE = re.compile(
       (?:the|this)\ (?:post|article|story|entry)\ .{1,400}?\ (?:appeared\ first|first\ appeared|was\ first\ published
         |was\ originally\ published|originally\ appeared|was\ originally\ posted)\ (?:on|at|in)\ .{1,200}
     | (?:continue\ reading|read\ more|keep\ reading|read\ the\ (?:full|rest\ of\ the)\ (?:story|article|post)
-        |click\ here\ to\ read\ more)\b.{0,150}
+        |click\ here\ to\ read\ more|weiterlesen|mehr\ lesen|lire\ la\ suite|leer\ más|seguir\ leyendo
+        |continua\ a\ leggere|leggi\ tutto|leia\ mais|lees\ verder|czytaj\ dalej|читать\ далее|続きを読む).{0,150}
     | share\ (?:this|on|via|the)\b.{0,200}
     | (?:follow|like)\ us\ on\b.{0,150}
     | (?:sign\ up|subscribe)\b.{0,200}
@@ -92,7 +109,7 @@ def trim_paragraph(paragraph: str) -> str:
     if len(paragraph) > 40:
         tail = paragraph[-160:]
         lowered = tail.lower()
-        if "read" in lowered or "continue" in lowered:
+        if any(marker in lowered for marker in _READ_MORE_MARKERS):
             paragraph = paragraph[: len(paragraph) - len(tail)] + _TRAILING_READ_MORE.sub("", tail)
     return paragraph.strip()
 
