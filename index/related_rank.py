@@ -38,6 +38,8 @@ class RelatedSettings:
     max_query_terms: int = 16
     #: Terms in more than this share of all documents are too common to count.
     max_document_share: float = 0.04
+    #: ...but a term is never too common while fewer documents than this have it (small indexes).
+    min_common_documents: int = 50
     #: Candidates fetched from the index and re-scored.
     candidates: int = 60
     #: Share of the score that time proximity can take away (at the window's edge).
@@ -125,7 +127,7 @@ def weigh(
     counts: Mapping[str, float], df: DocFrequency, document_count: int, settings: RelatedSettings
 ) -> dict[str, float]:
     """Return term -> tf-idf weight, leaving out terms found in too large a share of all documents."""
-    ceiling = max(settings.max_document_share * document_count, 1.0)
+    ceiling = max(settings.max_document_share * document_count, float(settings.min_common_documents))
     weights: dict[str, float] = {}
     for term, count in counts.items():
         frequency = df(term)

@@ -1,0 +1,80 @@
+"""Embeds for other sites: the script (/embed.js) and the iframe page (/embed/related)."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Response, current_app, render_template, request
+from werkzeug.exceptions import NotFound
+
+from aggregator.errors import QueryError
+
+from .related import (
+    CACHE_CONTROL,
+    item_json,
+    limit_arg,
+    public_base,
+    rate_limited,
+    related_finder,
+    resolve_article,
+)
+
+embed = Blueprint("embed", __name__)
+
+_SCRIPT = Path(__file__).resolve().parent / "static" / "embed.js"
+
+
+@embed.get("/embed.js")
+def embed_script() -> Any:
+    response = Response(_SCRIPT.read_bytes(), mimetype="text/javascript")
+    response.headers["Cache-Control"] = "public, max-age=3600, stale-while-revalidate=86400"
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.add_etag()
+    return response.make_conditional(request)
+
+
+def frame_policy(nonce: str, frame_ancestors: str) -> str:
+    """Return the iframe page's Content-Security-Policy: nothing but its own nonced style and script."""
+    return "; ".join(
+        (
+            "default-src 'none'",
+            f"style-src 'nonce-{nonce}'",
+            f"script-src 'nonce-{nonce}'",
+            "img-src 'none'",
+            "connect-src 'none'",
+            "base-uri 'none'",
+            "form-action 'none'",
+            f"frame-ancestors {frame_ancestors.strip() or '*'}",
+        )
+    )
+
+
+@embed.get("/embed/related")
+def related_frame() -> Any:
+    limited = rate_limited(current_app)
+    if limited is not None:
+        return limited
+    status = 200
+    message = None
+    items: list[dict[str, Any]] = []
+    try:
+        article, _entry = resolve_article()
+        items = [item_json(item) for item in related_finder(current_app).find(article, limit=limit_arg())]
+    except QueryError as exc:
+        status, message = 400, str(exc)
+    except NotFound as exc:
+        status, message = 404, str(exc.description)
+    nonce = base64.b64encode(secrets.token_bytes(16)).decode("ascii")
+    html = render_template("embed/related.html", items=items, message=message, nonce=nonce, base=public_base())
+    response = Response(html, status=status, mimetype="text/html")
+    config = current_app.config["NEWSDESK"]
+    response.headers["Content-Security-Policy"] = frame_policy(nonce, config.server.frame_ancestors)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    # The nonce changes per response, so shared caches may not store the page; browsers may reuse it briefly.
+    response.headers["Cache-Control"] = CACHE_CONTROL.replace("public", "private").split(", s-maxage")[0]
+    return response

@@ -1,0 +1,303 @@
+"""Related coverage over HTTP: the JSON API (/api/v1/related) and oEmbed (/oembed), plus helpers the embeds share.
+
+The server only *matches* a URL a client supplies against stored entries; it never fetches it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from flask import Blueprint, Flask, Response, abort, current_app, jsonify, request, url_for
+
+from aggregator.config import Config
+from aggregator.errors import QueryError
+from aggregator.models import Entry
+from aggregator.normalize.urls import canonical_url, is_http_url
+from index.related import ArticleQuery, RelatedFinder, RelatedItem, RelatedSettings, query_for_entry
+from index.schema import site_of
+
+from .app import services_of
+from .serialize import iso
+
+related_api = Blueprint("related", __name__)
+
+#: Longest title and text accepted from an embedding page (longer input is cut, not refused).
+MAX_TITLE_CHARS = 500
+MAX_TEXT_CHARS = 5000
+#: Answers at most this many items.
+MAX_LIMIT = 20
+#: Shared caches may keep an answer this long and serve it stale while refreshing (RFC 9111, RFC 5861).
+CACHE_CONTROL = "public, max-age=60, s-maxage=300, stale-while-revalidate=600"
+_ENTRY_PATH = re.compile(r"^/entries/([A-Za-z0-9_-]{1,64})/?$")
+
+
+# --------------------------------------------------------------------------- shared by the embeds
+
+
+def related_finder(app: Flask) -> RelatedFinder:
+    """Return the app's RelatedFinder, built on first use (its caches live as long as the app)."""
+    finder: RelatedFinder | None = app.extensions.get("newsdesk.related")
+    if finder is None:
+        with _FINDER_LOCK:
+            finder = app.extensions.get("newsdesk.related")
+            if finder is None:
+                services = services_of(app)
+                finder = RelatedFinder(services.reader, services.store, settings_from_config(services.config))
+                app.extensions["newsdesk.related"] = finder
+    return finder
+
+
+_FINDER_LOCK = threading.Lock()
+
+
+def settings_from_config(config: Config) -> RelatedSettings:
+    """Return the algorithm's settings with the operator's [related] options applied."""
+    options = config.related
+    return RelatedSettings(
+        window=float(options.window),
+        exclude_same_source=options.exclude_same_source,
+        max_per_source=options.max_per_source,
+    )
+
+
+def public_base() -> str:
+    """Return the base URL embeds point at: server.public_url, else the one this request came in on."""
+    configured: str = current_app.config["NEWSDESK"].server.public_url
+    return (configured or request.host_url).rstrip("/")
+
+
+def safe_link(url: str | None) -> str | None:
+    """Return the URL when it is an absolute http(s) link, else None (never javascript:, data:, ...)."""
+    return url if url and is_http_url(url) else None
+
+
+def teaser(entry: Entry, limit: int = 160) -> str:
+    """Return a one-line plain-text teaser of an entry, cut at a word boundary."""
+    line = " ".join((entry.summary or entry.text).split())
+    if len(line) <= limit:
+        return line
+    cut = line[:limit].rsplit(" ", 1)[0]
+    return cut.rstrip(",;:.-–— ") + "…"
+
+
+def item_json(item: RelatedItem) -> dict[str, Any]:
+    """Return the public JSON form of one related item."""
+    entry = item.entry
+    return {
+        "id": entry.id,
+        "url": safe_link(entry.url),
+        "title": entry.title,
+        "source": entry.source.title,
+        "published_at": iso(entry.published_at),
+        "teaser": teaser(entry),
+        "score": round(item.score, 4),
+    }
+
+
+def entry_for_url(url: str) -> Entry | None:
+    """Return the stored entry a client-supplied URL names: our own /entries/<id> page or an article's canonical URL."""
+    store = services_of(current_app).store
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    own_hosts = {urlsplit(public_base()).netloc, request.host}
+    match = _ENTRY_PATH.match(parts.path)
+    if match and parts.netloc in own_hosts:
+        return store.get_entry(match.group(1))
+    if not is_http_url(url):
+        return None
+    return store.find_entry_by_url(canonical_url(url)) or store.find_entry_by_url(url)
+
+
+def parse_date(raw: str | None) -> datetime | None:
+    """Return an ISO 8601 date argument as aware UTC (naive means UTC), None when absent; QueryError when malformed."""
+    if not raw:
+        return None
+    try:
+        value = datetime.fromisoformat(raw.strip())
+    except ValueError:
+        raise QueryError(f"date must be an ISO 8601 date such as 2024-05-01T12:00:00Z, got {raw[:40]!r}") from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def limit_arg(default: int = 5) -> int:
+    """Return the limit argument, 1..MAX_LIMIT (larger values are clamped)."""
+    raw = request.args.get("limit", "")
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise QueryError(f"limit must be an integer, got {raw[:20]!r}") from None
+    if value < 1:
+        raise QueryError("limit must be at least 1")
+    return min(value, MAX_LIMIT)
+
+
+def resolve_article() -> tuple[ArticleQuery, Entry | None]:
+    """Return the article the request asks about (entry=, url= or title=/text=); 404/400 when it names none."""
+    args = request.args
+    store = services_of(current_app).store
+    entry_id = args.get("entry", "").strip()
+    if entry_id:
+        entry = store.get_entry(entry_id)
+        if entry is None:
+            abort(404, description=f"no entry with id {entry_id[:64]!r}")
+        return query_for_entry(entry), entry
+    url = args.get("url", "").strip()
+    title = " ".join(args.get("title", "").split())[:MAX_TITLE_CHARS]
+    text = " ".join(args.get("text", "").split())[:MAX_TEXT_CHARS]
+    if url:
+        entry = entry_for_url(url)
+        if entry is not None:
+            return query_for_entry(entry), entry
+        if not title:
+            abort(404, description="no stored article has this URL; pass title= (and text=) to describe it")
+    if not title:
+        raise QueryError("pass entry=<id>, url=<article URL>, or title=<headline> (with optional text= and date=)")
+    site = site_of(url) if url and is_http_url(url) else ""
+    return ArticleQuery(title=title, text=text, published_at=parse_date(args.get("date")), site=site or None), None
+
+
+class RateLimiter:
+    """Fixed one-minute windows per client address; thread-safe, in-process."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self._windows: dict[str, tuple[int, int]] = {}
+        self._lock = threading.Lock()
+
+    def check(self, client: str, now: float | None = None) -> int:
+        """Return 0 when the request may proceed, else the seconds until the client may retry."""
+        if self.per_minute <= 0:
+            return 0
+        now = time.time() if now is None else now
+        window = int(now // 60)
+        with self._lock:
+            start, count = self._windows.get(client, (window, 0))
+            if start != window:
+                start, count = window, 0
+                if len(self._windows) > 100_000:
+                    self._windows = {k: v for k, v in self._windows.items() if v[0] == window}
+            if count >= self.per_minute:
+                return max(1, math.ceil((window + 1) * 60 - now))
+            self._windows[client] = (start, count + 1)
+        return 0
+
+
+def rate_limited(app: Flask) -> Response | None:
+    """Return a 429 response when this client is over its per-minute budget, else None."""
+    limiter: RateLimiter | None = app.extensions.get("newsdesk.ratelimit")
+    if limiter is None:
+        limiter = app.extensions.setdefault(
+            "newsdesk.ratelimit", RateLimiter(services_of(app).config.server.rate_limit_per_minute)
+        )
+    retry_after = limiter.check(request.remote_addr or "unknown")
+    if not retry_after:
+        return None
+    response = jsonify(error="too_many_requests", message=f"rate limit reached; retry in {retry_after} s")
+    response.status_code = 429
+    response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
+def cacheable(response: Response) -> Response:
+    """Return the response with Cache-Control and a strong ETag, turned into a 304 when the client has it."""
+    response.headers["Cache-Control"] = CACHE_CONTROL
+    response.set_etag(hashlib.sha256(response.get_data()).hexdigest()[:32])
+    return response.make_conditional(request)
+
+
+# --------------------------------------------------------------------------- routes
+
+
+@related_api.after_request
+def open_cors(response: Response) -> Response:
+    # Public, credential-free data: any site may read it from a script (no Allow-Credentials, ever).
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    response.headers["Access-Control-Expose-Headers"] = "ETag, Retry-After"
+    return response
+
+
+@related_api.route("/api/v1/related", methods=["OPTIONS"])
+def related_preflight() -> Any:
+    response = Response(status=204)
+    response.headers["Access-Control-Allow-Methods"] = "GET"
+    response.headers["Access-Control-Allow-Headers"] = "If-None-Match"
+    response.headers["Access-Control-Max-Age"] = "86400"
+    return response
+
+
+@related_api.get("/api/v1/related")
+def related_json() -> Any:
+    limited = rate_limited(current_app)
+    if limited is not None:
+        return limited
+    article, _entry = resolve_article()
+    items = related_finder(current_app).find(article, limit=limit_arg())
+    return cacheable(jsonify(items=[item_json(item) for item in items]))
+
+
+@related_api.get("/oembed")
+def oembed() -> Any:
+    limited = rate_limited(current_app)
+    if limited is not None:
+        return limited
+    fmt = request.args.get("format", "json")
+    if fmt != "json":
+        # oEmbed 1.0 section 2.3.4.4: an unsupported format is 501 Not Implemented.
+        abort(501, description="only format=json is supported")
+    url = request.args.get("url", "").strip()
+    if not url:
+        raise QueryError("url is required: the article's URL or its /entries/<id> page")
+    entry = entry_for_url(url)
+    if entry is None:
+        abort(404, description="no stored article has this URL")
+    width = _dimension("maxwidth", 400)
+    height = _dimension("maxheight", 360)
+    base = public_base()
+    src = base + url_for("embed.related_frame") + "?" + urlencode({"entry": entry.id})
+    html = (
+        f'<iframe src="{_attr(src)}" title="Related coverage" width="{width}" height="{height}" '
+        'style="border:0;max-width:100%" loading="lazy" '
+        'sandbox="allow-scripts allow-popups allow-popups-to-escape-sandbox"></iframe>'
+    )
+    payload = {
+        "version": "1.0",
+        "type": "rich",
+        "provider_name": "Newsdesk",
+        "provider_url": base + "/",
+        "title": entry.title,
+        "html": html,
+        "width": width,
+        "height": height,
+        "cache_age": 300,
+    }
+    response = current_app.response_class(json.dumps(payload), mimetype="application/json")
+    return cacheable(response)
+
+
+def _dimension(name: str, default: int) -> int:
+    raw = request.args.get(name, "")
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise QueryError(f"{name} must be an integer, got {raw[:20]!r}") from None
+    if value < 50:
+        raise QueryError(f"{name} must be at least 50")
+    return min(value, default)
+
+
+def _attr(value: str) -> str:
+    return value.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;").replace(">", "&gt;")
