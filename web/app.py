@@ -21,12 +21,16 @@ def create_app(config: Config, services: Services | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
     from .api import api
+    from .embed import embed
     from .ops import ops
     from .pages import pages
+    from .related import related_api
 
     app.register_blueprint(pages)
     app.register_blueprint(api)
     app.register_blueprint(ops)
+    app.register_blueprint(related_api)
+    app.register_blueprint(embed)
 
     def wants_json() -> bool:
         return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
