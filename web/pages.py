@@ -34,7 +34,11 @@ def search_page() -> Any:
 
 @pages.get("/entries/<entry_id>")
 def entry_page(entry_id: str) -> Any:
+    from .related import item_json, related_finder, safe_link
+
     entry = services_of(current_app).store.get_entry(entry_id)
     if entry is None:
         abort(404)
-    return render_template("pages/entry.html", entry=entry)
+    # Related coverage comes from the derived index; the article itself comes from the store.
+    related = [item_json(item) for item in related_finder(current_app).for_entry(entry, limit=5)]
+    return render_template("pages/entry.html", entry=entry, related=related, source_link=safe_link(entry.url))
