@@ -1,15 +1,21 @@
-"""JSON API under /api/v1."""
+"""JSON API under /api/v1: search, entries, and the OpenAPI document describing them."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, abort, current_app, jsonify, request
+from flask import Blueprint, Flask, abort, current_app, jsonify, request
 
 from aggregator.errors import QueryError
-from index.search import search
+from index.facets import Facets
+from index.query import parse_date
+from index.search import MAX_PER_PAGE, SORTS, Filters, Ranking, SearchHit, SearchResults, search
 
 from .app import services_of
+from .openapi import openapi_document
 from .serialize import entry_json, feed_json, iso
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -29,34 +35,148 @@ def int_arg(name: str, default: int, *, low: int, high: int | None = None) -> in
     return min(value, high) if high is not None else value
 
 
-@api.get("/search")
-def search_api() -> Any:
+@dataclass(frozen=True)
+class SearchRequest:
+    """A search as the web surfaces (API, page, feeds) read it from query arguments."""
+
+    #: The query text.
+    q: str
+    #: Filters from the source/tag/lang/from/to arguments.
+    filters: Filters
+    #: relevance, newest or oldest.
+    sort: str
+    #: 1-based page.
+    page: int
+    #: Results per page (at most MAX_PER_PAGE).
+    per_page: int
+    #: Collapse copies of a story into one result.
+    collapse: bool
+
+
+def _date_arg(args: Mapping[str, str], name: str, *, end: bool) -> datetime | None:
+    raw = (args.get(name) or "").strip()
+    if not raw:
+        return None
+    value = parse_date(raw, end=end)
+    if value is None:
+        raise QueryError(f"{name} must be a date such as 2024-05-01 (or 2024-05, 2024), got {raw!r}")
+    return value
+
+
+def search_request(args: Any, *, per_page: int = 20) -> SearchRequest:
+    """Return the SearchRequest in a request's arguments; raise QueryError naming a bad argument."""
+    sort = (args.get("sort") or "relevance").strip().lower()
+    if sort not in SORTS:
+        raise QueryError(f"sort must be one of {', '.join(SORTS)}, got {sort!r}")
+    collapse_raw = (args.get("collapse") or "1").strip().lower()
+    if collapse_raw not in ("1", "0", "true", "false", "yes", "no"):
+        raise QueryError(f"collapse must be 1 or 0, got {collapse_raw!r}")
+
+    def values(name: str) -> tuple[str, ...]:
+        return tuple(v.strip() for v in args.getlist(name) if v.strip())
+
+    return SearchRequest(
+        q=(args.get("q") or "")[:2000],
+        filters=Filters(
+            sources=values("source"),
+            tags=values("tag"),
+            languages=tuple(v.lower() for v in values("lang")),
+            date_from=_date_arg(args, "from", end=False),
+            date_to=_date_arg(args, "to", end=True),
+        ),
+        sort=sort,
+        page=int_arg("page", 1, low=1, high=10_000),
+        per_page=int_arg("per_page", per_page, low=1, high=MAX_PER_PAGE),
+        collapse=collapse_raw in ("1", "true", "yes"),
+    )
+
+
+def ranking_of(app: Flask) -> Ranking:
+    """Return the ranking options the app's configuration asks for."""
+    options = app.config["NEWSDESK"].search
+    return Ranking(half_life=float(options.recency_half_life), weight=float(options.recency_weight))
+
+
+def run_search(wanted: SearchRequest) -> SearchResults:
+    """Return the results of a SearchRequest against the current app's index and store."""
     services = services_of(current_app)
-    results = search(
+    return search(
         services.reader,
         services.store,
-        request.args.get("q", ""),
-        page=int_arg("page", 1, low=1),
-        per_page=int_arg("per_page", 20, low=1, high=100),
+        wanted.q,
+        page=wanted.page,
+        per_page=wanted.per_page,
+        filters=wanted.filters,
+        sort=wanted.sort,
+        collapse=wanted.collapse,
+        ranking=ranking_of(current_app),
     )
-    return jsonify(
-        total=results.total,
-        page=results.page,
-        per_page=results.per_page,
-        notices=list(results.notices),
-        hits=[
+
+
+def hit_json(hit: SearchHit) -> dict[str, Any]:
+    """Return the public JSON form of a search hit."""
+    entry = hit.entry
+    return {
+        "id": entry.id,
+        "url": entry.url,
+        "title": entry.title,
+        "title_html": hit.title_html,
+        "source": entry.source.title,
+        "published_at": iso(entry.published_at),
+        "snippet": hit.snippet,
+        "score": round(hit.score, 4),
+        "language": entry.language,
+        "tags": list(entry.tags),
+        "duplicate_count": hit.duplicate_count,
+        "duplicates": [
             {
-                "id": hit.entry.id,
-                "url": hit.entry.url,
-                "title": hit.entry.title,
-                "source": hit.entry.source.title,
-                "published_at": iso(hit.entry.published_at),
-                "snippet": hit.snippet,
-                "score": round(hit.score, 4),
+                "id": d.entry.id,
+                "url": d.entry.url,
+                "title": d.entry.title,
+                "source": d.entry.source.title,
+                "published_at": iso(d.entry.published_at),
             }
-            for hit in results.hits
+            for d in hit.duplicates
         ],
-    )
+    }
+
+
+def facets_json(facets: Facets) -> dict[str, Any]:
+    """Return the public JSON form of facet counts."""
+
+    def values(items: Any) -> list[dict[str, Any]]:
+        return [{"value": f.value, "count": f.count} for f in items]
+
+    return {
+        "source": values(facets.sources),
+        "tag": values(facets.tags),
+        "lang": values(facets.languages),
+        "date": [{"value": f.value, "label": f.label, "count": f.count} for f in facets.dates],
+    }
+
+
+def results_json(wanted: SearchRequest, results: SearchResults) -> dict[str, Any]:
+    """Return the public JSON form of a page of results (the API and `newsdesk search --json`)."""
+    return {
+        "query": wanted.q,
+        "total": results.total,
+        "total_groups": results.total_groups,
+        "page": results.page,
+        "per_page": results.per_page,
+        "pages": results.pages,
+        "sort": results.sort,
+        "relaxed": results.relaxed,
+        "suggestion": results.suggestion,
+        "notices": list(results.notices),
+        "hits": [hit_json(hit) for hit in results.hits],
+        "facets": facets_json(results.facets),
+    }
+
+
+@api.get("/search")
+def search_api() -> Any:
+    wanted = search_request(request.args)
+    return jsonify(results_json(wanted, run_search(wanted)))
 
 
 @api.get("/entries/<entry_id>")
@@ -65,6 +185,11 @@ def entry_api(entry_id: str) -> Any:
     if entry is None:
         abort(404, description=f"no entry with id {entry_id!r}")
     return jsonify(entry_json(entry, full=True))
+
+
+@api.get("/openapi.json")
+def openapi_api() -> Any:
+    return jsonify(openapi_document(request.url_root.rstrip("/") + "/api/v1"))
 
 
 @api.get("/feeds")

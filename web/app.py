@@ -25,12 +25,14 @@ def create_app(config: Config, services: Services | None = None) -> Flask:
     from .ops import ops
     from .pages import pages
     from .related import related_api
+    from .syndication import syndication
 
     app.register_blueprint(pages)
     app.register_blueprint(api)
     app.register_blueprint(ops)
     app.register_blueprint(related_api)
     app.register_blueprint(embed)
+    app.register_blueprint(syndication)
 
     def wants_json() -> bool:
         return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"

@@ -2,70 +2,142 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
+from datetime import datetime
 
 import click
 
+from aggregator.errors import QueryError
+from index.query import parse_date
+from index.search import MAX_PER_PAGE, SORTS, Filters, Ranking, search
+
 from .cli import CliState, main
 from .serialize import iso
+from .services import Services
+
+#: Segments allowed before the scheduled maintenance merges them all.
+MAX_SEGMENTS = 8
+#: Hours between two scheduled index maintenance runs in `newsdesk run`.
+MAINTENANCE_HOURS = 6
+
+
+def index_maintenance(services: Services) -> bool:
+    """Merge the index's segments when there are too many; return whether it did (the `run` schedule calls this)."""
+    return services.indexer().optimize_if_needed(MAX_SEGMENTS)
 
 
 @main.command()
 @click.pass_obj
 def reindex(state: CliState) -> None:
-    """Rebuild the search index from the store and swap it in atomically."""
+    """Rebuild the search index from the store beside the live one, then swap it in atomically."""
     services = state.services
     stats = services.indexer().rebuild(services.store)
     click.echo(f"reindexed {stats.upserts} entries (change seq {stats.seq})")
 
 
 @main.command("index")
+@click.option("--optimize", is_flag=True, help="Also merge the index's segments into one.")
 @click.pass_obj
-def index_command(state: CliState) -> None:
+def index_command(state: CliState, optimize: bool) -> None:
     """Apply pending store changes to the search index."""
     services = state.services
-    stats = services.indexer().catch_up()
+    indexer = services.indexer()
+    stats = indexer.catch_up()
     click.echo(f"indexed {stats.upserts} upserts, {stats.deletes} deletes (change seq {stats.seq})")
+    if optimize:
+        before = indexer.segment_count()
+        indexer.optimize()
+        click.echo(f"merged {before} segments into {indexer.segment_count()}")
+
+
+def _date_option(value: str | None, name: str, *, end: bool) -> datetime | None:
+    if not value:
+        return None
+    parsed = parse_date(value, end=end)
+    if parsed is None:
+        raise QueryError(f"--{name} must be a date such as 2024-05-01 (or 2024-05, 2024), got {value!r}")
+    return parsed
+
+
+def _plain(snippet: str) -> str:
+    """Return a snippet for a terminal: marks shown as [brackets], entities decoded."""
+    return html.unescape(re.sub(r"</?mark>", lambda m: "]" if m.group(0) == "</mark>" else "[", snippet))
 
 
 @main.command("search")
 @click.argument("query")
-@click.option("--json", "as_json", is_flag=True, help="JSON output.")
-@click.option("--page", default=1, show_default=True)
-@click.option("--per-page", default=10, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="JSON output (the same shape as GET /api/v1/search).")
+@click.option("--source", "sources", multiple=True, help="Only this outlet (repeatable).")
+@click.option("--tag", "tags", multiple=True, help="Only entries with this tag (repeatable).")
+@click.option("--lang", "languages", multiple=True, help="Only this language, e.g. en (repeatable).")
+@click.option("--from", "date_from", default=None, help="Published on or after this date (YYYY-MM-DD).")
+@click.option("--to", "date_to", default=None, help="Published on or before this date (YYYY-MM-DD).")
+@click.option("--sort", type=click.Choice(SORTS), default="relevance", show_default=True)
+@click.option("--page", default=1, show_default=True, type=click.IntRange(min=1))
+@click.option("--per-page", default=10, show_default=True, type=click.IntRange(1, MAX_PER_PAGE))
+@click.option("--no-collapse", is_flag=True, help="List copies of a story from other outlets separately.")
 @click.pass_obj
-def search_command(state: CliState, query: str, as_json: bool, page: int, per_page: int) -> None:
-    """Search the index."""
-    from index.search import search
+def search_command(
+    state: CliState,
+    query: str,
+    as_json: bool,
+    sources: tuple[str, ...],
+    tags: tuple[str, ...],
+    languages: tuple[str, ...],
+    date_from: str | None,
+    date_to: str | None,
+    sort: str,
+    page: int,
+    per_page: int,
+    no_collapse: bool,
+) -> None:
+    """Search the index (QUERY syntax: see `newsdesk search --help` or the search page's tips)."""
+    from .api import SearchRequest, results_json
 
     services = state.services
-    results = search(services.reader, services.store, query, page=page, per_page=per_page)
+    options = state.config.search
+    wanted = SearchRequest(
+        q=query,
+        filters=Filters(
+            sources=sources,
+            tags=tags,
+            languages=tuple(v.lower() for v in languages),
+            date_from=_date_option(date_from, "from", end=False),
+            date_to=_date_option(date_to, "to", end=True),
+        ),
+        sort=sort,
+        page=page,
+        per_page=per_page,
+        collapse=not no_collapse,
+    )
+    results = search(
+        services.reader,
+        services.store,
+        query,
+        page=page,
+        per_page=per_page,
+        filters=wanted.filters,
+        sort=sort,
+        collapse=wanted.collapse,
+        ranking=Ranking(half_life=float(options.recency_half_life), weight=float(options.recency_weight)),
+    )
     if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "total": results.total,
-                    "page": results.page,
-                    "notices": list(results.notices),
-                    "hits": [
-                        {
-                            "id": h.entry.id,
-                            "url": h.entry.url,
-                            "title": h.entry.title,
-                            "source": h.entry.source.title,
-                            "published_at": iso(h.entry.published_at),
-                            "snippet": h.snippet,
-                            "score": round(h.score, 4),
-                        }
-                        for h in results.hits
-                    ],
-                },
-                ensure_ascii=False,
-            )
-        )
+        click.echo(json.dumps(results_json(wanted, results), ensure_ascii=False))
         return
     for notice in results.notices:
         click.echo(f"note: {notice}")
-    click.echo(f"{results.total} results")
+    if results.suggestion:
+        click.echo(f"did you mean: {results.suggestion}")
+    click.echo(f"{results.total} results ({results.total_groups} stories), page {results.page} of {results.pages}")
     for h in results.hits:
         click.echo(f"- {h.entry.title}  [{h.entry.source.title}, {iso(h.entry.published_at)}]\n  {h.entry.url}")
+        click.echo(f"  {_plain(h.snippet)}")
+        if h.duplicate_count:
+            outlets = ", ".join(d.entry.source.title for d in h.duplicates)
+            click.echo(f"  + {h.duplicate_count} more from other outlets: {outlets}")
+    facets = results.facets
+    for label, values in (("sources", facets.sources), ("tags", facets.tags), ("languages", facets.languages)):
+        if values:
+            click.echo(f"{label}: " + ", ".join(f"{v.value} ({v.count})" for v in values))

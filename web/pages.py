@@ -2,34 +2,78 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from flask import Blueprint, abort, current_app, render_template, request
+from flask import Blueprint, abort, current_app, render_template, request, url_for
 
 from aggregator.errors import QueryError
-from index.search import search
+from index.facets import DATE_BUCKETS
+from index.search import SORTS
 
+from .api import SearchRequest, run_search, search_request
 from .app import services_of
 
 pages = Blueprint("pages", __name__)
 
+#: Language codes readers see spelled out in the language facet.
+LANGUAGE_LABELS = {"en": "English", "fr": "French", "de": "German", "es": "Spanish", "it": "Italian"}
+
+
+def search_url(args: Any, **changes: Any) -> str:
+    """Return the search page URL for the current arguments with some changed (None removes one)."""
+    merged: dict[str, Any] = {key: args.getlist(key) for key in args}
+    merged.pop("page", None)  # any change of query or filters starts again at page 1
+    for key, value in changes.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return url_for("pages.search_page", **{k: v for k, v in merged.items() if v not in ([], "", [""])})
+
+
+def toggle_url(args: Any, key: str, value: str) -> str:
+    """Return the URL that adds ``value`` to a repeatable filter, or removes it when already on."""
+    current = args.getlist(key)
+    changed = [v for v in current if v != value] if value in current else [*current, value]
+    return search_url(args, **{key: changed or None})
+
 
 @pages.get("/")
 def search_page() -> Any:
-    services = services_of(current_app)
-    query = request.args.get("q", "")
+    args = request.args
     error = None
     results = None
+    wanted: SearchRequest | None = None
     try:
-        page = max(int(request.args.get("page", "1") or 1), 1)
-    except ValueError:
-        page = 1
-    if query.strip():
-        try:
-            results = search(services.reader, services.store, query, page=page, per_page=20)
-        except QueryError as exc:
-            error = str(exc)
-    return render_template("pages/search.html", query=query, results=results, error=error)
+        wanted = search_request(args)
+        if wanted.q.strip() or any(args.getlist(k) for k in ("source", "tag", "lang", "from", "to")):
+            results = run_search(wanted)
+    except QueryError as exc:
+        error = str(exc)
+    now = datetime.now(UTC)
+    date_links = [
+        (key, label, (now - span).strftime("%Y-%m-%d"))
+        for key, label, span in DATE_BUCKETS
+        if span >= timedelta(days=1)
+    ]
+    return (
+        render_template(
+            "pages/search.html",
+            query=args.get("q", ""),
+            results=results,
+            wanted=wanted,
+            error=error,
+            args=args,
+            sorts=SORTS,
+            search_url=search_url,
+            toggle_url=toggle_url,
+            date_links=date_links,
+            language_labels=LANGUAGE_LABELS,
+            feed_args={k: v for k, v in args.to_dict(flat=False).items() if k != "page"},
+        ),
+        400 if error else 200,
+    )
 
 
 @pages.get("/entries/<entry_id>")
