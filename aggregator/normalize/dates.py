@@ -16,6 +16,20 @@ _EARLIEST = datetime(1970, 1, 2, tzinfo=UTC)
 _ISO_LIKE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 _ZONE_SUFFIX = re.compile(r"(?:Z|[+-]\d{2}:?\d{2})$", re.IGNORECASE)
 _ZONE_NAME_SUFFIX = re.compile(r"[A-Za-z]{2,}$")
+_NUMERIC_ZONE = re.compile(r"^[+-]\d{4}$")
+# The names email.utils knows (RFC 822 section 5) ...
+_EMAIL_ZONES = frozenset(
+    {"UT", "UTC", "GMT", "Z", "AST", "ADT", "EST", "EDT", "CST", "CDT", "MST", "MDT", "PST", "PDT"}
+)
+# ... and abbreviations news feeds use that it does not, in seconds east of UTC.
+_MORE_ZONES = {
+    name: int(hours * 3600)
+    for name, hours in {
+        "WET": 0, "WEST": 1, "BST": 1, "CET": 1, "CEST": 2, "MEZ": 1, "MESZ": 2, "EET": 2, "EEST": 3, "MSK": 3,
+        "IST": 5.5, "HKT": 8, "SGT": 8, "AWST": 8, "JST": 9, "KST": 9, "ACST": 9.5, "AEST": 10, "AEDT": 11,
+        "NZST": 12, "NZDT": 13, "HST": -10, "AKST": -9, "AKDT": -8, "NST": -3.5, "NDT": -2.5, "BRT": -3, "ART": -3,
+    }.items()
+}  # fmt: skip
 
 
 @lru_cache(maxsize=64)
@@ -32,11 +46,17 @@ def _from_rfc822(raw: str, default_zone: tzinfo) -> datetime | None:
     if parsed is None:
         return None
     year, month, day, hour, minute, second = parsed[:6]
-    offset = parsed[9]
     if year < 100:  # RFC 822 two-digit years, read as RFC 2822 says.
         year += 2000 if year < 50 else 1900
     naive = datetime(year, month, day, hour, minute, min(second, 59))
-    if offset is None:
+    # parsedate_tz answers 0 both for "+0000" and for no zone (or one it does not know), so the
+    # zone is read from the string itself.
+    token = raw.strip().rsplit(None, 1)[-1].upper()
+    if _NUMERIC_ZONE.match(token) or token in _EMAIL_ZONES:
+        offset = parsed[9] or 0
+    elif token in _MORE_ZONES:
+        offset = _MORE_ZONES[token]
+    else:
         return naive.replace(tzinfo=default_zone)
     return (naive - timedelta(seconds=offset)).replace(tzinfo=UTC)
 

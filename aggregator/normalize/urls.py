@@ -53,7 +53,8 @@ _DEFAULT_PORTS = {"http": "80", "https": "443"}
 # Characters RFC 3986 allows unescaped in a path / query; "%" stays so encoding is idempotent.
 _PATH_SAFE = "/%:@!$&'()*+,;=-._~"
 _QUERY_SAFE = _PATH_SAFE + "?"
-_CONTROL = re.compile(r"[\x00-\x20\x7f]+")
+# WHATWG URL parsing drops tabs and newlines anywhere and trims spaces; other control characters go too.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 _PORT = re.compile(r":(\d*)$")
 _FEEDBURNER_HOSTS = frozenset({"feedproxy.google.com", "feeds.feedburner.com", "feeds2.feedburner.com"})
 
@@ -83,10 +84,10 @@ def _clean_netloc(scheme: str, netloc: str) -> str:
 def canonical_url(url: str, base: str | None = None) -> str:
     """Return ``url`` made absolute against ``base`` with tracking parameters, default ports and fragment removed."""
     # Feeds wrap links in whitespace and sometimes paste control characters into them.
-    url = _CONTROL.sub("", url or "")
+    url = _CONTROL.sub("", url or "").strip()
     try:
         if base:
-            url = urljoin(_CONTROL.sub("", base), url)
+            url = urljoin(_CONTROL.sub("", base).strip(), url)
         parts = urlsplit(url)
     except ValueError:  # e.g. an unbalanced "[" in the host part
         return url
