@@ -35,6 +35,11 @@ def serve_feeds(server: FeedServer, names: tuple[str, ...]) -> list[str]:
     return urls
 
 
+def newsroom_config(tmp_path: Path, **server: Any) -> Config:
+    """Return a config for tests: data in tmp_path, no politeness delay towards the local feed server."""
+    return make_config(tmp_path, server=server, polling={"per_host_delay": 0, "per_host_concurrency": 8})
+
+
 def build_newsroom(config: Config, server: FeedServer, names: tuple[str, ...]) -> Flask:
     """Poll the named fixture feeds through the real update path, index them, and return the app."""
     app = create_app(config)
@@ -58,7 +63,7 @@ def entry_of(store: Store, outlet: str, slug: str = "dam") -> Entry:
 @pytest.fixture
 def newsroom(tmp_path: Path, feed_server: FeedServer) -> Iterator[Flask]:
     """Yield the app over four outlets: three cover the dam story, one does not."""
-    config = make_config(tmp_path, server={"rate_limit_per_minute": 1000})
+    config = newsroom_config(tmp_path, rate_limit_per_minute=1000)
     app = build_newsroom(config, feed_server, (*STORY_OUTLETS, OTHER_OUTLET))
     yield app
     services_of(app).close()
@@ -150,7 +155,7 @@ def test_cors_cache_headers_and_etag(newsroom: Flask) -> None:
 
 
 def test_rate_limit_answers_429_with_retry_after(tmp_path: Path, feed_server: FeedServer) -> None:
-    config = make_config(tmp_path, server={"rate_limit_per_minute": 3})
+    config = newsroom_config(tmp_path, rate_limit_per_minute=3)
     app = build_newsroom(config, feed_server, STORY_OUTLETS)
     client = app.test_client()
     codes = [client.get("/api/v1/related?title=Kessel+dam").status_code for _ in range(4)]
