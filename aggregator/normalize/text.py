@@ -7,7 +7,7 @@ import re
 
 # A complete tag, comment, doctype or processing instruction; or an unterminated tag name at
 # the very end (a title cut in the middle of "</script").
-_TAG = re.compile(r"<(?:[A-Za-z][^<>]*|/[A-Za-z][^<>]*|![^<>]*|\?[^<>]*)>|</?[A-Za-z][A-Za-z0-9:-]*$")
+_TAG = re.compile(r"<(?:[A-Za-z][^<>]*|/[A-Za-z][^<>]*|![^<>]*|\?[^<>]*)>|</?[A-Za-z][A-Za-z0-9:-]*\s*$")
 # Zero-width and formatting characters that hide between letters and break matching.
 _INVISIBLE = re.compile(
     "[\u00ad\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060-\u2064\ufeff\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"

@@ -83,11 +83,26 @@ def _clean_netloc(scheme: str, netloc: str) -> str:
 
 def canonical_url(url: str, base: str | None = None) -> str:
     """Return ``url`` made absolute against ``base`` with tracking parameters, default ports and fragment removed."""
+    result = _canonical(url, base)
+    # Malformed input ("http://::", "////") can need a second look before it stops changing;
+    # stored URLs must be fixed points so that comparing them is meaningful.
+    for _ in range(4):
+        again = _canonical(result, None)
+        if again == result:
+            break
+        result = again
+    return result
+
+
+def _canonical(url: str, base: str | None) -> str:
     # Feeds wrap links in whitespace and sometimes paste control characters into them.
     url = _CONTROL.sub("", url or "").strip()
-    try:
-        if base:
+    if base:
+        try:
             url = urljoin(_CONTROL.sub("", base).strip(), url)
+        except ValueError:  # a base we cannot read resolves nothing
+            pass
+    try:
         parts = urlsplit(url)
     except ValueError:  # e.g. an unbalanced "[" in the host part
         return url
@@ -99,6 +114,9 @@ def canonical_url(url: str, base: str | None = None) -> str:
     path = quote(parts.path, safe=_PATH_SAFE)
     if netloc and not path:
         path = "/"
+    elif not netloc and path.startswith("//"):
+        # Without a host, "//x" would read back as a host name: keep it a path.
+        path = "/" + path.lstrip("/")
     return urlunsplit((scheme, netloc, path, _clean_query(parts.query), ""))
 
 

@@ -1,0 +1,71 @@
+"""Property tests: the URL canonicalizer and the text cleaners never raise and are idempotent."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aggregator.normalize import canonical_url, clean_line, clean_text, html_to_text, parse_date, sanitize_html, simhash
+from aggregator.normalize.urls import is_http_url
+
+URL_PIECES = st.sampled_from(
+    [
+        "http://", "https://", "HTTPS://", "//", "mailto:", "javascript:", "ftp://", "", "[", "]", "::1", "@",
+        "Example.COM", "xn--bcher-kva.example", ":80", ":443", ":8080", ":", ":abc", "/", "/a/../b", "./", "%", "%2F",
+        "%zz", "?", "&", "=", "#", "utm_source=x", "UTM_Medium=y", "fbclid=1", "id=3", " ", "\t", "\n", "\x00",
+        "é", "ü", "\u200b", "\\", "..",
+    ]
+)  # fmt: skip
+URLS = st.one_of(st.text(), st.lists(URL_PIECES, max_size=12).map("".join))
+MARKUP = st.one_of(
+    st.text(),
+    st.lists(
+        st.sampled_from(
+            ["<", ">", "&", "&amp;", "&lt;", "&gt;", "&#60;", "&#x3C;", "&amp;lt;b&amp;gt;", "<b>", "</b>", "<p>",
+             "<!--", "-->", "<script>", "</script", "\n", "\n\n", " ", "\xa0", "\u200b", "\r\n", "text", "é", ";",
+             "&nbsp;", "&not", "<img src=x onerror=y>", "<a href='", "'>", "\x00", "\x0c"]
+        ),
+        max_size=20,
+    ).map("".join),
+)  # fmt: skip
+
+
+@settings(max_examples=500)
+@given(URLS, st.one_of(st.none(), URLS))
+def test_canonical_url_never_raises_and_is_idempotent(url: str, base: str | None) -> None:
+    once = canonical_url(url, base)
+    assert canonical_url(once) == once
+    if is_http_url(once):
+        # A URL we could read comes back without its fragment.
+        assert "#" not in once
+
+
+@settings(max_examples=500)
+@given(MARKUP)
+def test_clean_text_never_raises_and_is_idempotent(value: str) -> None:
+    once = clean_text(value)
+    assert clean_text(once) == once
+    assert "\n\n\n" not in once and once == once.strip()
+
+
+@settings(max_examples=500)
+@given(MARKUP)
+def test_clean_line_is_idempotent_and_single_line(value: str) -> None:
+    once = clean_line(value)
+    assert clean_line(once) == once
+    assert "\n" not in once
+
+
+@settings(max_examples=300)
+@given(MARKUP, st.one_of(st.none(), st.just("https://example.com/a/")))
+def test_html_cleaners_never_raise(markup: str, base: str | None) -> None:
+    text = html_to_text(markup, base)
+    assert clean_text(text) == text
+    sanitize_html(markup, base)
+    simhash(text)
+
+
+@given(st.text())
+def test_parse_date_never_raises(raw: str) -> None:
+    parsed = parse_date(raw, "Europe/Paris")
+    assert parsed is None or parsed.utcoffset() is not None
