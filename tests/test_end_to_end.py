@@ -147,7 +147,7 @@ def test_inspect_contract_on_the_seed_story(seed_feed: Path) -> None:
     [
         ("/nonexistent/feed.xml", "no such file"),
         ("not-a-scheme://x", "is not an http(s) URL"),
-        ("http://127.0.0.1:9/feed.xml", "network error"),
+        ("http://127.0.0.1:9/feed.xml", "could not connect"),
     ],
 )
 def test_inspect_errors_are_one_line(source: str, message: str) -> None:
