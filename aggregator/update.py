@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urljoin
 
 import httpx
 
@@ -114,7 +115,15 @@ def parse_document(feed: Feed, body: bytes, headers: dict[str, str], final_url: 
         parsed = parse_feed(body, headers, url=final_url)
         entries = normalize_feed(parsed, feed_context(feed, parsed, final_url, fetched_at))
     except NotAFeedError as exc:
-        return Document(error=exc.message, alternates=exc.alternates)
+        alternates = tuple(dict.fromkeys(urljoin(final_url, a) for a in exc.alternates))
+        if not alternates:
+            return Document(error=exc.message)
+        listed = ", ".join(alternates[:3]) + (", ..." if len(alternates) > 3 else "")
+        message = (
+            f"not a feed: the URL returned an HTML page that links to {len(alternates)} feed(s): {listed} "
+            "(`newsdesk feeds add` on the page's URL adopts one)"
+        )
+        return Document(error=message, alternates=alternates)
     except FeedError as exc:
         return Document(error=exc.message)
     except Exception as exc:  # a bug in a parser must cost one feed, never the poll

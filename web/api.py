@@ -16,7 +16,7 @@ from index.search import MAX_PER_PAGE, SORTS, Filters, Ranking, SearchHit, Searc
 
 from .app import services_of
 from .openapi import openapi_document
-from .serialize import entry_json, feed_json, iso
+from .serialize import entry_json, iso
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -190,8 +190,3 @@ def entry_api(entry_id: str) -> Any:
 @api.get("/openapi.json")
 def openapi_api() -> Any:
     return jsonify(openapi_document(request.url_root.rstrip("/") + "/api/v1"))
-
-
-@api.get("/feeds")
-def feeds_api() -> Any:
-    return jsonify(feeds=[feed_json(f) for f in services_of(current_app).store.list_feeds()])

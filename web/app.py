@@ -22,6 +22,7 @@ def create_app(config: Config, services: Services | None = None) -> Flask:
 
     from .api import api
     from .embed import embed
+    from .feeds import feeds
     from .ops import ops
     from .pages import pages
     from .related import related_api
@@ -33,6 +34,7 @@ def create_app(config: Config, services: Services | None = None) -> Flask:
     app.register_blueprint(related_api)
     app.register_blueprint(embed)
     app.register_blueprint(syndication)
+    app.register_blueprint(feeds)
 
     def wants_json() -> bool:
         return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"

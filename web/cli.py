@@ -151,7 +151,7 @@ def serve(state: CliState) -> None:
 @click.pass_obj
 def run(state: CliState, tick: float) -> None:
     """Poll feeds on schedule, index, and serve the web front end, in one process."""
-    from aggregator.scheduler import build_scheduler
+    from aggregator.scheduler import build_scheduler, install_reload_on_sighup
 
     services = state.services
     sync_config_feeds(services.store, state.config)
@@ -164,6 +164,8 @@ def run(state: CliState, tick: float) -> None:
     catch_up_index(services)
     scheduler = build_scheduler(services.store, state.config, after_poll=after_poll, tick_seconds=tick)
     scheduler.start()
+    if state.config.source_path:  # SIGHUP re-reads the file: new feeds are polled soon, removed ones stop
+        install_reload_on_sighup(scheduler, state.config.source_path)
 
     def stop(signum: int, frame: Any) -> None:
         scheduler.shutdown(wait=False)

@@ -1,63 +1,98 @@
-"""CLI: polling and feed management."""
+"""CLI: polling and feed management (list, add with discovery, remove, OPML import and export)."""
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import click
 
-from aggregator.update import sync_config_feeds, update_feeds
+from aggregator.config import check_feed_url
+from aggregator.discover import discover
+from aggregator.errors import ConfigError, FeedError
+from aggregator.fetch import make_client
+from aggregator.models import Feed, UpdateResult
+from aggregator.opml import read_opml, write_opml
+from aggregator.policy import waiting_reason
+from aggregator.store import Store
+from aggregator.update import limits_from_config, sync_config_feeds, update_feeds
 
 from .cli import CliState, catch_up_index, fail, main
 from .serialize import feed_json, iso
 
 
+def find(store: Store, feed: str) -> Feed:
+    """Return the feed named by URL, key or id, or exit with an error."""
+    found = store.find_feed(feed) or (store.get_feed(int(feed)) if feed.isdigit() else None)
+    if found is None:
+        fail(f"no feed {feed!r}; see `newsdesk feeds list`")
+    assert found is not None
+    return found
+
+
+def _result_line(result: UpdateResult) -> str:
+    if result.error:
+        return f"error   {result.url}: {result.error}"
+    status = "304 not modified" if result.status == 304 else f"HTTP {result.status}"
+    extra = "".join(f"; {note}" for note in result.notes)
+    return f"ok      {result.url}: {status}, {result.new_entries} new, {result.updated_entries} updated{extra}"
+
+
 @main.command()
-@click.option("--once", is_flag=True, help="Check the feeds that are due, index, and exit.")
-@click.option("--all", "check_all", is_flag=True, help="Check every enabled feed now (not those backing off).")
+@click.option("--once", is_flag=True, help="Check the feeds that are due, index, and exit (the default).")
+@click.option("--all", "check_all", is_flag=True, help="Check every enabled feed now, except those told to wait.")
 @click.option("--no-index", is_flag=True, help="Store entries but leave indexing to a later run.")
 @click.argument("feed", required=False)
 @click.pass_obj
 def poll(state: CliState, once: bool, check_all: bool, no_index: bool, feed: str | None) -> None:
-    """Check feeds for new entries (FEED: one feed's URL or id)."""
+    """Check feeds for new entries once, then exit (FEED: one feed's URL or id, checked now)."""
     services = state.services
     sync_config_feeds(services.store, state.config)
     now = datetime.now(UTC)
     if feed:
-        found = services.store.find_feed(feed) or (services.store.get_feed(int(feed)) if feed.isdigit() else None)
-        if found is None:
-            fail(f"no feed {feed!r}; see `newsdesk feeds list`")
-        assert found is not None
-        targets = [found]
+        targets = [find(services.store, feed)]
     elif check_all:
         targets = []
-        for f in services.store.list_feeds(enabled_only=True):
-            waiting = f.retry_after_until if f.retry_after_until and f.retry_after_until > now else None
-            if waiting or (f.consecutive_failures and f.next_check_at and f.next_check_at > now):
-                due = iso(waiting or f.next_check_at)
-                click.echo(f"skipped {f.url}: {'server asked us to wait' if waiting else 'backing off'} until {due}")
+        for candidate in services.store.list_feeds(enabled_only=True):
+            waiting = waiting_reason(candidate, now)
+            if waiting:
+                # Politeness beats impatience: a server's Retry-After and our backoff still hold.
+                click.echo(f"skipped {candidate.url}: {waiting[0]}; due {iso(waiting[1])}")
                 continue
-            targets.append(f)
+            targets.append(candidate)
     else:
         targets = services.store.due_feeds(now)
     results = update_feeds(services.store, targets, state.config)
     for result in results:
-        if result.error:
-            click.echo(f"error   {result.url}: {result.error}")
-        else:
-            click.echo(
-                f"ok      {result.url}: HTTP {result.status}, {result.new_entries} new, {result.updated_entries} updated"
-            )
+        click.echo(_result_line(result))
+    failed = sum(1 for r in results if r.error)
+    new = sum(r.new_entries for r in results)
+    click.echo(f"checked {len(results)} feed(s): {new} new entries, {failed} failed", err=True)
     if not no_index:
         catch_up_index(services)
-    if not once and not feed and not check_all:
-        click.echo("(use `newsdesk run` to keep polling on schedule)")
 
 
 @main.group()
 def feeds() -> None:
-    """List, add and remove feeds."""
+    """List, add, remove, import and export feeds."""
+
+
+def _when(value: datetime | None, now: datetime) -> str:
+    if value is None:
+        return "never"
+    seconds = (value - now).total_seconds()
+    span = abs(seconds)
+    words = (
+        f"{span:.0f}s"
+        if span < 90
+        else f"{span / 60:.0f}m"
+        if span < 5400
+        else f"{span / 3600:.1f}h"
+        if span < 172800
+        else f"{span / 86400:.1f}d"
+    )
+    return f"in {words}" if seconds > 0 else f"{words} ago"
 
 
 @feeds.command("list")
@@ -67,33 +102,63 @@ def feeds_list(state: CliState, as_json: bool) -> None:
     """Show every feed and its polling state."""
     services = state.services
     sync_config_feeds(services.store, state.config)
+    now = datetime.now(UTC)
     for feed in services.store.list_feeds():
         if as_json:
             click.echo(json.dumps(feed_json(feed), ensure_ascii=False))
-        else:
-            status = feed.last_status if feed.last_status is not None else "-"
-            click.echo(
-                f"{feed.id:>4} {'on ' if feed.enabled else 'off'} {feed.url}\n"
-                f"     {feed.title} | last check {iso(feed.last_checked_at) or 'never'} | status {status} | "
-                f"failures {feed.consecutive_failures} | next {iso(feed.next_check_at) or '-'} | "
-                f"{feed.entry_count} entries"
-                + (f"\n     error: {feed.last_error}" if feed.last_error else "")
-                + (f"\n     disabled: {feed.disabled_reason}" if feed.disabled_reason else "")
-            )
+            continue
+        status = feed.last_status if feed.last_status is not None else "-"
+        rate = f"{feed.entries_per_week:.1f}/week" if feed.entries_per_week is not None else "rate unknown"
+        click.echo(
+            f"{feed.id:>4} {'on ' if feed.enabled else 'off'} {feed.url}\n"
+            f"     {feed.title} | checked {_when(feed.last_checked_at, now)} | status {status} | "
+            f"failures {feed.consecutive_failures} | next {_when(feed.next_check_at, now) if feed.enabled else '-'} | "
+            f"{rate} | {feed.entry_count} entries"
+            + (f"\n     error: {feed.last_error}" if feed.last_error else "")
+            + (f"\n     disabled: {feed.disabled_reason}" if feed.disabled_reason else "")
+            + (f"\n     moving to: {feed.pending_redirect_url}" if feed.pending_redirect_url else "")
+        )
 
 
 @feeds.command("add")
 @click.argument("url")
-@click.option("--title", default=None)
-@click.option("--tag", "tags", multiple=True)
+@click.option("--title", default=None, help="Display title (default: the feed's own).")
+@click.option("--tag", "tags", multiple=True, help="Operator tag; repeat for several.")
+@click.option("--pick", type=int, default=None, help="When URL is a page linking to several feeds: add the Nth.")
+@click.option("--no-check", is_flag=True, help="Add the URL as given, without fetching it first.")
 @click.pass_obj
-def feeds_add(state: CliState, url: str, title: str | None, tags: tuple[str, ...]) -> None:
-    """Add a feed by URL or path (polled on the next scheduler tick)."""
-    from aggregator.config import check_feed_url
-
-    check_feed_url(url, "url")
-    feed = state.services.store.add_feed(url, title=title, tags=tags, origin="cli")
-    click.echo(f"added feed {feed.id}: {feed.url}")
+def feeds_add(
+    state: CliState, url: str, title: str | None, tags: tuple[str, ...], pick: int | None, no_check: bool
+) -> None:
+    """Add a feed by URL or path; a web page's advertised feed is found and added (polled on the next tick)."""
+    url = check_feed_url(url, "url")
+    store = state.services.store
+    if not no_check:
+        with make_client(limits_from_config(state.config)) as client:
+            try:
+                found = discover(client, url, state.config)
+            except FeedError as exc:
+                fail(f"{exc}\n(to add it anyway, run again with --no-check)")
+                return
+            if not found.is_feed:
+                choices = found.alternates
+                if len(choices) > 1 and pick is None:
+                    click.echo(f"{url} is a web page that links to {len(choices)} feeds:", err=True)
+                    for number, choice in enumerate(choices, 1):
+                        click.echo(f"  {number}. {choice}", err=True)
+                    fail("choose one with --pick N")
+                index = (pick or 1) - 1
+                if not 0 <= index < len(choices):
+                    fail(f"--pick must be between 1 and {len(choices)}")
+                url = choices[index]
+                click.echo(f"{found.url} is a web page; adding the feed it links to: {url}", err=True)
+                try:
+                    discover(client, url, state.config)
+                except FeedError as exc:
+                    fail(f"the page links to {url}, but it is not usable: {exc}")
+    existed = store.find_feed(url)
+    feed = store.add_feed(url, title=title, tags=tags, origin="cli")
+    click.echo(f"{'updated' if existed else 'added'} feed {feed.id}: {feed.url}")
 
 
 @feeds.command("remove")
@@ -102,9 +167,49 @@ def feeds_add(state: CliState, url: str, title: str | None, tags: tuple[str, ...
 def feeds_remove(state: CliState, feed: str) -> None:
     """Remove a feed (by URL or id) and its entries."""
     store = state.services.store
-    found = store.find_feed(feed) or (store.get_feed(int(feed)) if feed.isdigit() else None)
-    if found is None:
-        fail(f"no feed {feed!r}; see `newsdesk feeds list`")
-    assert found is not None
+    found = find(store, feed)
     removed = store.remove_feed(found.id)
     click.echo(f"removed feed {found.id} ({found.url}) and {removed} entries")
+    if any(fc.url in (found.url, found.key) for fc in state.config.feeds):
+        click.echo("note: the feed is listed in the config file and comes back on the next start", err=True)
+
+
+@feeds.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_obj
+def feeds_import(state: CliState, file: Path) -> None:
+    """Add the feeds an OPML file lists, keeping their titles and folders (as tags)."""
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read the OPML file ({exc.strerror})") from exc
+    listed, skipped = read_opml(data, label=str(file))
+    store = state.services.store
+    added = 0
+    for item in listed:
+        if store.find_feed(item.url) is not None:
+            click.echo(f"present {item.url}")
+            continue
+        store.add_feed(item.url, title=item.title, tags=item.categories, origin="opml")
+        added += 1
+        click.echo(f"added   {item.url}" + (f" [{', '.join(item.categories)}]" if item.categories else ""))
+    for skip in skipped:
+        click.echo(f"skipped {skip.url}: {skip.reason}", err=True)
+    click.echo(f"imported {added} new feed(s) of {len(listed)} listed; {len(skipped)} skipped", err=True)
+
+
+@feeds.command("export")
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="File to write (default: stdout)."
+)
+@click.pass_obj
+def feeds_export(state: CliState, output: Path | None) -> None:
+    """Write every feed as OPML 2.0 (tags become folders and categories)."""
+    store = state.services.store
+    sync_config_feeds(store, state.config)
+    data = write_opml(store.list_feeds())
+    if output is None:
+        click.echo(data.decode("utf-8"), nl=False)
+    else:
+        output.write_bytes(data)
+        click.echo(f"wrote {output}", err=True)

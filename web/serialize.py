@@ -59,4 +59,8 @@ def feed_json(feed: Feed) -> dict[str, Any]:
         "retry_after_until": iso(feed.retry_after_until),
         "entries_per_week": None if feed.entries_per_week is None else round(feed.entries_per_week, 2),
         "entry_count": feed.entry_count,
+        "interval_seconds": feed.interval_seconds,
+        "min_interval_seconds": feed.min_interval_seconds,
+        "pending_redirect_url": feed.pending_redirect_url,
+        "pending_redirect_count": feed.pending_redirect_count,
     }
