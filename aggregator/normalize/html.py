@@ -97,6 +97,8 @@ _TRACKER = re.compile(
     r"|piwik|matomo|/1x1\.|/spacer\.gif",
     re.I,
 )
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
+_URL_NOISE = re.compile(r"[\x00-\x20\x7f]+")
 _TINY = frozenset({"0", "1", "0px", "1px"})
 _XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*>", re.I)
 _BAD_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
@@ -299,7 +301,14 @@ def _prepare(root: etree._Element, base_url: str | None) -> list[ContentImage]:
         for name in _URL_ATTRIBUTES:
             value = element.get(name)
             if value is not None:
-                element.set(name, _join(base_url, value))
+                joined = _join(base_url, value)
+                # Browsers ignore tabs and newlines inside a scheme ("jav\tascript:"); so do we, and
+                # keep only web and mail links. nh3 checks schemes too; this is the belt to its braces.
+                scheme = _SCHEME.match(_URL_NOISE.sub("", joined))
+                if scheme and scheme.group(1).lower() not in ("http", "https", "mailto"):
+                    del element.attrib[name]
+                else:
+                    element.set(name, joined)
     return [image for element, image in found if id(element) in kept]
 
 
