@@ -21,6 +21,8 @@ def relative(value: datetime | None, now: datetime) -> str:
         return "never"
     seconds = (value - now).total_seconds()
     span = abs(seconds)
+    if span < 5:
+        return "just now"
     if span < 90:
         words = f"{span:.0f} s"
     elif span < 5400:
