@@ -82,10 +82,12 @@ def reuters_items(limit: int | None) -> Iterator[Item]:
             if not title:
                 continue
             body = re.search(r"<BODY>(.*?)</BODY>", block, re.S)
-            date = re.search(r"<DATE>\s*(\d+-\w+-\d+ \d+:\d+:\d+)", block)
+            date = re.search(r"<DATE>\s*(\d+-\w+-\d+)", block)
             newid = re.search(r'NEWID="(\d+)"', block)
             topics = tuple(re.findall(r"<D>(.*?)</D>", (re.search(r"<TOPICS>(.*?)</TOPICS>", block) or [""])[0]))
-            when = datetime.strptime(date.group(1), "%d-%b-%Y %H:%M:%S").replace(tzinfo=UTC) if date else NOW
+            # Some Reuters times are garbled ("605:12:19"): the day is enough, spread by story number.
+            day = datetime.strptime(date.group(1), "%d-%b-%Y").replace(tzinfo=UTC) if date else NOW
+            when = day + timedelta(minutes=count % 1440)
             ident = newid.group(1) if newid else str(count)
             yield Item(
                 f"reuters-{ident}",
