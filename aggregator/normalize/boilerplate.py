@@ -105,18 +105,34 @@ def _has_boilerplate_class(element: etree._Element) -> bool:
     return any(token in _BOILERPLATE_TOKENS for token in _TOKEN_SPLIT.split(names))
 
 
-def _text_length(element: etree._Element) -> int:
-    return len("".join(element.itertext()).strip())
-
-
-def _link_density(element: etree._Element, total: int) -> float:
-    linked = sum(len("".join(a.itertext()).strip()) for a in element.iter("a"))
-    return linked / total if total else 0.0
+def _measure(root: etree._Element) -> dict[etree._Element, tuple[int, int, int, int]]:
+    """Return, per element: text length, linked text length, link count, share-link count."""
+    # One bottom-up pass instead of itertext() per candidate, which is quadratic on deep trees.
+    stats: dict[etree._Element, tuple[int, int, int, int]] = {}
+    for _event, element in etree.iterwalk(root, events=("end",)):
+        text = len((element.text or "").strip())
+        linked = links = shares = 0
+        for child in element:
+            child_stats = stats.get(child)
+            if child_stats is not None:
+                text += child_stats[0]
+                linked += child_stats[1]
+                links += child_stats[2]
+                shares += child_stats[3]
+            text += len((child.tail or "").strip())
+        if element.tag == "a":
+            linked = text
+            links += 1
+            if _SHARE_URL.search(element.get("href") or ""):
+                shares += 1
+        stats[element] = (text, linked, links, shares)
+    return stats
 
 
 def boilerplate_elements(root: etree._Element) -> list[etree._Element]:
     """Return the elements under ``root`` that are boilerplate, outermost first (may nest)."""
-    whole = _text_length(root)
+    stats = _measure(root)
+    whole = stats[root][0]
     # Never remove something holding most of the text: a class rule gone wrong must not empty the article.
     ceiling = max(whole * 0.5, 200)
     found: list[etree._Element] = []
@@ -124,27 +140,24 @@ def boilerplate_elements(root: etree._Element) -> list[etree._Element]:
         tag = element.tag
         if not isinstance(tag, str):
             continue
+        length, linked, links, shares = stats[element]
         if tag == "a":
             href = element.get("href") or ""
             if _FEEDBURNER_FLARE.search(href):
                 found.append(element)
                 continue
-            label = "".join(element.itertext())
-            if len(label) < 200 and _READ_MORE.match(label.strip()):
+            if length < 200 and _READ_MORE.match("".join(element.itertext()).strip()):
                 found.append(element)
                 continue
-        if tag in _SHARE_BLOCKS:
-            links = [a.get("href") or "" for a in element.iter("a")]
-            if links and all(_SHARE_URL.search(link) for link in links) and _text_length(element) < 300:
-                found.append(element)
-                continue
-        if tag in _CONTAINERS and _has_boilerplate_class(element) and _text_length(element) < ceiling:
+        if tag in _SHARE_BLOCKS and links and shares == links and length < 300:
             found.append(element)
             continue
-        if tag in _HEADINGS or tag == "p":
-            raw = "".join(element.itertext())
-            # Long paragraphs are article text; only short ones are worth the pattern match.
-            text = _SPACE.sub(" ", raw).strip() if len(raw) < 1000 else ""
+        if tag in _CONTAINERS and length < ceiling and _has_boilerplate_class(element):
+            found.append(element)
+            continue
+        # Long paragraphs are article text; only short ones are worth the pattern match.
+        if (tag in _HEADINGS or tag == "p") and length < 700:
+            text = _SPACE.sub(" ", "".join(element.itertext())).strip()
             if text and is_boilerplate(text):
                 # A heading like "Related coverage" announces the block it opens: remove that block
                 # when the heading leads a container of its own, else just the heading.
@@ -154,20 +167,14 @@ def boilerplate_elements(root: etree._Element) -> list[etree._Element]:
                     and parent is not None
                     and parent is not root
                     and parent.index(element) == 0
-                    and _text_length(parent) < ceiling
+                    and stats[parent][0] < ceiling
                 ):
                     found.append(parent)
                 else:
                     found.append(element)
                 continue
-        if tag in _LINK_DENSE_CONTAINERS:
-            length = _text_length(element)
-            if (
-                0 < length < min(ceiling, 600)
-                and len(element.findall(".//a")) >= 2
-                and _link_density(element, length) > 0.6
-            ):
-                found.append(element)
+        if tag in _LINK_DENSE_CONTAINERS and 0 < length < min(ceiling, 600) and links >= 2 and linked > 0.6 * length:
+            found.append(element)
     return found
 
 

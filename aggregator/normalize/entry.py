@@ -121,7 +121,11 @@ def normalize_entry(
 
     content = _longest(parsed.contents)
     body = clean_body(content, base, context.feed_url)
-    summary_body = clean_body(parsed.summary, base, context.feed_url)
+    # feedparser copies the content into the summary when a feed has no separate description.
+    if parsed.summary is not None and content is not None and parsed.summary.value == content.value:
+        summary_body = body
+    else:
+        summary_body = clean_body(parsed.summary, base, context.feed_url)
     # Summary-only feeds (or a summary longer than a teaser "content") use the summary as the body.
     if sum(map(len, summary_body.paragraphs)) > sum(map(len, body.paragraphs)):
         body = summary_body
