@@ -144,7 +144,7 @@ def test_openapi_document_matches_the_server(client: FlaskClient) -> None:
     hit = client.get("/api/v1/search?q=ferry").get_json()["hits"][0]
     validate(client.get(f"/api/v1/entries/{hit['id']}").get_json(), schemas["Entry"])
     validate(client.get("/api/v1/entries/none").get_json(), schemas["Error"])
-    assert [p["name"] for p in SEARCH_PARAMETERS][0] == "q"
+    assert SEARCH_PARAMETERS[0]["name"] == "q"
 
 
 def test_search_as_atom(client: FlaskClient) -> None:
@@ -158,7 +158,9 @@ def test_search_as_atom(client: FlaskClient) -> None:
     published = [e.findtext(f"{ATOM}published") for e in entries]
     assert entries and published == sorted(published, reverse=True)  # a feed lists the newest first
     first = entries[0]
-    assert first.findtext(f"{ATOM}id").startswith("tag:") and first.find(f"{ATOM}link").get("href").startswith("https://")
+    assert first.findtext(f"{ATOM}id").startswith("tag:") and first.find(f"{ATOM}link").get("href").startswith(
+        "https://"
+    )
     assert "<mark>" in first.findtext(f"{ATOM}summary") and first.find(f"{ATOM}summary").get("type") == "html"
     assert first.find(f"{ATOM}author/{ATOM}name") is not None
     assert feed.findtext(f"{OPENSEARCH}totalResults") == str(len(entries))

@@ -76,9 +76,10 @@ def test_copies_expand_and_phone_layout(live: LiveServer, browser: Any) -> None:
         page.screenshot(path=str(artifact("search-phone.png")), full_page=True)
         page.goto(live.base + "/?q=mackrel")
         page.get_by_role("link", name="mackerel").click()
-        assert "1 result" in page.locator("#results-heading").inner_text() or "2 results" in page.locator(
-            "#results-heading"
-        ).inner_text()
+        assert (
+            "1 result" in page.locator("#results-heading").inner_text()
+            or "2 results" in page.locator("#results-heading").inner_text()
+        )
     finally:
         context.close()
 

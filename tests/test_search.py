@@ -118,7 +118,11 @@ def test_filters_outside_the_query(world: Services) -> None:
 
 def test_facets_count_every_match(world: Services) -> None:
     facets = run(world, "dock strike").facets
-    assert {(f.value, f.count) for f in facets.sources} == {("Coastal Daily", 1), ("Northern Wire", 1), ("Valley Times", 1)}
+    assert {(f.value, f.count) for f in facets.sources} == {
+        ("Coastal Daily", 1),
+        ("Northern Wire", 1),
+        ("Valley Times", 1),
+    }
     assert [(f.value, f.count) for f in facets.tags] == [("economy", 3)]
     assert [(f.value, f.count) for f in facets.languages] == [("en", 3)]
     assert {f.value: f.count for f in facets.dates} == {"day": 0, "week": 3, "month": 3, "year": 3}
