@@ -163,6 +163,7 @@ def run(state: CliState, tick: float) -> None:
 
     catch_up_index(services)
     scheduler = build_scheduler(services.store, state.config, after_poll=after_poll, tick_seconds=tick)
+    cli_search.schedule_index_maintenance(scheduler, services, lock)  # merges index segments every few hours
     scheduler.start()
     if state.config.source_path:  # SIGHUP re-reads the file: new feeds are polled soon, removed ones stop
         install_reload_on_sighup(scheduler, state.config.source_path)

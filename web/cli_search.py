@@ -5,7 +5,9 @@ from __future__ import annotations
 import html
 import json
 import re
+import threading
 from datetime import datetime
+from typing import Any
 
 import click
 
@@ -26,6 +28,18 @@ MAINTENANCE_HOURS = 6
 def index_maintenance(services: Services) -> bool:
     """Merge the index's segments when there are too many; return whether it did (the `run` schedule calls this)."""
     return services.indexer().optimize_if_needed(MAX_SEGMENTS)
+
+
+def schedule_index_maintenance(scheduler: Any, services: Services, lock: threading.Lock) -> None:
+    """Add the periodic segment merge to a `run` scheduler (under the writer lock the indexing uses)."""
+
+    def maintain() -> None:
+        with lock:
+            index_maintenance(services)
+
+    scheduler.add_job(
+        maintain, "interval", hours=MAINTENANCE_HOURS, id="index-maintenance", max_instances=1, coalesce=True
+    )
 
 
 @main.command()
