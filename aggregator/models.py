@@ -296,6 +296,8 @@ class Feed:
     min_interval_seconds: int | None = None
     #: Number of entries stored for this feed.
     entry_count: int = 0
+    #: SHA-256 of the last body parsed successfully (an identical 200 is not parsed again).
+    body_hash: str | None = None
 
 
 @dataclass(frozen=True)

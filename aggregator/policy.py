@@ -71,6 +71,8 @@ class Check:
     title: str | None = None
     #: Site URL the document gave.
     site_url: str | None = None
+    #: True for a 200 whose body is byte-identical to the last one parsed (so not parsed again).
+    same_document: bool = False
 
 
 def describe_status(status: int) -> str:
@@ -248,8 +250,8 @@ def decide(feed: Feed, check: Check, *, now: datetime, policy: PollingPolicy, rn
     success = check.error is None and check.status in (200, 304)
     if success:
         asked = asked_min_interval(check, now)
-        if check.status == 304 and asked is None:
-            # A 304 has no document (so no <ttl>); keep what the last 200 asked for.
+        if (check.status == 304 or check.same_document) and asked is None:
+            # No document was read (so no <ttl>): keep what the last parsed one asked for.
             asked = feed.min_interval_seconds
         interval = healthy_interval(feed, policy, entries_per_week=check.entries_per_week, asked=asked)
         wait = jittered(interval, policy.jitter, rng)

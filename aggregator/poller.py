@@ -11,6 +11,7 @@ are written there, one transaction per feed.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import multiprocessing
 import os
@@ -30,7 +31,16 @@ from .fetch import make_client
 from .hosts import HostLimiter, host_of
 from .models import Feed, FetchResult, UpdateResult
 from .store import Store
-from .update import Document, fetch_feed, limits_from_config, parse_document, policy_from_config, safe_record
+from .update import (
+    Document,
+    body_digest,
+    fetch_feed,
+    limits_from_config,
+    parse_document,
+    policy_from_config,
+    read_body,
+    safe_record,
+)
 
 log = logging.getLogger("newsdesk.poll")
 
@@ -69,6 +79,13 @@ class Poller:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+
+    def worker_pids(self) -> list[int]:
+        """Return the process ids of the parse workers now running (empty when parsing inline)."""
+        if self._pool is None:
+            return []
+        processes: dict[int, Any] = getattr(self._pool, "_processes", None) or {}
+        return list(processes)
 
     def __enter__(self) -> Poller:
         return self
@@ -186,24 +203,31 @@ class _Run:
                 self.in_flight -= 1
                 self.wake.notify_all()
         if isinstance(fetched, FetchResult) and fetched.status == 200:
-            args = (feed, fetched.body, dict(fetched.headers), fetched.final_url, checked_at)
-            if self.pool is None:
-                self._write(index, fetched, parse_document(*args), checked_at, started)
+            digest = body_digest(fetched.body)
+            if self.pool is None or feed.body_hash == digest:
+                self._write(index, fetched, read_body(feed, fetched, checked_at), checked_at, started)
                 return
+            args = (feed, fetched.body, dict(fetched.headers), fetched.final_url, checked_at)
             try:
                 future: Future[Document] = self.pool.submit(parse_document, *args)
             except RuntimeError:  # the pool is shutting down
-                self._write(index, fetched, parse_document(*args), checked_at, started)
+                self._write(index, fetched, read_body(feed, fetched, checked_at), checked_at, started)
                 return
-            future.add_done_callback(lambda f: self._parsed(index, fetched, f, checked_at, started))
+            future.add_done_callback(lambda f: self._parsed(index, fetched, f, checked_at, started, digest))
             return
         self._write(index, fetched, None, checked_at, started)
 
     def _parsed(
-        self, index: int, fetched: FetchResult, future: Future[Document], checked_at: datetime, started: float
+        self,
+        index: int,
+        fetched: FetchResult,
+        future: Future[Document],
+        checked_at: datetime,
+        started: float,
+        digest: str,
     ) -> None:
         try:
-            document = future.result()
+            document = dataclasses.replace(future.result(), body_hash=digest)
         except Exception as exc:  # a worker process died (out of memory, killed)
             document = Document(error=f"internal error while reading the feed: {type(exc).__name__}: {exc}")
         self._write(index, fetched, document, checked_at, started)

@@ -81,6 +81,7 @@ feeds_table = sa.Table(
     sa.Column("pending_redirect_count", sa.Integer, nullable=False, default=0),
     sa.Column("entries_per_week", sa.Float),
     sa.Column("min_interval_seconds", sa.Integer),
+    sa.Column("body_hash", sa.String(64)),
     sa.Column("created_at", UTCDateTime, nullable=False),
 )
 
@@ -326,6 +327,7 @@ class Store:
             entries_per_week=m["entries_per_week"],
             min_interval_seconds=m["min_interval_seconds"],
             entry_count=int(m["entry_count"] or 0),
+            body_hash=m["body_hash"],
         )
 
     def get_feed(self, feed_id: int) -> Feed | None:
@@ -366,8 +368,15 @@ class Store:
         with self.engine.connect() as conn:
             return [self._feed(r) for r in conn.execute(query)]
 
-    def apply_feed_update(self, feed_id: int, update: FeedUpdate, *, entries_per_week: float | None = None) -> None:
-        """Store the polling state an update decided, and a new publishing rate if given (one small write)."""
+    def apply_feed_update(
+        self,
+        feed_id: int,
+        update: FeedUpdate,
+        *,
+        entries_per_week: float | None = None,
+        body_hash: str | None = None,
+    ) -> None:
+        """Store the polling state an update decided, a new publishing rate and body hash if given (one write)."""
         values: dict[str, Any] = {
             "last_checked_at": update.checked_at,
             "last_status": update.status,
@@ -390,6 +399,8 @@ class Store:
             values["min_interval_seconds"] = update.min_interval_seconds
         if entries_per_week is not None:
             values["entries_per_week"] = entries_per_week
+        if body_hash is not None:
+            values["body_hash"] = body_hash
         if update.title:
             values["doc_title"] = update.title
         if update.site_url:

@@ -7,6 +7,8 @@ writes and the policy decision, in the single writer).
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import logging
 import random
@@ -91,6 +93,10 @@ class Document:
     error: str | None = None
     #: Feed URLs an HTML page advertised (when ``error`` says it is not a feed).
     alternates: tuple[str, ...] = ()
+    #: True when the body is identical to the last one parsed, so it was not parsed again.
+    unchanged: bool = False
+    #: SHA-256 of the body, kept on success so an identical body is skipped next time.
+    body_hash: str | None = None
 
 
 def fetch_feed(client: httpx.Client, feed: Feed, config: Config, gate: HostGate | None = None) -> FetchResult:
@@ -139,6 +145,21 @@ def parse_document(feed: Feed, body: bytes, headers: dict[str, str], final_url: 
     )
 
 
+def body_digest(body: bytes) -> str:
+    """Return the SHA-256 hex digest identifying a response body."""
+    return hashlib.sha256(body).hexdigest()
+
+
+def read_body(feed: Feed, fetched: FetchResult, fetched_at: datetime) -> Document:
+    """Return the Document for a 200 in this thread, skipping the parse when the body is unchanged."""
+    digest = body_digest(fetched.body)
+    if feed.body_hash == digest:
+        # Servers without validators resend the same bytes: parsing them again would change nothing.
+        return Document(unchanged=True, body_hash=digest)
+    document = parse_document(feed, fetched.body, dict(fetched.headers), fetched.final_url, fetched_at)
+    return dataclasses.replace(document, body_hash=digest)
+
+
 def log_fields(**fields: Any) -> str:
     """Return ``key=value`` pairs for a log line, quoting values that need it."""
     parts = []
@@ -168,6 +189,8 @@ def record_check(
     rate: float | None = None
     if isinstance(fetched, FetchError):
         check = Check(status=fetched.status, headers={}, error=fetched.message)
+    elif fetched.status == 200 and document is not None and document.unchanged:
+        check = Check(status=200, headers=fetched.headers, redirects=fetched.redirects, same_document=True)
     elif fetched.status == 200 and document is not None and document.error is None:
         new, updated = store.save_entries(feed.id, document.entries, seen_at=checked_at)
         rate = publishing_rate(store.recent_publication_dates(feed.id, checked_at - RATE_WINDOW), checked_at)
@@ -188,8 +211,10 @@ def record_check(
     else:
         check = Check(status=fetched.status, headers=fetched.headers, redirects=fetched.redirects)
     update = decide(feed, check, now=checked_at, policy=policy, rng=rng)
-    store.apply_feed_update(feed.id, update, entries_per_week=rate)
+    keep_hash = document.body_hash if document is not None and update.success and not document.unchanged else None
+    store.apply_feed_update(feed.id, update, entries_per_week=rate, body_hash=keep_hash)
     size = 0 if isinstance(fetched, FetchError) else len(fetched.body)
+    unchanged = document is not None and document.unchanged
     fields = {
         "feed": feed.url,
         "status": update.status,
@@ -198,12 +223,20 @@ def record_check(
         "new": new,
         "updated": updated,
         "next": update.next_check_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "unchanged": "yes" if unchanged else None,
         "adopted": update.new_url,
         "retired": "yes" if update.disable_reason else None,
         "error": update.error,
     }
     (log.warning if update.error else log.info)("poll %s", log_fields(**fields), extra={"poll": fields})
-    notes = tuple(n for n in (f"moved to {update.new_url}" if update.new_url else None,) if n)
+    notes = tuple(
+        note
+        for note in (
+            f"moved to {update.new_url}" if update.new_url else None,
+            "same body as last time; not parsed" if unchanged else None,
+        )
+        if note
+    )
     return UpdateResult(
         url=feed.url,
         status=update.status,
@@ -236,7 +269,7 @@ def check_feed(
     except FetchError as exc:
         fetched = exc
     if isinstance(fetched, FetchResult) and fetched.status == 200:
-        document = parse_document(feed, fetched.body, dict(fetched.headers), fetched.final_url, checked_at)
+        document = read_body(feed, fetched, checked_at)
     return safe_record(store, feed, fetched, document, checked_at, policy_from_config(config), rng, started)
 
 

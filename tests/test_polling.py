@@ -181,7 +181,7 @@ def test_permanent_redirect_is_adopted_only_after_consistent_sightings(
         feed = state(store, old)
         assert (feed.url, feed.pending_redirect_url, feed.pending_redirect_count) == (old, new, sighting)
     result = poll(store, config)[old]
-    assert result.notes == (f"moved to {new}",)
+    assert f"moved to {new}" in result.notes
     feed = state(store, new)
     assert (feed.url, feed.key, feed.pending_redirect_url, feed.entry_count) == (new, old, None, 2)
     poll(store, config)
@@ -264,7 +264,7 @@ def test_per_host_limits_are_never_exceeded_and_hosts_do_not_wait_for_each_other
     assert peak["127.0.0.1"] == 2 and peak["127.0.0.2"] <= 2
     for host_starts in starts.values():
         gaps = [b - a for a, b in zip(sorted(host_starts), sorted(host_starts)[1:], strict=False)]
-        assert min(gaps) >= 0.09
+        assert min(gaps) >= 0.08  # measured where requests arrive, so a little under the 0.1 s between starts
     # The small site's two feeds were done long before the big site's eight.
     assert finished["127.0.0.2"] - started < 1.0 < finished["127.0.0.1"] - started
 
@@ -391,3 +391,27 @@ def test_sighup_reloads_the_running_scheduler(feed_server: FeedServer, store: St
         signal.signal(signal.SIGHUP, previous)
         scheduler.shutdown(wait=True)
         job.close()
+
+
+def test_an_identical_body_without_validators_is_not_parsed_again(
+    feed_server: FeedServer, store: Store, tmp_path: Path
+) -> None:
+    body = {"value": rss(3)}
+    feed_server.route("/plain", lambda request: Reply(200, body["value"], {"Cache-Control": "max-age=600"}))
+    feed_server.route("/page", Reply(200, html_page("/x.xml")))
+    store.add_feed(feed_server.url("/plain"))
+    store.add_feed(feed_server.url("/page"))
+    config = polling_config(tmp_path)
+    assert poll(store, config)[feed_server.url("/plain")].new_entries == 3
+    seq = store.last_seq()
+    again = poll(store, config)
+    plain = again[feed_server.url("/plain")]
+    assert (plain.status, plain.error, plain.notes) == (200, None, ("same body as last time; not parsed",))
+    assert store.last_seq() == seq
+    feed = state(store, feed_server.url("/plain"))
+    assert feed.last_status == 200 and feed.min_interval_seconds == 600
+    # A broken document is never remembered as good: it fails again, every time.
+    assert state(store, feed_server.url("/page")).consecutive_failures == 2
+    body["value"] = rss(4)
+    changed = poll(store, config, parse_processes=2)[feed_server.url("/plain")]
+    assert (changed.new_entries, changed.notes) == (1, ())
