@@ -108,6 +108,7 @@ def _read_state(path: Path) -> dict[str, Any]:
         state: dict[str, Any] = json.loads((path / STATE_FILE).read_text())
         return state
     except (FileNotFoundError, json.JSONDecodeError):
+        # No state file: an index this version just created (create_index writes one at once).
         return {"seq": 0, "schema": SCHEMA_VERSION}
 
 
@@ -141,8 +142,15 @@ class Indexer:
         return int(_read_state(path)["seq"]) if path else 0
 
     def catch_up(self, *, max_batches: int | None = None) -> IndexStats:
-        """Apply every change since the last committed one, a batch per commit; return what was done."""
+        """Apply every change since the last committed one, a batch per commit; return what was done.
+
+        An index written with another schema version cannot take new documents: it is rebuilt
+        from the store beside the live one (searches keep using the old one until the swap).
+        """
         ix, path = self.open()
+        if int(_read_state(path).get("schema", 0)) != SCHEMA_VERSION and hasattr(self.source, "iter_entries"):
+            log.warning("index schema changed (now version %d): rebuilding from the store", SCHEMA_VERSION)
+            return self.rebuild(self.source)  # type: ignore[arg-type]
         return apply_changes(ix, path, self.source, self.batch_size, max_batches=max_batches)
 
     def segment_count(self) -> int:

@@ -149,3 +149,19 @@ def test_optimize_when_segments_pile_up(tmp_path: Path) -> None:
     assert indexer.segment_count() == 1
     assert indexer.optimize_if_needed(max_segments=1) is False
     assert len(indexed_ids(root)) == 600
+
+
+def test_an_index_of_an_older_schema_is_rebuilt(tmp_path: Path) -> None:
+    import json
+
+    store = filled_store(tmp_path, 30)
+    root = tmp_path / "index"
+    indexer = Indexer(root, store)
+    indexer.catch_up()
+    live = indexer.location.current_dir()
+    assert live is not None
+    state = live / "newsdesk-indexer.json"
+    state.write_text(json.dumps({"seq": 0, "schema": 1}))
+    stats = indexer.catch_up()
+    assert stats.upserts == 30 and indexer.location.current_dir() != live
+    assert len(indexed_ids(root)) == 30
