@@ -141,6 +141,18 @@ class DocTableCache:
         self._lock = threading.Lock()
         self._segments: dict[str, _Segment] = {}
         self._table: tuple[Any, DocTable] | None = None
+        self._alive: tuple[Any, IntArray] | None = None
+
+    def alive(self, searcher: Any) -> IntArray:
+        """Return the document numbers of ``searcher``'s reader that are not deleted (cached per reader)."""
+        reader = searcher.reader()
+        with self._lock:
+            if self._alive is not None and self._alive[0] is reader:
+                return self._alive[1]
+        docs = np.fromiter(reader.all_doc_ids(), dtype=np.int64)
+        with self._lock:
+            self._alive = (reader, docs)
+        return docs
 
     def table(self, searcher: Any) -> DocTable:
         """Return the DocTable for ``searcher``'s reader, reusing arrays of unchanged segments."""

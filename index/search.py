@@ -195,10 +195,6 @@ def _doc_set(searcher: Searcher, query: Any) -> IntArray:
     return np.fromiter(searcher.docs_for_query(query), dtype=np.int64)
 
 
-def _alive(searcher: Searcher) -> IntArray:
-    return np.fromiter(searcher.reader().all_doc_ids(), dtype=np.int64)
-
-
 def _codes_for(values: list[str], wanted: Sequence[str], *, fold: bool = False) -> list[int]:
     wanted_set = {w.lower() for w in wanted} if fold else set(wanted)
     return [i for i, v in enumerate(values) if (v.lower() if fold else v) in wanted_set]
@@ -295,11 +291,11 @@ def search(
     if searcher is None or (parsed.is_empty and not has_filters):
         return empty
     table = reader.tables.table(searcher)
-    docs, scores, relaxed, dropped = _match(searcher, table, parsed, filters)
+    docs, scores, relaxed, dropped = _match(searcher, reader.tables, table, parsed, filters)
     if dropped:
         notices.append("ignored common words: " + ", ".join(dict.fromkeys(dropped)))
     if len(docs) == 0 and len(parsed.groups) > 1:
-        docs, scores, _, _ = _match(searcher, table, parsed.as_any(), filters)
+        docs, scores, _, _ = _match(searcher, reader.tables, table, parsed.as_any(), filters)
         relaxed = len(docs) > 0
         if relaxed:
             notices.append("No result has all of your words; showing results with any of them.")
@@ -358,7 +354,7 @@ def search(
 
 
 def _match(
-    searcher: Searcher, table: DocTable, parsed: ParsedQuery, filters: Filters
+    searcher: Searcher, tables: DocTableCache, table: DocTable, parsed: ParsedQuery, filters: Filters
 ) -> tuple[IntArray, np.ndarray[Any, Any], bool, list[str]]:
     """Return matching documents, their text scores, False (not relaxed), and stop words dropped."""
     positive, dropped = positive_query(parsed)
@@ -366,7 +362,7 @@ def _match(
         if parsed.groups:
             # Every word was a stop word: nothing can match them; say so rather than list everything.
             return np.zeros(0, dtype=np.int64), np.zeros(0), False, dropped
-        docs = _alive(searcher)
+        docs = tables.alive(searcher)
         scores = np.zeros(len(docs))
     else:
         docs, scores = _scored_matches(searcher, positive)
