@@ -24,7 +24,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for(url: str, predicate, timeout: float = 30.0) -> httpx.Response:  # type: ignore[no-untyped-def]
+def wait_for(url: str, predicate, timeout: float = 90.0) -> httpx.Response:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     last: Exception | None = None
     while time.monotonic() < deadline:
