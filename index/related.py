@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from whoosh import query as whoosh_query
 from whoosh.searching import Searcher
 
 from aggregator.models import Entry
 
+from .related_postings import IndexView
 from .related_rank import (
     ArticleQuery,
     Candidate,
@@ -37,7 +37,7 @@ from .search import EntryLookup, IndexReader
 
 __all__ = ["ArticleQuery", "RelatedFinder", "RelatedItem", "RelatedSettings", "query_for_entry"]
 
-#: Fields the candidate query looks in.
+#: Fields whose document frequency counts.
 _FIELDS = ("title", "summary", "text")
 
 
@@ -119,6 +119,7 @@ class RelatedFinder:
         self._vectors = _LRU(50_000)
         self._frequencies: dict[str, int] = {}
         self._version: tuple[str, int] | None = None
+        self._index_view: IndexView | None = None
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ public
@@ -165,6 +166,7 @@ class RelatedFinder:
                 self._frequencies = {}
                 self._vectors.clear()
                 self._answers.clear()
+                self._index_view = None
         return version
 
     def _df(self, searcher: Searcher, term: str) -> int:
@@ -190,12 +192,9 @@ class RelatedFinder:
         # Whoosh DATETIME fields hold naive UTC.
         start = (center - window).astimezone(UTC).replace(tzinfo=None)
         end = (center + window).astimezone(UTC).replace(tzinfo=None)
-        subqueries: list[whoosh_query.Query] = [
-            whoosh_query.Term(field, term, boost=weight) for term, weight in terms for field in _FIELDS
-        ]
-        matcher = whoosh_query.And([whoosh_query.Or(subqueries), whoosh_query.DateRange("published", start, end)])
-        results = searcher.search(matcher, limit=settings.candidates)
-        hits = [(hit["id"], hit.fields()) for hit in results]
+        view = self._view(searcher)
+        docnums = view.candidates(terms, start, end, settings.candidates)
+        hits = [(fields["id"], fields) for fields in (searcher.stored_fields(docnum) for docnum in docnums)]
         vectors = self._vectors_for(searcher, [entry_id for entry_id, _ in hits])
         candidates: list[Candidate] = []
         for entry_id, fields in hits:
@@ -222,6 +221,12 @@ class RelatedFinder:
             for r in chosen
             if r.candidate.entry_id in entries
         ]
+
+    def _view(self, searcher: Searcher) -> IndexView:
+        with self._lock:
+            if self._index_view is None or self._index_view.searcher is not searcher:
+                self._index_view = IndexView(searcher)
+            return self._index_view
 
     def _vectors_for(self, searcher: Searcher, entry_ids: Sequence[str]) -> dict[str, tuple[dict[str, float], str]]:
         found: dict[str, tuple[dict[str, float], str]] = {}
