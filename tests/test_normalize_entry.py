@@ -192,6 +192,8 @@ def test_guids_that_change_on_every_fetch_map_back_to_the_stored_entry() -> None
         ("//cdn.example.com/i.jpg", "https://example.com/", "https://cdn.example.com/i.jpg"),
         ("  https://example.com/with space  ", None, "https://example.com/with%20space"),
         ("https://example.com/caf%C3%A9/é", None, "https://example.com/caf%C3%A9/%C3%A9"),
+        ("http://www.nytimes.com/2017/x.html?partner=rss&emc=rss", None, "http://www.nytimes.com/2017/x.html"),
+        ("https://example.com/x?partner=acme&ref=rss&page=2", None, "https://example.com/x?partner=acme&page=2"),
     ],
 )
 def test_canonical_url(raw: str, base: str | None, expected: str) -> None:

@@ -49,6 +49,14 @@ _TRACKING_PARAMS = frozenset(
     }
 )
 _TRACKING_PREFIXES = ("utm_", "pk_", "mtm_", "__twitter_impression")
+# Generic names that are tracking only with a feed-marker value (NYT: ?partner=rss&emc=rss).
+_TRACKING_PAIRS = frozenset(
+    {
+        (name, value)
+        for name in ("partner", "emc", "ref", "src", "source", "from", "cmp")
+        for value in ("rss", "feed", "atom")
+    }
+)
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
 # Characters RFC 3986 allows unescaped in a path / query; "%" stays so encoding is idempotent.
 _PATH_SAFE = "/%:@!$&'()*+,;=-._~"
@@ -59,13 +67,16 @@ _PORT = re.compile(r":(\d*)$")
 _FEEDBURNER_HOSTS = frozenset({"feedproxy.google.com", "feeds.feedburner.com", "feeds2.feedburner.com"})
 
 
-def _is_tracking(name: str) -> bool:
+def _is_tracking(pair: str) -> bool:
+    name, _, value = pair.partition("=")
     key = unquote(name).strip().lower()
-    return key in _TRACKING_PARAMS or key.startswith(_TRACKING_PREFIXES)
+    if key in _TRACKING_PARAMS or key.startswith(_TRACKING_PREFIXES):
+        return True
+    return (key, unquote(value).strip().lower()) in _TRACKING_PAIRS
 
 
 def _clean_query(query: str) -> str:
-    kept = [pair for pair in query.split("&") if pair and not _is_tracking(pair.split("=", 1)[0])]
+    kept = [pair for pair in query.split("&") if pair and not _is_tracking(pair)]
     return quote("&".join(kept), safe=_QUERY_SAFE)
 
 
