@@ -21,6 +21,7 @@ directory and reused by later runs with the same corpus and held-out set.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import csv
 import gzip
 import io
@@ -316,7 +317,7 @@ def main() -> int:
     reader = IndexReader(work / "index")
     searcher = reader.searcher()
     assert searcher is not None
-    report: dict[str, object] = {"threshold": settings.threshold}
+    report: dict[str, object] = {"settings": dataclasses.asdict(settings)}
 
     # ------------------------------------------------------------ ours
     finder = RelatedFinder(reader, store, settings)
@@ -340,7 +341,11 @@ def main() -> int:
     base_false = sum(1 for row in probes if baseline_related(searcher, row, None, rows_by_entry))
 
     print()
-    print(f"threshold={settings.threshold}  window=+/-7d  max_per_source={settings.max_per_source}")
+    print(
+        f"similarity threshold={settings.threshold}  evidence threshold={settings.evidence_threshold} "
+        f"(x exp(-h/{settings.evidence_hours:g}h))  ranking time scale={settings.time_hours:g}h "
+        f"floor={settings.time_floor}  window=+/-7d  max_per_source={settings.max_per_source}"
+    )
     print(ours.line("newsdesk related"))
     print(base.line("whoosh more_like"))
     print(
@@ -356,9 +361,9 @@ def main() -> int:
     report["more_like"] = {**base.as_dict(), "false_related": round(base_false / len(probes), 4)}
 
     if args.sweep:
-        print("\nthreshold sweep (newsdesk):")
-        for threshold in (0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5):
-            swept = RelatedFinder(reader, store, replace(settings, threshold=threshold))
+        print("\nevidence-threshold sweep (newsdesk; the abstention knob):")
+        for threshold in (0.15, 0.2, 0.25, 0.3, 0.35):
+            swept = RelatedFinder(reader, store, replace(settings, evidence_threshold=threshold))
             s = Scores()
             for row, eligible in sample:
                 items = swept.find(_entry_query(store, ids[row.id]), limit=5)

@@ -30,8 +30,17 @@ class RelatedSettings:
     exclude_same_source: bool = True
     #: Most items from one outlet in one answer.
     max_per_source: int = 1
-    #: Smallest cosine similarity shown; below it we show nothing rather than unrelated links.
-    threshold: float = 0.3
+    #: Smallest cosine similarity an item needs to be shown at all.
+    threshold: float = 0.25
+    #: Abstain unless some candidate's similarity x exp(-hours apart / evidence_hours) reaches this:
+    #: a story exists when another outlet covered it closely *and* at about the same time.
+    evidence_threshold: float = 0.25
+    #: Time scale of that evidence, in hours.
+    evidence_hours: float = 6.0
+    #: Ranking: similarity x (time_floor + (1 - time_floor) x exp(-hours apart / time_hours)).
+    time_hours: float = 12.0
+    #: Share of the ranking score that distance in time never takes away (follow-ups still count).
+    time_floor: float = 0.2
     #: How much more a title word counts than a body word.
     title_weight: float = 3.0
     #: Distinctive terms sent to the index to find candidates.
@@ -42,8 +51,6 @@ class RelatedSettings:
     min_common_documents: int = 50
     #: Candidates fetched from the index and re-scored.
     candidates: int = 60
-    #: Share of the score that time proximity can take away (at the window's edge).
-    time_weight: float = 0.2
     #: Characters of body text considered (the lead paragraphs say what a story is about).
     body_chars: int = 600
 
@@ -159,12 +166,22 @@ def cosine(a: Mapping[str, float], b: Mapping[str, float]) -> float:
     return dot / norm if norm else 0.0
 
 
+def hours_apart(a: datetime, b: datetime) -> float:
+    """Return the absolute distance between two times in hours."""
+    return abs((a - b).total_seconds()) / 3600.0
+
+
 def time_factor(article: datetime, candidate: datetime, settings: RelatedSettings) -> float:
-    """Return 1 for coverage published at the same time, falling linearly to 1 - time_weight at the window's edge."""
-    if settings.window <= 0:
-        return 1.0
-    distance = abs((candidate - article).total_seconds()) / settings.window
-    return 1.0 - settings.time_weight * min(distance, 1.0)
+    """Return the ranking weight of time proximity: 1 at the same moment, decaying towards ``time_floor``."""
+    decay = math.exp(-hours_apart(article, candidate) / settings.time_hours) if settings.time_hours > 0 else 1.0
+    return settings.time_floor + (1.0 - settings.time_floor) * decay
+
+
+def evidence(article: datetime, candidate: Candidate, settings: RelatedSettings) -> float:
+    """Return how strongly one candidate shows that the article's story is in the index (similar and close in time)."""
+    if settings.evidence_hours <= 0:
+        return candidate.similarity
+    return candidate.similarity * math.exp(-hours_apart(article, candidate.published_at) / settings.evidence_hours)
 
 
 def excluded(query: ArticleQuery, candidate: Candidate, query_title_key: str, settings: RelatedSettings) -> bool:
@@ -185,15 +202,19 @@ def excluded(query: ArticleQuery, candidate: Candidate, query_title_key: str, se
 def rank(
     query: ArticleQuery, candidates: Sequence[Candidate], settings: RelatedSettings, *, limit: int, now: datetime
 ) -> list[Ranked]:
-    """Return up to ``limit`` candidates: exclusions applied, above the threshold, best first, outlets diversified."""
+    """Return up to ``limit`` candidates: exclusions applied, nothing without evidence, best first, outlets diversified."""
     article_time = query.published_at or now
     own_title = title_key(query.title)
-    scored: list[Ranked] = []
-    for candidate in candidates:
-        if candidate.similarity < settings.threshold or excluded(query, candidate, own_title, settings):
-            continue
-        score = candidate.similarity * time_factor(article_time, candidate.published_at, settings)
-        scored.append(Ranked(candidate=candidate, score=score))
+    eligible = [c for c in candidates if not excluded(query, c, own_title, settings)]
+    # Abstain (show nothing rather than unrelated links) unless another outlet covered the story
+    # closely at about the same time; the bench calibrates this on held-out stories.
+    if not any(evidence(article_time, c, settings) >= settings.evidence_threshold for c in eligible):
+        return []
+    scored = [
+        Ranked(candidate=c, score=c.similarity * time_factor(article_time, c.published_at, settings))
+        for c in eligible
+        if c.similarity >= settings.threshold
+    ]
     scored.sort(key=lambda r: (-r.score, r.candidate.entry_id))
     chosen: list[Ranked] = []
     per_source: dict[str, int] = {}

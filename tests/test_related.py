@@ -158,23 +158,40 @@ def candidate(entry_id: str, similarity: float, *, hours: float = 0, site: str =
     )
 
 
-def test_rank_orders_by_similarity_then_time_and_applies_threshold() -> None:
+def test_rank_orders_by_similarity_and_time_and_applies_threshold() -> None:
     query = ArticleQuery(title="q", published_at=NOW)
-    settings = RelatedSettings(threshold=0.3)
+    settings = RelatedSettings()
     got = rank(
         query,
         [
             candidate("far", 0.8, hours=24 * 6),
             candidate("near", 0.8, hours=1),
-            candidate("best", 0.95, hours=48),
-            candidate("weak", 0.29),
+            candidate("close-but-later", 0.95, hours=10),
+            candidate("weak", settings.threshold - 0.01),
         ],
         settings,
         limit=5,
         now=NOW,
     )
-    assert [r.candidate.entry_id for r in got] == ["best", "near", "far"]
+    assert [r.candidate.entry_id for r in got] == ["near", "close-but-later", "far"]
     assert all(0 < r.score <= 1 for r in got)
+    # Distance in time lowers the score, but never below the floor share of the similarity.
+    far = got[-1]
+    assert far.score >= far.candidate.similarity * settings.time_floor
+
+
+def test_rank_abstains_without_close_coverage_at_about_the_same_time() -> None:
+    query = ArticleQuery(title="q", published_at=NOW)
+    settings = RelatedSettings()
+    # Similar pieces, but all days away: a recurring topic, not this story's coverage.
+    days_away = [candidate(f"d{i}", 0.7, hours=24 * (i + 2)) for i in range(3)]
+    assert rank(query, days_away, settings, limit=5, now=NOW) == []
+    # Loosely similar pieces at the same time are not enough either.
+    loose = [candidate(f"l{i}", settings.evidence_threshold - 0.01, hours=i) for i in range(3)]
+    assert rank(query, loose, settings, limit=5, now=NOW) == []
+    # One close piece is evidence; then the follow-ups days away are shown too, ranked lower.
+    got = rank(query, [*days_away, candidate("fresh", 0.6, hours=2)], settings, limit=5, now=NOW)
+    assert [r.candidate.entry_id for r in got][0] == "fresh" and len(got) == 4
 
 
 def test_rank_diversifies_outlets_and_drops_copies() -> None:
