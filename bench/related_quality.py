@@ -21,8 +21,8 @@ directory and reused by later runs with the same corpus and held-out set.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import csv
+import dataclasses
 import gzip
 import io
 import json
