@@ -83,6 +83,11 @@ def entry_page(entry_id: str) -> Any:
     entry = services_of(current_app).store.get_entry(entry_id)
     if entry is None:
         abort(404)
-    # Related coverage comes from the derived index; the article itself comes from the store.
-    related = [item_json(item) for item in related_finder(current_app).for_entry(entry, limit=5)]
+    # Related coverage comes from the derived index; the article itself comes from the store, so an
+    # index problem costs the sidebar, never the article.
+    try:
+        related = [item_json(item) for item in related_finder(current_app).for_entry(entry, limit=5)]
+    except Exception:
+        current_app.logger.exception("related coverage failed for entry %s", entry_id)
+        related = []
     return render_template("pages/entry.html", entry=entry, related=related, source_link=safe_link(entry.url))
