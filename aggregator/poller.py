@@ -147,6 +147,11 @@ class _Run:
         self.wake = threading.Condition()
         self.in_flight = 0
         self.finished = 0
+        # Bodies fetched but not yet parsed. Fetching outruns parsing, so without a bound every body of
+        # a big poll would wait in memory; at the bound the dispatcher stops starting fetches.
+        self.backlog = 0
+        workers = getattr(pool, "_max_workers", 0) if pool is not None else 0
+        self.max_backlog = max(2, 3 * workers)
 
     def dispatch(self, queues: dict[str, deque[int]]) -> None:
         hosts = self.poller.hosts
@@ -161,7 +166,7 @@ class _Run:
                     rotated = order[turn:] + order[:turn]
                     turn += 1
                     for host in rotated:
-                        if self.in_flight >= self.concurrency:
+                        if self.in_flight >= self.concurrency or self.backlog >= self.max_backlog:
                             break
                         queue = queues[host]
                         wait = hosts.try_acquire(host)
@@ -208,9 +213,12 @@ class _Run:
                 self._write(index, fetched, read_body(feed, fetched, checked_at), checked_at, started)
                 return
             args = (feed, fetched.body, dict(fetched.headers), fetched.final_url, checked_at)
+            with self.wake:
+                self.backlog += 1
             try:
                 future: Future[Document] = self.pool.submit(parse_document, *args)
             except RuntimeError:  # the pool is shutting down
+                self._unqueue()
                 self._write(index, fetched, read_body(feed, fetched, checked_at), checked_at, started)
                 return
             future.add_done_callback(lambda f: self._parsed(index, fetched, f, checked_at, started, digest))
@@ -226,11 +234,17 @@ class _Run:
         started: float,
         digest: str,
     ) -> None:
+        self._unqueue()
         try:
             document = dataclasses.replace(future.result(), body_hash=digest)
         except Exception as exc:  # a worker process died (out of memory, killed)
             document = Document(error=f"internal error while reading the feed: {type(exc).__name__}: {exc}")
         self._write(index, fetched, document, checked_at, started)
+
+    def _unqueue(self) -> None:
+        with self.wake:
+            self.backlog -= 1
+            self.wake.notify_all()
 
     def _write(
         self,
