@@ -76,6 +76,12 @@ def test_feeds_add_finds_the_feed_a_page_links_to(tmp_path: Path, feed_server: F
     # New feeds are due at once, so a running scheduler picks them up on its next tick.
     assert all(f["next_check_at"] <= datetime.now(UTC).strftime(ISO_Z) for f in feeds.values())
 
+    disabled = newsdesk(config, "feeds", "disable", feed_server.url("/down"), "--reason", "site rebuild")
+    assert "disabled feed" in disabled.stdout
+    assert listed(config)[feed_server.url("/down")]["disabled_reason"] == "site rebuild"
+    newsdesk(config, "feeds", "enable", feed_server.url("/down"))
+    assert listed(config)[feed_server.url("/down")]["enabled"] is True
+
     removed = newsdesk(config, "feeds", "remove", feed_server.url("/down"))
     assert "removed feed" in removed.stdout
     assert feed_server.url("/down") not in listed(config)

@@ -415,3 +415,45 @@ def test_an_identical_body_without_validators_is_not_parsed_again(
     body["value"] = rss(4)
     changed = poll(store, config, parse_processes=2)[feed_server.url("/plain")]
     assert (changed.new_entries, changed.notes) == (1, ())
+
+
+def test_user_agent_names_newsdesk_and_a_feed_may_override_it(
+    feed_server: FeedServer, store: Store, tmp_path: Path
+) -> None:
+    feed_server.route("/a", Reply(200, rss(1)))
+    feed_server.route("/b", Reply(200, rss(1)))
+    store.add_feed(feed_server.url("/a"))
+    store.add_feed(feed_server.url("/b"), user_agent="PickyServerBot/1.0 (+https://ops.example/contact)")
+    poll(store, polling_config(tmp_path))
+    default = feed_server.hits("/a")[0]["user-agent"]
+    assert default.startswith("Newsdesk/") and "https://" in default  # names us and a contact URL
+    assert feed_server.hits("/b")[0]["user-agent"] == "PickyServerBot/1.0 (+https://ops.example/contact)"
+
+
+def test_global_concurrency_holds_across_hosts(store: Store, tmp_path: Path) -> None:
+    lock = threading.Lock()
+    counters = {"now": 0, "peak": 0}
+
+    def slow(request: BaseHTTPRequestHandler) -> Reply:
+        with lock:
+            counters["now"] += 1
+            counters["peak"] = max(counters["peak"], counters["now"])
+        time.sleep(0.2)
+        with lock:
+            counters["now"] -= 1
+        return Reply(200, rss(1))
+
+    servers = [FeedServer(f"127.0.0.{i}") for i in range(1, 5)]
+    for server in servers:
+        server.__enter__()
+    try:
+        for server in servers:
+            for i in range(3):
+                server.route(f"/f{i}", slow)
+                store.add_feed(server.url(f"/f{i}"))
+        results = poll(store, polling_config(tmp_path, concurrency=3, per_host_concurrency=2))
+    finally:
+        for server in servers:
+            server.__exit__()
+    assert len(results) == 12 and all(r.status == 200 for r in results.values())
+    assert counters["peak"] == 3

@@ -174,6 +174,29 @@ def feeds_remove(state: CliState, feed: str) -> None:
         click.echo("note: the feed is listed in the config file and comes back on the next start", err=True)
 
 
+@feeds.command("enable")
+@click.argument("feed")
+@click.pass_obj
+def feeds_enable(state: CliState, feed: str) -> None:
+    """Enable a feed again (e.g. one retired after 410 Gone that came back); it is checked on the next tick."""
+    store = state.services.store
+    found = find(store, feed)
+    store.set_feed_enabled(found.id, True)
+    click.echo(f"enabled feed {found.id} ({found.url})")
+
+
+@feeds.command("disable")
+@click.argument("feed")
+@click.option("--reason", default="disabled by the operator", show_default=True)
+@click.pass_obj
+def feeds_disable(state: CliState, feed: str, reason: str) -> None:
+    """Stop polling a feed, keeping its entries, with a reason shown on /feeds."""
+    store = state.services.store
+    found = find(store, feed)
+    store.set_feed_enabled(found.id, False, reason)
+    click.echo(f"disabled feed {found.id} ({found.url}): {reason}")
+
+
 @feeds.command("import")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.pass_obj
