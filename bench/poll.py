@@ -363,7 +363,7 @@ def main() -> int:
         print(
             f"poll bench: {args.feeds} feeds ({len(list(CORPUS.iterdir()))} real bodies replicated, {corpus_mb:.0f} MB), "
             f"{args.hosts} hosts on 127.0.x.y, {args.latency * 1000:.0f} ms latency, concurrency {args.concurrency}, "
-            f"{os.cpu_count()} cores",
+            f"{os.cpu_count()} cores (load average {os.getloadavg()[0]:.1f}: other work on the machine slows both)",
             flush=True,
         )
         ours = contestant(args, "newsdesk", port)
@@ -399,6 +399,7 @@ def main() -> int:
         print(f"reader: pass 1 stored {r1['entries']} entries ({r1['ok']} feeds ok)")
         print(f"first pass vs reader: {ratio:.1f}x its throughput (target >= 3x): {'met' if ratio >= 3 else 'MISSED'}")
         print(f"CPU per feed vs reader: {r1['cpu'] / max(p1['cpu'], 1e-9):.1f}x less")
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
     limit = 2  # polling.per_host_concurrency default
     worst = max(p1["server"]["peak_per_host"], p2["server"]["peak_per_host"])
     print(f"most requests in flight to one host (server-counted): {worst} (limit {limit})")
