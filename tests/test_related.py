@@ -191,7 +191,7 @@ def test_rank_abstains_without_close_coverage_at_about_the_same_time() -> None:
     assert rank(query, loose, settings, limit=5, now=NOW) == []
     # One close piece is evidence; then the follow-ups days away are shown too, ranked lower.
     got = rank(query, [*days_away, candidate("fresh", 0.6, hours=2)], settings, limit=5, now=NOW)
-    assert [r.candidate.entry_id for r in got][0] == "fresh" and len(got) == 4
+    assert got[0].candidate.entry_id == "fresh" and len(got) == 4
 
 
 def test_rank_diversifies_outlets_and_drops_copies() -> None:
