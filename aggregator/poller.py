@@ -80,6 +80,12 @@ class Poller:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
+    def release_workers(self) -> None:
+        """Stop the parse worker processes (they start again when a big batch needs them)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
     def worker_pids(self) -> list[int]:
         """Return the process ids of the parse workers now running (empty when parsing inline)."""
         if self._pool is None:

@@ -19,7 +19,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from .config import Config, load_config
 from .errors import NewsdeskError
-from .poller import Poller
+from .poller import PROCESS_POOL_MIN_FEEDS, Poller
 from .store import Store
 from .update import sync_config_feeds
 
@@ -59,6 +59,9 @@ class PollJob:
                 results = self._poller.poll(due)
                 failed = sum(1 for r in results if r.error)
                 log.info("tick checked=%d failed=%d", len(results), failed)
+            if self._poller is not None and len(due) < PROCESS_POOL_MIN_FEEDS:
+                # Steady state is a few feeds per tick, parsed inline: idle workers would only hold memory.
+                self._poller.release_workers()
         if due and self.after is not None:
             self.after()
         return len(due)

@@ -457,3 +457,19 @@ def test_global_concurrency_holds_across_hosts(store: Store, tmp_path: Path) -> 
             server.__exit__()
     assert len(results) == 12 and all(r.status == 200 for r in results.values())
     assert counters["peak"] == 3
+
+
+def test_a_small_tick_releases_idle_parse_workers(feed_server: FeedServer, store: Store, tmp_path: Path) -> None:
+    from aggregator.scheduler import PollJob
+
+    feed_server.route("/a", Reply(200, rss(2)))
+    store.add_feed(feed_server.url("/a"))
+    config = polling_config(tmp_path)
+    poller = Poller(store, config, parse_processes=2)
+    job = PollJob(store, config, poller=poller)
+    try:
+        assert job() == 1
+        assert poller.worker_pids() == []  # the workers that parsed this tick are gone again
+        assert state(store, feed_server.url("/a")).entry_count == 2
+    finally:
+        job.close()
