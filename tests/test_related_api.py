@@ -117,6 +117,16 @@ def test_lookup_by_url_and_by_title(newsroom: Flask) -> None:
     assert unknown.status_code == 404 and "title=" in unknown.get_json()["message"]
 
 
+def test_the_server_never_fetches_a_client_supplied_url(newsroom: Flask, feed_server: FeedServer) -> None:
+    client = newsroom.test_client()
+    article = feed_server.url("/article-the-client-names")
+    feed_server.route("/article-the-client-names", Reply(200, b"<html><title>Kessel dam</title></html>"))
+    client.get("/api/v1/related", query_string={"url": article, "title": "Kessel dam breaks"})
+    client.get("/embed/related", query_string={"url": article, "title": "Kessel dam breaks"})
+    client.get("/oembed", query_string={"url": article})
+    assert feed_server.hits("/article-the-client-names") == []
+
+
 @pytest.mark.parametrize(
     ("query", "status", "needle"),
     [
