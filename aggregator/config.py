@@ -298,6 +298,8 @@ def _validate(config: Config, label: str) -> None:
         problems.append(("log_level", f"{config.log_level!r} is not one of debug, info, warning, error"))
     if config.database_url and not re.match(r"^(sqlite|postgresql)(\+\w+)?://", config.database_url):
         problems.append(("database_url", f"{config.database_url!r} is not a sqlite:// or postgresql:// URL"))
+    if config.server.rate_limit_per_minute < 0:
+        problems.append(("server.rate_limit_per_minute", "must be 0 (no limit) or more"))
     if config.related.max_per_source < 1:
         problems.append(("related.max_per_source", "must be at least 1"))
     seen: dict[str, int] = {}

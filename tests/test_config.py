@@ -56,6 +56,7 @@ def test_shipped_config_loads_with_real_feeds() -> None:
             "feeds[1].url: 'https://a.example/' is already listed",
         ),
         ({"feeds": [{"url": "https://a.example/", "tags": "world"}]}, "feeds[0].tags: expected a list"),
+        ({"server": {"rate_limit_per_minute": -1}}, "server.rate_limit_per_minute: must be 0 (no limit) or more"),
         ({"database_url": "mysql://x"}, "database_url: 'mysql://x' is not a sqlite:// or postgresql:// URL"),
     ],
 )

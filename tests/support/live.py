@@ -11,9 +11,19 @@ from waitress.server import create_server
 class LiveServer:
     """A waitress server on an ephemeral port serving a WSGI app."""
 
-    def __init__(self, app: Any, host: str = "127.0.0.1") -> None:
-        self.server: Any = create_server(app, host=host, port=0, threads=4, ident="newsdesk-test")
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+    def __init__(self, app: Any, host: str = "127.0.0.1", threads: int = 4) -> None:
+        self.server: Any = create_server(app, host=host, port=0, threads=threads, ident="newsdesk-test")
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        # Drive waitress's event loop in short slices so that shutdown happens on this thread:
+        # closing its sockets from another thread while the loop polls them raises EBADF.
+        while not self._stop.is_set():
+            self.server.asyncore.loop(timeout=0.05, map=self.server._map, count=1)
+        self.server.task_dispatcher.shutdown()
+        for channel in list(self.server._map.values()):
+            channel.close()
 
     @property
     def base(self) -> str:
@@ -25,5 +35,5 @@ class LiveServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.server.close()
-        self.thread.join(timeout=5)
+        self._stop.set()
+        self.thread.join(timeout=10)
