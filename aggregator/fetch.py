@@ -189,7 +189,7 @@ def _read_body(
         f"the response is larger than the {human_size(limits.max_body_size)} limit "
         "(counted after decompression) and was refused"
     )
-    if declared.isdigit() and not encoding and int(declared) > limit:
+    if declared.isascii() and declared.isdigit() and not encoding and int(declared) > limit:
         raise FetchError(url, too_large, status=response.status_code)
     try:
         decoders = _decoders(encoding)

@@ -23,7 +23,9 @@ RETRY_AFTER_CAP = 30 * 86400.0
 RATE_WINDOW = timedelta(days=28)
 
 _PERIOD_SECONDS = {"hourly": 3600, "daily": 86400, "weekly": WEEK, "monthly": 30 * 86400, "yearly": 365 * 86400}
-_MAX_AGE = re.compile(r"(?:^|[,\s])(s-maxage|max-age)\s*=\s*\"?(\d+)", re.IGNORECASE)
+_MAX_AGE = re.compile(r"(?:^|[,\s])(s-maxage|max-age)\s*=\s*\"?([0-9]+)", re.IGNORECASE)
+#: RFC 9110 delay-seconds: ASCII digits only (str.isdigit would also accept "¹" and then fail).
+_DELAY_SECONDS = re.compile(r"[0-9]+")
 _RETIRE_REASON = "the server answered 410 Gone: the feed no longer exists (remove it, or re-enable it if it returns)"
 
 
@@ -122,7 +124,7 @@ def parse_retry_after(value: str | None, now: datetime) -> datetime | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if _DELAY_SECONDS.fullmatch(value):
         seconds = min(float(value), RETRY_AFTER_CAP)
         return now + timedelta(seconds=seconds)
     when = parse_http_date(value)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aggregator.errors import ConfigError
 from aggregator.models import Feed
@@ -86,3 +88,14 @@ def test_entities_are_not_expanded() -> None:
     # Refused outright (lxml will not resolve it), never expanded into a title.
     with pytest.raises(ConfigError, match="external entity"):
         read_opml(hostile)
+
+
+@settings(max_examples=150)
+@given(st.binary(max_size=512) | st.text(max_size=300).map(lambda t: f"<opml><body>{t}</body></opml>".encode()))
+def test_any_bytes_either_read_or_refused_clearly(data: bytes) -> None:
+    try:
+        feeds, skipped = read_opml(data)
+    except ConfigError as exc:
+        assert str(exc).startswith("OPML file: ")
+    else:
+        assert all(f.url for f in feeds) and all(s.reason for s in skipped)
