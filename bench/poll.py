@@ -305,7 +305,7 @@ def contestant(args: argparse.Namespace, name: str, port: int) -> dict[str, Any]
 
 
 def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Return the run whose first pass took the median time (its own figures, kept together)."""
+    """Return the run whose first pass took the (lower) median time, its figures kept together."""
     ordered = sorted(runs, key=lambda r: r["pass1"]["wall"])
     return ordered[(len(ordered) - 1) // 2]
 
@@ -385,7 +385,7 @@ def main() -> int:
             for name, figures in runs.items():
                 walls = ", ".join(f"{f['pass1']['wall']:.1f}" for f in figures)
                 if walls:
-                    print(f"{name} pass 1 wall times: {walls} s (median shown below)")
+                    print(f"{name} pass 1 wall times: {walls} s (lower median shown below)")
     finally:
         if server.stdin:
             server.stdin.close()
