@@ -524,6 +524,20 @@ class Store:
             "content_hash": digest,
         }
 
+    def stored_identities(self, feed_id: int, limit: int = 2000) -> dict[str, str]:
+        """Return canonical URL -> identity of the feed's most recently seen entries."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(entries_table.c.url, entries_table.c.identity)
+                .where(entries_table.c.feed_id == feed_id)
+                .order_by(entries_table.c.first_seen_at.desc())
+                .limit(limit)
+            ).all()
+        identities: dict[str, str] = {}
+        for row in reversed(rows):  # newest last, so it wins for a URL seen under several identities
+            identities[row.url] = row.identity
+        return identities
+
     def _entry_select(self) -> sa.Select[Any]:
         return sa.select(
             entries_table,

@@ -26,6 +26,7 @@ from .errors import FeedError, FetchError, NewsdeskError, NotAFeedError
 from .fetch import FetchLimits, HostGate, fetch_url
 from .models import Entry, Feed, FeedContext, FetchResult, ParsedFeed, UpdateResult
 from .normalize import normalize_feed
+from .normalize.reconcile import reconcile_identities
 from .parse import parse_feed
 from .policy import RATE_WINDOW, Check, PollingPolicy, decide, publishing_rate
 from .store import Store
@@ -192,7 +193,10 @@ def record_check(
     elif fetched.status == 200 and document is not None and document.unchanged:
         check = Check(status=200, headers=fetched.headers, redirects=fetched.redirects, same_document=True)
     elif fetched.status == 200 and document is not None and document.error is None:
-        new, updated = store.save_entries(feed.id, document.entries, seen_at=checked_at)
+        # Feeds that mint a new guid on every fetch would duplicate their items: known URLs keep
+        # their stored identity (decided here, in the single writer, which alone knows the store).
+        entries = reconcile_identities(document.entries, store.stored_identities(feed.id))
+        new, updated = store.save_entries(feed.id, entries, seen_at=checked_at)
         rate = publishing_rate(store.recent_publication_dates(feed.id, checked_at - RATE_WINDOW), checked_at)
         check = Check(
             status=200,

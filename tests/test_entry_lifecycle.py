@@ -1,0 +1,61 @@
+"""An entry's life across polls: guid churn, edits in place, and the index following the store."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+from aggregator.config import Config
+from aggregator.store import Store, open_store
+from aggregator.update import update_feeds
+
+from .conftest import make_config
+from .support.httpserver import FeedServer, Reply
+
+
+def feed(items: list[tuple[str, str, str]]) -> bytes:
+    """Return an RSS document of (guid, link, title) items."""
+    body = "".join(
+        f"<item><guid isPermaLink='false'>{guid}</guid><link>{link}</link><title>{title}</title>"
+        f"<pubDate>Tue, 07 May 2024 08:30:00 +0000</pubDate><description>{title} in full.</description></item>"
+        for guid, link, title in items
+    )
+    return (
+        "<?xml version='1.0'?><rss version='2.0'><channel><title>Churn Daily</title>"
+        f"<link>https://churn.example/</link>{body}</channel></rss>"
+    ).encode()
+
+
+def poll(store: Store, config: Config) -> None:
+    update_feeds(store, store.list_feeds(), config)
+
+
+def test_guids_minted_on_every_fetch_do_not_duplicate(tmp_path: Path, feed_server: FeedServer) -> None:
+    counter = itertools.count()
+
+    def churn(_request: object) -> Reply:
+        n = next(counter)
+        return Reply(
+            200,
+            feed(
+                [
+                    (f"session-{n}-a", "https://churn.example/a", "Alpha"),
+                    (f"session-{n}-b", "https://churn.example/b?utm_source=rss", "Beta"),
+                ]
+            ),
+        )
+
+    feed_server.route("/churn.xml", churn)
+    config = make_config(tmp_path)
+    store = open_store(config.db_url)
+    store.add_feed(feed_server.url("/churn.xml"))
+    for _ in range(3):
+        poll(store, config)
+    entries = list(store.iter_entries())
+    assert sorted(e.title for e in entries) == ["Alpha", "Beta"]
+    assert all(e.identity.startswith("session-0-") for e in entries)
+    # A genuinely new article still arrives.
+    feed_server.route("/churn.xml", Reply(200, feed([("session-9-c", "https://churn.example/c", "Gamma")])))
+    poll(store, config)
+    assert sorted(e.title for e in store.iter_entries()) == ["Alpha", "Beta", "Gamma"]
+    store.close()
