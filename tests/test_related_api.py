@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from flask import Flask
@@ -193,3 +196,37 @@ def test_oembed(newsroom: Flask) -> None:
     assert client.get("/oembed").status_code == 400
     page = client.get(f"/entries/{article.id}").get_data(as_text=True)
     assert 'type="application/json+oembed"' in page
+
+
+def test_oembed_and_article_page_behind_a_proxy_with_a_path_prefix(tmp_path: Path, feed_server: FeedServer) -> None:
+    config = newsroom_config(tmp_path, public_url="https://news.example.org/nd/", rate_limit_per_minute=1000)
+    app = build_newsroom(config, feed_server, STORY_OUTLETS)
+    client = app.test_client()
+    article = entry_of(services_of(app).store, "valley-post")
+    public_page = f"https://news.example.org/nd/entries/{article.id}"
+    # The proxy strips /nd (the app sees /oembed on localhost), or passes it on as SCRIPT_NAME.
+    for base_url, own_page in (
+        ("http://localhost/", f"http://localhost/entries/{article.id}"),
+        ("http://backend:8000/nd/", f"http://backend:8000/nd/entries/{article.id}"),
+    ):
+        for url in (public_page, own_page):
+            answer = client.get("/oembed", query_string={"url": url}, base_url=base_url)
+            assert answer.status_code == 200, (base_url, url, answer.get_data(as_text=True))
+            data = answer.get_json()
+            assert f'src="https://news.example.org/nd/embed/related?entry={article.id}"' in data["html"]
+            assert data["provider_url"] == "https://news.example.org/nd/"
+        # The public address without its prefix is not our page.
+        missing = client.get("/oembed", query_string={"url": f"https://news.example.org/entries/{article.id}"})
+        assert missing.status_code == 404
+
+        page = client.get(f"/entries/{article.id}", base_url=base_url).get_data(as_text=True)
+        discovery = re.search(r'<link rel="alternate" type="application/json\+oembed" href="([^"]+)"', page)
+        assert discovery is not None
+        endpoint = urlsplit(html.unescape(discovery.group(1)))
+        assert endpoint._replace(query="").geturl() == "https://news.example.org/nd/oembed"
+        assert parse_qs(endpoint.query) == {"url": [public_page]}
+        static_root = urlsplit(base_url).path
+        assert f'<link rel="stylesheet" href="{static_root}static/newsdesk.css">' in page
+        frame = client.get(f"/embed/related?entry={article.id}", base_url=base_url).get_data(as_text=True)
+        assert 'href="https://news.example.org/nd/"' in frame
+    services_of(app).close()

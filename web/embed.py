@@ -16,7 +16,7 @@ from .related import (
     CACHE_CONTROL,
     item_json,
     limit_arg,
-    public_base,
+    public_url_for,
     rate_limited,
     related_finder,
     resolve_article,
@@ -69,7 +69,9 @@ def related_frame() -> Any:
     except NotFound as exc:
         status, message = 404, str(exc.description)
     nonce = base64.b64encode(secrets.token_bytes(16)).decode("ascii")
-    html = render_template("embed/related.html", items=items, message=message, nonce=nonce, base=public_base())
+    html = render_template(
+        "embed/related.html", items=items, message=message, nonce=nonce, home=public_url_for("pages.search_page")
+    )
     response = Response(html, status=status, mimetype="text/html")
     config = current_app.config["NEWSDESK"]
     response.headers["Content-Security-Policy"] = frame_policy(nonce, config.server.frame_ancestors)

@@ -13,7 +13,7 @@ import threading
 import time
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, Response, abort, current_app, jsonify, request, url_for
 
@@ -68,10 +68,39 @@ def settings_from_config(config: Config) -> RelatedSettings:
     )
 
 
-def public_base() -> str:
-    """Return the base URL embeds point at: server.public_url, else the one this request came in on."""
+@related_api.app_template_global()
+def public_url_for(endpoint: str, **values: Any) -> str:
+    """Return the absolute URL of an endpoint as readers see it: under server.public_url when set, else this request's."""
     configured: str = current_app.config["NEWSDESK"].server.public_url
-    return (configured or request.host_url).rstrip("/")
+    if not configured:
+        return url_for(endpoint, _external=True, **values)
+    path = url_for(endpoint, **values)
+    root = request.script_root
+    if root and path.startswith(root + "/"):
+        # A proxy that passes its prefix on (SCRIPT_NAME) makes url_for include it; public_url has it already.
+        path = path[len(root) :]
+    return configured.rstrip("/") + path
+
+
+def own_entry_id(url: str) -> str | None:
+    """Return the id in a URL of one of our own /entries/<id> pages (public or request-host form), else None."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    # (host, path prefix) pairs under which our pages live: the public address, which may carry a path
+    # prefix behind a reverse proxy, and the address this request came in on.
+    roots = {(request.host.lower(), request.script_root)}
+    configured: str = current_app.config["NEWSDESK"].server.public_url
+    if configured:
+        public = urlsplit(configured)
+        roots.add((public.netloc.lower(), public.path.rstrip("/")))
+    for host, prefix in roots:
+        if parts.netloc.lower() == host and parts.path.startswith(prefix + "/"):
+            match = _ENTRY_PATH.match(parts.path[len(prefix) :])
+            if match:
+                return match.group(1)
+    return None
 
 
 def safe_link(url: str | None) -> str | None:
@@ -105,14 +134,9 @@ def item_json(item: RelatedItem) -> dict[str, Any]:
 def entry_for_url(url: str) -> Entry | None:
     """Return the stored entry a client-supplied URL names: our own /entries/<id> page or an article's canonical URL."""
     store = services_of(current_app).store
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return None
-    own_hosts = {urlsplit(public_base()).netloc, request.host}
-    match = _ENTRY_PATH.match(parts.path)
-    if match and parts.netloc in own_hosts:
-        return store.get_entry(match.group(1))
+    own_id = own_entry_id(url)
+    if own_id is not None:
+        return store.get_entry(own_id)
     if not is_http_url(url):
         return None
     return store.find_entry_by_url(canonical_url(url)) or store.find_entry_by_url(url)
@@ -264,8 +288,7 @@ def oembed() -> Any:
         abort(404, description="no stored article has this URL")
     width = _dimension("maxwidth", 400)
     height = _dimension("maxheight", 360)
-    base = public_base()
-    src = base + url_for("embed.related_frame") + "?" + urlencode({"entry": entry.id})
+    src = public_url_for("embed.related_frame", entry=entry.id)
     html = (
         f'<iframe src="{_attr(src)}" title="Related coverage" width="{width}" height="{height}" '
         'style="border:0;max-width:100%" loading="lazy" '
@@ -275,7 +298,7 @@ def oembed() -> Any:
         "version": "1.0",
         "type": "rich",
         "provider_name": "Newsdesk",
-        "provider_url": base + "/",
+        "provider_url": public_url_for("pages.search_page"),
         "title": entry.title,
         "html": html,
         "width": width,
