@@ -298,6 +298,16 @@ def _validate(config: Config, label: str) -> None:
         problems.append(("log_level", f"{config.log_level!r} is not one of debug, info, warning, error"))
     if config.database_url and not re.match(r"^(sqlite|postgresql)(\+\w+)?://", config.database_url):
         problems.append(("database_url", f"{config.database_url!r} is not a sqlite:// or postgresql:// URL"))
+    if config.server.public_url and not re.match(r"^https?://[^/\s]+", config.server.public_url):
+        problems.append(("server.public_url", f"{config.server.public_url!r} is not an http(s) URL"))
+    if not config.polling.user_agent.strip():
+        problems.append(("polling.user_agent", "must not be empty: servers expect to know who is asking"))
+    if config.search.recency_weight < 0:
+        problems.append(("search.recency_weight", "must be 0 (no recency boost) or more"))
+    if config.search.recency_half_life <= 0:
+        problems.append(("search.recency_half_life", "must be longer than 0"))
+    if config.related.window <= 0:
+        problems.append(("related.window", "must be longer than 0"))
     if config.server.rate_limit_per_minute < 0:
         problems.append(("server.rate_limit_per_minute", "must be 0 (no limit) or more"))
     if config.related.max_per_source < 1:

@@ -256,7 +256,8 @@ def decide(feed: Feed, check: Check, *, now: datetime, policy: PollingPolicy, rn
             # No document was read (so no <ttl>): keep what the last parsed one asked for.
             asked = feed.min_interval_seconds
         interval = healthy_interval(feed, policy, entries_per_week=check.entries_per_week, asked=asked)
-        wait = jittered(interval, policy.jitter, rng)
+        # Jitter spreads feeds out but never past the longest interval (unless the feed's own is longer).
+        wait = min(jittered(interval, policy.jitter, rng), max(policy.max_interval, interval))
         if asked:
             wait = max(wait, float(asked))  # jitter never takes us under what the server asked
         new_url, pending_url, pending_since, pending_count = redirect_state(feed, check.redirects, now, policy)

@@ -266,6 +266,20 @@ class Store:
         assert feed is not None
         return feed
 
+    def update_feed_options(
+        self, feed_id: int, *, title: str | None = None, tags: Sequence[str] | None = None
+    ) -> Feed | None:
+        """Change only the options given (None keeps the stored value); return the feed, or None if absent."""
+        values: dict[str, Any] = {}
+        if title is not None:
+            values["config_title"] = title or None
+        if tags is not None:
+            values["tags"] = json.dumps(list(tags))
+        if values:
+            with self._write() as conn:
+                conn.execute(sa.update(feeds_table).where(feeds_table.c.id == feed_id).values(**values))
+        return self.get_feed(feed_id)
+
     def remove_feed(self, feed_id: int) -> int:
         """Delete a feed and its entries (logging each deletion); return how many entries went."""
         with self._write() as conn:

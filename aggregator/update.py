@@ -27,6 +27,7 @@ from .fetch import FetchLimits, HostGate, fetch_url
 from .models import Entry, Feed, FeedContext, FetchResult, ParsedFeed, UpdateResult
 from .normalize import normalize_feed
 from .normalize.reconcile import reconcile_identities
+from .normalize.text import clean_line
 from .parse import parse_feed
 from .policy import RATE_WINDOW, Check, PollingPolicy, decide, publishing_rate
 from .store import Store
@@ -65,7 +66,7 @@ def feed_context(feed: Feed, parsed: ParsedFeed, final_url: str, fetched_at: dat
     return FeedContext(
         feed_key=feed.key,
         feed_url=final_url if final_url.startswith("http") else feed.url,
-        source_title=feed.title or parsed.title or feed.url,
+        source_title=feed.title or clean_line(parsed.title) or feed.url,
         site_url=parsed.site_url or feed.site_url,
         fetched_at=fetched_at,
         timezone=feed.timezone,
@@ -138,7 +139,8 @@ def parse_document(feed: Feed, body: bytes, headers: dict[str, str], final_url: 
         return Document(error=f"internal error while reading the feed: {type(exc).__name__}: {exc}")
     return Document(
         entries=tuple(entries),
-        title=parsed.title,
+        # Feed titles are as raw as entry titles (entities, markup): store the plain text.
+        title=clean_line(parsed.title) or None,
         site_url=parsed.site_url,
         ttl_minutes=parsed.ttl_minutes,
         update_period=parsed.update_period,

@@ -57,6 +57,10 @@ def test_shipped_config_loads_with_real_feeds() -> None:
         ),
         ({"feeds": [{"url": "https://a.example/", "tags": "world"}]}, "feeds[0].tags: expected a list"),
         ({"server": {"rate_limit_per_minute": -1}}, "server.rate_limit_per_minute: must be 0 (no limit) or more"),
+        ({"server": {"public_url": "not a url"}}, "server.public_url: 'not a url' is not an http(s) URL"),
+        ({"polling": {"user_agent": " "}}, "polling.user_agent: must not be empty"),
+        ({"search": {"recency_weight": -1}}, "search.recency_weight: must be 0"),
+        ({"related": {"window": "0s"}}, "related.window: must be longer than 0"),
         ({"database_url": "mysql://x"}, "database_url: 'mysql://x' is not a sqlite:// or postgresql:// URL"),
     ],
 )

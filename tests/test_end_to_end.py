@@ -107,8 +107,10 @@ def test_broken_feed_is_reported_and_others_still_polled(
     path.write_text(
         f'data_dir = "data"\n[[feeds]]\nurl = "{feed_server.url("/gone.xml")}"\n[[feeds]]\nurl = "{served_feed}"\n'
     )
-    out = newsdesk(path, "poll", "--once").stdout
-    assert "HTTP 500" in out and "3 new" in out
+    polled = newsdesk(path, "poll", "--once", check=False)
+    assert polled.returncode == 1, polled.stderr  # a failed feed shows in the exit status
+    assert "HTTP 500" in polled.stdout and "3 new" in polled.stdout
+    assert "1 failed" in polled.stderr and "Traceback" not in polled.stderr
     feeds = {f["url"]: f for f in map(json.loads, newsdesk(path, "feeds", "list", "--json").stdout.splitlines())}
     failing = feeds[feed_server.url("/gone.xml")]
     assert failing["last_status"] == 500 and failing["consecutive_failures"] == 1 and "500" in failing["last_error"]

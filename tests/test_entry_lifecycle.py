@@ -59,3 +59,18 @@ def test_guids_minted_on_every_fetch_do_not_duplicate(tmp_path: Path, feed_serve
     poll(store, config)
     assert sorted(e.title for e in store.iter_entries()) == ["Alpha", "Beta", "Gamma"]
     store.close()
+
+
+def test_feed_title_is_plain_text(tmp_path: Path, feed_server: FeedServer) -> None:
+    body = feed([("g1", "https://churn.example/a", "AT&amp;amp;T news")]).replace(
+        b"<title>Churn Daily</title>", b"<title>Tricky &amp;amp; Co &lt;b&gt;Daily&lt;/b&gt;</title>"
+    )
+    feed_server.route("/tricky.xml", Reply(200, body))
+    config = make_config(tmp_path)
+    store = open_store(config.db_url)
+    store.add_feed(feed_server.url("/tricky.xml"))
+    poll(store, config)
+    (entry,) = store.iter_entries()
+    assert store.list_feeds()[0].title == "Tricky & Co Daily"
+    assert entry.title == "AT&T news" and entry.source.title == "Tricky & Co Daily"
+    store.close()

@@ -99,7 +99,9 @@ def test_poll_once_then_all_respects_retry_after_and_backoff(tmp_path: Path, fee
     urls = [feed_server.url(p) for p in ("/ok.xml", "/busy.xml", "/bad.xml")]
     config = write_config(tmp_path, *urls)
 
-    first = newsdesk(config, "poll", "--once").stdout
+    polled = newsdesk(config, "poll", "--once", ok=False)
+    assert polled.returncode == 1  # two feeds failed; the exit status says so
+    first = polled.stdout
     assert f"ok      {urls[0]}: HTTP 200, 3 new" in first
     assert f"error   {urls[1]}: the server says we are polling too often" in first
     again = newsdesk(config, "poll", "--once").stdout
@@ -172,3 +174,19 @@ def test_opml_import_then_export(tmp_path: Path) -> None:
     broken = tmp_path / "broken.opml"
     broken.write_text("<opml><body>")
     assert "not a readable OPML document" in newsdesk(config, "feeds", "import", str(broken), ok=False).stderr
+
+
+def test_adding_a_feed_again_only_adds(tmp_path: Path, feed_server: FeedServer) -> None:
+    feed_server.route("/feed.xml", Reply(200, rss(2, title="Main")))
+    feed_server.route("/configured.xml", Reply(200, rss(2, title="Configured")))
+    config = write_config(tmp_path, feed_server.url("/configured.xml"))
+    url = feed_server.url("/feed.xml")
+    newsdesk(config, "feeds", "add", url, "--tag", "local", "--title", "Main Street")
+    again = newsdesk(config, "feeds", "add", url)
+    assert "already present" in again.stdout
+    newsdesk(config, "feeds", "add", url, "--tag", "town")
+    feed = listed(config)[url]
+    assert feed["tags"] == ["local", "town"] and feed["title"] == "Main Street"
+    # A feed the config file declares is changed there, not from the command line.
+    configured = newsdesk(config, "feeds", "add", feed_server.url("/configured.xml"), "--title", "X", ok=False)
+    assert configured.returncode == 1 and "declared in the config file" in configured.stderr

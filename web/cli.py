@@ -29,8 +29,9 @@ from .services import Services, build_services
 class CliState:
     """Lazily loaded config and services for one CLI invocation."""
 
-    def __init__(self, config_path: str | None) -> None:
+    def __init__(self, config_path: str | None, verbose: bool = False) -> None:
         self.config_path = config_path
+        self.verbose = verbose
         self._config: Config | None = None
         self._services: Services | None = None
 
@@ -45,6 +46,8 @@ class CliState:
                 self._config = config_from_dict({}, label=str(path), base_dir=Path.cwd())
             else:
                 self._config = load_config(path)
+            if not self.verbose:
+                logging.getLogger().setLevel(self._config.log_level.upper())
         return self._config
 
     @property
@@ -78,12 +81,17 @@ class NewsdeskGroup(click.Group):
 @click.pass_context
 def main(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
     """Newsdesk: aggregate news feeds, search them, embed related coverage."""
-    ctx.obj = CliState(config_path)
+    ctx.obj = CliState(config_path, verbose)
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
+    if not verbose:
+        # One line per poll comes from newsdesk.poll; the libraries' per-request and per-tick
+        # lines would drown it at the default level.
+        for noisy in ("apscheduler", "httpx", "httpcore"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def catch_up_index(services: Services) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from aggregator.store import Store
 from aggregator.update import limits_from_config, sync_config_feeds, update_feeds
 
 from .cli import CliState, catch_up_index, fail, main
+from .feeds import relative
 from .serialize import feed_json, iso
 
 
@@ -71,28 +73,14 @@ def poll(state: CliState, once: bool, check_all: bool, no_index: bool, feed: str
     click.echo(f"checked {len(results)} feed(s): {new} new entries, {failed} failed", err=True)
     if not no_index:
         catch_up_index(services)
+    if failed:
+        # Cron and scripts see that something needs attention; the other feeds were still polled.
+        sys.exit(1)
 
 
 @main.group()
 def feeds() -> None:
     """List, add, remove, import and export feeds."""
-
-
-def _when(value: datetime | None, now: datetime) -> str:
-    if value is None:
-        return "never"
-    seconds = (value - now).total_seconds()
-    span = abs(seconds)
-    words = (
-        f"{span:.0f}s"
-        if span < 90
-        else f"{span / 60:.0f}m"
-        if span < 5400
-        else f"{span / 3600:.1f}h"
-        if span < 172800
-        else f"{span / 86400:.1f}d"
-    )
-    return f"in {words}" if seconds > 0 else f"{words} ago"
 
 
 @feeds.command("list")
@@ -111,8 +99,8 @@ def feeds_list(state: CliState, as_json: bool) -> None:
         rate = f"{feed.entries_per_week:.1f}/week" if feed.entries_per_week is not None else "rate unknown"
         click.echo(
             f"{feed.id:>4} {'on ' if feed.enabled else 'off'} {feed.url}\n"
-            f"     {feed.title} | checked {_when(feed.last_checked_at, now)} | status {status} | "
-            f"failures {feed.consecutive_failures} | next {_when(feed.next_check_at, now) if feed.enabled else '-'} | "
+            f"     {feed.title} | checked {relative(feed.last_checked_at, now)} | status {status} | "
+            f"failures {feed.consecutive_failures} | next {relative(feed.next_check_at, now, due=True) if feed.enabled else '-'} | "
             f"{rate} | {feed.entry_count} entries"
             + (f"\n     error: {feed.last_error}" if feed.last_error else "")
             + (f"\n     disabled: {feed.disabled_reason}" if feed.disabled_reason else "")
@@ -156,9 +144,20 @@ def feeds_add(
                     discover(client, url, state.config)
                 except FeedError as exc:
                     fail(f"the page links to {url}, but it is not usable: {exc}")
-    existed = store.find_feed(url)
-    feed = store.add_feed(url, title=title, tags=tags, origin="cli")
-    click.echo(f"{'updated' if existed else 'added'} feed {feed.id}: {feed.url}")
+    existing = store.find_feed(url)
+    if existing is None:
+        feed = store.add_feed(url, title=title, tags=tags, origin="cli")
+        click.echo(f"added feed {feed.id}: {feed.url}")
+        return
+    if any(fc.url in (existing.url, existing.key) for fc in state.config.feeds):
+        fail(f"feed {existing.id} ({existing.url}) is declared in the config file; change its title or tags there")
+    if title is None and not tags:
+        click.echo(f"feed {existing.id} is already present: {existing.url}")
+        return
+    # Adding again only adds: new tags join the existing ones, other options are kept.
+    merged = tuple(dict.fromkeys((*existing.tags, *tags)))
+    store.update_feed_options(existing.id, title=title, tags=merged)
+    click.echo(f"updated feed {existing.id}: {existing.url}")
 
 
 @feeds.command("remove")

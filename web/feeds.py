@@ -15,11 +15,16 @@ from .serialize import feed_json, iso
 feeds = Blueprint("feeds", __name__)
 
 
-def relative(value: datetime | None, now: datetime) -> str:
-    """Return a short human distance such as "5 min ago" or "in 2.0 h" ("never" for None)."""
+def relative(value: datetime | None, now: datetime, *, due: bool = False) -> str:
+    """Return a short human distance such as "5 min ago" or "in 2.0 h" ("never" for None).
+
+    With ``due``, a time already past reads "due now" (for next-check times).
+    """
     if value is None:
         return "never"
     seconds = (value - now).total_seconds()
+    if due and seconds <= 0:
+        return "due now"
     span = abs(seconds)
     if span < 5:
         return "just now"
