@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import html
 import json
 import logging
 import random
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -27,7 +29,6 @@ from .fetch import FetchLimits, HostGate, fetch_url
 from .models import Entry, Feed, FeedContext, FetchResult, ParsedFeed, UpdateResult
 from .normalize import normalize_feed
 from .normalize.reconcile import reconcile_identities
-from .normalize.text import clean_line
 from .parse import parse_feed
 from .policy import RATE_WINDOW, Check, PollingPolicy, decide, publishing_rate
 from .store import Store
@@ -61,12 +62,29 @@ def policy_from_config(config: Config) -> PollingPolicy:
     )
 
 
+# Inline HTML elements some feeds put in their <title>; anything else in angle brackets is text
+# ("Good <News>" is a title, not a tag).
+_TITLE_MARKUP = re.compile(
+    r"</?(?:a|abbr|b|big|br|cite|code|em|font|i|mark|q|s|small|span|strike|strong|sub|sup|time|u)\b[^>]*>",
+    re.IGNORECASE,
+)
+
+
+def plain_feed_title(raw: str | None) -> str:
+    """Return a feed's title as one line of plain text: entities decoded, inline markup dropped."""
+    if not raw:
+        return ""
+    # Double-escaped titles ("Tricky &amp;amp; Co") reach us as "&amp;" after XML decoding.
+    text = _TITLE_MARKUP.sub("", html.unescape(raw))
+    return " ".join(text.split())
+
+
 def feed_context(feed: Feed, parsed: ParsedFeed, final_url: str, fetched_at: datetime) -> FeedContext:
     """Return the context normalization needs for entries of ``feed``."""
     return FeedContext(
         feed_key=feed.key,
         feed_url=final_url if final_url.startswith("http") else feed.url,
-        source_title=feed.title or clean_line(parsed.title) or feed.url,
+        source_title=feed.title or plain_feed_title(parsed.title) or feed.url,
         site_url=parsed.site_url or feed.site_url,
         fetched_at=fetched_at,
         timezone=feed.timezone,
@@ -140,7 +158,7 @@ def parse_document(feed: Feed, body: bytes, headers: dict[str, str], final_url: 
     return Document(
         entries=tuple(entries),
         # Feed titles are as raw as entry titles (entities, markup): store the plain text.
-        title=clean_line(parsed.title) or None,
+        title=plain_feed_title(parsed.title) or None,
         site_url=parsed.site_url,
         ttl_minutes=parsed.ttl_minutes,
         update_period=parsed.update_period,
