@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from html.parser import HTMLParser
 from pathlib import Path
 
 from web.app import services_of
@@ -53,14 +54,65 @@ def test_iframe_page_has_a_strict_policy_and_escapes_feed_text(tmp_path: Path, f
     services_of(app).close()
 
 
-def test_iframe_page_explains_a_bad_request(tmp_path: Path, feed_server: FeedServer) -> None:
+def visible_text(html: str) -> str:
+    """Return what a reader of the page sees: text outside tags, comments, scripts and styles."""
+
+    class Collector(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.parts: list[str] = []
+            self.hidden = 0
+
+        def handle_starttag(self, tag: str, attrs: object) -> None:
+            self.hidden += tag in ("script", "style", "title")
+
+        def handle_endtag(self, tag: str) -> None:
+            self.hidden -= tag in ("script", "style", "title")
+
+        def handle_data(self, data: str) -> None:
+            if not self.hidden:
+                self.parts.append(data)
+
+    collector = Collector()
+    collector.feed(html)
+    return " ".join(" ".join(collector.parts).split())
+
+
+def test_iframe_page_shows_readers_a_neutral_box_on_bad_requests(tmp_path: Path, feed_server: FeedServer) -> None:
     app = build_newsroom(newsroom_config(tmp_path), feed_server, STORY_OUTLETS)
     client = app.test_client()
-    missing = client.get("/embed/related?entry=nope")
-    assert missing.status_code == 404 and "no entry" in missing.get_data(as_text=True)
-    bad = client.get("/embed/related")
-    assert bad.status_code == 400 and "pass entry=" in bad.get_data(as_text=True)
-    assert "Content-Security-Policy" in bad.headers
+    for query, status, reason in (
+        ("entry=nope", 404, "no entry"),
+        ("", 400, "pass entry="),
+        ("title=Kessel+dam&limit=ten", 400, "limit must be an integer"),
+        ("url=https%3A%2F%2Fnowhere.example%2Fa", 404, "no stored article"),
+    ):
+        page = client.get(f"/embed/related?{query}")
+        assert page.status_code == status and page.mimetype == "text/html"
+        assert "Content-Security-Policy" in page.headers
+        html = page.get_data(as_text=True)
+        # The reason is there for whoever inspects the frame, not in the box readers see.
+        assert f'data-status="{status}"' in html and reason in html
+        assert visible_text(html) == "Related coverage No other coverage of this story yet. via Newsdesk"
+    services_of(app).close()
+
+
+def test_rate_limited_iframe_shows_the_neutral_box_not_json(tmp_path: Path, feed_server: FeedServer) -> None:
+    app = build_newsroom(newsroom_config(tmp_path, rate_limit_per_minute=2), feed_server, STORY_OUTLETS)
+    client = app.test_client()
+    article = entry_of(services_of(app).store, "valley-post")
+    answers = [client.get(f"/embed/related?entry={article.id}") for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    limited = answers[-1]
+    assert 1 <= int(limited.headers["Retry-After"]) <= 60
+    assert limited.mimetype == "text/html" and limited.headers["Cache-Control"] == "no-store"
+    assert "default-src 'none'" in limited.headers["Content-Security-Policy"]
+    html = limited.get_data(as_text=True)
+    assert "too_many_requests" not in html and '<section class="nd"' in html and 'data-status="429"' in html
+    assert visible_text(html) == "Related coverage No other coverage of this story yet. via Newsdesk"
+    # Its own nonced script still runs, so the frame still reports its height to the partner page.
+    nonce = re.search(r"script-src 'nonce-([^']+)'", limited.headers["Content-Security-Policy"])
+    assert nonce is not None and f'<script nonce="{nonce.group(1)}">' in html
     services_of(app).close()
 
 

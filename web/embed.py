@@ -17,9 +17,9 @@ from .related import (
     item_json,
     limit_arg,
     public_url_for,
-    rate_limited,
     related_finder,
     resolve_article,
+    seconds_until_allowed,
 )
 
 embed = Blueprint("embed", __name__)
@@ -55,28 +55,41 @@ def frame_policy(nonce: str, frame_ancestors: str) -> str:
 
 @embed.get("/embed/related")
 def related_frame() -> Any:
-    limited = rate_limited(current_app)
-    if limited is not None:
-        return limited
+    # Whatever goes wrong, the partner site's readers see the same neutral box, never a developer's
+    # message or JSON; the reason rides along in a data attribute for whoever inspects the frame.
     status = 200
-    message = None
+    reason = None
     items: list[dict[str, Any]] = []
-    try:
-        article, _entry = resolve_article()
-        items = [item_json(item) for item in related_finder(current_app).find(article, limit=limit_arg())]
-    except QueryError as exc:
-        status, message = 400, str(exc)
-    except NotFound as exc:
-        status, message = 404, str(exc.description)
+    retry_after = seconds_until_allowed(current_app)
+    if retry_after:
+        status, reason = 429, f"rate limit reached; retry in {retry_after} s"
+    else:
+        try:
+            article, _entry = resolve_article()
+            items = [item_json(item) for item in related_finder(current_app).find(article, limit=limit_arg())]
+        except QueryError as exc:
+            status, reason = 400, str(exc)
+        except NotFound as exc:
+            status, reason = 404, str(exc.description)
     nonce = base64.b64encode(secrets.token_bytes(16)).decode("ascii")
     html = render_template(
-        "embed/related.html", items=items, message=message, nonce=nonce, home=public_url_for("pages.search_page")
+        "embed/related.html",
+        items=items,
+        status=status,
+        reason=reason,
+        nonce=nonce,
+        home=public_url_for("pages.search_page"),
     )
     response = Response(html, status=status, mimetype="text/html")
     config = current_app.config["NEWSDESK"]
     response.headers["Content-Security-Policy"] = frame_policy(nonce, config.server.frame_ancestors)
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "no-referrer"
-    # The nonce changes per response, so shared caches may not store the page; browsers may reuse it briefly.
-    response.headers["Cache-Control"] = CACHE_CONTROL.replace("public", "private").split(", s-maxage")[0]
+    if retry_after:
+        response.headers["Retry-After"] = str(retry_after)
+        # Explicit freshness would let a browser reuse the empty box after the limit has passed (RFC 9111 3).
+        response.headers["Cache-Control"] = "no-store"
+    else:
+        # The nonce changes per response, so shared caches may not store the page; browsers may reuse it briefly.
+        response.headers["Cache-Control"] = CACHE_CONTROL.replace("public", "private").split(", s-maxage")[0]
     return response

@@ -218,14 +218,19 @@ class RateLimiter:
         return 0
 
 
-def rate_limited(app: Flask) -> Response | None:
-    """Return a 429 response when this client is over its per-minute budget, else None."""
+def seconds_until_allowed(app: Flask) -> int:
+    """Return 0 when this client may make the request (and count it), else the seconds until it may retry."""
     limiter: RateLimiter | None = app.extensions.get("newsdesk.ratelimit")
     if limiter is None:
         limiter = app.extensions.setdefault(
             "newsdesk.ratelimit", RateLimiter(services_of(app).config.server.rate_limit_per_minute)
         )
-    retry_after = limiter.check(request.remote_addr or "unknown")
+    return limiter.check(request.remote_addr or "unknown")
+
+
+def rate_limited(app: Flask) -> Response | None:
+    """Return a JSON 429 response when this client is over its per-minute budget, else None."""
+    retry_after = seconds_until_allowed(app)
     if not retry_after:
         return None
     response = jsonify(error="too_many_requests", message=f"rate limit reached; retry in {retry_after} s")
