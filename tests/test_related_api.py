@@ -230,3 +230,40 @@ def test_oembed_and_article_page_behind_a_proxy_with_a_path_prefix(tmp_path: Pat
         frame = client.get(f"/embed/related?entry={article.id}", base_url=base_url).get_data(as_text=True)
         assert 'href="https://news.example.org/nd/"' in frame
     services_of(app).close()
+
+
+def test_entries_without_a_link_of_their_own_hand_out_none(tmp_path: Path, feed_server: FeedServer) -> None:
+    # The hostile feed's items have only javascript:/data: links, so normalization flags them url_missing
+    # and stores the site's home page as their URL.
+    config = newsroom_config(tmp_path, rate_limit_per_minute=1000)
+    app = build_newsroom(config, feed_server, (*STORY_OUTLETS, "hostile"))
+    client = app.test_client()
+    store = services_of(app).store
+    linkless = [entry for entry in store.iter_entries() if "hostile" in entry.feed_key]
+    assert linkless and all("url_missing" in e.flags and e.url == "https://hostile.example/" for e in linkless)
+    article = entry_of(store, "harbour-times")
+
+    items = client.get(f"/api/v1/related?entry={article.id}&limit=10").get_json()["items"]
+    hostile = [item for item in items if item["id"] in {e.id for e in linkless}]
+    assert hostile and all(item["url"] is None for item in hostile)
+    assert all(item["url"].startswith("https://") for item in items if item not in hostile)
+    frame = client.get(f"/embed/related?entry={article.id}&limit=10").get_data(as_text=True)
+    assert "Hostile" in frame and "hostile.example" not in frame
+
+    # The home page is not the address of any of them: ?url= never resolves to one.
+    home = "https://hostile.example/"
+    assert client.get("/api/v1/related", query_string={"url": home}).status_code == 404
+    assert client.get("/oembed", query_string={"url": home}).status_code == 404
+    assert client.get("/embed/related", query_string={"url": home}).status_code == 404
+    by_title = client.get("/api/v1/related", query_string={"url": home, "title": "Kessel dam breaks"})
+    assert by_title.status_code == 200
+    # Our own page of such an entry is still a fine oEmbed URL.
+    assert client.get("/oembed", query_string={"url": f"http://localhost/entries/{linkless[0].id}"}).status_code == 200
+
+    for entry in linkless:
+        page = client.get(f"/entries/{entry.id}").get_data(as_text=True)
+        assert "Read it at" not in page and 'rel="canonical"' not in page
+        assert 'href="https://hostile.example/"' not in page
+    own = client.get(f"/entries/{article.id}").get_data(as_text=True)
+    assert f'<a href="{article.url}" rel="noopener">Read it at Harbour Times</a>' in own
+    services_of(app).close()

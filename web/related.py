@@ -25,9 +25,10 @@ from index.related import ArticleQuery, RelatedFinder, RelatedItem, RelatedSetti
 from index.schema import site_of
 
 from .app import services_of
-from .serialize import iso
+from .serialize import entry_link, iso
 
 related_api = Blueprint("related", __name__)
+related_api.add_app_template_global(entry_link)
 
 #: Longest title and text accepted from an embedding page (longer input is cut, not refused).
 MAX_TITLE_CHARS = 500
@@ -122,7 +123,7 @@ def item_json(item: RelatedItem) -> dict[str, Any]:
     entry = item.entry
     return {
         "id": entry.id,
-        "url": safe_link(entry.url),
+        "url": entry_link(entry),
         "title": entry.title,
         "source": entry.source.title,
         "published_at": iso(entry.published_at),
@@ -139,7 +140,12 @@ def entry_for_url(url: str) -> Entry | None:
         return store.get_entry(own_id)
     if not is_http_url(url):
         return None
-    return store.find_entry_by_url(canonical_url(url)) or store.find_entry_by_url(url)
+    for candidate in dict.fromkeys((canonical_url(url), url)):
+        entry = store.find_entry_by_url(candidate)
+        # An entry without a link of its own stores its site's home page as its URL: never a match for it.
+        if entry is not None and "url_missing" not in entry.flags:
+            return entry
+    return None
 
 
 def parse_date(raw: str | None) -> datetime | None:

@@ -6,6 +6,16 @@ from datetime import datetime
 from typing import Any
 
 from aggregator.models import Entry, Feed
+from aggregator.normalize.urls import is_http_url
+
+
+def entry_link(entry: Entry) -> str | None:
+    """Return the article link to hand out for an entry, or None when the feed gave no usable http(s) link."""
+    # Normalization stores the site's home page as the URL of an entry flagged url_missing (it needs
+    # some URL); handing that out would send readers to a home page labelled with the article's title.
+    if "url_missing" in entry.flags or not is_http_url(entry.url):
+        return None
+    return entry.url
 
 
 def iso(value: datetime | None) -> str | None:
