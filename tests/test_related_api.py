@@ -191,9 +191,17 @@ def test_oembed(newsroom: Flask) -> None:
         data = answer.get_json()
         assert data["version"] == "1.0" and data["type"] == "rich" and data["width"] == 300
         assert data["html"].startswith("<iframe ") and f"/embed/related?entry={article.id}" in data["html"]
-    assert client.get("/oembed", query_string={"url": "https://nowhere.example/x"}).status_code == 404
-    assert client.get("/oembed", query_string={"url": article.url, "format": "xml"}).status_code == 501
-    assert client.get("/oembed").status_code == 400
+    # Errors are JSON too, like the API's, whatever the client accepts.
+    for query, status, error, needle in (
+        ({"url": "https://nowhere.example/x"}, 404, "not_found", "no stored article"),
+        ({"url": article.url, "format": "xml"}, 501, "not_implemented", "format=json"),
+        ({}, 400, "bad_request", "url is required"),
+        ({"url": article.url, "maxwidth": "wide"}, 400, "bad_request", "maxwidth must be an integer"),
+    ):
+        answer = client.get("/oembed", query_string=query, headers={"Accept": "text/html,*/*"})
+        assert answer.status_code == status and answer.mimetype == "application/json", answer.get_data(as_text=True)
+        body = answer.get_json()
+        assert set(body) == {"error", "message"} and body["error"] == error and needle in body["message"]
     page = client.get(f"/entries/{article.id}").get_data(as_text=True)
     assert 'type="application/json+oembed"' in page
 

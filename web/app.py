@@ -37,7 +37,12 @@ def create_app(config: Config, services: Services | None = None) -> Flask:
     app.register_blueprint(feeds)
 
     def wants_json() -> bool:
-        return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
+        # oEmbed consumers are programs expecting JSON (oEmbed 1.0 section 2.3.4), errors included.
+        return (
+            request.path.startswith("/api/")
+            or request.path == "/oembed"
+            or request.accept_mimetypes.best == "application/json"
+        )
 
     @app.errorhandler(QueryError)
     def query_error(exc: QueryError) -> Any:
