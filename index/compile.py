@@ -65,20 +65,42 @@ def term_query(term: Term) -> wq.Query | None:
     return _in_fields(fields, terms, term.phrase or len(terms) > 1)
 
 
+def group_query(group: tuple[Term, ...], dropped: list[str]) -> wq.Query | None:
+    """Return the query for one group (its terms ORed), adding stop words it drops to ``dropped``."""
+    alternatives = []
+    for term in group:
+        built = term_query(term)
+        if built is None:
+            dropped.append(term.text)
+        else:
+            alternatives.append(built)
+    if not alternatives:
+        return None
+    return alternatives[0] if len(alternatives) == 1 else wq.Or(alternatives)
+
+
+def simple_terms(group: tuple[Term, ...]) -> list[tuple[str, str]] | None:
+    """Return the (field, index term) pairs of a group of plain words, or None when it needs Whoosh's matchers."""
+    pairs: list[tuple[str, str]] = []
+    for term in group:
+        if term.phrase or term.fuzzy or term.prefix or term.field not in (None, "title"):
+            return None
+        terms = analyze(term.text)
+        if len(terms) > 1:
+            return None  # a split word is a phrase
+        fields = ("title",) if term.field == "title" else TEXT_FIELDS
+        pairs += [(f, terms[0]) for f in fields for _ in terms]
+    return pairs
+
+
 def positive_query(parsed: ParsedQuery) -> tuple[wq.Query | None, list[str]]:
     """Return the ranked query (every group ANDed, terms within a group ORed) and the terms dropped as stop words."""
     clauses: list[wq.Query] = []
     dropped: list[str] = []
     for group in parsed.groups:
-        alternatives = []
-        for term in group:
-            built = term_query(term)
-            if built is None:
-                dropped.append(term.text)
-            else:
-                alternatives.append(built)
-        if alternatives:
-            clauses.append(alternatives[0] if len(alternatives) == 1 else wq.Or(alternatives))
+        built = group_query(group, dropped)
+        if built is not None:
+            clauses.append(built)
     if not clauses:
         return None, dropped
     return (clauses[0] if len(clauses) == 1 else wq.And(clauses)), dropped

@@ -18,6 +18,9 @@ import numpy as np
 from numpy.typing import NDArray
 from whoosh.util.times import datetime_to_long
 
+from .schema import TEXT_FIELDS
+from .scoring import FloatArray, field_lengths
+
 # Whoosh stores DATETIME columns as microseconds since datetime.min; this is the Unix epoch in that unit.
 _EPOCH_US = datetime_to_long(datetime(1970, 1, 1))
 
@@ -42,6 +45,7 @@ class _Segment:
     tag_docs: IntArray
     tag_codes: NDArray[np.int32]
     tag_values: list[str]
+    lengths: dict[str, FloatArray]
 
 
 def _codes_from_values(values: Iterable[Any]) -> _Codes:
@@ -84,6 +88,7 @@ def _read_segment(leaf: Any) -> _Segment:
         tag_docs=np.asarray(tag_docs, dtype=np.int64),
         tag_codes=np.asarray(tag_codes, dtype=np.int32),
         tag_values=tag_values,
+        lengths={name: field_lengths(leaf, name) for name in TEXT_FIELDS},
     )
 
 
@@ -127,6 +132,8 @@ class DocTable:
     tag_docs: IntArray
     tag_codes: NDArray[np.int32]
     tag_values: list[str]
+    #: Length of each text field by document number (for BM25F).
+    lengths: dict[str, FloatArray]
 
     @property
     def size(self) -> int:
@@ -141,18 +148,20 @@ class DocTableCache:
         self._lock = threading.Lock()
         self._segments: dict[str, _Segment] = {}
         self._table: tuple[Any, DocTable] | None = None
-        self._alive: tuple[Any, IntArray] | None = None
+        self._alive: tuple[Any, IntArray, NDArray[np.bool_]] | None = None
 
-    def alive(self, searcher: Any) -> IntArray:
-        """Return the document numbers of ``searcher``'s reader that are not deleted (cached per reader)."""
+    def alive(self, searcher: Any) -> tuple[IntArray, NDArray[np.bool_]]:
+        """Return the live (not deleted) document numbers of ``searcher``'s reader and a mask of them (cached)."""
         reader = searcher.reader()
         with self._lock:
             if self._alive is not None and self._alive[0] is reader:
-                return self._alive[1]
+                return self._alive[1], self._alive[2]
         docs = np.fromiter(reader.all_doc_ids(), dtype=np.int64)
+        mask = np.zeros(reader.doc_count_all(), dtype=bool)
+        mask[docs] = True
         with self._lock:
-            self._alive = (reader, docs)
-        return docs
+            self._alive = (reader, docs, mask)
+        return docs, mask
 
     def table(self, searcher: Any) -> DocTable:
         """Return the DocTable for ``searcher``'s reader, reusing arrays of unchanged segments."""
@@ -183,6 +192,7 @@ def _join(parts: list[tuple[_Segment, int]], size: int) -> DocTable:
     sources, groups, languages, tags = _Joiner(), _Joiner(), _Joiner(), _Joiner()
     tag_docs: list[IntArray] = []
     tag_codes: list[NDArray[np.int32]] = []
+    lengths = {name: np.zeros(size, dtype=np.float64) for name in TEXT_FIELDS}
     for segment, offset in parts:
         end = offset + len(segment.published)
         published[offset:end] = segment.published
@@ -190,6 +200,8 @@ def _join(parts: list[tuple[_Segment, int]], size: int) -> DocTable:
         source_codes[offset:end] = sources.remap(segment.sources.values)[segment.sources.codes]
         group_codes[offset:end] = groups.remap(segment.groups.values)[segment.groups.codes]
         language_codes[offset:end] = languages.remap(segment.languages.values)[segment.languages.codes]
+        for name in TEXT_FIELDS:
+            lengths[name][offset:end] = segment.lengths[name]
         if len(segment.tag_docs):
             tag_docs.append(segment.tag_docs + offset)
             tag_codes.append(tags.remap(segment.tag_values)[segment.tag_codes])
@@ -208,4 +220,5 @@ def _join(parts: list[tuple[_Segment, int]], size: int) -> DocTable:
         tag_docs=np.concatenate(tag_docs) if tag_docs else np.zeros(0, dtype=np.int64),
         tag_codes=np.concatenate(tag_codes) if tag_codes else np.zeros(0, dtype=np.int32),
         tag_values=tags.values,
+        lengths=lengths,
     )

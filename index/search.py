@@ -18,11 +18,12 @@ from whoosh.searching import Searcher
 from aggregator.errors import QueryError
 from aggregator.models import Entry
 
-from .compile import excluded_query, highlight_terms, positive_query, source_query
+from .compile import excluded_query, group_query, highlight_terms, positive_query, simple_terms, source_query
 from .doctable import DocTable, DocTableCache, IntArray
 from .facets import Facets, count_facets
 from .indexer import IndexLocation
 from .query import ParsedQuery, parse_query
+from .scoring import intersect, term_scores, union
 from .snippets import make_snippet, mark_title
 from .suggest import suggest_query
 
@@ -189,6 +190,30 @@ def _scored_matches(searcher: Searcher, query: Any) -> tuple[IntArray, np.ndarra
             append_score(matcher.score())
             matcher.next()
     return np.asarray(docs, dtype=np.int64), np.asarray(scores, dtype=np.float64)
+
+
+def _score_groups(
+    searcher: Searcher, tables: DocTableCache, table: DocTable, parsed: ParsedQuery
+) -> tuple[IntArray, np.ndarray[Any, Any]]:
+    """Return the documents matching every group and their summed BM25F scores, ascending by document."""
+    result: tuple[IntArray, np.ndarray[Any, Any]] | None = None
+    for group in parsed.groups:
+        pairs = simple_terms(group)
+        if pairs is None:
+            built = group_query(group, [])
+            if built is None:
+                continue
+            part = _scored_matches(searcher, built)
+        elif not pairs:
+            continue  # only stop words: dropped from the AND, as in positive_query
+        else:
+            part = union([term_scores(searcher, table.lengths, field, text) for field, text in pairs])
+            alive = tables.alive(searcher)[1][part[0]]
+            part = (part[0][alive], part[1][alive])
+        result = part if result is None else intersect(result, part)
+        if len(result[0]) == 0:
+            break
+    return result if result is not None else (np.zeros(0, dtype=np.int64), np.zeros(0))
 
 
 def _doc_set(searcher: Searcher, query: Any) -> IntArray:
@@ -362,9 +387,9 @@ def _match(
         if parsed.groups:
             # Every word was a stop word: nothing can match them; say so rather than list everything.
             return np.zeros(0, dtype=np.int64), np.zeros(0), False, dropped
-        docs = tables.alive(searcher)
+        docs = tables.alive(searcher)[0]
         scores = np.zeros(len(docs))
     else:
-        docs, scores = _scored_matches(searcher, positive)
+        docs, scores = _score_groups(searcher, tables, table, parsed)
     keep = _apply_filters(searcher, table, docs, parsed, filters)
     return docs[keep], scores[keep], False, dropped
