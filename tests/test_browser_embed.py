@@ -7,6 +7,7 @@ titles, teasers and links try to run script. Nothing it sends may run or become 
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -171,5 +172,36 @@ def test_article_page_renders_hostile_coverage_inert(browser: Any, live_newsroom
             if "hostile" in entry.feed_key:
                 page.goto(f"{live.base}/entries/{entry.id}")
                 assert_inert(page.evaluate(INSPECT), dialogs, f"hostile article {entry.id}")
+    finally:
+        context.close()
+
+
+def test_both_embeds_and_the_sidebar_show_the_same_utc_dates(
+    browser: Any, live_newsroom: tuple[Flask, LiveServer]
+) -> None:
+    app, live = live_newsroom
+    article = entry_of(services_of(app).store, "harbour-times")
+    # A reader far from UTC, with a browser in another language: the dates must not depend on either.
+    context = browser.new_context(timezone_id="America/Los_Angeles", locale="de-DE")
+    try:
+        with FeedServer() as third_party:
+            frame_src = f"{live.base}/embed/related?url={quote(ARTICLE_URL, safe='')}"
+            third_party.route("/post.html", Reply(200, host_page(live.base, frame_src), {"Content-Type": "text/html"}))
+            page = context.new_page()
+            page.goto(third_party.url("/post.html"))
+            page.locator(".newsdesk-related li").first.wait_for(timeout=10_000)
+            frame = page.frame_locator("iframe.newsdesk-related-frame")
+            frame.locator("li").first.wait_for(timeout=10_000)
+            read = """root => [...root.querySelectorAll('li')].map(li =>
+                [li.querySelector('.source').textContent, li.querySelector('time').textContent])"""
+            script_dates = dict(page.evaluate(f"({read})(document.querySelector('.newsdesk-related').shadowRoot)"))
+            frame_dates = dict(page.frames[1].evaluate(f"({read})(document)"))
+        assert script_dates == frame_dates
+        # Northern Wire published at 2024-05-07T11:15:00Z (04:15 in Los Angeles).
+        assert script_dates["Northern Wire"] == "7 May 2024, 11:15 UTC"
+        page.goto(f"{live.base}/entries/{article.id}")
+        sidebar_dates = dict(page.evaluate(f"({read})(document.querySelector('aside.related'))"))
+        assert sidebar_dates["Northern Wire"] == "7 May 2024, 11:15 UTC"
+        assert all(re.fullmatch(r"\d{1,2} [A-Z][a-z]{2} \d{4}, \d{2}:\d{2} UTC", d) for d in sidebar_dates.values())
     finally:
         context.close()

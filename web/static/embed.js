@@ -46,14 +46,17 @@
     return node;
   }
 
+  var MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+
   function formatDate(iso) {
+    // The same unambiguous form as the iframe and the sidebar ("7 May 2024, 11:15 UTC"), whatever the
+    // reader's time zone and locale.
+    if (typeof iso !== "string") return "";
     var date = new Date(iso);
     if (isNaN(date.getTime())) return "";
-    try {
-      return date.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
-    } catch (e) {
-      return date.toISOString().slice(0, 16).replace("T", " ");
-    }
+    function pad(n) { return (n < 10 ? "0" : "") + n; }
+    return date.getUTCDate() + " " + MONTHS[date.getUTCMonth()] + " " + date.getUTCFullYear() + ", " +
+      pad(date.getUTCHours()) + ":" + pad(date.getUTCMinutes()) + " UTC";
   }
 
   function render(root, items, origin) {
