@@ -205,3 +205,40 @@ def test_both_embeds_and_the_sidebar_show_the_same_utc_dates(
         assert all(re.fullmatch(r"\d{1,2} [A-Z][a-z]{2} \d{4}, \d{2}:\d{2} UTC", d) for d in sidebar_dates.values())
     finally:
         context.close()
+
+
+TITLES = """root => [...root.querySelectorAll('li .title')].map(title => {
+  const style = getComputedStyle(title);
+  return {source: title.closest('li').querySelector('.source').textContent, tag: title.tagName.toLowerCase(),
+          color: style.color, decoration: style.textDecorationLine, cursor: style.cursor,
+          text: getComputedStyle(title.closest('.nd')).color};
+})"""
+
+
+def test_items_without_a_link_read_as_plain_text(browser: Any, live_newsroom: tuple[Flask, LiveServer]) -> None:
+    # The hostile feed's javascript:/data: links were dropped, so its items have no link: in both
+    # embeds they must look like the text around them, not like links that do nothing.
+    _app, live = live_newsroom
+    with FeedServer() as third_party:
+        frame_src = f"{live.base}/embed/related?url={quote(ARTICLE_URL, safe='')}&limit=10"
+        third_party.route("/post.html", Reply(200, host_page(live.base, frame_src), {"Content-Type": "text/html"}))
+        context, page, _dialogs = open_page(browser, third_party.url("/post.html"))
+        try:
+            page.locator(".newsdesk-related li").first.wait_for(timeout=10_000)
+            page.frame_locator("iframe.newsdesk-related-frame").locator("li").first.wait_for(timeout=10_000)
+            embeds = {
+                "script embed": page.evaluate(f"({TITLES})(document.querySelector('.newsdesk-related').shadowRoot)"),
+                "iframe embed": page.frames[1].evaluate(f"({TITLES})(document)"),
+            }
+        finally:
+            context.close()
+    for where, titles in embeds.items():
+        linked = [t for t in titles if "Hostile" not in t["source"]]
+        plain = [t for t in titles if "Hostile" in t["source"]]
+        assert linked and plain, (where, titles)
+        for title in linked:
+            assert title["tag"] == "a" and title["color"] != title["text"], (where, title)
+        for title in plain:
+            assert title["tag"] == "span", (where, title)
+            assert title["color"] == title["text"] and title["decoration"] == "none", (where, title)
+            assert title["color"] != linked[0]["color"] and title["cursor"] != "pointer", (where, title)

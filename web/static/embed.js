@@ -19,7 +19,8 @@
     "ol{list-style:none;margin:0;padding:0}" +
     "li{padding:.45rem 0;border-top:1px solid #e3e6ea}li:first-child{border-top:0;padding-top:0}" +
     ".meta{color:#5a606b;font-size:.8rem;margin:0}" +
-    ".title{font-weight:600;margin:.1rem 0;display:block;color:#0b57d0}" +
+    // Only a real link is link-coloured: an item without one reads as the text around it.
+    ".title{font-weight:600;margin:.1rem 0;display:block}a.title{color:#0b57d0}" +
     ".teaser{margin:0;color:#3c4043;font-size:.85rem;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}" +
     ".credit{font-size:.75rem;color:#5a606b;margin:.5rem 0 0}" +
     "a:focus-visible{outline:3px solid #f4b400;outline-offset:2px}";
