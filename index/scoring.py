@@ -17,6 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 from whoosh.codec.whoosh3 import LENGTHS_COLUMN, W3LeafMatcher
 from whoosh.matching.wrappers import FilterMatcher
+from whoosh.reading import TermNotFound
 from whoosh.util.numeric import byte_to_length
 
 # Whoosh's BM25F defaults (whoosh.scoring.BM25F): the ranking must not change with the code path.
@@ -30,9 +31,10 @@ IntArray = NDArray[np.int64]
 
 def _postings(leaf: Any, fieldname: str, text: str) -> tuple[IntArray, FloatArray] | None:
     """Return a segment's (document numbers, weights) for a term, deleted documents included."""
-    if (fieldname, text) not in leaf:
+    try:
+        matcher = leaf.postings(fieldname, text)
+    except TermNotFound:
         return None
-    matcher = leaf.postings(fieldname, text)
     while isinstance(matcher, FilterMatcher):
         matcher = matcher.child
     ids: list[Any] = []
@@ -72,12 +74,6 @@ def term_scores(
     searcher: Any, lengths: dict[str, FloatArray], fieldname: str, text: str
 ) -> tuple[IntArray, FloatArray]:
     """Return every document containing a term and its BM25F score for that term (global numbers)."""
-    doc_count = searcher.doc_count_all()
-    frequency = searcher.doc_frequency(fieldname, text)
-    if not frequency:
-        return np.zeros(0, dtype=np.int64), np.zeros(0)
-    idf = math.log(doc_count / (frequency + 1)) + 1
-    average = searcher.avg_field_length(fieldname) or 1
     docs: list[IntArray] = []
     weights: list[FloatArray] = []
     for leaf, offset in searcher.reader().leaf_readers():
@@ -89,6 +85,9 @@ def term_scores(
         return np.zeros(0, dtype=np.int64), np.zeros(0)
     doc_array = np.concatenate(docs)
     weight = np.concatenate(weights)
+    # Whoosh's document frequency counts postings in every segment, deleted documents included: so does this.
+    idf = math.log(searcher.doc_count_all() / (len(doc_array) + 1)) + 1
+    average = searcher.avg_field_length(fieldname) or 1
     length = lengths[fieldname][doc_array]
     scores = idf * (weight * (K1 + 1)) / (weight + K1 * ((1 - B) + B * length / average))
     return doc_array, scores

@@ -27,7 +27,8 @@ def suggest_query(searcher: Any, query: str, parsed: ParsedQuery) -> str | None:
     for word in parsed.words():
         if len(word) < 3 or not word.isalpha() or _known(searcher, word):
             continue
-        candidates = corrector.suggest(word.lower(), limit=1, maxdist=2, prefix=1)
+        # Two letters of prefix: typos rarely hit the first two, and it keeps the automaton walk ~10x smaller.
+        candidates = corrector.suggest(word.lower(), limit=1, maxdist=2, prefix=2)
         if not candidates or candidates[0] == word.lower():
             continue
         pattern = re.compile(rf"(?<![\w:]){re.escape(word)}(?!\w)", re.IGNORECASE)
