@@ -9,7 +9,7 @@ from itertools import pairwise
 
 import numpy as np
 
-from .text import words
+from .text import count_words, words
 
 _MASK = (1 << 64) - 1
 # Words shorter than this are mostly function words; they would pull every text in a language
@@ -23,9 +23,11 @@ def _word_hash(word: str) -> int:
     return int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
 
 
-def _features(text: str) -> Counter[str]:
-    tokens = words(text)
-    features = Counter(token for token in tokens if len(token) >= _MIN_WORD)
+def _features(tokens: list[str]) -> Counter[str]:
+    # Counting every token in C and then dropping the short ones keeps the order (first occurrence)
+    # and counts of counting only the long ones, at a fraction of the cost of a generator.
+    counts = Counter(tokens)
+    features = Counter({token: count for token, count in counts.items() if len(token) >= _MIN_WORD})
     if len(features) < 5:
         # CJK text comes out one character per token: pairs of neighbours carry the meaning.
         features.update(tokens)
@@ -40,19 +42,31 @@ def simhash(text: str) -> int:
     articles: editing a word, adding a credit line or dropping a paragraph moves it 0-1 bits, while
     99% of unrelated pairs differ in 18 bits or more.
     """
-    features = _features(text)
+    return _simhash_words(words(text))
+
+
+def _simhash_words(tokens: list[str]) -> int:
+    features = _features(tokens)
     if not features:
         return 0
-    hashes = np.fromiter((_word_hash(f) for f in features), dtype=np.uint64, count=len(features))
-    weights = 1.0 + np.log(np.fromiter(features.values(), dtype=np.float64, count=len(features)))
+    count = len(features)
+    hashes = np.fromiter(map(_word_hash, features), dtype=np.uint64, count=count)
+    weights = 1.0 + np.log(np.fromiter(features.values(), dtype=np.float64, count=count))
     # One row of 64 bits per feature (little-endian bytes, so column i is bit i); each bit votes +w or -w.
     bits = np.unpackbits(hashes.astype("<u8").view(np.uint8).reshape(-1, 8), axis=1, bitorder="little")
     votes = weights @ (bits.astype(np.float64) * 2.0 - 1.0)
-    value = 0
-    for i, vote in enumerate(votes.tolist()):
-        if vote > 0:
-            value |= 1 << i
-    return value - (1 << 64) if value >= 1 << 63 else value
+    # Bit i is set when its vote is positive; read back as a signed little-endian 64-bit int.
+    return int(np.packbits(votes > 0, bitorder="little").view("<i8")[0])
+
+
+def fingerprint_and_word_count(text: str, title: str) -> tuple[int, int]:
+    """Return ``simhash(text or title)`` and ``count_words(text)``, tokenizing ASCII text only once."""
+    if text and text.isascii():
+        # Lower-casing ASCII maps letters to letters one for one, so the words of the lower-cased
+        # text are exactly as many as those of the text itself.
+        tokens = words(text)
+        return _simhash_words(tokens), len(tokens)
+    return simhash(text or title), count_words(text)
 
 
 def hamming(a: int, b: int) -> int:

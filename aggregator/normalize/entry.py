@@ -9,12 +9,12 @@ from urllib.parse import urljoin, urlsplit
 from ..models import Entry, FeedContext, Image, ParsedContent, ParsedEntry, Source
 from .authors import clean_authors
 from .dates import parse_date
-from .dedupe import simhash
+from .dedupe import fingerprint_and_word_count
 from .html import ContentImage, clean_content
 from .identity import content_identity, entry_id, guid_identity
 from .language import declared_language, detect_language
 from .media import lead_image
-from .text import clean_line, clean_paragraphs, clean_text, count_words, truncate
+from .text import clean_line, clean_paragraphs, clean_text, truncate
 from .urls import article_url, canonical_url, is_http_url
 
 SUMMARY_LIMIT = 300
@@ -174,6 +174,7 @@ def normalize_entry(
     language = declared_language(
         parsed.language, content.language if content else None, context.language
     ) or detect_language(f"{title}\n{text}")
+    fingerprint, word_count = fingerprint_and_word_count(text, title)
     return Entry(
         id=entry_id(context.feed_key, identity),
         feed_key=context.feed_key,
@@ -189,8 +190,8 @@ def normalize_entry(
         image=image,
         tags=_tags(parsed.tags),
         language=language,
-        word_count=count_words(text),
-        fingerprint=simhash(text or title),
+        word_count=word_count,
+        fingerprint=fingerprint,
         source=Source(feed_url=context.feed_url, title=context.source_title, site_url=context.site_url),
         flags=tuple(flags),
     )
