@@ -19,7 +19,7 @@ def main() -> int:
             print(f"== {name}: not present, skipped", flush=True)
             continue
         print(f"== {name}", flush=True)
-        if subprocess.run([sys.executable, str(script), *sys.argv[1:]]).returncode != 0:
+        if subprocess.run([sys.executable, str(script)]).returncode != 0:
             failed.append(name)
     if failed:
         print(f"failed: {', '.join(failed)}")
