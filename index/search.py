@@ -161,7 +161,11 @@ class IndexReader:
             self._path = path
             self._searcher = self._ix.searcher()
         elif not self._searcher.up_to_date():
-            self._searcher = self._searcher.refresh()
+            # Not Searcher.refresh(): it reuses a segment's reader whenever the segment id matches
+            # (whoosh Segment.__eq__), deletions or not, so a document replaced by update_document
+            # (an entry edited in place) stayed live in its old segment and was found and counted.
+            stale, self._searcher = self._searcher, self._ix.searcher()
+            stale.close()
         return self._searcher
 
     def _drop(self) -> None:

@@ -8,6 +8,8 @@ from pathlib import Path
 from aggregator.config import Config
 from aggregator.store import Store, open_store
 from aggregator.update import update_feeds
+from index.indexer import Indexer
+from index.search import IndexReader, search
 
 from .conftest import make_config
 from .support.httpserver import FeedServer, Reply
@@ -73,4 +75,25 @@ def test_feed_title_is_plain_text(tmp_path: Path, feed_server: FeedServer) -> No
     (entry,) = store.iter_entries()
     assert store.list_feeds()[0].title == "Tricky & Co Daily"
     assert entry.title == "AT&T news" and entry.source.title == "Tricky & Co Daily"
+    store.close()
+
+
+def test_edited_entry_is_updated_in_place_and_reindexed(tmp_path: Path, feed_server: FeedServer) -> None:
+    feed_server.route("/news.xml", Reply(200, feed([("g1", "https://churn.example/a", "Harbour bridge opens")])))
+    config = make_config(tmp_path)
+    store = open_store(config.db_url)
+    store.add_feed(feed_server.url("/news.xml"))
+    indexer = Indexer(config.index_dir, store)
+    reader = IndexReader(config.index_dir)
+    poll(store, config)
+    indexer.catch_up()
+    assert search(reader, store, "bridge").total == 1
+
+    feed_server.route("/news.xml", Reply(200, feed([("g1", "https://churn.example/a", "Harbour tunnel opens")])))
+    poll(store, config)
+    indexer.catch_up()
+    assert store.count_entries() == 1
+    assert search(reader, store, "tunnel").total == 1
+    assert search(reader, store, "bridge").total == 0
+    reader.close()
     store.close()
