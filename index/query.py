@@ -1,7 +1,8 @@
 """The reader's query language, parsed by hand: never raises, says what it ignored.
 
-Syntax (Google-like, plus Whoosh's field:value): words are ANDed; "exact phrases"; OR (or |)
-between terms; -excluded; title:, author:, source:/site:, tag:, lang:; after:DATE, before:DATE,
+Syntax (Google-like, plus Whoosh's field:value): words are ANDed (AND may be typed; it changes
+nothing); "exact phrases"; OR (or |) between terms; -excluded or NOT excluded (OR, AND and NOT are
+operators only in capitals, as in Google; lower-case they are words); title:, author:, source:/site:, tag:, lang:; after:DATE, before:DATE,
 date:"past week"; word~ (fuzzy, word~2 for two edits); word* (prefix).
 """
 
@@ -183,6 +184,7 @@ class _Builder:
         self.before: datetime | None = None
         self.notices: list[str] = []
         self.pending_or = False
+        self.pending_not = False
 
     def note(self, message: str) -> None:
         if message not in self.notices:
@@ -276,6 +278,12 @@ def parse_query(text: str, *, now: datetime | None = None) -> ParsedQuery:
             break
         position = match.end()
         negated, name, value = match.group(1) == "-", match.group(2), match.group(3)
+        if name is None and not negated and value == "NOT":
+            # Read as written ("trump NOT iran" excludes iran), never searched as the word "not".
+            builder.pending_not = True
+            continue
+        negated = negated or builder.pending_not
+        builder.pending_not = False
         if name is None and not negated and value in ("OR", "|"):
             if not builder.groups or builder.pending_or:
                 builder.note("ignored an OR with nothing before it")
@@ -298,6 +306,8 @@ def parse_query(text: str, *, now: datetime | None = None) -> ParsedQuery:
         builder.add_word(value, negated)
     if builder.pending_or:
         builder.note("ignored an OR with nothing after it")
+    if builder.pending_not:
+        builder.note("ignored a NOT with nothing after it")
     if builder.after and builder.before and builder.after >= builder.before:
         builder.note("the date range is empty (the start is not before the end)")
     return ParsedQuery(

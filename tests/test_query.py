@@ -37,6 +37,16 @@ def test_excluded_words_and_phrases() -> None:
     assert excluded_query(parsed) is not None
 
 
+def test_not_excludes_and_and_is_a_no_op() -> None:
+    # "trump NOT iran" once ran as "trump iran" (NOT dropped as a common word): the opposite of what was meant.
+    assert parse("harbour NOT mackerel") == parse("harbour -mackerel")
+    assert parse('harbour NOT "sea wall"').excluded == (Term("sea wall", phrase=True),)
+    assert parse("harbour AND mackerel") == parse("harbour mackerel")
+    assert any("NOT with nothing after" in n for n in parse("harbour NOT").notices)
+    # Lower-case "not" is a word, like "or".
+    assert len(parse("harbour not mackerel").groups) == 3
+
+
 def test_fields_title_author_source_tag_lang() -> None:
     parsed = parse('title:election author:"Priya Raman" source:bbc site:bbc.co.uk tag:Politics lang:French')
     assert parsed.groups == ((Term("election", field="title"),), (Term("Priya Raman", phrase=True, field="author"),))

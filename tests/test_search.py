@@ -57,6 +57,14 @@ def test_excluded(world: Services) -> None:
     assert "Record mackerel catch lands at the north quay" in with_mackerel - without
 
 
+def test_not_and_and_operators(world: Services) -> None:
+    excluded = run(world, "harbour NOT mackerel")
+    assert titles(excluded) == titles(run(world, "harbour -mackerel"))
+    assert "Record mackerel catch lands at the north quay" not in titles(excluded)
+    assert not any("NOT" in n or "AND" in n for n in excluded.notices)
+    assert titles(run(world, "mackerel AND quay")) == ["Record mackerel catch lands at the north quay"]
+
+
 def test_title_and_author_fields(world: Services) -> None:
     assert titles(run(world, "title:keeper")) == ["Lighthouse keeper retires after forty years"]
     assert run(world, "title:automation").total == 0  # only in the body
