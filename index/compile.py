@@ -6,6 +6,7 @@ from functools import lru_cache
 from typing import Any
 
 from whoosh import query as wq
+from whoosh.codec.base import Automata
 
 from .query import ParsedQuery, Term
 from .schema import TEXT_FIELDS, name_analyzer, news_analyzer
@@ -43,6 +44,19 @@ def _in_fields(fields: tuple[str, ...], terms: list[str], phrase: bool) -> wq.Qu
     return wq.Or([wq.Phrase(f, terms) for f in fields])
 
 
+class StemFuzzyTerm(wq.FuzzyTerm):  # type: ignore[misc]
+    """A fuzzy term expanded against the field's own indexed (stemmed) terms.
+
+    Whoosh's FuzzyTerm walks a field's spelling words when it has them (title has, for "did you
+    mean"): those are unstemmed, so "ukraine~" expanded to "ukraine", which no title posting holds
+    (the title term is "ukrain"), and the fuzzy query found fewer results than the plain word.
+    """
+
+    def _btexts(self, ixreader: Any) -> Any:
+        found = Automata().terms_within(ixreader.cursor(self.fieldname), self.text, self.maxdist, self.prefixlength)
+        return [ixreader.schema[self.fieldname].to_bytes(word) for word in found]
+
+
 def term_query(term: Term) -> wq.Query | None:
     """Return the Whoosh query for one term, or None when nothing of it is searchable (a stop word)."""
     if term.field == "author":
@@ -58,8 +72,10 @@ def term_query(term: Term) -> wq.Query | None:
         terms = analyze(term.text)
         if len(terms) != 1:
             return _in_fields(fields, terms, True)
-        # Fuzzy matching compares stems, so "elektion~" still finds "election"; prefixlength keeps it fast.
-        return wq.Or([wq.FuzzyTerm(f, terms[0], maxdist=term.fuzzy, prefixlength=1) for f in fields])
+        # Fuzzy matching compares stems, so "elektion~" still finds "election"; the word as typed is tried too,
+        # as a typo can hide the suffix the stemmer would cut ("mackere~"). prefixlength keeps it fast.
+        variants = dict.fromkeys(t for t in (terms[0], _fold(term.text)) if t)
+        return wq.Or([StemFuzzyTerm(f, text, maxdist=term.fuzzy, prefixlength=1) for f in fields for text in variants])
     terms = analyze(term.text)
     # A word the tokenizer splits ("e-mail", "covid-19") must match as a phrase, like a quoted one.
     return _in_fields(fields, terms, term.phrase or len(terms) > 1)

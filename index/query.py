@@ -205,7 +205,10 @@ class _Builder:
         if not value:
             self.note(f"ignored “{typed}:” with nothing after it")
             return
-        if name in ("title", "author"):
+        if name == "title":
+            self.add_word(raw, negated, field="title")  # title:word~ and title:word* work as they do bare
+            return
+        if name == "author":
             self.add_term(Term(text=value, phrase=raw.startswith('"'), field=name), negated)
             return
         if negated:
@@ -241,13 +244,13 @@ class _Builder:
             self.after = max(self.after, start) if self.after else start
             self.before = min(self.before, end) if self.before else end
 
-    def add_word(self, raw: str, negated: bool) -> None:
+    def add_word(self, raw: str, negated: bool, field: str | None = None) -> None:
         if raw.startswith('"'):
             if not raw.endswith('"') or len(raw) == 1:
                 self.note("a quotation mark was not closed; searched the rest as a phrase")
             text = _bare(raw).strip()
             if text:
-                self.add_term(Term(text=text, phrase=True), negated)
+                self.add_term(Term(text=text, phrase=True, field=field), negated)
             return
         fuzzy = 0
         prefix = False
@@ -260,7 +263,7 @@ class _Builder:
         if cleaned != raw and cleaned:
             self.note(f"searched “{raw}” as “{cleaned}”")
         for part in cleaned.split():
-            self.add_term(Term(text=part, fuzzy=fuzzy, prefix=prefix), negated)
+            self.add_term(Term(text=part, fuzzy=fuzzy, prefix=prefix, field=field), negated)
 
 
 def parse_query(text: str, *, now: datetime | None = None) -> ParsedQuery:

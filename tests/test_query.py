@@ -73,6 +73,8 @@ def test_fuzzy_and_prefix() -> None:
     assert parse("elektion~").groups == ((Term("elektion", fuzzy=1),),)
     assert parse("elektion~2").groups == ((Term("elektion", fuzzy=2),),)
     assert parse("lighthous*").groups == ((Term("lighthous", prefix=True),),)
+    assert parse("title:elektion~").groups == ((Term("elektion", fuzzy=1, field="title"),),)
+    assert parse("title:lighthous*").groups == ((Term("lighthous", prefix=True, field="title"),),)
 
 
 def test_unknown_field_is_searched_as_words_with_a_notice() -> None:

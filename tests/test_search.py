@@ -97,6 +97,27 @@ def test_fuzzy_and_prefix(world: Services) -> None:
     }
 
 
+@pytest.mark.parametrize(
+    ("word", "typo"),
+    [
+        ("election", "elektion"),
+        ("retires", "retirse"),
+        ("strikes", "strikse"),
+        ("harbour", "harbor"),
+        ("mackerel", "mackere"),
+    ],
+)
+def test_fuzzy_finds_at_least_what_the_plain_word_finds(world: Services, word: str, typo: str) -> None:
+    # The title's fuzzy terms once expanded through its unstemmed spelling words ("retires"),
+    # which no title posting holds (the title term is the stem "retir"): fewer results than the word.
+    plain = {h.entry.id for h in run(world, word, collapse=False, per_page=100).hits}
+    for fuzzy in (f"{word}~", f"{typo}~"):
+        assert plain <= {h.entry.id for h in run(world, fuzzy, collapse=False, per_page=100).hits}, fuzzy
+    title_only = {h.entry.id for h in run(world, f"title:{word}", collapse=False, per_page=100).hits}
+    assert title_only
+    assert title_only <= {h.entry.id for h in run(world, f"title:{word}~", collapse=False, per_page=100).hits}
+
+
 def test_unparseable_query_falls_back_and_says_so(world: Services) -> None:
     results = run(world, 'colour:blue "sea wall')
     assert any("colour:" in n for n in results.notices) and any("not closed" in n for n in results.notices)
