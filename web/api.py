@@ -16,7 +16,7 @@ from index.search import MAX_PER_PAGE, SORTS, Filters, Ranking, SearchHit, Searc
 
 from .app import services_of
 from .openapi import openapi_document
-from .serialize import entry_json, iso
+from .serialize import entry_json, entry_link, iso
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -118,7 +118,8 @@ def hit_json(hit: SearchHit) -> dict[str, Any]:
     entry = hit.entry
     return {
         "id": entry.id,
-        "url": entry.url,
+        # None for an entry whose feed gave no usable link (url_missing; entry.url is the site's home page).
+        "url": entry_link(entry),
         "title": entry.title,
         "title_html": hit.title_html,
         "source": entry.source.title,
@@ -131,7 +132,7 @@ def hit_json(hit: SearchHit) -> dict[str, Any]:
         "duplicates": [
             {
                 "id": d.entry.id,
-                "url": d.entry.url,
+                "url": entry_link(d.entry),
                 "title": d.entry.title,
                 "source": d.entry.source.title,
                 "published_at": iso(d.entry.published_at),

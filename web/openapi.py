@@ -23,11 +23,13 @@ def _object(properties: dict[str, Any], *, required: bool = True) -> dict[str, A
 
 
 _FACET_VALUE = _object({"value": _STRING, "count": {"type": "integer", "minimum": 0}})
-_DUPLICATE = _object({"id": _STRING, "url": _STRING, "title": _STRING, "source": _STRING, "published_at": _DATE_TIME})
+#: An article link: null when the feed gave no usable link of its own (the entry is flagged url_missing).
+_LINK = {"type": ["string", "null"], "description": "The article's link; null when the feed gave none."}
+_DUPLICATE = _object({"id": _STRING, "url": _LINK, "title": _STRING, "source": _STRING, "published_at": _DATE_TIME})
 _HIT = _object(
     {
         "id": _STRING,
-        "url": _STRING,
+        "url": _LINK,
         "title": _STRING,
         "title_html": {"type": "string", "description": "The title with query terms in <mark>, HTML-escaped."},
         "source": _STRING,
@@ -69,7 +71,7 @@ _ERROR = _object({"error": _STRING, "message": _STRING})
 _ENTRY = _object(
     {
         "id": _STRING,
-        "url": _STRING,
+        "url": _LINK,
         "title": _STRING,
         "authors": _array(_STRING),
         "published_at": _DATE_TIME,

@@ -29,7 +29,8 @@ def entry_json(entry: Entry, *, full: bool = False) -> dict[str, Any]:
     """Return the public JSON form of an entry (the `inspect --json` contract)."""
     data: dict[str, Any] = {
         "id": entry.id,
-        "url": entry.url,
+        # None when the feed gave no usable link (url_missing): entry.url is then the site's home page.
+        "url": entry_link(entry),
         "title": entry.title,
         "authors": list(entry.authors),
         "published_at": iso(entry.published_at),

@@ -5,16 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from flask import Blueprint, Response, current_app, request
 from lxml import etree
 from lxml.builder import ElementMaker
 
 from aggregator.errors import QueryError
+from aggregator.models import Entry
 
 from .api import SearchRequest, run_search, search_request
-from .serialize import iso
+from .serialize import entry_link, iso
 
 syndication = Blueprint("syndication", __name__)
 
@@ -54,6 +55,12 @@ def _tag_uri(entry_id: str) -> str:
     return f"tag:{host},2024:entry:{entry_id}"
 
 
+def _link(entry: Entry) -> str:
+    """Return the link a feed item carries: the article, or our own page for it when the feed gave none."""
+    # An entry flagged url_missing holds the site's home page as its URL: never hand that out as the article.
+    return entry_link(entry) or f"{public_root()}/entries/{quote(entry.id, safe='')}"
+
+
 def _xml(root: Any, media_type: str) -> Response:
     body = etree.tostring(root, xml_declaration=True, encoding="utf-8", pretty_print=True)
     return Response(body, mimetype=media_type, headers={"Cache-Control": "max-age=300"})
@@ -90,7 +97,7 @@ def search_atom() -> Response:
         item = E.entry(
             E.title(entry.title),
             E.id(_tag_uri(entry.id)),
-            E.link(rel="alternate", type="text/html", href=entry.url),
+            E.link(rel="alternate", type="text/html", href=_link(entry)),
             E.published(iso(entry.published_at)),
             E.updated(iso(entry.updated_at or entry.published_at)),
             E.summary(hit.snippet, type="html"),
@@ -134,7 +141,7 @@ def search_rss() -> Response:
         entry = hit.entry
         item = etree.SubElement(channel, "item")
         etree.SubElement(item, "title").text = entry.title
-        etree.SubElement(item, "link").text = entry.url
+        etree.SubElement(item, "link").text = _link(entry)
         etree.SubElement(item, "guid", isPermaLink="false").text = _tag_uri(entry.id)
         # RSS 2.0 dates are RFC 822 dates (with four-digit years, as RFC 1123 amends).
         etree.SubElement(item, "pubDate").text = format_datetime(entry.published_at, usegmt=True)
