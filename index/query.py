@@ -2,8 +2,11 @@
 
 Syntax (Google-like, plus Whoosh's field:value): words are ANDed (AND may be typed; it changes
 nothing); "exact phrases"; OR (or |) between terms; -excluded or NOT excluded (OR, AND and NOT are
-operators only in capitals, as in Google; lower-case they are words); title:, author:, source:/site:, tag:, lang:; after:DATE, before:DATE,
-date:"past week"; word~ (fuzzy, word~2 for two edits); word* (prefix).
+operators only in capitals, as in Google; lower-case they are words); title:, author:, source:/site:,
+tag:, lang:; after:DATE, before:DATE, date:"past week"; word~ (fuzzy, word~2 for two edits); word* (prefix).
+
+tag: matches a whole tag, whatever its case, commas and spacing (tag:"trump, donald j" and
+tag:"Trump Donald J" match the feed's "Trump, Donald J"); one word of it (tag:trump) does not.
 """
 
 from __future__ import annotations

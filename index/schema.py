@@ -14,7 +14,8 @@ from aggregator.models import Entry
 from .dedupe import band_tokens
 
 #: Bump when the schema changes; an index of another version is rebuilt by `newsdesk reindex`.
-SCHEMA_VERSION = 2
+#: 3: tags are indexed under tag_key() ("Trump, Donald J" -> "trump donald j").
+SCHEMA_VERSION = 3
 
 #: Fields a plain word is searched in, with the weight BM25F gives each (title counts most).
 TEXT_FIELDS = ("title", "summary", "text")
@@ -73,6 +74,16 @@ def build_schema() -> Schema:
     )
 
 
+def tag_key(tag: str) -> str:
+    """Return the form a tag is indexed, filtered and counted under: case-folded, commas as spaces, spaces collapsed.
+
+    The one normalization for the index, facet links, tag= filters and tag: in queries, so
+    "Trump, Donald J", "trump donald j" and "TRUMP,DONALD J" are one tag. A tag matches whole:
+    tag:trump does not match "Trump, Donald J" (a word of a tag is not the tag).
+    """
+    return " ".join(tag.replace(",", " ").casefold().split())
+
+
 def site_of(url: str | None) -> str:
     """Return the host of a URL without a leading www., lower-cased ("" when none)."""
     try:
@@ -99,7 +110,8 @@ def entry_document(entry: Entry, *, dupgroup: str | None = None) -> dict[str, An
         "source": entry.source.title.replace(",", " "),
         "site": site_of(entry.source.site_url or entry.url),
         "feed_key": entry.feed_key,
-        "tags": ",".join(t.replace(",", " ") for t in entry.tags),
+        # Commas separate keywords here, so each tag goes in as its key (which has none).
+        "tags": ",".join(dict.fromkeys(key for key in map(tag_key, entry.tags) if key)),
         "language": (entry.language or "").lower(),
         # Whoosh DATETIME wants naive datetimes; every datetime in the index is UTC.
         "published": entry.published_at.replace(tzinfo=None),

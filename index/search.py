@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -20,9 +20,10 @@ from aggregator.models import Entry
 
 from .compile import excluded_query, group_query, highlight_terms, positive_query, simple_terms, source_query
 from .doctable import DocTable, DocTableCache, IntArray
-from .facets import Facets, count_facets
+from .facets import Facets, FacetValue, count_facets
 from .indexer import IndexLocation
 from .query import ParsedQuery, parse_query
+from .schema import tag_key
 from .scoring import intersect, term_scores, union
 from .snippets import make_snippet, mark_title
 from .suggest import suggest_query
@@ -49,7 +50,7 @@ class Filters:
 
     #: Outlet names, exactly as the source facet lists them (any of them).
     sources: tuple[str, ...] = ()
-    #: Tags (any of them), case-insensitive.
+    #: Tags (any of them), compared by index.schema.tag_key (case, commas and spacing do not matter).
     tags: tuple[str, ...] = ()
     #: ISO 639-1 language codes (any of them).
     languages: tuple[str, ...] = ()
@@ -248,7 +249,8 @@ def _apply_filters(
         keep &= np.isin(table.language_codes[docs], _codes_for(table.language_values, parsed.languages, fold=True))
     for tags in (filters.tags, parsed.tags):
         if tags:
-            codes = _codes_for(table.tag_values, tags, fold=True)
+            wanted = {tag_key(t) for t in tags}
+            codes = [i for i, v in enumerate(table.tag_values) if tag_key(v) in wanted]
             tagged = np.unique(table.tag_docs[np.isin(table.tag_codes, codes)])
             keep &= np.isin(docs, tagged)
     for value in parsed.sources:
@@ -349,7 +351,10 @@ def search(
                 copies[position] = [int(ranked[p]) for p in same if p != position][:MAX_DUPLICATES_SHOWN]
     wanted = [table.ids[int(ranked[p])] for p in page_leaders.tolist()]
     wanted += [table.ids[d] for docs_of in copies.values() for d in docs_of]
+    tag_examples = _tag_examples(table, reader.tables.alive(searcher)[1], facets.tags)
+    wanted += [table.ids[d] for d in tag_examples.values()]
     entries = lookup.get_entries(wanted)
+    facets = replace(facets, tags=_label_tags(facets.tags, tag_examples, table, entries))
     hits = []
     for position, count in zip(page_leaders.tolist(), page_counts.tolist(), strict=True):
         entry = entries.get(table.ids[int(ranked[position])])
@@ -380,6 +385,28 @@ def search(
         sort=sort,
         relaxed=relaxed,
     )
+
+
+def _tag_examples(table: DocTable, alive: np.ndarray[Any, Any], tags: Sequence[FacetValue]) -> dict[str, int]:
+    """Return a live document carrying each faceted tag (by tag key), to read the tag as its feed gave it."""
+    codes = [i for i, v in enumerate(table.tag_values) if v in {f.value for f in tags}]
+    if not codes or not len(table.tag_docs):
+        return {}
+    pairs = np.flatnonzero(np.isin(table.tag_codes, codes) & alive[table.tag_docs])
+    found, first = np.unique(table.tag_codes[pairs], return_index=True)
+    return {table.tag_values[int(c)]: int(table.tag_docs[pairs[i]]) for c, i in zip(found, first, strict=True)}
+
+
+def _label_tags(
+    tags: Sequence[FacetValue], examples: dict[str, int], table: DocTable, entries: dict[str, Entry]
+) -> tuple[FacetValue, ...]:
+    """Return the tag facet values labelled as a feed spelled them ("Trump, Donald J"), not as indexed."""
+    labelled = []
+    for facet in tags:
+        entry = entries.get(table.ids[examples[facet.value]]) if facet.value in examples else None
+        spelled = [t for t in (entry.tags if entry else ()) if tag_key(t) == facet.value]
+        labelled.append(replace(facet, label=spelled[0] if spelled else facet.label))
+    return tuple(labelled)
 
 
 def _match(

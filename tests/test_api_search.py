@@ -193,6 +193,9 @@ def test_search_page_without_javascript(client: FlaskClient) -> None:
     assert "2 more from other outlets" in page and "<details" in page and "Refine" in page
     assert client.get("/?q=mackrel").get_data(as_text=True).count("Did you mean") == 1
     assert "Nothing matched" in client.get("/?q=zzzzqqq").get_data(as_text=True)
+    # The Topic facet shows a tag as the feed wrote it and links to its normalized form.
+    keeper = client.get("/?q=keeper").get_data(as_text=True)
+    assert ">Moffat, Alasdair</a>" in keeper and "tag=moffat+alasdair" in keeper
     bad = client.get("/?q=x&sort=sideways")
     assert bad.status_code == 400 and "sort must be one of" in bad.get_data(as_text=True)
 

@@ -80,6 +80,27 @@ def test_source_site_tag_lang_filters_in_the_query(world: Services) -> None:
     assert french.total == 3 and {h.entry.language for h in french.hits} == {"fr"}
 
 
+def test_tags_match_however_they_are_written(world: Services) -> None:
+    # The feed's tag is "Moffat, Alasdair": once indexed as "moffat  alasdair" (comma -> space),
+    # which no way of typing it matched, and the Topic facet showed that mangled form.
+    keeper = ["Lighthouse keeper retires after forty years"]
+    for typed in (
+        'tag:"Moffat, Alasdair"',
+        'tag:"moffat alasdair"',
+        'tag:"MOFFAT,ALASDAIR"',
+        'tag:"Moffat,  Alasdair"',
+    ):
+        assert titles(run(world, typed)) == keeper, typed
+    for value in ("Moffat, Alasdair", "moffat alasdair", " moffat ,alasdair "):
+        assert titles(run(world, "", filters=Filters(tags=(value,)))) == keeper, value
+    # A tag matches whole: one word of it is not the tag.
+    assert run(world, "tag:moffat").total == 0
+    facet = next(f for f in run(world, "keeper").facets.tags if f.value == "moffat alasdair")
+    assert facet.label == "Moffat, Alasdair" and facet.count == 1
+    # The facet's value is what a facet link filters on.
+    assert titles(run(world, "", filters=Filters(tags=(facet.value,)))) == keeper
+
+
 def test_date_filters(world: Services) -> None:
     after = run(world, "harbour after:2024-05-17", collapse=False)
     assert after.total >= 2 and all(h.entry.published_at >= datetime(2024, 5, 17, tzinfo=UTC) for h in after.hits)
