@@ -298,6 +298,10 @@ def parse_query(text: str, *, now: datetime | None = None) -> ParsedQuery:
             continue
         if name is None and not negated and value == "AND":
             continue  # AND is the default
+        if name is None and value.endswith(":") and value[:-1].lower() in FIELD_ALIASES:
+            # "lang:" at the end, or "title: harbour" with a space: a filter with nothing after it, not a word.
+            builder.note(f"ignored “{value}” with nothing after it; searched the rest as words")
+            continue
         if name is not None:
             canonical = FIELD_ALIASES.get(name.lower())
             if canonical is None:
