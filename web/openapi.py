@@ -127,13 +127,13 @@ def _json_response(description: str, schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def openapi_document(server_url: str = "/api/v1") -> dict[str, Any]:
-    """Return the OpenAPI document for the search and entries API served under ``server_url``."""
-    return {
+    """Return the OpenAPI document of the API served under ``server_url``."""
+    document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
             "title": "Newsdesk API",
             "version": "1",
-            "description": "Search everything Newsdesk aggregated, and read single entries.",
+            "description": "Search everything Newsdesk aggregated, read entries and feeds, and get related coverage.",
         },
         "servers": [{"url": server_url}],
         "paths": {
@@ -162,3 +162,7 @@ def openapi_document(server_url: str = "/api/v1") -> dict[str, Any]:
         },
         "components": {"schemas": {"SearchResults": _SEARCH_RESULTS, "Entry": _ENTRY, "Error": _ERROR}},
     }
+    from .openapi_more import more_paths
+
+    document["paths"].update(more_paths(server_url.removesuffix("/api/v1")))
+    return document

@@ -1,0 +1,130 @@
+"""OpenAPI paths for the feeds, related-coverage, oEmbed and health endpoints (search lives in openapi.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .openapi import _DATE_TIME, _ERROR, _LINK, _NULLABLE_STRING, _STRING, _array, _json_response, _object
+
+_INT = {"type": "integer"}
+_NULLABLE_INT = {"type": ["integer", "null"]}
+_NULLABLE_DATE_TIME = {"type": ["string", "null"], "format": "date-time"}
+
+FEED = _object(
+    {
+        "id": _INT,
+        "url": _STRING,
+        "key": _STRING,
+        "title": _NULLABLE_STRING,
+        "site_url": _NULLABLE_STRING,
+        "tags": _array(_STRING),
+        "enabled": {"type": "boolean"},
+        "disabled_reason": _NULLABLE_STRING,
+        "last_checked_at": _NULLABLE_DATE_TIME,
+        "last_success_at": _NULLABLE_DATE_TIME,
+        "last_status": {**_NULLABLE_INT, "description": "HTTP status of the last check (304 included)."},
+        "last_error": {**_NULLABLE_STRING, "description": "The last error in plain words; null after a success."},
+        "consecutive_failures": {"type": "integer", "minimum": 0},
+        "next_check_at": _NULLABLE_DATE_TIME,
+        "retry_after_until": _NULLABLE_DATE_TIME,
+        "entries_per_week": {"type": ["number", "null"]},
+        "entry_count": {"type": "integer", "minimum": 0},
+    },
+)
+RELATED_ITEM = _object(
+    {
+        "id": _STRING,
+        "url": _LINK,
+        "title": _STRING,
+        "source": _STRING,
+        "published_at": _DATE_TIME,
+        "teaser": _STRING,
+        "score": {"type": "number"},
+    }
+)
+OEMBED = _object(
+    {
+        "version": {"const": "1.0"},
+        "type": {"const": "rich"},
+        "provider_name": _STRING,
+        "provider_url": _STRING,
+        "title": _STRING,
+        "html": _STRING,
+        "width": _INT,
+        "height": _INT,
+        "cache_age": _INT,
+    }
+)
+HEALTH = _object({"status": {"enum": ["ok", "error"]}, "entries": _INT, "index": {"enum": ["ready", "empty"]}})
+
+
+def _query(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema or _STRING}
+
+
+def more_paths(root_url: str) -> dict[str, Any]:
+    """Return the path items outside search; oEmbed and health live at the site root (``root_url``)."""
+    at_root = [{"url": root_url or "/"}]
+    return {
+        "/feeds": {
+            "get": {
+                "operationId": "listFeeds",
+                "summary": "Every feed and its polling state",
+                "responses": {"200": _json_response("The feeds.", _object({"feeds": _array(FEED)}))},
+            }
+        },
+        "/related": {
+            "get": {
+                "operationId": "related",
+                "summary": "Other outlets' coverage of the same story",
+                "parameters": [
+                    _query("entry", "Id of a stored entry."),
+                    _query("url", "An article URL, matched to a stored entry by canonical URL (never fetched)."),
+                    _query("title", "Headline of an article Newsdesk does not have."),
+                    _query("text", "Its description or text."),
+                    _query("date", "Its publication time (ISO 8601; default now)."),
+                    _query("limit", "How many items (default 5, at most 20).", {"type": "integer", "minimum": 1}),
+                ],
+                "responses": {
+                    "200": _json_response(
+                        "Related items, best first (empty when there is none).",
+                        _object({"items": _array(RELATED_ITEM)}),
+                    ),
+                    "304": {"description": "Not modified (If-None-Match matched the ETag)."},
+                    "400": _json_response("A parameter is missing or invalid.", _ERROR),
+                    "404": _json_response("No such entry, or an unknown url without title.", _ERROR),
+                    "429": _json_response("Rate limited; see Retry-After.", _ERROR),
+                },
+            }
+        },
+        "/oembed": {
+            "servers": at_root,
+            "get": {
+                "operationId": "oembed",
+                "summary": "oEmbed (rich) for an article or an entry page",
+                "parameters": [
+                    _query("url", "Article URL or https://HOST/entries/<id>."),
+                    _query("maxwidth", "Largest width in pixels.", {"type": "integer", "minimum": 1}),
+                    _query("maxheight", "Largest height in pixels.", {"type": "integer", "minimum": 1}),
+                    _query("format", "Only json is supported.", {"enum": ["json"]}),
+                ],
+                "responses": {
+                    "200": _json_response("The oEmbed response.", OEMBED),
+                    "400": _json_response("A parameter is missing or invalid.", _ERROR),
+                    "404": _json_response("Newsdesk stores no article with this URL.", _ERROR),
+                    "501": _json_response("A format other than json was asked for.", _ERROR),
+                },
+            },
+        },
+        "/healthz": {
+            "servers": at_root,
+            "get": {
+                "operationId": "health",
+                "summary": "Liveness and readiness",
+                "responses": {
+                    "200": _json_response("The service is up.", HEALTH),
+                    "503": _json_response("The database is unavailable.", {"type": "object"}),
+                },
+            },
+        },
+    }
