@@ -65,6 +65,11 @@ def test_copies_expand_and_phone_layout(live: LiveServer, browser: Any) -> None:
     page = context.new_page()
     try:
         page.goto(live.base + "/?q=dock+strike")
+        # The first result is on the first screen, before the facets.
+        first = page.locator("ol.results > li").first.bounding_box()
+        assert first is not None and first["y"] + 40 < 844
+        facets = page.locator(".facets").bounding_box()
+        assert facets is not None and facets["y"] > first["y"]
         summary = page.get_by_text("2 more from other outlets")
         copies = page.locator("details.duplicates li")
         assert not copies.first.is_visible()
