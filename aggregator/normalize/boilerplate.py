@@ -7,6 +7,7 @@ that announce them, link density) rather than rules for one site.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from lxml import etree
 
@@ -56,7 +57,6 @@ _BOILERPLATE_TOKENS = frozenset(
     }
 )
 _TOKEN_SPLIT = re.compile(r"[\s_-]+")
-_SPACE = re.compile(r"\s+")
 # Elements that a class/id rule may remove; never the wrapper itself or inline text formatting.
 _CONTAINERS = frozenset(
     {
@@ -99,7 +99,14 @@ _FEEDBURNER_FLARE = re.compile(r"feedburner\.com/~(?:ff|a|f)/|feedproxy\.google\
 
 
 def _has_boilerplate_class(element: etree._Element) -> bool:
-    names = f"{element.get('class') or ''} {element.get('id') or ''}".lower()
+    return _is_boilerplate_names(element.get("class"), element.get("id"))
+
+
+@lru_cache(maxsize=4096)
+def _is_boilerplate_names(class_names: str | None, element_id: str | None) -> bool:
+    # Cached: pages repeat a handful of class names on thousands of elements (syntax highlighting
+    # gives every token a <span class="n">).
+    names = f"{class_names or ''} {element_id or ''}".lower()
     if not names.strip():
         return False
     return any(token in _BOILERPLATE_TOKENS for token in _TOKEN_SPLIT.split(names))
@@ -109,23 +116,29 @@ def _measure(root: etree._Element) -> dict[etree._Element, tuple[int, int, int, 
     """Return, per element: text length, linked text length, link count, share-link count."""
     # One bottom-up pass instead of itertext() per candidate, which is quadratic on deep trees.
     stats: dict[etree._Element, tuple[int, int, int, int]] = {}
+    get = stats.get
     for _event, element in etree.iterwalk(root, events=("end",)):
-        text = len((element.text or "").strip())
+        text = element.text
+        length = len(text.strip()) if text else 0
         linked = links = shares = 0
         for child in element:
-            child_stats = stats.get(child)
+            child_stats = get(child)
             if child_stats is not None:
-                text += child_stats[0]
-                linked += child_stats[1]
-                links += child_stats[2]
-                shares += child_stats[3]
-            text += len((child.tail or "").strip())
+                child_length, child_linked, child_links, child_shares = child_stats
+                length += child_length
+                if child_links:
+                    linked += child_linked
+                    links += child_links
+                    shares += child_shares
+            tail = child.tail
+            if tail:
+                length += len(tail.strip())
         if element.tag == "a":
-            linked = text
+            linked = length
             links += 1
             if _SHARE_URL.search(element.get("href") or ""):
                 shares += 1
-        stats[element] = (text, linked, links, shares)
+        stats[element] = (length, linked, links, shares)
     return stats
 
 
@@ -157,7 +170,7 @@ def boilerplate_elements(root: etree._Element) -> list[etree._Element]:
             continue
         # Long paragraphs are article text; only short ones are worth the pattern match.
         if (tag in _HEADINGS or tag == "p") and length < 700:
-            text = _SPACE.sub(" ", "".join(element.itertext())).strip()
+            text = " ".join("".join(element.itertext()).split())
             if text and is_boilerplate(text):
                 # A heading like "Related coverage" announces the block it opens: remove that block
                 # when the heading leads a container of its own, else just the heading.

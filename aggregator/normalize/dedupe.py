@@ -9,7 +9,7 @@ from itertools import pairwise
 
 import numpy as np
 
-from .text import count_words, words
+from .text import words, words_and_count
 
 _MASK = (1 << 64) - 1
 # Words shorter than this are mostly function words; they would pull every text in a language
@@ -26,10 +26,12 @@ def _word_hash(word: str) -> int:
 def _features(tokens: list[str]) -> Counter[str]:
     # Counting every token in C and then dropping the short ones keeps the order (first occurrence)
     # and counts of counting only the long ones, at a fraction of the cost of a generator.
-    counts = Counter(tokens)
-    features = Counter({token: count for token, count in counts.items() if len(token) >= _MIN_WORD})
+    features = Counter(tokens)
+    for token in [token for token in features if len(token) < _MIN_WORD]:
+        del features[token]
     if len(features) < 5:
         # CJK text comes out one character per token: pairs of neighbours carry the meaning.
+        features = Counter(token for token in tokens if len(token) >= _MIN_WORD)
         features.update(tokens)
         features.update(f"{a}{b}" for a, b in pairwise(tokens))
     return features
@@ -60,13 +62,11 @@ def _simhash_words(tokens: list[str]) -> int:
 
 
 def fingerprint_and_word_count(text: str, title: str) -> tuple[int, int]:
-    """Return ``simhash(text or title)`` and ``count_words(text)``, tokenizing ASCII text only once."""
-    if text and text.isascii():
-        # Lower-casing ASCII maps letters to letters one for one, so the words of the lower-cased
-        # text are exactly as many as those of the text itself.
-        tokens = words(text)
-        return _simhash_words(tokens), len(tokens)
-    return simhash(text or title), count_words(text)
+    """Return ``simhash(text or title)`` and ``count_words(text)``, finding the words only once."""
+    if not text:
+        return simhash(title), 0
+    tokens, count = words_and_count(text)
+    return _simhash_words(tokens), count
 
 
 def hamming(a: int, b: int) -> int:

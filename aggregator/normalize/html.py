@@ -80,6 +80,13 @@ _VIDEO_HOSTS = frozenset(
     }
 )
 _URL_ATTRIBUTES = ("href", "src", "poster", "cite")
+# Only these tags keep a URL attribute through the allowlist; on any other tag nh3 drops it, so
+# resolving it would be wasted work. "image" is there because HTML5 parsers (nh3's html5ever)
+# read <image> as <img> while lxml keeps the name (found in the corpus: MDX's <Image src=...>).
+_URL_TAGS = (
+    *sorted(tag for tag, names in _ALLOWED_ATTRIBUTES.items() if names & set(_URL_ATTRIBUTES)),
+    "image",
+)
 _LAZY_ATTRIBUTES = (
     "data-src",
     "data-lazy-src",
@@ -111,6 +118,11 @@ _BLOCK_TAGS = frozenset(
     }
 )  # fmt: skip
 _CELL_TAGS = frozenset({"td", "th"})
+_BREAK = "\ue000"
+_HAS_BREAK = etree.XPath(f"contains(., '{_BREAK}')")
+# The nodes _prepare's first pass looks at: the ones dropped whole, images, and comments and
+# processing instructions (the parser removes those, so this is belt and braces).
+_PREPARED_NODES = (etree.Comment, etree.ProcessingInstruction, etree.Entity, *_DROP_WITH_CONTENT, "iframe", "img")
 # Captions belong to the image record, not the running text.
 _NOT_TEXT = frozenset({"figcaption", "img", "iframe", "video", "audio", "source", "picture"})
 
@@ -266,7 +278,8 @@ def _parse(markup: str) -> etree._Element | None:
 def _prepare(root: etree._Element, base_url: str | None) -> list[ContentImage]:
     found: list[tuple[etree._Element, ContentImage]] = []
     doomed: list[etree._Element] = []
-    for element in root.iter():
+    # Filtering by tag in lxml hands Python only the elements acted on, not every <span>.
+    for element in root.iter(*_PREPARED_NODES):
         tag = element.tag
         if not isinstance(tag, str):  # comments and processing instructions
             doomed.append(element)
@@ -297,7 +310,7 @@ def _prepare(root: etree._Element, base_url: str | None) -> list[ContentImage]:
         _drop(element)
     # lxml hands back the same proxy object for a node while we hold it, so identity works here.
     kept = {id(img) for img in root.iter("img")}
-    for element in root.iter():
+    for element in root.iter(*_URL_TAGS):
         for name in _URL_ATTRIBUTES:
             value = element.get(name)
             if value is not None:
@@ -334,6 +347,26 @@ def _serialize(root: etree._Element) -> str:
 
 
 def _paragraphs(root: etree._Element) -> list[str]:
+    # Walking every node in Python costs more than everything else here, so mark where paragraphs
+    # break right in the tree (a private-use character at the start and end of each block), drop
+    # what is not running text, and let libxml2 gather the text in one call. The tree is spent
+    # afterwards; bodies whose text already holds the marker take the node-by-node walk instead.
+    if _HAS_BREAK(root):
+        return _paragraphs_walk(root)
+    for element in list(root.iter(*_NOT_TEXT)):
+        element.text = None
+        del element[:]
+    for element in list(root.iter(*_BLOCK_TAGS)):
+        element.text = _BREAK + (element.text or "")
+        if element is not root:
+            element.tail = _BREAK + (element.tail or "")
+    for element in list(root.iter(*_CELL_TAGS)):
+        element.tail = " " + (element.tail or "")
+    text = etree.tostring(root, method="text", encoding="unicode", with_tail=False)
+    return clean_paragraphs([line for chunk in text.split(_BREAK) if (line := clean_line(chunk))])
+
+
+def _paragraphs_walk(root: etree._Element) -> list[str]:
     paragraphs: list[str] = []
     buffer: list[str] = []
 

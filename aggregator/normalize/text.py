@@ -66,6 +66,19 @@ _BOILERPLATE = re.compile(
     re.IGNORECASE | re.VERBOSE | re.DOTALL,
 )
 
+# Cheap necessary conditions for _BOILERPLATE, tried first because most paragraphs are article text.
+# Every alternative but the cookie/reCAPTCHA one starts with one of these words (same flags, so
+# the same case folding) ...
+_BOILERPLATE_START = re.compile(
+    r"th|continu|read|keep|click|weiter|mehr|lire|leer|segui|leggi|leia|lees|czytaj|читать|続き|share|follow|like"
+    r"|sign|subscri|get|receive|please|consider|support|donat|make|become|let|advertis|sponsor|related|see|more|you",
+    re.IGNORECASE,
+)
+# ... and that one puts its phrase within the first 200 characters, so one of these substrings shows
+# in the lower-cased first 240. They avoid "i" and "s", whose IGNORECASE matches ("ı", "İ", "ſ")
+# lower() does not map to them.
+_BOILERPLATE_ANYWHERE = ("recapt", "cook", "by cont")
+
 
 def strip_markup(value: str) -> str:
     """Return ``value`` with entities decoded and tags removed until none are left (whitespace untouched)."""
@@ -100,7 +113,14 @@ def clean_line(value: str | None) -> str:
 
 def is_boilerplate(paragraph: str) -> bool:
     """Return True when a whole paragraph is a share/newsletter/donation/"appeared first" style notice."""
-    return len(paragraph) < 700 and _BOILERPLATE.match(paragraph.strip()) is not None
+    if len(paragraph) >= 700:
+        return False
+    paragraph = paragraph.strip()
+    if _BOILERPLATE_START.match(paragraph) is None:
+        head = paragraph[:240].lower()
+        if not any(marker in head for marker in _BOILERPLATE_ANYWHERE):
+            return False
+    return _BOILERPLATE.match(paragraph) is not None
 
 
 def trim_paragraph(paragraph: str) -> str:
@@ -151,3 +171,15 @@ def count_words(text: str) -> int:
 def words(text: str) -> list[str]:
     """Return the lower-cased words of ``text`` (CJK characters one by one)."""
     return _WORD.findall(text.lower())
+
+
+def words_and_count(text: str) -> tuple[list[str], int]:
+    """Return ``words(text)`` and ``count_words(text)``, finding the words once when that gives both."""
+    lowered = text.lower()
+    tokens = _WORD.findall(lowered)
+    if len(lowered) == len(text):
+        # Where lower() maps each character to one character (all but "İ"), it keeps every
+        # character in or out of the word classes (checked over all of Unicode), so the lower-cased
+        # text has exactly as many words as the text itself.
+        return tokens, len(tokens)
+    return tokens, count_words(text)
