@@ -70,15 +70,22 @@ def _bad_request(exc: QueryError) -> Response:
     return Response(f"{exc}\n", status=400, mimetype="text/plain")
 
 
-@syndication.get("/search.atom")
-def search_atom() -> Response:
+def _prepare() -> tuple[SearchRequest, Any, str, str] | Response:
+    """Return (request, results, public root URL, query string) for a search feed, or a 400 response."""
     try:
         wanted = _feed_request()
         results = run_search(wanted)
     except QueryError as exc:
         return _bad_request(exc)
-    root_url = public_root()
-    query_string = _query_string(wanted)
+    return wanted, results, public_root(), _query_string(wanted)
+
+
+@syndication.get("/search.atom")
+def search_atom() -> Response:
+    prepared = _prepare()
+    if isinstance(prepared, Response):
+        return prepared
+    wanted, results, root_url, query_string = prepared
     E = ElementMaker(namespace=ATOM, nsmap={None: ATOM, "opensearch": OPENSEARCH})
     feed = E.feed(
         E.title(f"Newsdesk: {wanted.q}" if wanted.q else "Newsdesk search"),
@@ -118,13 +125,10 @@ def search_atom() -> Response:
 
 @syndication.get("/search.rss")
 def search_rss() -> Response:
-    try:
-        wanted = _feed_request()
-        results = run_search(wanted)
-    except QueryError as exc:
-        return _bad_request(exc)
-    root_url = public_root()
-    query_string = _query_string(wanted)
+    prepared = _prepare()
+    if isinstance(prepared, Response):
+        return prepared
+    wanted, results, root_url, query_string = prepared
     rss = etree.Element("rss", version="2.0", nsmap={"atom": ATOM})
     channel = etree.SubElement(rss, "channel")
     for name, value in (
