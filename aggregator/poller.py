@@ -40,6 +40,7 @@ from .update import (
     policy_from_config,
     read_body,
     safe_record,
+    with_article_pages,
 )
 
 log = logging.getLogger("newsdesk.poll")
@@ -260,6 +261,24 @@ class _Run:
         checked_at: datetime,
         started: float,
     ) -> None:
+        feed = self.feeds[index]
+        if feed.full_content and isinstance(fetched, FetchResult) and document is not None and document.entries:
+            # Article pages are fetched like feeds (same client, same per-host slots), off the writer thread.
+            self.fetchers.submit(self._with_pages, index, fetched, document, checked_at, started)
+            return
+        self.writer.submit(self._record, index, fetched, document, checked_at, started)
+
+    def _with_pages(
+        self, index: int, fetched: FetchResult, document: Document, checked_at: datetime, started: float
+    ) -> None:
+        poller = self.poller
+        try:
+            entries = with_article_pages(
+                poller.store, poller.client, self.feeds[index], document.entries, poller.config, poller.hosts.hold
+            )
+            document = dataclasses.replace(document, entries=entries)
+        except Exception:  # the feed's own content is still good: store that
+            log.exception("full content failed feed=%s", self.feeds[index].url)
         self.writer.submit(self._record, index, fetched, document, checked_at, started)
 
     def _record(

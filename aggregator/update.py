@@ -28,6 +28,7 @@ from .errors import FeedError, FetchError, NewsdeskError, NotAFeedError
 from .fetch import FetchLimits, HostGate, fetch_url
 from .models import Entry, Feed, FeedContext, FetchResult, ParsedFeed, UpdateResult
 from .normalize import normalize_feed
+from .normalize.fullcontent import with_full_content
 from .normalize.reconcile import reconcile_identities
 from .parse import parse_feed
 from .policy import RATE_WINDOW, Check, PollingPolicy, decide, publishing_rate
@@ -166,6 +167,54 @@ def parse_document(feed: Feed, body: bytes, headers: dict[str, str], final_url: 
     )
 
 
+#: Article pages fetched per feed per check, at most; the rest wait for the next check.
+FULL_CONTENT_PER_CHECK = 20
+#: Fields an article page replaces, carried over to later sightings of the same entry.
+_FULL_FIELDS = ("content_html", "text", "summary", "language", "word_count", "fingerprint", "flags")
+
+
+def with_article_pages(
+    store: Store,
+    client: httpx.Client,
+    feed: Feed,
+    entries: Iterable[Entry],
+    config: Config,
+    gate: HostGate | None = None,
+) -> tuple[Entry, ...]:
+    """Return ``entries`` with article pages' main text in place of the feed's summaries (full_content feeds).
+
+    New entries get their page fetched (politely, through ``gate``); entries stored with full content
+    keep it, so a summary-only feed never overwrites what the page gave. Failures keep the feed's content.
+    """
+    entries = tuple(entries)
+    stored = store.get_entries([e.id for e in entries])
+    budget = FULL_CONTENT_PER_CHECK
+    enriched: list[Entry] = []
+    for entry in entries:
+        previous = stored.get(entry.id)
+        if previous is not None:
+            if "full_content" in previous.flags:
+                entry = dataclasses.replace(entry, **{name: getattr(previous, name) for name in _FULL_FIELDS})
+            enriched.append(entry)
+            continue
+        if budget > 0 and "url_missing" not in entry.flags and entry.url.startswith(("http://", "https://")):
+            budget -= 1
+            try:
+                page = fetch_url(
+                    client,
+                    entry.url,
+                    user_agent=feed.user_agent or config.polling.user_agent,
+                    limits=limits_from_config(config),
+                    gate=gate,
+                )
+                if page.status == 200:
+                    entry = with_full_content(entry, page.body, page.final_url)
+            except FetchError as exc:
+                log.info("full content skipped entry=%s error=%r", entry.url, exc.message)
+        enriched.append(entry)
+    return tuple(enriched)
+
+
 def body_digest(body: bytes) -> str:
     """Return the SHA-256 hex digest identifying a response body."""
     return hashlib.sha256(body).hexdigest()
@@ -294,6 +343,10 @@ def check_feed(
         fetched = exc
     if isinstance(fetched, FetchResult) and fetched.status == 200:
         document = read_body(feed, fetched, checked_at)
+        if feed.full_content and document.entries and document.error is None:
+            document = dataclasses.replace(
+                document, entries=with_article_pages(store, client, feed, document.entries, config, gate)
+            )
     return safe_record(store, feed, fetched, document, checked_at, policy_from_config(config), rng, started)
 
 
