@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -14,22 +12,11 @@ import pytest
 from aggregator.config import load_config
 from web.app import create_app
 
+from .support.cli import NEWSDESK, newsdesk
 from .support.httpserver import FeedServer, Reply
 from .support.live import LiveServer
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "e2e" / "harbour.xml"
-NEWSDESK = str(Path(sys.executable).parent / "newsdesk")
-
-
-def newsdesk(config: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run the real `newsdesk` command with a config file."""
-    env = {k: v for k, v in os.environ.items() if k != "NEWSDESK_CONFIG"}
-    result = subprocess.run(
-        [NEWSDESK, "--config", str(config), *args], capture_output=True, text=True, timeout=120, env=env
-    )
-    if check:
-        assert result.returncode == 0, result.stderr
-    return result
 
 
 @pytest.fixture

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -14,21 +11,10 @@ from typing import Any
 from aggregator.opml import read_opml
 
 from .feedgen import html_page, rss
+from .support.cli import newsdesk
 from .support.httpserver import FeedServer, Reply
 
-NEWSDESK = str(Path(sys.executable).parent / "newsdesk")
 ISO_Z = "%Y-%m-%dT%H:%M:%SZ"
-
-
-def newsdesk(config: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run the real `newsdesk` command with a config file."""
-    env = {k: v for k, v in os.environ.items() if k != "NEWSDESK_CONFIG"}
-    result = subprocess.run(
-        [NEWSDESK, "--config", str(config), *args], capture_output=True, text=True, timeout=120, env=env
-    )
-    if ok:
-        assert result.returncode == 0, result.stderr
-    return result
 
 
 def write_config(tmp_path: Path, *urls: str) -> Path:
@@ -55,19 +41,19 @@ def test_feeds_add_finds_the_feed_a_page_links_to(tmp_path: Path, feed_server: F
     added = newsdesk(config, "feeds", "add", feed_server.url("/"))
     assert f"is a web page; adding the feed it links to: {feed_server.url('/feed.xml')}" in added.stderr
 
-    several = newsdesk(config, "feeds", "add", feed_server.url("/multi"), ok=False)
+    several = newsdesk(config, "feeds", "add", feed_server.url("/multi"), check=False)
     assert several.returncode == 1
     assert f"2. {feed_server.url('/comments.xml')}" in several.stderr and "--pick N" in several.stderr
     newsdesk(config, "feeds", "add", feed_server.url("/multi"), "--pick", "2", "--tag", "talk")
 
-    nothing = newsdesk(config, "feeds", "add", feed_server.url("/nothing"), ok=False)
+    nothing = newsdesk(config, "feeds", "add", feed_server.url("/nothing"), check=False)
     assert nothing.returncode == 1 and "links to no feed" in nothing.stderr
 
-    down = newsdesk(config, "feeds", "add", feed_server.url("/down"), ok=False)
+    down = newsdesk(config, "feeds", "add", feed_server.url("/down"), check=False)
     assert "the server failed (HTTP 500" in down.stderr and "--no-check" in down.stderr
     newsdesk(config, "feeds", "add", feed_server.url("/down"), "--no-check")
 
-    bad = newsdesk(config, "feeds", "add", "htp://x", ok=False)
+    bad = newsdesk(config, "feeds", "add", "htp://x", check=False)
     assert "is not an http(s) URL" in bad.stderr
 
     feeds = listed(config)
@@ -99,7 +85,7 @@ def test_poll_once_then_all_respects_retry_after_and_backoff(tmp_path: Path, fee
     urls = [feed_server.url(p) for p in ("/ok.xml", "/busy.xml", "/bad.xml")]
     config = write_config(tmp_path, *urls)
 
-    polled = newsdesk(config, "poll", "--once", ok=False)
+    polled = newsdesk(config, "poll", "--once", check=False)
     assert polled.returncode == 1  # two feeds failed; the exit status says so
     first = polled.stdout
     assert f"ok      {urls[0]}: HTTP 200, 3 new" in first
@@ -169,11 +155,11 @@ def test_opml_import_then_export(tmp_path: Path) -> None:
     newsdesk(config, "feeds", "export", "-o", str(out))
     assert out.read_bytes() == exported or read_opml(out.read_bytes())[0] == feeds
 
-    missing = newsdesk(config, "feeds", "import", str(tmp_path / "nope.opml"), ok=False)
+    missing = newsdesk(config, "feeds", "import", str(tmp_path / "nope.opml"), check=False)
     assert missing.returncode == 1 and "cannot read the OPML file" in missing.stderr
     broken = tmp_path / "broken.opml"
     broken.write_text("<opml><body>")
-    assert "not a readable OPML document" in newsdesk(config, "feeds", "import", str(broken), ok=False).stderr
+    assert "not a readable OPML document" in newsdesk(config, "feeds", "import", str(broken), check=False).stderr
 
 
 def test_adding_a_feed_again_only_adds(tmp_path: Path, feed_server: FeedServer) -> None:
@@ -188,5 +174,5 @@ def test_adding_a_feed_again_only_adds(tmp_path: Path, feed_server: FeedServer) 
     feed = listed(config)[url]
     assert feed["tags"] == ["local", "town"] and feed["title"] == "Main Street"
     # A feed the config file declares is changed there, not from the command line.
-    configured = newsdesk(config, "feeds", "add", feed_server.url("/configured.xml"), "--title", "X", ok=False)
+    configured = newsdesk(config, "feeds", "add", feed_server.url("/configured.xml"), "--title", "X", check=False)
     assert configured.returncode == 1 and "declared in the config file" in configured.stderr
