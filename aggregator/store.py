@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import threading
@@ -431,11 +430,6 @@ class Store:
                     values["url"] = update.new_url
             conn.execute(sa.update(feeds_table).where(feeds_table.c.id == feed_id).values(**values))
 
-    def set_entries_per_week(self, feed_id: int, rate: float | None) -> None:
-        """Record a feed's measured publishing rate."""
-        with self._write() as conn:
-            conn.execute(sa.update(feeds_table).where(feeds_table.c.id == feed_id).values(entries_per_week=rate))
-
     def recent_publication_dates(self, feed_id: int, since: datetime) -> list[datetime]:
         """Return the publication dates of the feed's entries since ``since`` whose date the feed gave."""
         with self.engine.connect() as conn:
@@ -448,17 +442,6 @@ class Store:
                 )
             )
             return [r[0] for r in rows]
-
-    def publishing_rate(self, feed_id: int, since: datetime) -> float:
-        """Return entries per week published by the feed since ``since``."""
-        with self.engine.connect() as conn:
-            count = conn.execute(
-                sa.select(sa.func.count())
-                .select_from(entries_table)
-                .where(entries_table.c.feed_id == feed_id, entries_table.c.published_at >= since)
-            ).scalar_one()
-        weeks = max((_now() - since).total_seconds() / 604800, 1 / 7)
-        return float(count) / weeks
 
     # ------------------------------------------------------------------ entries
 
@@ -690,8 +673,3 @@ def open_store(url: str) -> Store:
     store = Store(url)
     store.migrate()
     return store
-
-
-def replace_feed_fields(feed: Feed, **changes: Any) -> Feed:
-    """Return a copy of ``feed`` with some fields changed (for tests and pure policies)."""
-    return dataclasses.replace(feed, **changes)

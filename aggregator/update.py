@@ -380,19 +380,6 @@ def safe_record(
         return UpdateResult(url=feed.url, status=None, error=message)
 
 
-def update_feed(
-    store: Store,
-    client: httpx.Client,
-    feed: Feed,
-    config: Config,
-    *,
-    now: datetime | None = None,
-    rng: random.Random | None = None,
-) -> UpdateResult:
-    """Check one feed now and return a summary (``now`` is accepted for compatibility; the clock decides)."""
-    return check_feed(store, client, feed, config, rng=rng)
-
-
 def update_feeds(store: Store, feeds: Iterable[Feed], config: Config) -> list[UpdateResult]:
     """Check several feeds concurrently, politely per host, and return one result per feed, in input order."""
     from .poller import Poller
