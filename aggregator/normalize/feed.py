@@ -8,7 +8,8 @@ from datetime import datetime
 
 from ..models import Entry, FeedContext, ParsedFeed
 from .entry import normalize_entry
-from .identity import content_identity, entry_id, remap_changed_guid, repeated_guids
+from .identity import content_identity, repeated_guids
+from .reconcile import reconcile_identities
 from .text import clean_line
 from .urls import article_url
 
@@ -55,14 +56,18 @@ def normalize_feed(
         flags = list(entry.flags)
         if identity is not None:
             flags.append("guid_repeated")
-        stored = remap_changed_guid(entry.identity, entry.url, previous_identities)
-        if stored is not None and "url_missing" not in flags:
-            entry = dataclasses.replace(entry, identity=stored, id=entry_id(context.feed_key, stored))
-            flags.append("guid_changed")
-        if first_seen and "date_missing" in flags and entry.id in first_seen:
-            entry = dataclasses.replace(entry, published_at=first_seen[entry.id])
         if flags != list(entry.flags):
             entry = dataclasses.replace(entry, flags=tuple(flags))
         # The same item twice in one document (same guid, link and title) is one entry: keep the first.
         entries.setdefault(entry.id, entry)
-    return list(entries.values())
+    result = list(entries.values())
+    if previous_identities:
+        result = reconcile_identities(result, previous_identities)
+    if first_seen:
+        result = [
+            dataclasses.replace(e, published_at=first_seen[e.id])
+            if "date_missing" in e.flags and e.id in first_seen
+            else e
+            for e in result
+        ]
+    return result
