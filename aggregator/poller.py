@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .config import Config
-from .errors import FetchError
+from .errors import FetchError, NewsdeskError
 from .fetch import make_client
 from .hosts import HostLimiter, host_of
 from .models import Feed, FetchResult, UpdateResult
@@ -36,6 +36,7 @@ from .update import (
     body_digest,
     fetch_feed,
     limits_from_config,
+    log_fields,
     parse_document,
     policy_from_config,
     read_body,
@@ -216,21 +217,33 @@ class _Run:
                 self.wake.notify_all()
         if isinstance(fetched, FetchResult) and fetched.status == 200:
             digest = body_digest(fetched.body)
-            if self.pool is None or feed.body_hash == digest:
+            if feed.body_hash == digest:
                 self._write(index, fetched, read_body(feed, fetched, checked_at), checked_at, started)
                 return
-            args = (feed, fetched.body, dict(fetched.headers), fetched.final_url, checked_at)
+            known = self._known(feed)
+            if self.pool is None:
+                self._write(index, fetched, read_body(feed, fetched, checked_at, known), checked_at, started)
+                return
+            args = (feed, fetched.body, dict(fetched.headers), fetched.final_url, checked_at, known)
             with self.wake:
                 self.backlog += 1
             try:
                 future: Future[Document] = self.pool.submit(parse_document, *args)
             except RuntimeError:  # the pool is shutting down
                 self._unqueue()
-                self._write(index, fetched, read_body(feed, fetched, checked_at), checked_at, started)
+                self._write(index, fetched, read_body(feed, fetched, checked_at, known), checked_at, started)
                 return
             future.add_done_callback(lambda f: self._parsed(index, fetched, f, checked_at, started, digest))
             return
         self._write(index, fetched, None, checked_at, started)
+
+    def _known(self, feed: Feed) -> dict[str, str]:
+        """Return the feed's item digests (items of its last document), or none if the store cannot say."""
+        try:
+            return self.poller.store.entry_digests(feed.id)
+        except NewsdeskError as exc:  # the check goes on: every item is simply normalized again
+            log.warning("poll %s", log_fields(feed=feed.url, error=f"could not read item digests: {exc}"))
+            return {}
 
     def _parsed(
         self,

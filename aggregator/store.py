@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,8 @@ from .errors import StorageError
 from .models import Change, Entry, Feed, FeedUpdate, Image, Source
 
 #: Bump when the schema changes; `migrate()` knows how to get from each older version.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# 1 -> 2: the entry_digests table (created by create_all; nothing else changes).
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
@@ -124,6 +125,17 @@ changes_table = sa.Table(
 )
 
 
+# What each feed's last parsed document held, item by item: digest of the raw item -> the entry it
+# became. A later poll of a changed document normalizes only items whose digest is not here.
+entry_digests_table = sa.Table(
+    "entry_digests",
+    metadata,
+    sa.Column("feed_id", sa.Integer, sa.ForeignKey("feeds.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("digest", sa.String(32), primary_key=True),
+    sa.Column("entry_id", sa.String(64), nullable=False),
+)
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -191,6 +203,13 @@ class Store:
                     raise StorageError(
                         f"the database schema is version {row[0]}, newer than this Newsdesk knows "
                         f"({SCHEMA_VERSION}); upgrade Newsdesk"
+                    )
+                elif int(row[0]) < SCHEMA_VERSION:
+                    # Every step so far only added tables, which create_all has just made.
+                    conn.execute(
+                        sa.update(meta_table)
+                        .where(meta_table.c.key == "schema_version")
+                        .values(value=str(SCHEMA_VERSION))
                     )
         except SQLAlchemyError as exc:
             raise StorageError(f"cannot prepare the database {self.url!r}: {exc}") from exc
@@ -286,6 +305,7 @@ class Store:
             now = _now()
             if ids:
                 conn.execute(sa.insert(changes_table), [{"entry_id": i, "op": "delete", "at": now} for i in ids])
+            conn.execute(sa.delete(entry_digests_table).where(entry_digests_table.c.feed_id == feed_id))
             conn.execute(sa.delete(entries_table).where(entries_table.c.feed_id == feed_id))
             conn.execute(sa.delete(feeds_table).where(feeds_table.c.id == feed_id))
         return len(ids)
@@ -446,15 +466,33 @@ class Store:
     # ------------------------------------------------------------------ entries
 
     def save_entries(
-        self, feed_id: int, entries: Iterable[Entry], *, seen_at: datetime | None = None
+        self,
+        feed_id: int,
+        entries: Iterable[Entry],
+        *,
+        seen_at: datetime | None = None,
+        digests: Mapping[str, str] | None = None,
     ) -> tuple[int, int]:
-        """Insert new entries and update changed ones in one transaction; return (new, updated)."""
+        """Insert new entries and update changed ones in one transaction; return (new, updated).
+
+        ``digests`` (item digest -> entry id), when given, replaces what the feed's last document
+        held (see ``entry_digests``), in the same transaction.
+        """
         entries = list(entries)
-        if not entries:
+        if not entries and digests is None:
             return (0, 0)
         seen_at = seen_at or _now()
         new = updated = 0
         with self._write() as conn:
+            if digests is not None:
+                conn.execute(sa.delete(entry_digests_table).where(entry_digests_table.c.feed_id == feed_id))
+                if digests:
+                    conn.execute(
+                        sa.insert(entry_digests_table),
+                        [{"feed_id": feed_id, "digest": d, "entry_id": i} for d, i in digests.items()],
+                    )
+            if not entries:
+                return (0, 0)
             existing: dict[str, Row[Any]] = {}
             ids = [e.id for e in entries]
             for start in range(0, len(ids), 500):
@@ -520,6 +558,16 @@ class Store:
             "flags": json.dumps(list(entry.flags)),
             "content_hash": digest,
         }
+
+    def entry_digests(self, feed_id: int) -> dict[str, str]:
+        """Return item digest -> entry id for the items of the feed's last document still stored."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(entry_digests_table.c.digest, entry_digests_table.c.entry_id)
+                .join(entries_table, entries_table.c.id == entry_digests_table.c.entry_id)
+                .where(entry_digests_table.c.feed_id == feed_id)
+            ).all()
+        return {row.digest: row.entry_id for row in rows}
 
     def stored_identities(self, feed_id: int, limit: int = 2000) -> dict[str, str]:
         """Return canonical URL -> identity of the feed's most recently seen entries."""

@@ -27,12 +27,12 @@ from .config import Config
 from .errors import FeedError, FetchError, NewsdeskError, NotAFeedError
 from .fetch import FetchLimits, HostGate, fetch_url
 from .models import Entry, Feed, FeedContext, FetchResult, ParsedFeed, UpdateResult
-from .normalize import normalize_feed
+from .normalize.feed import normalize_changed
 from .normalize.fullcontent import with_full_content
 from .normalize.reconcile import reconcile_identities
 from .parse import parse_feed
 from .policy import RATE_WINDOW, Check, PollingPolicy, decide, publishing_rate
-from .store import Store
+from .store import Store, host_title
 
 log = logging.getLogger("newsdesk.poll")
 
@@ -82,10 +82,15 @@ def plain_feed_title(raw: str | None) -> str:
 
 def feed_context(feed: Feed, parsed: ParsedFeed, final_url: str, fetched_at: datetime) -> FeedContext:
     """Return the context normalization needs for entries of ``feed``."""
+    title = feed.title
+    if not title or title == host_title(feed.url):
+        # Until a feed's document has named it, the store shows its host name: the document's own
+        # title is the better source name from the first poll on (and stays the same on the next).
+        title = plain_feed_title(parsed.title) or title or feed.url
     return FeedContext(
         feed_key=feed.key,
         feed_url=final_url if final_url.startswith("http") else feed.url,
-        source_title=feed.title or plain_feed_title(parsed.title) or feed.url,
+        source_title=title,
         site_url=parsed.site_url or feed.site_url,
         fetched_at=fetched_at,
         timezone=feed.timezone,
@@ -118,6 +123,10 @@ class Document:
     unchanged: bool = False
     #: SHA-256 of the body, kept on success so an identical body is skipped next time.
     body_hash: str | None = None
+    #: Item digest of each of ``entries`` (same order), None where the record depends on the fetch time.
+    digests: tuple[str | None, ...] = ()
+    #: (digest, stored entry id) of the items not normalized again because their digest was known.
+    known: tuple[tuple[str, str], ...] = ()
 
 
 def fetch_feed(client: httpx.Client, feed: Feed, config: Config, gate: HostGate | None = None) -> FetchResult:
@@ -133,14 +142,23 @@ def fetch_feed(client: httpx.Client, feed: Feed, config: Config, gate: HostGate 
     )
 
 
-def parse_document(feed: Feed, body: bytes, headers: dict[str, str], final_url: str, fetched_at: datetime) -> Document:
+def parse_document(
+    feed: Feed,
+    body: bytes,
+    headers: dict[str, str],
+    final_url: str,
+    fetched_at: datetime,
+    known: dict[str, str] | None = None,
+) -> Document:
     """Return the parsed and normalized document; never raises (errors come back in ``Document.error``).
 
-    Module-level and fed only picklable records, so a process pool can run it.
+    ``known`` (item digest -> stored entry id, from ``Store.entry_digests``): items seen unchanged
+    in the feed's last document are not normalized again. Module-level and fed only picklable
+    records, so a process pool can run it.
     """
     try:
         parsed = parse_feed(body, headers, url=final_url)
-        entries = normalize_feed(parsed, feed_context(feed, parsed, final_url, fetched_at))
+        changed = normalize_changed(parsed, feed_context(feed, parsed, final_url, fetched_at), known or {})
     except NotAFeedError as exc:
         alternates = tuple(dict.fromkeys(urljoin(final_url, a) for a in exc.alternates))
         if not alternates:
@@ -157,7 +175,9 @@ def parse_document(feed: Feed, body: bytes, headers: dict[str, str], final_url: 
         log.exception("parse failed feed=%s", feed.url)
         return Document(error=f"internal error while reading the feed: {type(exc).__name__}: {exc}")
     return Document(
-        entries=tuple(entries),
+        entries=tuple(changed.entries),
+        digests=tuple(changed.digests),
+        known=tuple(changed.known),
         # Feed titles are as raw as entry titles (entities, markup): store the plain text.
         title=plain_feed_title(parsed.title) or None,
         site_url=parsed.site_url,
@@ -220,14 +240,24 @@ def body_digest(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
-def read_body(feed: Feed, fetched: FetchResult, fetched_at: datetime) -> Document:
+def read_body(feed: Feed, fetched: FetchResult, fetched_at: datetime, known: dict[str, str] | None = None) -> Document:
     """Return the Document for a 200 in this thread, skipping the parse when the body is unchanged."""
     digest = body_digest(fetched.body)
     if feed.body_hash == digest:
         # Servers without validators resend the same bytes: parsing them again would change nothing.
         return Document(unchanged=True, body_hash=digest)
-    document = parse_document(feed, fetched.body, dict(fetched.headers), fetched.final_url, fetched_at)
+    document = parse_document(feed, fetched.body, dict(fetched.headers), fetched.final_url, fetched_at, known)
     return dataclasses.replace(document, body_hash=digest)
+
+
+def item_digests(document: Document, stored: dict[str, str]) -> dict[str, str]:
+    """Return item digest -> entry id for every item of ``document``, ids as the store will hold them."""
+    digests = dict(document.known)
+    for entry, digest in zip(document.entries, document.digests, strict=False):
+        if digest is not None:
+            # The id after the guid-churn remap, as save_entries will store it.
+            digests[digest] = reconcile_identities([entry], stored)[0].id
+    return digests
 
 
 def log_fields(**fields: Any) -> str:
@@ -264,8 +294,9 @@ def record_check(
     elif fetched.status == 200 and document is not None and document.error is None:
         # Feeds that mint a new guid on every fetch would duplicate their items: known URLs keep
         # their stored identity (decided here, in the single writer, which alone knows the store).
-        entries = reconcile_identities(document.entries, store.stored_identities(feed.id))
-        new, updated = store.save_entries(feed.id, entries, seen_at=checked_at)
+        stored = store.stored_identities(feed.id)
+        entries = reconcile_identities(document.entries, stored)
+        new, updated = store.save_entries(feed.id, entries, seen_at=checked_at, digests=item_digests(document, stored))
         rate = publishing_rate(store.recent_publication_dates(feed.id, checked_at - RATE_WINDOW), checked_at)
         check = Check(
             status=200,
@@ -297,6 +328,7 @@ def record_check(
         "updated": updated,
         "next": update.next_check_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "unchanged": "yes" if unchanged else None,
+        "reused": len(document.known) if document is not None and document.known else None,
         "adopted": update.new_url,
         "retired": "yes" if update.disable_reason else None,
         "error": update.error,
@@ -342,7 +374,7 @@ def check_feed(
     except FetchError as exc:
         fetched = exc
     if isinstance(fetched, FetchResult) and fetched.status == 200:
-        document = read_body(feed, fetched, checked_at)
+        document = read_body(feed, fetched, checked_at, store.entry_digests(feed.id))
         if feed.full_content and document.entries and document.error is None:
             document = dataclasses.replace(
                 document, entries=with_article_pages(store, client, feed, document.entries, config, gate)

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
+from importlib import metadata
+from pathlib import Path
 
-from ..models import Entry, FeedContext, ParsedFeed
+from ..models import Entry, FeedContext, ParsedEntry, ParsedFeed
 from .entry import normalize_entry
 from .identity import content_identity, repeated_guids
 from .reconcile import reconcile_identities
@@ -22,6 +27,112 @@ def feed_context(parsed: ParsedFeed, context: FeedContext) -> FeedContext:
         base=context.base or parsed.base,
         site_url=context.site_url or parsed.site_url,
     )
+
+
+@cache
+def _code_fingerprint() -> bytes:
+    """Return a digest of everything normalization's output depends on besides its input.
+
+    The normalize package's and the models' source, and the versions of the libraries that shape
+    the output: any change to them makes every entry digest new, so nothing stale is reused.
+    """
+    digest = hashlib.blake2b(digest_size=16)
+    package = Path(__file__).parent
+    for path in sorted([*package.glob("*.py"), package.parent / "models.py"]):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    for library in ("nh3", "lxml", "py3langid", "numpy", "trafilatura"):
+        try:
+            digest.update(f"{library}={metadata.version(library)}".encode())
+        except metadata.PackageNotFoundError:
+            digest.update(f"{library}=-".encode())
+    return digest.digest()
+
+
+def entry_digest(item: ParsedEntry, context: FeedContext, *, repeated_guid: bool, future_tolerance: float) -> str:
+    """Return a digest of everything ``normalize_entry`` reads for ``item``, except the fetch time.
+
+    Two sightings with the same digest normalize to the same record, unless that record depends
+    on the fetch time (a missing or future date), which callers check on the record.
+    """
+    context_fields = (
+        context.feed_key,
+        context.feed_url,
+        context.source_title,
+        context.site_url,
+        context.timezone,
+        context.language,
+        context.base,
+    )
+    # repr, not pickle: pickle's output depends on which equal strings happen to be one object.
+    payload = repr((context_fields, repeated_guid, future_tolerance, item)).encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(_code_fingerprint() + payload, digest_size=16).hexdigest()
+
+
+#: Flags of records that depend on when the entry was fetched: never reused from a digest.
+TIME_DEPENDENT_FLAGS = frozenset({"date_missing", "future_date_clamped"})
+
+
+@dataclass
+class ChangedEntries:
+    """What ``normalize_changed`` found: the records to store, and the items known already."""
+
+    #: Clean records of the items not known by digest, in document order, one per id.
+    entries: list[Entry] = field(default_factory=list)
+    #: Digest of each record in ``entries`` (same order); None when the record depends on the fetch time.
+    digests: list[str | None] = field(default_factory=list)
+    #: (digest, stored entry id) of the items skipped because their digest was known.
+    known: list[tuple[str, str]] = field(default_factory=list)
+
+
+def normalize_changed(
+    parsed: ParsedFeed,
+    context: FeedContext,
+    known: Mapping[str, str],
+    *,
+    future_tolerance_seconds: float = 600.0,
+) -> ChangedEntries:
+    """Return the clean Entries of a parsed feed, skipping items whose digest is in ``known``.
+
+    ``known`` maps entry digest -> id of the stored entry that digest produced (the store keeps it
+    per feed). A poll of a changed feed re-normalizes only its new and edited items; the rest are
+    reported in ``known`` with their stored id. Without ``known`` this is ``normalize_feed`` plus
+    the digests.
+    """
+    context = feed_context(parsed, context)
+    shared = repeated_guids(parsed.entries)
+    result = ChangedEntries()
+    ids: set[str] = set()
+    for item in parsed.entries:
+        repeated = bool(item.guid and item.guid.strip() in shared)
+        digest = entry_digest(item, context, repeated_guid=repeated, future_tolerance=future_tolerance_seconds)
+        stored_id = known.get(digest)
+        if stored_id is not None:
+            if stored_id not in ids:
+                ids.add(stored_id)
+                result.known.append((digest, stored_id))
+            continue
+        entry = _normalize_item(item, context, repeated, future_tolerance_seconds)
+        # The same item twice in one document (same guid, link and title) is one entry: keep the first.
+        if entry.id in ids:
+            continue
+        ids.add(entry.id)
+        result.entries.append(entry)
+        result.digests.append(None if TIME_DEPENDENT_FLAGS.intersection(entry.flags) else digest)
+    return result
+
+
+def _normalize_item(item: ParsedEntry, context: FeedContext, repeated: bool, future_tolerance: float) -> Entry:
+    identity = None
+    if repeated:
+        # The guid names many items here, so it names none: fall back to the link, then content.
+        base = context.site_url or context.feed_url
+        identity = article_url(item.link, item.original_link, base) or content_identity(
+            clean_line(item.title), item.published_raw or item.updated_raw
+        )
+    entry = normalize_entry(item, context, identity=identity, future_tolerance_seconds=future_tolerance)
+    if identity is not None:
+        entry = dataclasses.replace(entry, flags=(*entry.flags, "guid_repeated"))
+    return entry
 
 
 def normalize_feed(
@@ -45,19 +156,8 @@ def normalize_feed(
     shared = repeated_guids(parsed.entries)
     entries: dict[str, Entry] = {}
     for item in parsed.entries:
-        identity = None
-        if item.guid and item.guid.strip() in shared:
-            # The guid names many items here, so it names none: fall back to the link, then content.
-            base = context.site_url or context.feed_url
-            identity = article_url(item.link, item.original_link, base) or content_identity(
-                clean_line(item.title), item.published_raw or item.updated_raw
-            )
-        entry = normalize_entry(item, context, identity=identity, future_tolerance_seconds=future_tolerance_seconds)
-        flags = list(entry.flags)
-        if identity is not None:
-            flags.append("guid_repeated")
-        if flags != list(entry.flags):
-            entry = dataclasses.replace(entry, flags=tuple(flags))
+        repeated = bool(item.guid and item.guid.strip() in shared)
+        entry = _normalize_item(item, context, repeated, future_tolerance_seconds)
         # The same item twice in one document (same guid, link and title) is one entry: keep the first.
         entries.setdefault(entry.id, entry)
     result = list(entries.values())
