@@ -18,6 +18,7 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 
+from .deadline import DeadlineTransport, deadline_for
 from .errors import FetchError
 from .models import FetchResult
 
@@ -249,49 +250,55 @@ def fetch_url(
     visited = [url]
     current = url
     try:
-        while True:
-            remaining = limits.deadline - (time.monotonic() - started)
-            if remaining <= 0:
-                raise FetchError(url, f"the download took longer than {limits.deadline:g} s and was cut off")
-            timeout = httpx.Timeout(min(limits.read_timeout, remaining), connect=min(limits.connect_timeout, remaining))
-            host = urlsplit(current).hostname or ""
-            with (
-                gate(host) if gate else nullcontext(),
-                client.stream("GET", current, headers=headers, follow_redirects=False, timeout=timeout) as response,
-            ):
-                status = response.status_code
-                if status in _REDIRECTS and response.headers.get("location"):
-                    target = str(response.url.join(response.headers["location"].strip()))
-                    redirects.append((status, target))
-                    if urlsplit(target).scheme not in ("http", "https"):
-                        raise FetchError(url, f"redirected to {target!r}, which is not an http(s) URL", status=status)
-                    if target in visited:
-                        chain = " -> ".join([*visited[visited.index(target) :], target])
-                        raise FetchError(url, f"redirect loop: {chain}", status=status)
-                    if len(redirects) > limits.max_redirects:
-                        raise FetchError(url, f"more than {limits.max_redirects} redirects; gave up", status=status)
-                    visited.append(target)
-                    current = target
-                    continue
-                # Error bodies are only read a little: nobody parses them.
-                limit = limits.max_body_size if status == 200 else min(limits.max_body_size, _ERROR_BODY_LIMIT)
-                try:
-                    body, wire = _read_body(response, url, limits, started, limit)
-                except FetchError:
-                    if status == 200:
-                        raise
-                    body, wire = b"", 0
-                return FetchResult(
-                    url=url,
-                    final_url=str(response.url),
-                    status=status,
-                    body=body if status != 304 else b"",
-                    headers={k.lower(): v for k, v in response.headers.items()},
-                    redirects=tuple(redirects),
-                    elapsed=time.monotonic() - started,
-                    wire_bytes=wire,
-                    conditional=bool(etag or last_modified),
+        # Every socket operation below is cut short when the total deadline passes (headers included).
+        with deadline_for(limits.deadline):
+            while True:
+                remaining = limits.deadline - (time.monotonic() - started)
+                if remaining <= 0:
+                    raise FetchError(url, f"the download took longer than {limits.deadline:g} s and was cut off")
+                timeout = httpx.Timeout(
+                    min(limits.read_timeout, remaining), connect=min(limits.connect_timeout, remaining)
                 )
+                host = urlsplit(current).hostname or ""
+                with (
+                    gate(host) if gate else nullcontext(),
+                    client.stream("GET", current, headers=headers, follow_redirects=False, timeout=timeout) as response,
+                ):
+                    status = response.status_code
+                    if status in _REDIRECTS and response.headers.get("location"):
+                        target = str(response.url.join(response.headers["location"].strip()))
+                        redirects.append((status, target))
+                        if urlsplit(target).scheme not in ("http", "https"):
+                            raise FetchError(
+                                url, f"redirected to {target!r}, which is not an http(s) URL", status=status
+                            )
+                        if target in visited:
+                            chain = " -> ".join([*visited[visited.index(target) :], target])
+                            raise FetchError(url, f"redirect loop: {chain}", status=status)
+                        if len(redirects) > limits.max_redirects:
+                            raise FetchError(url, f"more than {limits.max_redirects} redirects; gave up", status=status)
+                        visited.append(target)
+                        current = target
+                        continue
+                    # Error bodies are only read a little: nobody parses them.
+                    limit = limits.max_body_size if status == 200 else min(limits.max_body_size, _ERROR_BODY_LIMIT)
+                    try:
+                        body, wire = _read_body(response, url, limits, started, limit)
+                    except FetchError:
+                        if status == 200:
+                            raise
+                        body, wire = b"", 0
+                    return FetchResult(
+                        url=url,
+                        final_url=str(response.url),
+                        status=status,
+                        body=body if status != 304 else b"",
+                        headers={k.lower(): v for k, v in response.headers.items()},
+                        redirects=tuple(redirects),
+                        elapsed=time.monotonic() - started,
+                        wire_bytes=wire,
+                        conditional=bool(etag or last_modified),
+                    )
     except httpx.ConnectTimeout as exc:
         raise FetchError(url, f"could not connect within {limits.connect_timeout:g} s") from exc
     except httpx.TimeoutException as exc:
@@ -318,8 +325,9 @@ def make_client(limits: FetchLimits | None = None, *, max_connections: int = 32)
     limits = limits or FetchLimits()
     return httpx.Client(
         timeout=httpx.Timeout(limits.read_timeout, connect=limits.connect_timeout),
-        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-        http2=False,
+        transport=DeadlineTransport(
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        ),
         # Feeds are polled from a daemon: environment proxies would be a surprise, and
         # trust_env=False also stops httpx from reading .netrc credentials into requests.
         trust_env=False,

@@ -132,6 +132,27 @@ def test_trickling_server_is_cut_off_at_the_deadline(feed_server: FeedServer, cl
     assert time.monotonic() - started < 5
 
 
+def test_server_trickling_its_headers_is_cut_off_at_the_deadline(feed_server: FeedServer, client: httpx.Client) -> None:
+    # Each byte arrives well within the read timeout; only a deadline that covers the headers ends it.
+    def trickle_head(request: BaseHTTPRequestHandler) -> None:
+        try:
+            for byte in b"HTTP/1.1 200 OK\r\nX-Padding: " + b"a" * 1000:
+                request.wfile.write(bytes([byte]))
+                request.wfile.flush()
+                time.sleep(0.25)
+        except (BrokenPipeError, ConnectionResetError):
+            return
+
+    feed_server.route("/slow-head", trickle_head)
+    started = time.monotonic()
+    with pytest.raises(FetchError, match="took longer than 3 s and was cut off"):
+        fetch_url(client, feed_server.url("/slow-head"), limits=LIMITS)
+    assert time.monotonic() - started < 4.5
+    # The client is still good for the next fetch.
+    feed_server.route("/ok", Reply(200, rss()))
+    assert fetch_url(client, feed_server.url("/ok"), limits=LIMITS).status == 200
+
+
 def test_silent_server_hits_the_read_timeout(feed_server: FeedServer, client: httpx.Client) -> None:
     release = threading.Event()
 
