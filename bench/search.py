@@ -320,6 +320,7 @@ def run(workdir: Path, args: argparse.Namespace) -> int:
     store = services.store
 
     if args.reuse and store.count_entries():
+        merge_segments(config, store)
         return run_queries(workdir, args, config, services, *_reused_titles(store))
 
     # 1. normalize -> store (not part of the indexing comparison, reported for context).
@@ -378,7 +379,21 @@ def run(workdir: Path, args: argparse.Namespace) -> int:
         flush=True,
     )
 
+    merge_segments(config, store)
     return run_queries(workdir, args, config, services, feed_titles, titles)
+
+
+def merge_segments(config: Any, store: Any) -> None:
+    """Run the merge `newsdesk run` schedules every few hours, so queries meet a steady-state index."""
+    indexer = Indexer(config.index_dir, store, batch_size=BATCH)
+    before = indexer.segment_count()
+    started = time.perf_counter()
+    merged = indexer.optimize_if_needed()
+    print(
+        f"segments: {before} after indexing; scheduled merge {'ran' if merged else 'not needed'} "
+        f"({time.perf_counter() - started:.1f}s) -> {indexer.segment_count()}",
+        flush=True,
+    )
 
 
 def _reused_titles(store: Any) -> tuple[list[str], list[str]]:
