@@ -149,6 +149,7 @@ class DocTableCache:
         self._segments: dict[str, _Segment] = {}
         self._table: tuple[Any, DocTable] | None = None
         self._alive: tuple[Any, IntArray, NDArray[np.bool_]] | None = None
+        self._tag_examples: tuple[Any, dict[str, int]] | None = None
 
     def alive(self, searcher: Any) -> tuple[IntArray, NDArray[np.bool_]]:
         """Return the live (not deleted) document numbers of ``searcher``'s reader and a mask of them (cached)."""
@@ -162,6 +163,23 @@ class DocTableCache:
         with self._lock:
             self._alive = (reader, docs, mask)
         return docs, mask
+
+    def tag_examples(self, searcher: Any) -> dict[str, int]:
+        """Return tag value -> a live document carrying it (the first in table order), cached per reader."""
+        reader = searcher.reader()
+        with self._lock:
+            if self._tag_examples is not None and self._tag_examples[0] is reader:
+                return self._tag_examples[1]
+        table = self.table(searcher)
+        examples: dict[str, int] = {}
+        if len(table.tag_docs):
+            pairs = np.flatnonzero(self.alive(searcher)[1][table.tag_docs])
+            found, first = np.unique(table.tag_codes[pairs], return_index=True)
+            docs = table.tag_docs[pairs[first]]
+            examples = {table.tag_values[int(c)]: int(d) for c, d in zip(found.tolist(), docs.tolist(), strict=True)}
+        with self._lock:
+            self._tag_examples = (reader, examples)
+        return examples
 
     def table(self, searcher: Any) -> DocTable:
         """Return the DocTable for ``searcher``'s reader, reusing arrays of unchanged segments."""

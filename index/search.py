@@ -154,9 +154,11 @@ class IndexReader:
 
     def _fresh_searcher(self) -> Searcher | None:
         path = self.location.current_dir()
-        if path is None or not whoosh_index.exists_in(str(path)):
+        if path is None:
             return None
         if path != self._path or self._ix is None or self._searcher is None:
+            if not whoosh_index.exists_in(str(path)):
+                return None
             self._drop()
             self._ix = whoosh_index.open_dir(str(path))
             self._path = path
@@ -351,7 +353,8 @@ def search(
                 copies[position] = [int(ranked[p]) for p in same if p != position][:MAX_DUPLICATES_SHOWN]
     wanted = [table.ids[int(ranked[p])] for p in page_leaders.tolist()]
     wanted += [table.ids[d] for docs_of in copies.values() for d in docs_of]
-    tag_examples = _tag_examples(table, reader.tables.alive(searcher)[1], facets.tags)
+    examples = reader.tables.tag_examples(searcher)
+    tag_examples = {f.value: examples[f.value] for f in facets.tags if f.value in examples}
     wanted += [table.ids[d] for d in tag_examples.values()]
     entries = lookup.get_entries(wanted)
     facets = replace(facets, tags=_label_tags(facets.tags, tag_examples, table, entries))
@@ -385,16 +388,6 @@ def search(
         sort=sort,
         relaxed=relaxed,
     )
-
-
-def _tag_examples(table: DocTable, alive: np.ndarray[Any, Any], tags: Sequence[FacetValue]) -> dict[str, int]:
-    """Return a live document carrying each faceted tag (by tag key), to read the tag as its feed gave it."""
-    codes = [i for i, v in enumerate(table.tag_values) if v in {f.value for f in tags}]
-    if not codes or not len(table.tag_docs):
-        return {}
-    pairs = np.flatnonzero(np.isin(table.tag_codes, codes) & alive[table.tag_docs])
-    found, first = np.unique(table.tag_codes[pairs], return_index=True)
-    return {table.tag_values[int(c)]: int(table.tag_docs[pairs[i]]) for c, i in zip(found, first, strict=True)}
 
 
 def _label_tags(

@@ -97,3 +97,29 @@ def test_edited_entry_is_updated_in_place_and_reindexed(tmp_path: Path, feed_ser
     assert search(reader, store, "bridge").total == 0
     reader.close()
     store.close()
+
+
+def test_tag_facet_label_follows_an_edited_entry(tmp_path: Path, feed_server: FeedServer) -> None:
+    def tagged(spelling: str) -> bytes:
+        return feed([("g1", "https://churn.example/a", "Harbour bridge opens")]).replace(
+            b"opens</title>", f"opens</title><category>{spelling}</category>".encode(), 1
+        )
+
+    feed_server.route("/news.xml", Reply(200, tagged("Moffat, Alasdair")))
+    config = make_config(tmp_path)
+    store = open_store(config.db_url)
+    store.add_feed(feed_server.url("/news.xml"))
+    indexer = Indexer(config.index_dir, store)
+    reader = IndexReader(config.index_dir)
+    poll(store, config)
+    indexer.catch_up()
+    (facet,) = search(reader, store, "bridge").facets.tags
+    assert (facet.value, facet.label) == ("moffat alasdair", "Moffat, Alasdair")
+    # The same tag spelled anew: the label comes from the live copy, not the deleted one.
+    feed_server.route("/news.xml", Reply(200, tagged("MOFFAT, Alasdair")))
+    poll(store, config)
+    indexer.catch_up()
+    (facet,) = search(reader, store, "bridge").facets.tags
+    assert (facet.value, facet.label) == ("moffat alasdair", "MOFFAT, Alasdair")
+    reader.close()
+    store.close()
