@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 from whoosh.util.times import datetime_to_long
 
 from .schema import TEXT_FIELDS
-from .scoring import FloatArray, field_lengths
+from .scoring import FloatArray, TermScoreCache, field_lengths
 
 # Whoosh stores DATETIME columns as microseconds since datetime.min; this is the Unix epoch in that unit.
 _EPOCH_US = datetime_to_long(datetime(1970, 1, 1))
@@ -150,6 +150,8 @@ class DocTableCache:
         self._table: tuple[Any, DocTable] | None = None
         self._alive: tuple[Any, IntArray, NDArray[np.bool_]] | None = None
         self._tag_examples: tuple[Any, dict[str, int]] | None = None
+        #: Decoded and scored posting lists of recent query terms (per reader).
+        self.term_scores = TermScoreCache()
 
     def alive(self, searcher: Any) -> tuple[IntArray, NDArray[np.bool_]]:
         """Return the live (not deleted) document numbers of ``searcher``'s reader and a mask of them (cached)."""

@@ -10,6 +10,8 @@ Phrases, prefixes, fuzzy terms and names go through Whoosh's own matchers.
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -113,3 +115,54 @@ def intersect(a: tuple[IntArray, FloatArray], b: tuple[IntArray, FloatArray]) ->
     docs, left, right = np.intersect1d(a[0], b[0], assume_unique=True, return_indices=True)
     scores: FloatArray = np.add(a[1][left], b[1][right], dtype=np.float64)
     return docs.astype(np.int64), scores
+
+
+class TermScoreCache:
+    """Each term's (documents, BM25F scores) for the current searcher, least recently used dropped first.
+
+    Decoding a common word's posting blocks is most of a query's time, and news searches repeat
+    their words (the story of the day, names in the news). The scores depend on the searcher's
+    statistics, so the cache belongs to one reader and empties when a new one comes; bounded in bytes.
+    """
+
+    def __init__(self, max_bytes: int = 64 * 2**20) -> None:
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        self._reader: Any = None
+        self._entries: OrderedDict[tuple[str, str], tuple[IntArray, FloatArray]] = OrderedDict()
+        self._bytes = 0
+
+    def clear(self) -> None:
+        """Forget every cached term."""
+        with self._lock:
+            self._entries.clear()
+            self._bytes = 0
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
+    def scores(
+        self, searcher: Any, lengths: dict[str, FloatArray], fieldname: str, text: str
+    ) -> tuple[IntArray, FloatArray]:
+        """Return ``term_scores(searcher, lengths, fieldname, text)``, from the cache when it holds it."""
+        reader = searcher.reader()
+        key = (fieldname, text)
+        with self._lock:
+            if self._reader is not reader:
+                self._reader, self._bytes = reader, 0
+                self._entries.clear()
+            found = self._entries.get(key)
+            if found is not None:
+                self._entries.move_to_end(key)
+                return found
+        result = term_scores(searcher, lengths, fieldname, text)
+        size = result[0].nbytes + result[1].nbytes
+        with self._lock:
+            if self._reader is reader and size <= self.max_bytes and key not in self._entries:
+                self._entries[key] = result
+                self._bytes += size
+                while self._bytes > self.max_bytes:
+                    _, (docs, scores) = self._entries.popitem(last=False)
+                    self._bytes -= docs.nbytes + scores.nbytes
+        return result

@@ -24,7 +24,7 @@ from .facets import Facets, FacetValue, count_facets
 from .indexer import IndexLocation
 from .query import ParsedQuery, parse_query
 from .schema import tag_key
-from .scoring import intersect, term_scores, union
+from .scoring import intersect, union
 from .snippets import make_snippet, mark_title
 from .suggest import suggest_query
 
@@ -214,7 +214,7 @@ def _score_groups(
         elif not pairs:
             continue  # only stop words: dropped from the AND, as in positive_query
         else:
-            part = union([term_scores(searcher, table.lengths, field, text) for field, text in pairs])
+            part = union([tables.term_scores.scores(searcher, table.lengths, field, text) for field, text in pairs])
             alive = tables.alive(searcher)[1][part[0]]
             part = (part[0][alive], part[1][alive])
         result = part if result is None else intersect(result, part)
