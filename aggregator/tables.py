@@ -1,0 +1,173 @@
+"""The database schema (tables, version) and engines: what every part of the store shares."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from .errors import StorageError
+from .models import Entry
+
+#: Bump when the schema changes; `migrate()` knows how to get from each older version.
+SCHEMA_VERSION = 2
+# 1 -> 2: the entry_digests table (created by create_all; nothing else changes).
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Stores naive UTC, returns aware UTC: the same on SQLite (no zones) and PostgreSQL."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise StorageError("naive datetime given to the store; Newsdesk keeps UTC-aware datetimes only")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+metadata = sa.MetaData()
+
+meta_table = sa.Table(
+    "meta",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+feeds_table = sa.Table(
+    "feeds",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("key", sa.Text, nullable=False, unique=True),
+    sa.Column("url", sa.Text, nullable=False, unique=True),
+    sa.Column("origin", sa.String(16), nullable=False, default="config"),
+    sa.Column("config_title", sa.Text),
+    sa.Column("doc_title", sa.Text),
+    sa.Column("site_url", sa.Text),
+    sa.Column("tags", sa.Text, nullable=False, default="[]"),
+    sa.Column("enabled", sa.Boolean, nullable=False, default=True),
+    sa.Column("disabled_reason", sa.Text),
+    sa.Column("interval_seconds", sa.Integer),
+    sa.Column("user_agent", sa.Text),
+    sa.Column("timezone", sa.String(64), nullable=False, default="UTC"),
+    sa.Column("full_content", sa.Boolean, nullable=False, default=False),
+    sa.Column("etag", sa.Text),
+    sa.Column("last_modified", sa.Text),
+    sa.Column("last_checked_at", UTCDateTime),
+    sa.Column("last_success_at", UTCDateTime),
+    sa.Column("last_status", sa.Integer),
+    sa.Column("last_error", sa.Text),
+    sa.Column("consecutive_failures", sa.Integer, nullable=False, default=0),
+    sa.Column("next_check_at", UTCDateTime),
+    sa.Column("retry_after_until", UTCDateTime),
+    sa.Column("pending_redirect_url", sa.Text),
+    sa.Column("pending_redirect_since", UTCDateTime),
+    sa.Column("pending_redirect_count", sa.Integer, nullable=False, default=0),
+    sa.Column("entries_per_week", sa.Float),
+    sa.Column("min_interval_seconds", sa.Integer),
+    sa.Column("body_hash", sa.String(64)),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+entries_table = sa.Table(
+    "entries",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("feed_id", sa.Integer, sa.ForeignKey("feeds.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("identity", sa.Text, nullable=False),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("authors", sa.Text, nullable=False),
+    sa.Column("published_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime),
+    sa.Column("first_seen_at", UTCDateTime, nullable=False),
+    sa.Column("last_changed_at", UTCDateTime, nullable=False),
+    sa.Column("summary", sa.Text, nullable=False),
+    sa.Column("content_html", sa.Text, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("image_url", sa.Text),
+    sa.Column("image_caption", sa.Text),
+    sa.Column("tags", sa.Text, nullable=False),
+    sa.Column("language", sa.String(16)),
+    sa.Column("word_count", sa.Integer, nullable=False),
+    sa.Column("fingerprint", sa.BigInteger, nullable=False),
+    sa.Column("flags", sa.Text, nullable=False),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Index("ix_entries_url", "url"),
+    sa.Index("ix_entries_feed_published", "feed_id", "published_at"),
+)
+
+# The change log the indexer consumes: one row per insert, update or delete of an entry.
+changes_table = sa.Table(
+    "changes",
+    metadata,
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("entry_id", sa.String(64), nullable=False),
+    sa.Column("op", sa.String(8), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Index("ix_changes_entry", "entry_id"),
+)
+
+
+# What each feed's last parsed document held, item by item: digest of the raw item -> the entry it
+# became. A later poll of a changed document normalizes only items whose digest is not here.
+entry_digests_table = sa.Table(
+    "entry_digests",
+    metadata,
+    sa.Column("feed_id", sa.Integer, sa.ForeignKey("feeds.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("digest", sa.String(32), primary_key=True),
+    sa.Column("entry_id", sa.String(64), nullable=False),
+)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def host_title(url: str) -> str:
+    """Return a readable stand-in title for a feed: its host name, or the file name."""
+    parts = urlsplit(url)
+    if parts.hostname:
+        return parts.hostname.removeprefix("www.")
+    return Path(parts.path or url).name or url
+
+
+def content_hash(entry: Entry) -> str:
+    """Return a digest of the fields whose change means the entry must be re-indexed."""
+    return hashlib.sha256(repr(entry.content_key()).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _set_sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets web workers read while the single writer writes; NORMAL sync is safe with WAL.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def create_engine_for(url: str) -> Engine:
+    """Return an Engine for a sqlite:// or postgresql:// URL, creating the SQLite directory."""
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    if url.startswith("sqlite"):
+        path = url.split(":///", 1)[1] if ":///" in url else ""
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(engine, "connect", _set_sqlite_pragmas)
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
