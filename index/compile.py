@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from functools import lru_cache
 from typing import Any
 
@@ -153,3 +154,26 @@ def highlight_terms(parsed: ParsedQuery) -> tuple[set[str], list[str]]:
             else:
                 stems.update(analyze(term.text))
     return stems, prefixes
+
+
+#: Index words a fuzzy term may add to the words marked in snippets, at most.
+FUZZY_MARKS = 32
+
+
+def fuzzy_highlight_stems(parsed: ParsedQuery, reader: Any) -> set[str]:
+    """Return the index words the query's fuzzy terms matched, so snippets mark them too.
+
+    Marks are found by stem: "elektion~" matched documents through the index word "elect",
+    which the stem of "elektion" ("elekt") would never mark.
+    """
+    found: set[str] = set()
+    for group in parsed.groups:
+        for term in group:
+            built = term_query(term) if term.fuzzy and term.field != "author" else None
+            if built is None:
+                continue
+            for leaf in built.leaves():
+                if isinstance(leaf, StemFuzzyTerm):
+                    words = (w.decode("utf-8") if isinstance(w, bytes) else str(w) for w in leaf._btexts(reader))
+                    found.update(itertools.islice(words, FUZZY_MARKS))
+    return found

@@ -18,7 +18,15 @@ from whoosh.searching import Searcher
 from aggregator.errors import QueryError
 from aggregator.models import Entry
 
-from .compile import excluded_query, group_query, highlight_terms, positive_query, simple_terms, source_query
+from .compile import (
+    excluded_query,
+    fuzzy_highlight_stems,
+    group_query,
+    highlight_terms,
+    positive_query,
+    simple_terms,
+    source_query,
+)
 from .doctable import DocTable, DocTableCache, IntArray
 from .facets import Facets, FacetValue, count_facets
 from .indexer import IndexLocation
@@ -344,6 +352,7 @@ def search(
     window = slice((page - 1) * per_page, page * per_page)
     page_leaders, page_counts = leaders[window], counts[window]
     stems, prefixes = highlight_terms(parsed.as_any() if relaxed else parsed)
+    stems |= fuzzy_highlight_stems(parsed, searcher.reader())
     copies: dict[int, list[int]] = {}
     if collapse:
         groups = table.group_codes[ranked]

@@ -266,3 +266,11 @@ def test_array_scoring_matches_whoosh_bm25f(world: Services, query: str) -> None
     order = np.argsort(expected_docs)
     assert docs.tolist() == expected_docs[order].tolist() and len(docs) > 0
     assert np.allclose(scores, expected_scores[order])
+
+
+def test_fuzzy_matches_are_marked_in_snippets(world: Services) -> None:
+    # "harbor~" finds "harbour" through the index word, which the stem of "harbor" never marks.
+    results = run(world, "harbor~")
+    assert results.total >= 1
+    assert all("<mark>" in hit.snippet or "<mark>" in hit.title_html for hit in results.hits)
+    assert any("<mark>harbour</mark>" in (hit.snippet + hit.title_html).lower() for hit in results.hits)
