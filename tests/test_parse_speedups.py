@@ -31,13 +31,16 @@ def feedparser_defaults() -> Iterator[None]:
     """Run the test with feedparser's own SAX driver list and cp1252 dict, then restore ours."""
     parsers = list(feedparser.api.PREFERRED_XML_PARSERS)
     table = feedparser.mixin._cp1252
+    absolute, join = feedparser.mixin.make_safe_absolute_uri, feedparser.mixin._urljoin
     feedparser.api.PREFERRED_XML_PARSERS[:] = [p for p in parsers if p != "aggregator._expat_buffered"]
     feedparser.mixin._cp1252 = {code: table[code] for code in range(0x80, 0xA0) if table[code] != code}
+    feedparser.mixin.make_safe_absolute_uri, feedparser.mixin._urljoin = absolute.__wrapped__, join.__wrapped__
     try:
         yield
     finally:
         feedparser.api.PREFERRED_XML_PARSERS[:] = parsers
         feedparser.mixin._cp1252 = table
+        feedparser.mixin.make_safe_absolute_uri, feedparser.mixin._urljoin = absolute, join
 
 
 def bodies(shared: bool) -> list[bytes]:
@@ -56,7 +59,8 @@ def parse_all(documents: list[bytes]) -> list[object]:
     out: list[object] = []
     for body in documents:
         try:
-            out.append(parse.parse_feed(body))
+            # A URL, so feedparser resolves every element's xml:base against it (the cached joins).
+            out.append(parse.parse_feed(body, url="https://example.test/news/feed.xml"))
         except FeedError as exc:
             out.append(str(exc))
     return out
@@ -66,6 +70,7 @@ def test_feedparser_uses_the_buffered_driver() -> None:
     assert isinstance(xml.sax.make_parser(feedparser.api.PREFERRED_XML_PARSERS), BufferedExpatParser)
     assert isinstance(feedparser.mixin._cp1252, list)
     assert feedparser.mixin._cp1252[0x93] == "\u201c"
+    assert hasattr(feedparser.mixin.make_safe_absolute_uri, "cache_info")
 
 
 def test_tricky_text_is_read_whole() -> None:
