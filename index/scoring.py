@@ -41,13 +41,12 @@ def _postings(leaf: Any, fieldname: str, text: str) -> tuple[IntArray, FloatArra
         matcher = matcher.child
     ids: list[Any] = []
     weights: list[Any] = []
-    if isinstance(matcher, W3LeafMatcher):
+    if isinstance(matcher, W3LeafMatcher) and not matcher._byteids:
         # Whole blocks at a time: each block holds up to 128 postings as arrays.
         while matcher.is_active():
-            matcher._read_ids()
-            matcher._read_weights()
-            ids.append(np.asarray(matcher._ids, dtype=np.int64))
-            weights.append(np.asarray(matcher._weights, dtype=np.float64))
+            block_ids, block_weights = _block(matcher)
+            ids.append(block_ids)
+            weights.append(block_weights)
             matcher._next_block()
         if not ids:
             return None
@@ -57,6 +56,27 @@ def _postings(leaf: Any, fieldname: str, text: str) -> tuple[IntArray, FloatArra
         weights.append(matcher.weight())
         matcher.next()
     return np.asarray(ids, dtype=np.int64), np.asarray(weights, dtype=np.float64)
+
+
+def _block(matcher: Any) -> tuple[IntArray, FloatArray]:
+    """Return the current block's document numbers and weights as arrays.
+
+    What W3LeafMatcher's _read_ids/_read_weights give, without their per-posting Python loops:
+    ids are stored delta-encoded from 0 in each block, weights as an array, one float for all
+    of them, or None for all 1.0.
+    """
+    if matcher._data is None:
+        matcher._read_data()
+    raw_ids, raw_weights = matcher._data[0], matcher._data[1]
+    count = matcher._blocklength
+    block_ids = np.cumsum(np.asarray(raw_ids, dtype=np.int64))
+    if raw_weights is None:
+        block_weights = np.ones(count, dtype=np.float64)
+    elif isinstance(raw_weights, float):
+        block_weights = np.full(count, raw_weights, dtype=np.float64)
+    else:
+        block_weights = np.asarray(raw_weights, dtype=np.float64)
+    return block_ids, block_weights
 
 
 def field_lengths(leaf: Any, fieldname: str) -> FloatArray:
