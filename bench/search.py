@@ -321,7 +321,7 @@ def run(workdir: Path, args: argparse.Namespace) -> int:
 
     if args.reuse and store.count_entries():
         merge_segments(config, store)
-        return run_queries(workdir, args, config, services, *_reused_titles(store))
+        return run_queries(workdir, args, config, services, *_corpus_titles(args.limit))
 
     # 1. normalize -> store (not part of the indexing comparison, reported for context).
     started = time.perf_counter()
@@ -396,16 +396,13 @@ def merge_segments(config: Any, store: Any) -> None:
     )
 
 
-def _reused_titles(store: Any) -> tuple[list[str], list[str]]:
-    """Return outlet titles (one per entry) and sample titles (50 per outlet) from an existing store."""
+def _corpus_titles(limit: int | None) -> tuple[list[str], list[str]]:
+    """Return outlet titles and sample titles (50 per outlet) exactly as a fresh run draws its query mix."""
     feed_titles: list[str] = []
     titles: list[str] = []
-    seen: Counter[str] = Counter()
-    for entry in store.iter_entries():
-        feed_titles.append(entry.source.title)
-        if seen[entry.source.title] < 50:
-            titles.append(entry.title)
-        seen[entry.source.title] += 1
+    for title, _site, items in corpus_feeds(limit):
+        feed_titles.append(title)
+        titles.extend(i.title for i in items[:50])
     return feed_titles, titles
 
 
