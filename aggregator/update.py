@@ -29,7 +29,7 @@ from .fetch import FetchLimits, HostGate, fetch_url
 from .models import Entry, Feed, FeedContext, FetchResult, ParsedFeed, UpdateResult
 from .normalize.feed import normalize_changed
 from .normalize.fullcontent import with_full_content
-from .normalize.reconcile import reconcile_identities
+from .normalize.reconcile import reconcile_identities, reconcile_identity
 from .parse import parse_feed
 from .policy import RATE_WINDOW, Check, PollingPolicy, decide, publishing_rate
 from .store import Store, host_title
@@ -256,7 +256,7 @@ def item_digests(document: Document, stored: dict[str, str]) -> dict[str, str]:
     for entry, digest in zip(document.entries, document.digests, strict=False):
         if digest is not None:
             # The id after the guid-churn remap, as save_entries will store it.
-            digests[digest] = reconcile_identities([entry], stored)[0].id
+            digests[digest] = reconcile_identity(entry, stored).id
     return digests
 
 

@@ -90,13 +90,14 @@ def normalize_changed(
     known: Mapping[str, str],
     *,
     future_tolerance_seconds: float = 600.0,
+    with_digests: bool = True,
 ) -> ChangedEntries:
     """Return the clean Entries of a parsed feed, skipping items whose digest is in ``known``.
 
     ``known`` maps entry digest -> id of the stored entry that digest produced (the store keeps it
     per feed). A poll of a changed feed re-normalizes only its new and edited items; the rest are
     reported in ``known`` with their stored id. Without ``known`` this is ``normalize_feed`` plus
-    the digests.
+    the digests; ``with_digests=False`` (and no ``known``) skips computing them.
     """
     context = feed_context(parsed, context)
     shared = repeated_guids(parsed.entries)
@@ -104,13 +105,15 @@ def normalize_changed(
     ids: set[str] = set()
     for item in parsed.entries:
         repeated = bool(item.guid and item.guid.strip() in shared)
-        digest = entry_digest(item, context, repeated_guid=repeated, future_tolerance=future_tolerance_seconds)
-        stored_id = known.get(digest)
-        if stored_id is not None:
-            if stored_id not in ids:
-                ids.add(stored_id)
-                result.known.append((digest, stored_id))
-            continue
+        digest = None
+        if with_digests or known:
+            digest = entry_digest(item, context, repeated_guid=repeated, future_tolerance=future_tolerance_seconds)
+            stored_id = known.get(digest)
+            if stored_id is not None:
+                if stored_id not in ids:
+                    ids.add(stored_id)
+                    result.known.append((digest, stored_id))
+                continue
         entry = _normalize_item(item, context, repeated, future_tolerance_seconds)
         # The same item twice in one document (same guid, link and title) is one entry: keep the first.
         if entry.id in ids:
@@ -152,15 +155,10 @@ def normalize_feed(
     so feeds that mint new guids on every fetch do not duplicate their items.
     ``first_seen``: entry id -> when we first saw it; used as the date of entries that carry none.
     """
-    context = feed_context(parsed, context)
-    shared = repeated_guids(parsed.entries)
-    entries: dict[str, Entry] = {}
-    for item in parsed.entries:
-        repeated = bool(item.guid and item.guid.strip() in shared)
-        entry = _normalize_item(item, context, repeated, future_tolerance_seconds)
-        # The same item twice in one document (same guid, link and title) is one entry: keep the first.
-        entries.setdefault(entry.id, entry)
-    result = list(entries.values())
+    changed = normalize_changed(
+        parsed, context, {}, future_tolerance_seconds=future_tolerance_seconds, with_digests=False
+    )
+    result = changed.entries
     if previous_identities:
         result = reconcile_identities(result, previous_identities)
     if first_seen:

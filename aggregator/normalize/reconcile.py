@@ -18,15 +18,21 @@ def reconcile_identities(entries: Iterable[Entry], previous_identities: Mapping[
     """
     reconciled: dict[str, Entry] = {}
     for entry in entries:
-        stored = (
-            None if "url_missing" in entry.flags else remap_changed_guid(entry.identity, entry.url, previous_identities)
-        )
-        if stored is not None:
-            entry = dataclasses.replace(
-                entry,
-                identity=stored,
-                id=entry_id(entry.feed_key, stored),
-                flags=(*entry.flags, "guid_changed"),
-            )
+        entry = reconcile_identity(entry, previous_identities)
         reconciled.setdefault(entry.id, entry)
     return list(reconciled.values())
+
+
+def reconcile_identity(entry: Entry, previous_identities: Mapping[str, str]) -> Entry:
+    """Return one entry under its stored identity when its URL is known under another guid, else as is."""
+    stored = (
+        None if "url_missing" in entry.flags else remap_changed_guid(entry.identity, entry.url, previous_identities)
+    )
+    if stored is None:
+        return entry
+    return dataclasses.replace(
+        entry,
+        identity=stored,
+        id=entry_id(entry.feed_key, stored),
+        flags=(*entry.flags, "guid_changed"),
+    )
