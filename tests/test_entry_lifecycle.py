@@ -78,25 +78,37 @@ def test_feed_title_is_plain_text(tmp_path: Path, feed_server: FeedServer) -> No
     store.close()
 
 
-def test_edited_entry_is_updated_in_place_and_reindexed(tmp_path: Path, feed_server: FeedServer) -> None:
-    feed_server.route("/news.xml", Reply(200, feed([("g1", "https://churn.example/a", "Harbour bridge opens")])))
-    config = make_config(tmp_path)
-    store = open_store(config.db_url)
-    store.add_feed(feed_server.url("/news.xml"))
-    indexer = Indexer(config.index_dir, store)
-    reader = IndexReader(config.index_dir)
-    poll(store, config)
-    indexer.catch_up()
-    assert search(reader, store, "bridge").total == 1
+class IndexedFeed:
+    """One feed on the test server, polled into a store and caught up into an index on each publish."""
 
-    feed_server.route("/news.xml", Reply(200, feed([("g1", "https://churn.example/a", "Harbour tunnel opens")])))
-    poll(store, config)
-    indexer.catch_up()
-    assert store.count_entries() == 1
-    assert search(reader, store, "tunnel").total == 1
-    assert search(reader, store, "bridge").total == 0
-    reader.close()
-    store.close()
+    def __init__(self, tmp_path: Path, feed_server: FeedServer) -> None:
+        self.server = feed_server
+        self.config = make_config(tmp_path)
+        self.store = open_store(self.config.db_url)
+        self.store.add_feed(feed_server.url("/news.xml"))
+        self.indexer = Indexer(self.config.index_dir, self.store)
+        self.reader = IndexReader(self.config.index_dir)
+
+    def publish(self, body: bytes) -> None:
+        self.server.route("/news.xml", Reply(200, body))
+        poll(self.store, self.config)
+        self.indexer.catch_up()
+
+    def close(self) -> None:
+        self.reader.close()
+        self.store.close()
+
+
+def test_edited_entry_is_updated_in_place_and_reindexed(tmp_path: Path, feed_server: FeedServer) -> None:
+    news = IndexedFeed(tmp_path, feed_server)
+    news.publish(feed([("g1", "https://churn.example/a", "Harbour bridge opens")]))
+    assert search(news.reader, news.store, "bridge").total == 1
+
+    news.publish(feed([("g1", "https://churn.example/a", "Harbour tunnel opens")]))
+    assert news.store.count_entries() == 1
+    assert search(news.reader, news.store, "tunnel").total == 1
+    assert search(news.reader, news.store, "bridge").total == 0
+    news.close()
 
 
 def test_tag_facet_label_follows_an_edited_entry(tmp_path: Path, feed_server: FeedServer) -> None:
@@ -105,21 +117,12 @@ def test_tag_facet_label_follows_an_edited_entry(tmp_path: Path, feed_server: Fe
             b"opens</title>", f"opens</title><category>{spelling}</category>".encode(), 1
         )
 
-    feed_server.route("/news.xml", Reply(200, tagged("Moffat, Alasdair")))
-    config = make_config(tmp_path)
-    store = open_store(config.db_url)
-    store.add_feed(feed_server.url("/news.xml"))
-    indexer = Indexer(config.index_dir, store)
-    reader = IndexReader(config.index_dir)
-    poll(store, config)
-    indexer.catch_up()
-    (facet,) = search(reader, store, "bridge").facets.tags
+    news = IndexedFeed(tmp_path, feed_server)
+    news.publish(tagged("Moffat, Alasdair"))
+    (facet,) = search(news.reader, news.store, "bridge").facets.tags
     assert (facet.value, facet.label) == ("moffat alasdair", "Moffat, Alasdair")
     # The same tag spelled anew: the label comes from the live copy, not the deleted one.
-    feed_server.route("/news.xml", Reply(200, tagged("MOFFAT, Alasdair")))
-    poll(store, config)
-    indexer.catch_up()
-    (facet,) = search(reader, store, "bridge").facets.tags
+    news.publish(tagged("MOFFAT, Alasdair"))
+    (facet,) = search(news.reader, news.store, "bridge").facets.tags
     assert (facet.value, facet.label) == ("moffat alasdair", "MOFFAT, Alasdair")
-    reader.close()
-    store.close()
+    news.close()
