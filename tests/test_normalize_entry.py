@@ -314,6 +314,24 @@ def test_text_keeps_headings_and_drops_boilerplate_by_structure() -> None:
     assert html_to_text(html) == "First paragraph of the story.\n\nA section\n\nSecond paragraph."
 
 
+def test_highlighted_code_keeps_its_text_and_loses_its_token_spans() -> None:
+    # Pygments style: every token a <span class>, the spaces between them spans of their own.
+    tokens = '<span class="n">main</span><span class="w"> </span><span class="ow">=</span><span class="w"> </span>'
+    html = (
+        "<p>Run this:</p>"
+        f'<div class="highlight"><pre><code class="language-hs"><span></span>{tokens}'
+        '<span class="n">print</span><span class="w"> </span><span class="s">"hi &lt;3"</span>\n'
+        '<span class="c1">-- done</span></code></pre></div>'
+        "<pre>first line<br>second line</pre>"
+    )
+    out = sanitize_html(html)
+    assert '<pre><code>main = print "hi &lt;3"\n-- done</code></pre>' in out
+    assert "<span" not in out
+    # A block with line breaks keeps them, and each line stays a paragraph of the text.
+    assert "<pre>first line<br>second line</pre>" in out
+    assert html_to_text(html) == 'Run this:\n\nmain = print "hi <3" -- done\n\nfirst line\n\nsecond line'
+
+
 def test_summary_is_short_plain_and_cut_at_a_word() -> None:
     long_text = " ".join(["word"] * 200)
     entry = normalize_entry(parsed_entry(summary=ParsedContent(f"<p>{long_text}</p>")), context())
