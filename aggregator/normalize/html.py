@@ -368,7 +368,7 @@ def _drop(element: etree._Element) -> None:
 def _serialize(root: etree._Element) -> str:
     # One call serializes the whole <body>; its inner HTML lies between the first ">" and the last
     # "</" (its own start tag cannot hold a ">": lxml escapes it in attribute values).
-    markup = etree.tostring(root, method="html", encoding="unicode", with_tail=False)
+    markup: str = etree.tostring(root, method="html", encoding="unicode", with_tail=False)
     return markup[markup.index(">") + 1 : markup.rindex("</")]
 
 
