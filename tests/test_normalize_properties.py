@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aggregator.normalize import canonical_url, clean_line, clean_text, html_to_text, parse_date, sanitize_html, simhash
+from aggregator.normalize.text import is_boilerplate, is_boilerplate_raw
 from aggregator.normalize.urls import is_http_url
 
 URL_PIECES = st.sampled_from(
@@ -69,3 +70,17 @@ def test_html_cleaners_never_raise(markup: str, base: str | None) -> None:
 def test_parse_date_never_raises(raw: str) -> None:
     parsed = parse_date(raw, "Europe/Paris")
     assert parsed is None or parsed.utcoffset() is not None
+
+
+BOILERPLATE_PIECES = st.sampled_from(
+    ["Sign up", "sign", "up", "for our newsletter", "We use", "cookies", "COOKIES", "by", "continuing", "to use",
+     "this site", "protected by reCAPTCHA", "Read more", "Related coverage", ":", "The post", "appeared first on",
+     "Example News", "harbour", "ferry", "İ", "ſ", "K", " ", "  ", "\n", "\t", "\xa0", "\u2003", "."]
+)  # fmt: skip
+
+
+@settings(max_examples=1000)
+@given(st.one_of(st.text(), st.lists(BOILERPLATE_PIECES, max_size=14).map("".join)))
+def test_raw_boilerplate_test_agrees_with_the_collapsed_one(raw: str) -> None:
+    # The cheap test on raw element text must decide exactly as the full test on collapsed text.
+    assert is_boilerplate_raw(raw) == (bool(raw.split()) and is_boilerplate(" ".join(raw.split())))

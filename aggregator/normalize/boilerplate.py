@@ -11,7 +11,7 @@ from functools import lru_cache
 
 from lxml import etree
 
-from .text import is_boilerplate
+from .text import is_boilerplate_raw
 
 # Tokens of class/id attributes that mark injected blocks. Matched per token ("related-coverage" ->
 # "related", "coverage") so that "sharedaddy" or "jp-relatedposts" match but "entry-content" does not.
@@ -95,7 +95,15 @@ _SHARE_URL = re.compile(
     re.I,
 )
 _SHARE_BLOCKS = frozenset({"p", "div", "ul", "ol", "li", "section", "span"})
+# Every tag some rule below can act on; lxml hands Python only these, not every <em> or <code>.
+_CANDIDATES = tuple(sorted({"a"} | _SHARE_BLOCKS | _CONTAINERS | _HEADINGS | {"p"} | _LINK_DENSE_CONTAINERS))
 _FEEDBURNER_FLARE = re.compile(r"feedburner\.com/~(?:ff|a|f)/|feedproxy\.google\.com/~(?:ff|a|f)/")
+
+
+def _text(element: etree._Element) -> str:
+    # libxml2 gathers the text in one call: about three times faster than joining itertext().
+    text: str = etree.tostring(element, method="text", encoding="unicode", with_tail=False)
+    return text
 
 
 def _has_boilerplate_class(element: etree._Element) -> bool:
@@ -149,17 +157,15 @@ def boilerplate_elements(root: etree._Element) -> list[etree._Element]:
     # Never remove something holding most of the text: a class rule gone wrong must not empty the article.
     ceiling = max(whole * 0.5, 200)
     found: list[etree._Element] = []
-    for element in root.iterdescendants():
+    for element in root.iterdescendants(*_CANDIDATES):
         tag = element.tag
-        if not isinstance(tag, str):
-            continue
         length, linked, links, shares = stats[element]
         if tag == "a":
             href = element.get("href") or ""
             if _FEEDBURNER_FLARE.search(href):
                 found.append(element)
                 continue
-            if length < 200 and _READ_MORE.match("".join(element.itertext()).strip()):
+            if length < 200 and _READ_MORE.match(_text(element).strip()):
                 found.append(element)
                 continue
         if tag in _SHARE_BLOCKS and links and shares == links and length < 300:
@@ -169,23 +175,21 @@ def boilerplate_elements(root: etree._Element) -> list[etree._Element]:
             found.append(element)
             continue
         # Long paragraphs are article text; only short ones are worth the pattern match.
-        if (tag in _HEADINGS or tag == "p") and length < 700:
-            text = " ".join("".join(element.itertext()).split())
-            if text and is_boilerplate(text):
-                # A heading like "Related coverage" announces the block it opens: remove that block
-                # when the heading leads a container of its own, else just the heading.
-                parent = element.getparent()
-                if (
-                    tag in _HEADINGS
-                    and parent is not None
-                    and parent is not root
-                    and parent.index(element) == 0
-                    and stats[parent][0] < ceiling
-                ):
-                    found.append(parent)
-                else:
-                    found.append(element)
-                continue
+        if (tag in _HEADINGS or tag == "p") and length < 700 and is_boilerplate_raw(_text(element)):
+            # A heading like "Related coverage" announces the block it opens: remove that block
+            # when the heading leads a container of its own, else just the heading.
+            parent = element.getparent()
+            if (
+                tag in _HEADINGS
+                and parent is not None
+                and parent is not root
+                and parent.index(element) == 0
+                and stats[parent][0] < ceiling
+            ):
+                found.append(parent)
+            else:
+                found.append(element)
+            continue
         if tag in _LINK_DENSE_CONTAINERS and 0 < length < min(ceiling, 600) and links >= 2 and linked > 0.6 * length:
             found.append(element)
     return found

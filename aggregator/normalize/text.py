@@ -35,6 +35,8 @@ _READ_MORE_MARKERS = (
     "читать",
     "続き",
 )
+# One search for any marker: the same test as any(marker in text ...), without a Python step per marker.
+_READ_MORE_HINT = re.compile("|".join(map(re.escape, _READ_MORE_MARKERS)))
 _TRAILING_READ_MORE = re.compile(
     r"\s*(?:…|\.\.\.)?\s*(?:continue reading|read more|keep reading|read the full (?:story|article|post)|weiterlesen"
     r"|lire la suite|leer más|seguir leyendo|continua a leggere|leggi tutto|leia mais|lees verder|czytaj dalej"
@@ -78,6 +80,7 @@ _BOILERPLATE_START = re.compile(
 # in the lower-cased first 240. They avoid "i" and "s", whose IGNORECASE matches ("ı", "İ", "ſ")
 # lower() does not map to them.
 _BOILERPLATE_ANYWHERE = ("recapt", "cook", "by cont")
+_BOILERPLATE_ANYWHERE_HINT = re.compile("|".join(map(re.escape, _BOILERPLATE_ANYWHERE)))
 
 
 def strip_markup(value: str) -> str:
@@ -118,9 +121,32 @@ def is_boilerplate(paragraph: str) -> bool:
     paragraph = paragraph.strip()
     if _BOILERPLATE_START.match(paragraph) is None:
         head = paragraph[:240].lower()
-        if not any(marker in head for marker in _BOILERPLATE_ANYWHERE):
+        if _BOILERPLATE_ANYWHERE_HINT.search(head) is None:
             return False
     return _BOILERPLATE.match(paragraph) is not None
+
+
+# For is_boilerplate_raw: "by cont" with any whitespace inside it.
+_RAW_BY_CONT = re.compile(r"by\s+cont")
+
+
+def is_boilerplate_raw(raw: str) -> bool:
+    """Return ``is_boilerplate`` of ``raw`` with its whitespace collapsed, testing cheap conditions first.
+
+    Collapsing whitespace first is what costs; most text fails a test that needs no collapsing:
+    the collapsed text starts with the raw text's first word, and every phrase the patterns look
+    for anywhere survives in the raw text with its spaces widened.
+    """
+    if not raw:
+        return False
+    if _BOILERPLATE_START.match(raw.lstrip()) is None:
+        # Substring tests on the lower-cased text, as is_boilerplate does: far cheaper than a
+        # case-insensitive regex search.
+        lowered = raw.lower()
+        if "recapt" not in lowered and "cook" not in lowered and _RAW_BY_CONT.search(lowered) is None:
+            return False
+    text = " ".join(raw.split())
+    return bool(text) and is_boilerplate(text)
 
 
 def trim_paragraph(paragraph: str) -> str:
@@ -131,7 +157,7 @@ def trim_paragraph(paragraph: str) -> str:
     if len(paragraph) > 40:
         tail = paragraph[-160:]
         lowered = tail.lower()
-        if any(marker in lowered for marker in _READ_MORE_MARKERS):
+        if _READ_MORE_HINT.search(lowered) is not None:
             paragraph = paragraph[: len(paragraph) - len(tail)] + _TRAILING_READ_MORE.sub("", tail)
     return paragraph.strip()
 
