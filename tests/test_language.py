@@ -100,13 +100,17 @@ def test_automaton_remembers_no_more_than_the_window() -> None:
     assert depth == _WINDOW
 
 
-def test_weight_rows_are_converted_once() -> None:
+def test_weight_rows_are_converted_once_into_a_compact_table() -> None:
     identifier = language._WindowedIdentifier(_model())
-    assert not identifier.converted.any()
+    assert identifier.used == 0
     identifier.classify(SAMPLES[0])
-    converted = int(identifier.converted.sum())
-    assert 0 < converted < len(identifier.converted) // 100
-    rows = np.flatnonzero(identifier.converted)
-    assert np.array_equal(identifier.weights[rows], _model().nb_ptc[rows].astype(np.float32))
+    used = identifier.used
+    features = np.flatnonzero(identifier.slots >= 0)
+    assert 0 < used == len(features) < len(identifier.slots) // 100
+    # Rows are packed at the start of the table, each equal to the model's row.
+    assert sorted(identifier.slots[features].tolist()) == list(range(used))
+    assert np.array_equal(identifier.weights[identifier.slots[features]], _model().nb_ptc[features].astype(np.float32))
     identifier.classify(SAMPLES[0])
-    assert int(identifier.converted.sum()) == converted
+    assert identifier.used == used
+    identifier.classify(SAMPLES[1])
+    assert identifier.used > used

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import xml.sax
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import feedparser.api
 import feedparser.mixin
 import pytest
+from feedparser.util import FeedParserDict
 
 from aggregator import parse
 from aggregator._expat_buffered import BufferedExpatParser
@@ -32,15 +34,20 @@ def feedparser_defaults() -> Iterator[None]:
     parsers = list(feedparser.api.PREFERRED_XML_PARSERS)
     table = feedparser.mixin._cp1252
     absolute, join = feedparser.mixin.make_safe_absolute_uri, feedparser.mixin._urljoin
+    getitem, get, copier = FeedParserDict.__getitem__, FeedParserDict.get, feedparser.mixin.copy
     feedparser.api.PREFERRED_XML_PARSERS[:] = [p for p in parsers if p != "aggregator._expat_buffered"]
     feedparser.mixin._cp1252 = {code: table[code] for code in range(0x80, 0xA0) if table[code] != code}
     feedparser.mixin.make_safe_absolute_uri, feedparser.mixin._urljoin = absolute.__wrapped__, join.__wrapped__
+    FeedParserDict.__getitem__, FeedParserDict.get = getitem.__wrapped__, get.__wrapped__  # type: ignore[method-assign]
+    feedparser.mixin.copy = copy
     try:
         yield
     finally:
         feedparser.api.PREFERRED_XML_PARSERS[:] = parsers
         feedparser.mixin._cp1252 = table
         feedparser.mixin.make_safe_absolute_uri, feedparser.mixin._urljoin = absolute, join
+        FeedParserDict.__getitem__, FeedParserDict.get = getitem, get  # type: ignore[method-assign]
+        feedparser.mixin.copy = copier
 
 
 def bodies(shared: bool) -> list[bytes]:
@@ -71,6 +78,8 @@ def test_feedparser_uses_the_buffered_driver() -> None:
     assert isinstance(feedparser.mixin._cp1252, list)
     assert feedparser.mixin._cp1252[0x93] == "\u201c"
     assert hasattr(feedparser.mixin.make_safe_absolute_uri, "cache_info")
+    assert hasattr(FeedParserDict.get, "__wrapped__")
+    assert feedparser.mixin.copy is not copy
 
 
 def test_tricky_text_is_read_whole() -> None:
@@ -88,3 +97,30 @@ def test_same_records_as_feedparser_defaults(request: pytest.FixtureRequest) -> 
     plain = parse_all(documents)
     assert len(fast) == len(documents)
     assert fast == plain
+
+
+def test_dict_lookups_and_copies_answer_as_feedparser_does() -> None:
+    fast_getitem, fast_get = FeedParserDict.__getitem__, FeedParserDict.get
+    slow_getitem, slow_get = fast_getitem.__wrapped__, fast_get.__wrapped__  # type: ignore[attr-defined]
+    entry = FeedParserDict(
+        {"published": "p", "tags": [{"term": "t"}], "links": [{"rel": "enclosure", "href": "h"}], "rights": "r"}
+    )
+    entry["description"] = "d"  # stored as "summary" through the keymap
+    keys = ["published", "updated", "updated_parsed", "category", "enclosures", "license", "summary", "missing"]
+    keys += list(FeedParserDict.keymap)
+    with pytest.warns(DeprecationWarning):  # feedparser's "updated" fallback warns both ways
+        for key in keys:
+            assert fast_get(entry, key, "default") == slow_get(entry, key, "default")
+            try:
+                expected = slow_getitem(entry, key)
+            except KeyError:
+                with pytest.raises(KeyError):
+                    fast_getitem(entry, key)
+            else:
+                assert fast_getitem(entry, key) == expected
+    params = FeedParserDict({"type": "text/html", "language": None, "base": "https://example.test/", "base64": 0})
+    clone = feedparser.mixin.copy.deepcopy(params)
+    assert clone == copy.deepcopy(params) and type(clone) is FeedParserDict and clone is not params
+    nested = FeedParserDict({"value": ["mutable"]})
+    deep = feedparser.mixin.copy.deepcopy(nested)
+    assert deep == nested and deep["value"] is not nested["value"]
