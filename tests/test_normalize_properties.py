@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from urllib.parse import urljoin
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aggregator.normalize import canonical_url, clean_line, clean_text, html_to_text, parse_date, sanitize_html, simhash
+from aggregator.normalize.html import _join
 from aggregator.normalize.text import is_boilerplate, is_boilerplate_raw
 from aggregator.normalize.urls import is_http_url
 
@@ -84,3 +87,19 @@ BOILERPLATE_PIECES = st.sampled_from(
 def test_raw_boilerplate_test_agrees_with_the_collapsed_one(raw: str) -> None:
     # The cheap test on raw element text must decide exactly as the full test on collapsed text.
     assert is_boilerplate_raw(raw) == (bool(raw.split()) and is_boilerplate(" ".join(raw.split())))
+
+
+JOIN_PIECES = st.sampled_from(
+    ["http://", "https://", "HTTP://", "//", "example.test", "[::1]", "[bad", "user@", ":8080", "/", "a", "..", ".",
+     "?", "#", ";", "=", "%20", " ", "\t", "\n", "\x00", "é", "\\", "@", "ſ", "\u2100"]
+)  # fmt: skip
+
+
+@settings(max_examples=1000)
+@given(st.lists(JOIN_PIECES, max_size=10).map("".join), st.sampled_from(["https://base.test/a/b", "http://b.test/"]))
+def test_url_join_shortcut_answers_as_urljoin(url: str, base: str) -> None:
+    try:
+        expected = urljoin(base, url.strip())
+    except ValueError:
+        expected = url.strip()
+    assert _join(base, url) == expected

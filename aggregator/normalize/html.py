@@ -186,9 +186,15 @@ def _is_video_embed(src: str) -> bool:
     return parts.scheme in ("https", "") and (parts.hostname or "").lower() in _VIDEO_HOSTS
 
 
+# An absolute web URL that urljoin would hand back unchanged: it has a host, and nothing urllib
+# splits off and puts back differently (query, fragment, ";params", spaces and controls).
+_PLAIN_ABSOLUTE = re.compile(r"https?://[^/?#;\x00-\x20]+(?:/[^?#;\x00-\x20]*)?\Z")
+
+
 def _join(base: str | None, url: str) -> str:
     url = url.strip()
-    if not base:
+    if not base or _PLAIN_ABSOLUTE.match(url):
+        # Most image and link URLs in feeds are already absolute: no need to parse them twice.
         return url
     try:
         return urljoin(base, url)
