@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from aggregator.models import FeedContext
+from aggregator.models import FeedContext, ParsedContent, ParsedEntry, ParsedMedia
 from aggregator.normalize import normalize_feed
-from aggregator.normalize.feed import normalize_changed
+from aggregator.normalize.feed import item_values, normalize_changed
 from aggregator.parse import parse_feed
 from aggregator.poller import Poller
 from aggregator.store import SCHEMA_VERSION, Store, open_store
@@ -76,6 +76,49 @@ def test_known_items_are_skipped_and_reported_with_their_stored_id() -> None:
     # What is normalized again is exactly what a full normalization gives for those items.
     full = {e.identity: e for e in normalize_feed(parse_feed(SECOND), context())}
     assert all(e == dataclasses.replace(full[e.identity]) for e in second.entries)
+
+
+def full_item() -> ParsedEntry:
+    return ParsedEntry(
+        guid="g", link="l", original_link="o", title="t", title_type="text/plain",
+        summary=ParsedContent("s", "text/html", "sb", "sl"),
+        contents=(ParsedContent("c", "text/html", "cb", "cl"),),
+        authors=("a",), published_raw="p", updated_raw="u", tags=("x",),
+        media=(ParsedMedia("m", "image/png", "cap", 1, 2, "media:thumbnail"),),
+        language="en", base="b",
+    )  # fmt: skip
+
+
+def changed(value: object) -> object:
+    # A different value of the same kind, for every kind of field a parsed item has.
+    if isinstance(value, str):
+        return value + "!"
+    if isinstance(value, int):
+        return value + 1
+    if isinstance(value, tuple):
+        return (*value, value[0])
+    raise AssertionError(value)
+
+
+def test_item_values_see_every_field_of_an_item_and_its_parts() -> None:
+    item = full_item()
+    base = item_values(item)
+    variants = [dataclasses.replace(item, **{f.name: changed(getattr(item, f.name))}) for f in dataclasses.fields(item)
+                if f.name not in ("summary", "contents", "media")]  # fmt: skip
+    for name, kind in (("summary", ParsedContent), ("contents", ParsedContent), ("media", ParsedMedia)):
+        value = getattr(item, name)
+        part = value[0] if isinstance(value, tuple) else value
+        for f in dataclasses.fields(kind):
+            edited = dataclasses.replace(part, **{f.name: changed(getattr(part, f.name))})
+            variants.append(dataclasses.replace(item, **{name: (edited,) if isinstance(value, tuple) else edited}))
+    assert len(variants) == len(dataclasses.fields(ParsedEntry)) - 3 + 4 + 4 + 6
+    assert all(item_values(variant) != base for variant in variants)
+    assert len({repr(item_values(variant)) for variant in variants}) == len(variants)
+
+    def plain(value: object) -> bool:
+        return (isinstance(value, tuple) and all(map(plain, value))) or isinstance(value, str | int | type(None))
+
+    assert plain(base)
 
 
 def test_digest_covers_the_context_an_item_is_read_in() -> None:

@@ -18,7 +18,9 @@ _NEEDS_STRIPPING = re.compile(
 )
 _PARAGRAPH_BREAK = re.compile(r"\n[^\S\n]*\n\s*")
 _SPACE = re.compile(r"\s+")
-_WORD = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]|[^\W_]+(?:['’][^\W_]+)*")
+# Possessive quantifiers: the same matches (nothing after a word run can make it give characters
+# back), without the regex engine keeping backtracking points; findall runs on every text.
+_WORD = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]|[^\W_]++(?:['’][^\W_]++)*+")
 # "[…]" / "[...]" that WordPress appends to cut excerpts.
 _EXCERPT_MARK = re.compile(r"\s*\[\s*(?:…|\.\.\.|&hellip;|&#8230;)\s*\]\s*$")
 _READ_MORE_MARKERS = (
