@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from typing import Any
 
@@ -47,6 +48,8 @@ class Store(EntryStore):
             raise StorageError(f"cannot open the database {url!r}: {exc}") from exc
         # One writer at a time in this process keeps the change log's sequence in commit order.
         self._write_lock = threading.RLock()
+        # The connection of the transaction() this thread has open, if any.
+        self._local = threading.local()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -84,7 +87,30 @@ class Store(EntryStore):
         self.engine.dispose()
 
     def _write(self) -> Any:
-        return _WriteTransaction(self)
+        conn = getattr(self._local, "conn", None)
+        return _WriteTransaction(self) if conn is None else nullcontext(conn)
+
+    def _read(self) -> Any:
+        # Inside transaction(), reads see what it has written so far.
+        conn = getattr(self._local, "conn", None)
+        return self.engine.connect() if conn is None else nullcontext(conn)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Run this thread's store calls inside as one write transaction: one commit, all or nothing.
+
+        A poll's check writes entries, digests and the feed's state; committing them together
+        costs one commit instead of two, and a failure leaves none of them half-written.
+        """
+        if getattr(self._local, "conn", None) is not None:
+            yield
+            return
+        with _WriteTransaction(self) as conn:
+            self._local.conn = conn
+            try:
+                yield
+            finally:
+                self._local.conn = None
 
     # ------------------------------------------------------------------ feeds
 
@@ -311,7 +337,7 @@ class Store(EntryStore):
 
     def recent_publication_dates(self, feed_id: int, since: datetime) -> list[datetime]:
         """Return the publication dates of the feed's entries since ``since`` whose date the feed gave."""
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(
                 sa.select(entries_table.c.published_at).where(
                     entries_table.c.feed_id == feed_id,

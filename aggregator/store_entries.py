@@ -22,6 +22,9 @@ class EntryStore:
     def _write(self) -> Any:
         raise NotImplementedError
 
+    def _read(self) -> Any:
+        raise NotImplementedError
+
     def save_entries(
         self,
         feed_id: int,
@@ -128,7 +131,7 @@ class EntryStore:
 
     def stored_identities(self, feed_id: int, limit: int = 2000) -> dict[str, str]:
         """Return canonical URL -> identity of the feed's most recently seen entries."""
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(
                 sa.select(entries_table.c.url, entries_table.c.identity)
                 .where(entries_table.c.feed_id == feed_id)

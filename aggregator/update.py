@@ -284,7 +284,21 @@ def record_check(
     rng: random.Random,
     duration: float = 0.0,
 ) -> UpdateResult:
-    """Store what one check found (entries, then polling state) and return its summary."""
+    """Store what one check found (entries, then polling state) in one transaction; return its summary."""
+    with store.transaction():
+        return _record_check(store, feed, fetched, document, checked_at, policy, rng, duration)
+
+
+def _record_check(
+    store: Store,
+    feed: Feed,
+    fetched: FetchResult | FetchError,
+    document: Document | None,
+    checked_at: datetime,
+    policy: PollingPolicy,
+    rng: random.Random,
+    duration: float,
+) -> UpdateResult:
     new = updated = 0
     rate: float | None = None
     if isinstance(fetched, FetchError):

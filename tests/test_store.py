@@ -152,3 +152,32 @@ def test_sqlite_uses_wal(tmp_path) -> None:  # type: ignore[no-untyped-def]
     with store.engine.connect() as conn:
         assert conn.execute(sa.text("PRAGMA journal_mode")).scalar() == "wal"
     store.close()
+
+
+def test_a_transaction_commits_its_writes_together_or_not_at_all(any_store: Store) -> None:
+    feed = any_store.add_feed("https://news.example/feed.xml")
+    update = FeedUpdate(
+        checked_at=T0,
+        status=200,
+        error=None,
+        success=True,
+        next_check_at=T0 + timedelta(hours=1),
+        consecutive_failures=0,
+    )
+    with pytest.raises(RuntimeError, match="mid-check"):
+        with any_store.transaction():
+            assert any_store.save_entries(feed.id, [make_entry(feed.key, 1)], seen_at=T0) == (1, 0)
+            any_store.apply_feed_update(feed.id, update)
+            # Reads inside the transaction see its own writes.
+            assert any_store.stored_identities(feed.id) == {"https://news.example/1": "guid-1"}
+            raise RuntimeError("mid-check failure")
+    # Nothing of the failed check landed: no entry, no change-log row, no check recorded.
+    assert any_store.count_entries() == 0 and any_store.last_seq() == 0
+    assert any_store.get_feed(feed.id).last_checked_at is None  # type: ignore[union-attr]
+
+    with any_store.transaction():
+        any_store.save_entries(feed.id, [make_entry(feed.key, 1)], seen_at=T0)
+        any_store.apply_feed_update(feed.id, update)
+    # (PostgreSQL's sequence does not roll back, so the sequence number may skip one.)
+    assert any_store.count_entries() == 1 and len(any_store.changes_since(0)) == 1
+    assert any_store.get_feed(feed.id).last_checked_at == T0  # type: ignore[union-attr]
