@@ -48,8 +48,7 @@ class Store(EntryStore):
             raise StorageError(f"cannot open the database {url!r}: {exc}") from exc
         # One writer at a time in this process keeps the change log's sequence in commit order.
         self._write_lock = threading.RLock()
-        # The connection of the transaction() this thread has open, if any.
-        self._local = threading.local()
+        self._local = _OpenTransaction()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -87,12 +86,12 @@ class Store(EntryStore):
         self.engine.dispose()
 
     def _write(self) -> Any:
-        conn = getattr(self._local, "conn", None)
+        conn = self._local.conn
         return _WriteTransaction(self) if conn is None else nullcontext(conn)
 
     def _read(self) -> Any:
         # Inside transaction(), reads see what it has written so far.
-        conn = getattr(self._local, "conn", None)
+        conn = self._local.conn
         return self.engine.connect() if conn is None else nullcontext(conn)
 
     @contextmanager
@@ -102,7 +101,7 @@ class Store(EntryStore):
         A poll's check writes entries, digests and the feed's state; committing them together
         costs one commit instead of two, and a failure leaves none of them half-written.
         """
-        if getattr(self._local, "conn", None) is not None:
+        if self._local.conn is not None:
             yield
             return
         with _WriteTransaction(self) as conn:
@@ -347,6 +346,12 @@ class Store(EntryStore):
                 )
             )
             return [r[0] for r in rows]
+
+
+class _OpenTransaction(threading.local):
+    """The connection of the ``Store.transaction()`` this thread has open, if any."""
+
+    conn: Connection | None = None
 
 
 class _WriteTransaction:

@@ -285,52 +285,42 @@ def record_check(
     duration: float = 0.0,
 ) -> UpdateResult:
     """Store what one check found (entries, then polling state) in one transaction; return its summary."""
+    # One commit for the entries, digests and polling state: all of the check lands, or none of it.
     with store.transaction():
-        return _record_check(store, feed, fetched, document, checked_at, policy, rng, duration)
-
-
-def _record_check(
-    store: Store,
-    feed: Feed,
-    fetched: FetchResult | FetchError,
-    document: Document | None,
-    checked_at: datetime,
-    policy: PollingPolicy,
-    rng: random.Random,
-    duration: float,
-) -> UpdateResult:
-    new = updated = 0
-    rate: float | None = None
-    if isinstance(fetched, FetchError):
-        check = Check(status=fetched.status, headers={}, error=fetched.message)
-    elif fetched.status == 200 and document is not None and document.unchanged:
-        check = Check(status=200, headers=fetched.headers, redirects=fetched.redirects, same_document=True)
-    elif fetched.status == 200 and document is not None and document.error is None:
-        # Feeds that mint a new guid on every fetch would duplicate their items: known URLs keep
-        # their stored identity (decided here, in the single writer, which alone knows the store).
-        stored = store.stored_identities(feed.id)
-        entries = reconcile_identities(document.entries, stored)
-        new, updated = store.save_entries(feed.id, entries, seen_at=checked_at, digests=item_digests(document, stored))
-        rate = publishing_rate(store.recent_publication_dates(feed.id, checked_at - RATE_WINDOW), checked_at)
-        check = Check(
-            status=200,
-            headers=fetched.headers,
-            redirects=fetched.redirects,
-            ttl_minutes=document.ttl_minutes,
-            update_period=document.update_period,
-            update_frequency=document.update_frequency,
-            entries_per_week=rate,
-            title=document.title,
-            site_url=document.site_url,
-        )
-    elif fetched.status == 200:
-        error = document.error if document is not None else "the response could not be read"
-        check = Check(status=200, headers=fetched.headers, redirects=fetched.redirects, error=error)
-    else:
-        check = Check(status=fetched.status, headers=fetched.headers, redirects=fetched.redirects)
-    update = decide(feed, check, now=checked_at, policy=policy, rng=rng)
-    keep_hash = document.body_hash if document is not None and update.success and not document.unchanged else None
-    store.apply_feed_update(feed.id, update, entries_per_week=rate, body_hash=keep_hash)
+        new = updated = 0
+        rate: float | None = None
+        if isinstance(fetched, FetchError):
+            check = Check(status=fetched.status, headers={}, error=fetched.message)
+        elif fetched.status == 200 and document is not None and document.unchanged:
+            check = Check(status=200, headers=fetched.headers, redirects=fetched.redirects, same_document=True)
+        elif fetched.status == 200 and document is not None and document.error is None:
+            # Feeds that mint a new guid on every fetch would duplicate their items: known URLs keep
+            # their stored identity (decided here, in the single writer, which alone knows the store).
+            stored = store.stored_identities(feed.id)
+            entries = reconcile_identities(document.entries, stored)
+            new, updated = store.save_entries(
+                feed.id, entries, seen_at=checked_at, digests=item_digests(document, stored)
+            )
+            rate = publishing_rate(store.recent_publication_dates(feed.id, checked_at - RATE_WINDOW), checked_at)
+            check = Check(
+                status=200,
+                headers=fetched.headers,
+                redirects=fetched.redirects,
+                ttl_minutes=document.ttl_minutes,
+                update_period=document.update_period,
+                update_frequency=document.update_frequency,
+                entries_per_week=rate,
+                title=document.title,
+                site_url=document.site_url,
+            )
+        elif fetched.status == 200:
+            error = document.error if document is not None else "the response could not be read"
+            check = Check(status=200, headers=fetched.headers, redirects=fetched.redirects, error=error)
+        else:
+            check = Check(status=fetched.status, headers=fetched.headers, redirects=fetched.redirects)
+        update = decide(feed, check, now=checked_at, policy=policy, rng=rng)
+        keep_hash = document.body_hash if document is not None and update.success and not document.unchanged else None
+        store.apply_feed_update(feed.id, update, entries_per_week=rate, body_hash=keep_hash)
     size = 0 if isinstance(fetched, FetchError) else len(fetched.body)
     unchanged = document is not None and document.unchanged
     fields = {

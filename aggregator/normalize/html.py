@@ -10,7 +10,7 @@ from urllib.parse import urljoin, urlsplit
 import nh3
 from lxml import etree
 
-from .boilerplate import boilerplate_elements
+from .boilerplate import boilerplate_elements, element_text
 from .text import clean_line, clean_paragraphs
 
 # Removed with everything inside before anything else looks at the tree: active content, forms,
@@ -300,7 +300,7 @@ def _flatten_code(root: etree._Element) -> None:
         only = pre[0]
         if len(pre) == 1 and only.tag == "code" and not (pre.text or "").strip() and not (only.tail or "").strip():
             holder, pre.text, only.tail = only, None, None
-        text = "".join(holder.itertext())
+        text = element_text(holder)
         del holder[:]
         holder.text = text
 
@@ -394,7 +394,7 @@ def _paragraphs(root: etree._Element) -> list[str]:
             element.tail = _BREAK + (element.tail or "")
     for element in list(root.iter(*_CELL_TAGS)):
         element.tail = " " + (element.tail or "")
-    text = etree.tostring(root, method="text", encoding="unicode", with_tail=False)
+    text = element_text(root)
     return clean_paragraphs([line for chunk in text.split(_BREAK) if (line := clean_line(chunk))])
 
 

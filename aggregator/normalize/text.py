@@ -128,8 +128,12 @@ def is_boilerplate(paragraph: str) -> bool:
     return _BOILERPLATE.match(paragraph) is not None
 
 
-# For is_boilerplate_raw: "by cont" with any whitespace inside it.
-_RAW_BY_CONT = re.compile(r"by\s+cont")
+# For is_boilerplate_raw, the same markers as found in text whose whitespace is not yet collapsed:
+# those without a space as plain substrings, those with one as a pattern allowing any whitespace.
+_RAW_ANYWHERE_WORDS = tuple(marker for marker in _BOILERPLATE_ANYWHERE if " " not in marker)
+_RAW_ANYWHERE_PHRASES = re.compile(
+    "|".join(re.escape(marker).replace(r"\ ", r"\s+") for marker in _BOILERPLATE_ANYWHERE if " " in marker)
+)
 
 
 def is_boilerplate_raw(raw: str) -> bool:
@@ -145,7 +149,7 @@ def is_boilerplate_raw(raw: str) -> bool:
         # Substring tests on the lower-cased text, as is_boilerplate does: far cheaper than a
         # case-insensitive regex search.
         lowered = raw.lower()
-        if "recapt" not in lowered and "cook" not in lowered and _RAW_BY_CONT.search(lowered) is None:
+        if not any(word in lowered for word in _RAW_ANYWHERE_WORDS) and _RAW_ANYWHERE_PHRASES.search(lowered) is None:
             return False
     text = " ".join(raw.split())
     return bool(text) and is_boilerplate(text)
