@@ -48,6 +48,10 @@ class CliState:
                 self._config = load_config(path)
             if not self.verbose:
                 logging.getLogger().setLevel(self._config.log_level.upper())
+            if self._config.log_format != "text":
+                from .logs import use_log_format
+
+                use_log_format(self._config.log_format)
         return self._config
 
     @property
@@ -170,7 +174,10 @@ def run(state: CliState, tick: float) -> None:
             catch_up_index(services)
 
     catch_up_index(services)
-    scheduler = build_scheduler(services.store, state.config, after_poll=after_poll, tick_seconds=tick)
+    scheduler = build_scheduler(
+        services.store, state.config, after_poll=after_poll, tick_seconds=tick, observer=services.metrics.observer()
+    )
+    services.scheduler = scheduler  # /readyz watches it; /metrics counts its polls
     cli_search.schedule_index_maintenance(scheduler, services, lock)  # merges index segments every few hours
     scheduler.start()
     if state.config.source_path:  # SIGHUP re-reads the file: new feeds are polled soon, removed ones stop
