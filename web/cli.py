@@ -145,9 +145,20 @@ def _serve_forever(config: Config, services: Services) -> None:
     from .app import create_app
 
     app = create_app(config, services)
-    click.echo(f"Newsdesk on http://{config.server.host}:{config.server.port}/", err=True)
+    address = f"Newsdesk on http://{config.server.host}:{config.server.port}/"
+    if config.log_format == "json":
+        logging.getLogger("newsdesk").info(address)  # stderr stays one JSON object per line
+    else:
+        click.echo(address, err=True)
     waitress_serve(
-        app, host=config.server.host, port=config.server.port, threads=config.server.threads, ident="newsdesk"
+        app,
+        host=config.server.host,
+        port=config.server.port,
+        threads=config.server.threads,
+        ident="newsdesk",
+        # Keep X-Forwarded-For/Forwarded for /metrics, which refuses any request a proxy says came from
+        # outside server.metrics_allow (waitress drops them by default; nothing else reads or trusts them).
+        clear_untrusted_proxy_headers=False,
     )
 
 

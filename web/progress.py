@@ -6,6 +6,7 @@ no carriage returns. Lines a command prints while the bar is up go above it.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import sys
 import threading
@@ -40,13 +41,23 @@ class Progress:
         self.visible = _is_terminal(self.stream) and self.total > 1
         self._started = time.monotonic()
         self._drawn_at = 0.0
-        self._lock = threading.Lock()  # poll observers advance it from the poller's writer thread
+        self._lock = threading.RLock()  # poll observers advance it from the poller's writer thread
+        self._diverted: list[logging.StreamHandler[Any]] = []
 
     def __enter__(self) -> Progress:
+        if self.visible:
+            # Log lines (a poll logs one per feed) go above the bar instead of after it on its line.
+            for handler in logging.getLogger().handlers:
+                if isinstance(handler, logging.StreamHandler) and handler.stream is self.stream:
+                    handler.setStream(_AboveBar(self))
+                    self._diverted.append(handler)
         self._draw(force=True)
         return self
 
     def __exit__(self, *exc: object) -> None:
+        for handler in self._diverted:
+            handler.setStream(self.stream)
+        self._diverted.clear()
         self._clear()
 
     def advance(self, steps: int = 1) -> None:
@@ -91,6 +102,25 @@ class Progress:
         if self.visible:
             self.stream.write("\r\x1b[K")
             self.stream.flush()
+
+
+class _AboveBar:
+    """A stream for log handlers while a bar is up: each line clears the bar, is written, and the bar comes back."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+
+    def write(self, text: str) -> int:
+        progress = self.progress
+        with progress._lock:
+            progress._clear()
+            written = progress.stream.write(text)
+            if text.endswith("\n"):
+                progress._draw(force=True)
+            return written
+
+    def flush(self) -> None:
+        self.progress.stream.flush()
 
 
 def _clock(seconds: float) -> str:
