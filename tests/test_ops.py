@@ -13,6 +13,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
@@ -23,9 +24,12 @@ from flask import Flask
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
+from aggregator.config import Config
 from aggregator.errors import ConfigError
+from aggregator.store import Store
 from aggregator.update import update_feeds
 from web.app import create_app, services_of
+from web.feeds import feed_state
 from web.logs import JsonFormatter
 from web.metrics import client_addresses, metrics_allowed
 
@@ -154,7 +158,9 @@ def test_readyz_fails_when_a_feed_waits_past_the_staleness(tmp_path: Path, feed_
     services.close()
 
 
-def test_readyz_says_when_a_feature_in_use_is_missing(tmp_path: Path, feed_server: FeedServer) -> None:
+def test_readyz_says_when_a_feature_in_use_is_missing(
+    tmp_path: Path, feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # A `newsdesk serve` whose Python cannot import trafilatura (as under lxml 6 without lxml_html_clean),
     # with a feed asking for full content: not ready, and /readyz says why.
     shim = tmp_path / "shim" / "trafilatura"
@@ -169,11 +175,8 @@ def test_readyz_says_when_a_feature_in_use_is_missing(tmp_path: Path, feed_serve
         f'[[feeds]]\nurl = "{feed_server.url("/a.xml")}"\nfull_content = true\n'
     )
     newsdesk(config, "index")  # an (empty) index, so the features are the only thing missing
-    os.environ["PYTHONPATH"] = str(shim.parent)
-    try:
-        proc = start(config, "serve")
-    finally:
-        del os.environ["PYTHONPATH"]
+    monkeypatch.setenv("PYTHONPATH", str(shim.parent))
+    proc = start(config, "serve")
     try:
         answer = wait_for(f"http://127.0.0.1:{port}/readyz", lambda r: r.status_code in (200, 503))
     finally:
@@ -185,6 +188,34 @@ def test_readyz_says_when_a_feature_in_use_is_missing(tmp_path: Path, feed_serve
     feature = checks["features"]["features"]["full_content"]
     assert feature["available"] is False and feature["used"] is True
     assert "lxml_html_clean" in feature["reason"] and "full_content" in checks["features"]["error"]
+
+
+def test_monitoring_reads_of_the_store(any_store: Store, config: Config, feed_server: FeedServer) -> None:
+    feed_server.route("/good.xml", Reply(200, rss(3), {"Content-Type": "application/rss+xml"}))
+    feed_server.route("/broken.xml", Reply(503, b"down", {}))
+    good = any_store.add_feed(feed_server.url("/good.xml"))
+    broken = any_store.add_feed(feed_server.url("/broken.xml"))
+    gone = any_store.add_feed(feed_server.url("/gone.xml"))
+    any_store.set_feed_enabled(gone.id, False, "the server answered 410 Gone")
+    now = datetime.now(UTC)
+    oldest = any_store.oldest_due_at(now)
+    assert oldest is not None and oldest.tzinfo is not None and oldest <= now
+    assert any_store.last_check_at() is None
+    assert any_store.pending_changes(0) == (0, None)
+
+    update_feeds(any_store, [good, broken], config)
+    states: dict[str, int] = {}
+    for (enabled, reason, checked, failing), count in any_store.feed_state_counts().items():
+        state = feed_state(enabled=enabled, disabled_reason=reason, checked=checked, failing=failing)
+        states[state] = states.get(state, 0) + count
+    assert states == {"ok": 1, "failing": 1, "retired": 1}
+    checked_at = any_store.last_check_at()
+    assert checked_at is not None and abs((datetime.now(UTC) - checked_at).total_seconds()) < 120
+    count, first = any_store.pending_changes(0)
+    assert count == 3 and first is not None and first.tzinfo is not None
+    assert any_store.pending_changes(any_store.last_seq()) == (0, None)
+    # Both enabled feeds are scheduled in the future now; the retired one is never due.
+    assert any_store.oldest_due_at(datetime.now(UTC)) is None
 
 
 # ---------------------------------------------------------------------- /metrics
