@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 import tomllib
@@ -52,6 +53,10 @@ class ServerConfig:
     frame_ancestors: str = "*"
     #: Related-coverage API requests allowed per client per minute.
     rate_limit_per_minute: int = 120
+    #: Client addresses or networks allowed to read /metrics ("*": anyone; empty: /metrics is off).
+    metrics_allow: tuple[str, ...] = ("127.0.0.1", "::1")
+    #: /readyz fails when an enabled feed has waited this long past its due time (0: never).
+    ready_poll_staleness: Duration = Duration(1800)
 
 
 @dataclass(frozen=True)
@@ -148,6 +153,8 @@ class Config:
     database_url: str = ""
     #: Log level: debug, info, warning, error.
     log_level: str = "info"
+    #: Log line format: "text" (human) or "json" (one object per line).
+    log_format: str = "text"
     #: Web server options.
     server: ServerConfig = field(default_factory=ServerConfig)
     #: Polling options.
@@ -296,6 +303,19 @@ def _validate(config: Config, label: str) -> None:
         problems.append(("server.threads", "must be at least 1"))
     if config.log_level.lower() not in ("debug", "info", "warning", "error"):
         problems.append(("log_level", f"{config.log_level!r} is not one of debug, info, warning, error"))
+    if config.log_format not in ("text", "json"):
+        problems.append(("log_format", f"{config.log_format!r} is not one of text, json"))
+    for i, allowed in enumerate(config.server.metrics_allow):
+        if allowed != "*":
+            try:
+                ipaddress.ip_network(allowed, strict=False)
+            except ValueError:
+                problems.append(
+                    (
+                        f"server.metrics_allow[{i}]",
+                        f"{allowed!r} is not an IP address, a network such as 10.0.0.0/8, or *",
+                    )
+                )
     if config.database_url and not re.match(r"^(sqlite|postgresql)(\+\w+)?://", config.database_url):
         problems.append(("database_url", f"{config.database_url!r} is not a sqlite:// or postgresql:// URL"))
     if config.server.public_url and not re.match(r"^https?://[^/\s]+", config.server.public_url):

@@ -30,6 +30,7 @@ from .errors import FetchError, NewsdeskError
 from .fetch import make_client
 from .hosts import HostLimiter, host_of
 from .models import Feed, FetchResult, UpdateResult
+from .observe import PollObserver, check_outcome
 from .store import Store
 from .update import (
     Document,
@@ -60,6 +61,7 @@ class Poller:
         *,
         parse_processes: int | None = None,
         rng: random.Random | None = None,
+        observer: PollObserver | None = None,
     ) -> None:
         self.store = store
         self.config = config
@@ -71,6 +73,8 @@ class Poller:
         self.rng = rng or random.Random()
         # None: decide per batch (processes for big batches on machines with more than one core).
         self.parse_processes = parse_processes
+        #: Told of every fetch and check (metrics, progress); does nothing by default.
+        self.observer = observer or PollObserver()
         self._pool: ProcessPoolExecutor | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -215,6 +219,7 @@ class _Run:
             with self.wake:
                 self.in_flight -= 1
                 self.wake.notify_all()
+        self._observe(self.poller.observer.fetched, feed, time.monotonic() - started, fetched.status)
         if isinstance(fetched, FetchResult) and fetched.status == 200:
             digest = body_digest(fetched.body)
             if feed.body_hash == digest:
@@ -311,9 +316,21 @@ class _Run:
             log.exception("recording a check failed feed=%s", self.feeds[index].url)
             self.results[index] = UpdateResult(url=self.feeds[index].url, status=None, error=f"internal error: {exc}")
         finally:
+            result = self.results[index]
+            if result is not None:
+                parse_error = document.error if document is not None else None
+                outcome = check_outcome(fetched, parse_error, document is not None and document.unchanged, result)
+                self._observe(poller.observer.checked, self.feeds[index], result, outcome)
             with self.wake:
                 self.finished += 1
                 self.wake.notify_all()
+
+    @staticmethod
+    def _observe(callback: Any, *args: Any) -> None:
+        try:
+            callback(*args)
+        except Exception:  # watching a poll must never break it
+            log.exception("a poll observer failed")
 
     def shutdown(self) -> None:
         self.fetchers.shutdown(wait=True)

@@ -19,6 +19,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from .config import Config, load_config
 from .errors import NewsdeskError
+from .observe import PollObserver
 from .poller import PROCESS_POOL_MIN_FEEDS, Poller
 from .store import Store
 from .update import sync_config_feeds
@@ -38,7 +39,13 @@ class PollJob:
     """The scheduler's job: poll the feeds due at each tick with a long-lived Poller; reloadable."""
 
     def __init__(
-        self, store: Store, config: Config, after: Callable[[], None] | None = None, *, poller: Poller | None = None
+        self,
+        store: Store,
+        config: Config,
+        after: Callable[[], None] | None = None,
+        *,
+        poller: Poller | None = None,
+        observer: PollObserver | None = None,
     ) -> None:
         #: The store feeds and their polling state come from.
         self.store = store
@@ -46,6 +53,8 @@ class PollJob:
         self.config = config
         #: Called after each tick that checked feeds (e.g. to catch the index up).
         self.after = after
+        #: Handed to every Poller this job builds (metrics in `newsdesk run`).
+        self.observer = observer
         self._poller = poller
         self._lock = threading.Lock()
 
@@ -55,7 +64,7 @@ class PollJob:
             due = self.store.due_feeds(datetime.now(UTC))
             if due:
                 if self._poller is None:
-                    self._poller = Poller(self.store, self.config)
+                    self._poller = Poller(self.store, self.config, observer=self.observer)
                 results = self._poller.poll(due)
                 failed = sum(1 for r in results if r.error)
                 log.info("tick checked=%d failed=%d", len(results), failed)
@@ -85,14 +94,19 @@ class PollJob:
 
 
 def build_scheduler(
-    store: Store, config: Config, *, after_poll: Callable[[], None] | None = None, tick_seconds: float = 15
+    store: Store,
+    config: Config,
+    *,
+    after_poll: Callable[[], None] | None = None,
+    tick_seconds: float = 15,
+    observer: PollObserver | None = None,
 ) -> BackgroundScheduler:
     """Return a (not yet started) scheduler that polls due feeds every ``tick_seconds``."""
     # One scheduler per process, in-memory job store: polling state lives in our own store,
     # so APScheduler's job stores are never shared between processes.
     scheduler = BackgroundScheduler(timezone=UTC)
     scheduler.add_job(
-        PollJob(store, config, after_poll),
+        PollJob(store, config, after_poll, observer=observer),
         "interval",
         seconds=tick_seconds,
         id=JOB_ID,

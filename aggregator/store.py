@@ -347,6 +347,38 @@ class Store(EntryStore):
             )
             return [r[0] for r in rows]
 
+    # ------------------------------------------------------------------ monitoring (cheap aggregate reads)
+
+    def feed_state_counts(self) -> dict[tuple[bool, str | None, bool, bool], int]:
+        """Return how many feeds share each (enabled, disabled reason, ever checked, failing) combination."""
+        f = feeds_table.c
+        checked = f.last_checked_at.is_not(None)
+        failing = f.consecutive_failures > 0
+        query = sa.select(f.enabled, f.disabled_reason, checked, failing, sa.func.count()).group_by(
+            f.enabled, f.disabled_reason, checked, failing
+        )
+        with self.engine.connect() as conn:
+            return {
+                (bool(enabled), reason, bool(was_checked), bool(is_failing)): int(count)
+                for enabled, reason, was_checked, is_failing, count in conn.execute(query)
+            }
+
+    def last_check_at(self) -> datetime | None:
+        """Return when any feed was last checked, or None when none ever was."""
+        with self.engine.connect() as conn:
+            value: datetime | None = conn.execute(sa.select(sa.func.max(feeds_table.c.last_checked_at))).scalar()
+        return value
+
+    def oldest_due_at(self, now: datetime) -> datetime | None:
+        """Return the due time of the enabled feed that has waited longest past it, or None when none is due."""
+        f = feeds_table.c
+        # A feed never scheduled is due since it was added.
+        due = sa.func.coalesce(f.next_check_at, f.created_at)
+        query = sa.select(sa.func.min(due)).where(f.enabled.is_(True), due <= now)
+        with self.engine.connect() as conn:
+            value: datetime | None = conn.execute(query).scalar()
+        return value
+
 
 class _OpenTransaction(threading.local):
     """The connection of the ``Store.transaction()`` this thread has open, if any."""

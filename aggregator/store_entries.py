@@ -243,3 +243,10 @@ class EntryStore:
             ).all()
         entries = self.get_entries([r.entry_id for r in rows])
         return [Change(seq=r.seq, entry_id=r.entry_id, entry=entries.get(r.entry_id)) for r in rows]
+
+    def pending_changes(self, after_seq: int) -> tuple[int, datetime | None]:
+        """Return how many changes were logged after ``after_seq`` and when the oldest of them was (index lag)."""
+        query = sa.select(sa.func.count(), sa.func.min(changes_table.c.at)).where(changes_table.c.seq > after_seq)
+        with self.engine.connect() as conn:
+            count, oldest = conn.execute(query).one()
+        return int(count), oldest

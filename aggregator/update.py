@@ -30,6 +30,7 @@ from .models import Entry, Feed, FeedContext, FetchResult, ParsedFeed, UpdateRes
 from .normalize.feed import normalize_changed
 from .normalize.fullcontent import with_full_content
 from .normalize.reconcile import reconcile_identities, reconcile_identity
+from .observe import PollObserver
 from .parse import parse_feed
 from .policy import RATE_WINDOW, Check, PollingPolicy, decide, publishing_rate
 from .store import Store, host_title
@@ -416,11 +417,13 @@ def safe_record(
         return UpdateResult(url=feed.url, status=None, error=message)
 
 
-def update_feeds(store: Store, feeds: Iterable[Feed], config: Config) -> list[UpdateResult]:
+def update_feeds(
+    store: Store, feeds: Iterable[Feed], config: Config, *, observer: PollObserver | None = None
+) -> list[UpdateResult]:
     """Check several feeds concurrently, politely per host, and return one result per feed, in input order."""
     from .poller import Poller
 
-    with Poller(store, config) as poller:
+    with Poller(store, config, observer=observer) as poller:
         return poller.poll(feeds)
 
 

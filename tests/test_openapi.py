@@ -49,6 +49,7 @@ def test_every_endpoint_answers_as_documented(app: Flask) -> None:
         ("/oembed", "/oembed?url=https://nowhere.example/x", 404),
         ("/oembed", f"/oembed?url={article.url}&format=xml", 501),
         ("/healthz", "/healthz", 200),
+        ("/readyz", "/readyz", 200),
     ]
     for path, url, status in cases:
         answer = client.get(url)
@@ -69,5 +70,5 @@ def test_the_document_is_strict_enough_to_catch_a_drift(app: Flask) -> None:
 def test_root_endpoints_declare_the_site_root(app: Flask) -> None:
     document = app.test_client().get("/api/v1/openapi.json").get_json()
     assert document["servers"][0]["url"].endswith("/api/v1")
-    for path in ("/oembed", "/healthz"):
+    for path in ("/oembed", "/healthz", "/readyz", "/metrics"):
         assert not document["paths"][path]["servers"][0]["url"].endswith("/api/v1")

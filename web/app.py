@@ -17,7 +17,8 @@ def create_app(config: Config, services: Services | None = None) -> Flask:
     """Return the web application for ``config`` (web workers only read the index)."""
     app = Flask(__name__)
     app.config["NEWSDESK"] = config
-    app.extensions["newsdesk"] = services or build_services(config)
+    app.extensions["newsdesk"] = services = services or build_services(config)
+    services.metrics.install(app)  # request timing for /metrics (a registry per Services, never the global one)
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
     from .api import api

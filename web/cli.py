@@ -48,6 +48,10 @@ class CliState:
                 self._config = load_config(path)
             if not self.verbose:
                 logging.getLogger().setLevel(self._config.log_level.upper())
+            if self._config.log_format != "text":
+                from .logs import use_log_format
+
+                use_log_format(self._config.log_format)
         return self._config
 
     @property
@@ -141,9 +145,20 @@ def _serve_forever(config: Config, services: Services) -> None:
     from .app import create_app
 
     app = create_app(config, services)
-    click.echo(f"Newsdesk on http://{config.server.host}:{config.server.port}/", err=True)
+    address = f"Newsdesk on http://{config.server.host}:{config.server.port}/"
+    if config.log_format == "json":
+        logging.getLogger("newsdesk").info(address)  # stderr stays one JSON object per line
+    else:
+        click.echo(address, err=True)
     waitress_serve(
-        app, host=config.server.host, port=config.server.port, threads=config.server.threads, ident="newsdesk"
+        app,
+        host=config.server.host,
+        port=config.server.port,
+        threads=config.server.threads,
+        ident="newsdesk",
+        # Keep X-Forwarded-For/Forwarded for /metrics, which refuses any request a proxy says came from
+        # outside server.metrics_allow (waitress drops them by default; nothing else reads or trusts them).
+        clear_untrusted_proxy_headers=False,
     )
 
 
@@ -170,7 +185,10 @@ def run(state: CliState, tick: float) -> None:
             catch_up_index(services)
 
     catch_up_index(services)
-    scheduler = build_scheduler(services.store, state.config, after_poll=after_poll, tick_seconds=tick)
+    scheduler = build_scheduler(
+        services.store, state.config, after_poll=after_poll, tick_seconds=tick, observer=services.metrics.observer()
+    )
+    services.scheduler = scheduler  # /readyz watches it; /metrics counts its polls
     cli_search.schedule_index_maintenance(scheduler, services, lock)  # merges index segments every few hours
     scheduler.start()
     if state.config.source_path:  # SIGHUP re-reads the file: new feeds are polled soon, removed ones stop

@@ -65,7 +65,10 @@ def poll(state: CliState, once: bool, check_all: bool, no_index: bool, feed: str
             targets.append(candidate)
     else:
         targets = services.store.due_feeds(now)
-    results = update_feeds(services.store, targets, state.config)
+    from .progress import Progress, ProgressObserver
+
+    with Progress("poll", len(targets)) as progress:
+        results = update_feeds(services.store, targets, state.config, observer=ProgressObserver(progress))
     for result in results:
         click.echo(_result_line(result))
     failed = sum(1 for r in results if r.error)
@@ -206,15 +209,19 @@ def feeds_import(state: CliState, file: Path) -> None:
     except OSError as exc:
         raise ConfigError(f"{file}: cannot read the OPML file ({exc.strerror})") from exc
     listed, skipped = read_opml(data, label=str(file))
+    from .progress import Progress
+
     store = state.services.store
     added = 0
-    for item in listed:
-        if store.find_feed(item.url) is not None:
-            click.echo(f"present {item.url}")
-            continue
-        store.add_feed(item.url, title=item.title, tags=item.categories, origin="opml")
-        added += 1
-        click.echo(f"added   {item.url}" + (f" [{', '.join(item.categories)}]" if item.categories else ""))
+    with Progress("import", len(listed)) as progress:
+        for item in listed:
+            if store.find_feed(item.url) is not None:
+                progress.echo(f"present {item.url}")
+            else:
+                store.add_feed(item.url, title=item.title, tags=item.categories, origin="opml")
+                added += 1
+                progress.echo(f"added   {item.url}" + (f" [{', '.join(item.categories)}]" if item.categories else ""))
+            progress.advance()
     for skip in skipped:
         click.echo(f"skipped {skip.url}: {skip.reason}", err=True)
     click.echo(f"imported {added} new feed(s) of {len(listed)} listed; {len(skipped)} skipped", err=True)

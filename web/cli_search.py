@@ -46,8 +46,11 @@ def schedule_index_maintenance(scheduler: Any, services: Services, lock: threadi
 @click.pass_obj
 def reindex(state: CliState) -> None:
     """Rebuild the search index from the store beside the live one, then swap it in atomically."""
+    from .progress import CountingEntries, Progress
+
     services = state.services
-    stats = services.indexer().rebuild(services.store)
+    with Progress("reindex", services.store.count_entries()) as progress:
+        stats = services.indexer().rebuild(CountingEntries(services.store, progress))
     click.echo(f"reindexed {stats.upserts} entries (change seq {stats.seq})")
 
 

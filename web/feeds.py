@@ -39,13 +39,27 @@ def relative(value: datetime | None, now: datetime, *, due: bool = False) -> str
     return f"in {words}" if seconds > 0 else f"{words} ago"
 
 
+#: Every word ``feed_state`` returns.
+FEED_STATES = ("ok", "new", "failing", "disabled", "retired")
+
+
+def feed_state(*, enabled: bool, disabled_reason: str | None, checked: bool, failing: bool) -> str:
+    """Return a feed's state in one word (one of FEED_STATES) from its polling facts."""
+    if not enabled:
+        return "retired" if disabled_reason and "410" in disabled_reason else "disabled"
+    if not checked:
+        return "new"
+    return "failing" if failing else "ok"
+
+
 def health(feed: Feed) -> str:
     """Return the feed's state in one word: ok, failing, retired or new."""
-    if not feed.enabled:
-        return "retired" if feed.disabled_reason and "410" in feed.disabled_reason else "disabled"
-    if feed.last_checked_at is None:
-        return "new"
-    return "failing" if feed.consecutive_failures else "ok"
+    return feed_state(
+        enabled=feed.enabled,
+        disabled_reason=feed.disabled_reason,
+        checked=feed.last_checked_at is not None,
+        failing=feed.consecutive_failures > 0,
+    )
 
 
 def _sorted() -> list[Feed]:

@@ -55,7 +55,26 @@ OEMBED = _object(
         "cache_age": _INT,
     }
 )
-HEALTH = _object({"status": {"enum": ["ok", "error"]}, "entries": _INT, "index": {"enum": ["ready", "empty"]}})
+HEALTH = _object({"status": {"const": "ok"}, "uptime_seconds": {"type": "number", "minimum": 0}})
+_CHECK = {
+    "type": "object",
+    "properties": {"ok": {"type": "boolean"}, "seconds": {"type": "number"}, "error": _STRING},
+    "required": ["ok", "seconds"],
+}
+READY = _object(
+    {
+        "status": {"enum": ["ok", "error"]},
+        "entries": _NULLABLE_INT,
+        "index": {"enum": ["ready", "empty"]},
+        "checks": {
+            "type": "object",
+            "description": "One entry per check: store, index, scheduler (in `newsdesk run` only), polling, features.",
+            "properties": {name: _CHECK for name in ("store", "index", "scheduler", "polling", "features")},
+            "required": ["store", "index", "polling", "features"],
+            "additionalProperties": False,
+        },
+    }
+)
 
 
 def _query(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -120,10 +139,33 @@ def more_paths(root_url: str) -> dict[str, Any]:
             "servers": at_root,
             "get": {
                 "operationId": "health",
-                "summary": "Liveness and readiness",
+                "summary": "Liveness: the process answers (touches neither the database nor the index)",
+                "responses": {"200": _json_response("The process is up.", HEALTH)},
+            },
+        },
+        "/readyz": {
+            "servers": at_root,
+            "get": {
+                "operationId": "ready",
+                "summary": "Readiness: store, index, scheduler, polling freshness, optional features",
                 "responses": {
-                    "200": _json_response("The service is up.", HEALTH),
-                    "503": _json_response("The database is unavailable.", {"type": "object"}),
+                    "200": _json_response("Every check passed.", READY),
+                    "503": _json_response("A check failed; its `error` says why.", READY),
+                },
+            },
+        },
+        "/metrics": {
+            "servers": at_root,
+            "get": {
+                "operationId": "metrics",
+                "summary": "Prometheus metrics (only to the addresses in server.metrics_allow)",
+                "responses": {
+                    "200": {
+                        "description": "Prometheus text format, or OpenMetrics when the Accept header asks for it.",
+                        "content": {"text/plain": {"schema": _STRING}},
+                    },
+                    "403": {"description": "The client's address is not in server.metrics_allow."},
+                    "404": {"description": "Metrics are turned off (server.metrics_allow = [])."},
                 },
             },
         },
