@@ -363,6 +363,8 @@ def test_a_missing_optional_dependency_is_reported_everywhere(tmp_path: Path, fe
     try:
         feeds = _wait_for(f"http://127.0.0.1:{port}/api/v1/feeds")
         assert "trafilatura cannot be imported" in feeds.json()["feeds"][0]["warnings"][0]
+        page = httpx.get(f"http://127.0.0.1:{port}/feeds", timeout=30)
+        assert page.status_code == 200 and "full_content is on but unavailable" in page.text
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=20)
