@@ -25,6 +25,7 @@ import httpx
 
 from .config import Config
 from .errors import FeedError, FetchError, NewsdeskError, NotAFeedError
+from .features import feed_warnings, unavailable_reason
 from .fetch import FetchLimits, HostGate, fetch_url
 from .models import Entry, Feed, FeedContext, FetchResult, ParsedFeed, UpdateResult
 from .normalize.feed import normalize_changed
@@ -209,7 +210,8 @@ def with_article_pages(
     """
     entries = tuple(entries)
     stored = store.get_entries([e.id for e in entries])
-    budget = FULL_CONTENT_PER_CHECK
+    # Without the extractor, fetching article pages would only cost their publishers (the feed says why).
+    budget = 0 if unavailable_reason("full_content") else FULL_CONTENT_PER_CHECK
     enriched: list[Entry] = []
     for entry in entries:
         previous = stored.get(entry.id)
@@ -344,6 +346,7 @@ def record_check(
         for note in (
             f"moved to {update.new_url}" if update.new_url else None,
             "same body as last time; not parsed" if unchanged else None,
+            *feed_warnings(feed),
         )
         if note
     )

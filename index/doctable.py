@@ -66,11 +66,20 @@ def _codes_from_postings(leaf: Any, fieldname: str, size: int) -> _Codes:
     return _Codes(codes, values)
 
 
+def column_values(reader: Any, fieldname: str, *, translate: bool) -> Iterable[Any]:
+    """Return a reader's values of a column field in document order (none for a reader without documents)."""
+    if reader.doc_count_all() == 0:
+        # An index without segments (a fresh install, or every document merged away) opens as Whoosh's
+        # EmptyReader, whose column_reader raises NotImplementedError: it has no documents, so no values.
+        return ()
+    return reader.column_reader(fieldname, translate=translate)  # type: ignore[no-any-return]
+
+
 def _read_segment(leaf: Any) -> _Segment:
     size = leaf.doc_count_all()
-    published = np.fromiter(leaf.column_reader("published", translate=False), dtype=np.int64, count=size)
+    published = np.fromiter(column_values(leaf, "published", translate=False), dtype=np.int64, count=size)
     published = (published - _EPOCH_US) // 1_000_000
-    ids = [str(v) for v in leaf.column_reader("id", translate=True)]
+    ids = [str(v) for v in column_values(leaf, "id", translate=True)]
     tag_docs: list[int] = []
     tag_codes: list[int] = []
     tag_values: list[str] = []
@@ -82,8 +91,8 @@ def _read_segment(leaf: Any) -> _Segment:
     return _Segment(
         published=published,
         ids=ids,
-        sources=_codes_from_values(leaf.column_reader("source_name", translate=True)),
-        groups=_codes_from_values(leaf.column_reader("dupgroup", translate=True)),
+        sources=_codes_from_values(column_values(leaf, "source_name", translate=True)),
+        groups=_codes_from_values(column_values(leaf, "dupgroup", translate=True)),
         languages=_codes_from_postings(leaf, "language", size),
         tag_docs=np.asarray(tag_docs, dtype=np.int64),
         tag_codes=np.asarray(tag_codes, dtype=np.int32),

@@ -56,6 +56,11 @@ LANGUAGE_NAMES = {
     "japanese": "ja",
 }
 
+#: The orders results can come in (here rather than in index.search so the CLI can offer them without Whoosh).
+SORTS = ("relevance", "newest", "oldest")
+#: Largest page size anyone may ask for.
+MAX_PER_PAGE = 100
+
 _RELATIVE = {
     "today": timedelta(days=1),
     "past day": timedelta(days=1),

@@ -30,16 +30,12 @@ from .compile import (
 from .doctable import DocTable, DocTableCache, IntArray
 from .facets import Facets, FacetValue, count_facets
 from .indexer import IndexLocation
-from .query import ParsedQuery, parse_query
+from .query import MAX_PER_PAGE, SORTS, ParsedQuery, parse_query
 from .schema import tag_key
 from .scoring import intersect, union
 from .snippets import make_snippet, mark_title
 from .suggest import suggest_query
 
-#: The orders results can come in.
-SORTS = ("relevance", "newest", "oldest")
-#: Largest page size anyone may ask for.
-MAX_PER_PAGE = 100
 #: Copies of a story listed under its result ("N more from other outlets"); the count covers all.
 MAX_DUPLICATES_SHOWN = 10
 

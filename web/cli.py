@@ -1,7 +1,13 @@
-"""The `newsdesk` command: a thin click layer over the same functions the web uses."""
+"""The `newsdesk` command: a thin click layer over the same functions the web uses.
+
+Each command imports the libraries it uses when it runs (Flask, SQLAlchemy, Whoosh, numpy, httpx
+take seconds to import on a busy machine): `newsdesk --help` and a mistyped option answer at once.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import errno
 import json
 import logging
 import signal
@@ -9,21 +15,15 @@ import sys
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from aggregator.config import Config, load_config, resolve_config_path
-from aggregator.errors import FeedError, NewsdeskError
-from aggregator.fetch import fetch_url, is_local, make_client
-from aggregator.models import Feed
-from aggregator.normalize import normalize_feed
-from aggregator.parse import parse_feed
-from aggregator.store import host_title
-from aggregator.update import feed_context, limits_from_config, sync_config_feeds
+from aggregator.errors import NewsdeskError
 
-from .serialize import entry_json, iso
-from .services import Services, build_services
+if TYPE_CHECKING:
+    from .services import Services
 
 
 class CliState:
@@ -34,6 +34,8 @@ class CliState:
         self.verbose = verbose
         self._config: Config | None = None
         self._services: Services | None = None
+        #: --host / --port given to `serve` or `run`, overriding the config's server table.
+        self.listen: dict[str, Any] = {}
 
     @property
     def config(self) -> Config:
@@ -52,11 +54,16 @@ class CliState:
                 from .logs import use_log_format
 
                 use_log_format(self._config.log_format)
+            if self.listen:
+                server = dataclasses.replace(self._config.server, **self.listen)
+                self._config = dataclasses.replace(self._config, server=server)
         return self._config
 
     @property
     def services(self) -> Services:
         if self._services is None:
+            from .services import build_services
+
             self._services = build_services(self.config)
         return self._services
 
@@ -114,6 +121,15 @@ def catch_up_index(services: Services) -> None:
 def inspect(state: CliState, source: str, as_json: bool) -> None:
     """Fetch, parse and normalize SOURCE (URL or file) and print its entries; stores nothing."""
     from aggregator.config import check_feed_url
+    from aggregator.errors import FeedError
+    from aggregator.fetch import fetch_url, is_local, make_client
+    from aggregator.models import Feed
+    from aggregator.normalize import normalize_feed
+    from aggregator.parse import parse_feed
+    from aggregator.store import host_title
+    from aggregator.update import feed_context, limits_from_config
+
+    from .serialize import entry_json, iso
 
     config = state.config
     check_feed_url(source, "SOURCE")
@@ -139,45 +155,102 @@ def inspect(state: CliState, source: str, as_json: bool) -> None:
             )
 
 
-def _serve_forever(config: Config, services: Services) -> None:
-    from waitress import serve as waitress_serve
+def listen_options(command: Any) -> Any:
+    """Add --host and --port (overriding server.host and server.port) to a command that serves the web."""
+
+    def remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        if value is not None:
+            ctx.ensure_object(CliState).listen[str(param.name)] = value
+        return value
+
+    command = click.option(
+        "--port", type=click.IntRange(1, 65535), expose_value=False, callback=remember, help="Override server.port."
+    )(command)
+    return click.option(
+        "--host", metavar="ADDRESS", expose_value=False, callback=remember, help="Override server.host."
+    )(command)
+
+
+def bind_server(config: Config, services: Services) -> Any:
+    """Return a waitress server listening on the configured address, or exit with one line saying why it cannot.
+
+    `serve` and `run` bind before they start anything else (scheduler, polling, index catch-up), so a
+    port in use stops them at once, with nothing half-started to shut down.
+    """
+    from waitress.server import create_server
 
     from .app import create_app
 
-    app = create_app(config, services)
-    address = f"Newsdesk on http://{config.server.host}:{config.server.port}/"
+    host, port = config.server.host, config.server.port
+    try:
+        return create_server(
+            create_app(config, services),
+            host=host,
+            port=port,
+            threads=config.server.threads,
+            ident="newsdesk",
+            # Keep X-Forwarded-For/Forwarded for /metrics, which refuses any request a proxy says came from
+            # outside server.metrics_allow (waitress drops them by default; nothing else reads or trusts them).
+            clear_untrusted_proxy_headers=False,
+        )
+    except (OSError, ValueError) as error:
+        # waitress turns a host name it cannot resolve (socket.gaierror) into "ValueError: Invalid host/port".
+        exc = error if isinstance(error, OSError) else error.__context__
+        if not isinstance(exc, OSError):
+            exc = OSError(0, str(error))
+        where = config.source_path or "config.toml"
+        known = {
+            errno.EADDRINUSE: ("address already in use", f"set server.port in {where} or pass --port"),
+            errno.EACCES: ("permission denied", f"choose a port above 1023 in {where} or with --port"),
+            errno.EADDRNOTAVAIL: ("no such address on this machine", f"set server.host in {where} or pass --host"),
+        }
+        reason, advice = known.get(
+            exc.errno or 0,
+            ((exc.strerror or str(exc)).lower(), f"check server.host and server.port in {where}, or --host/--port"),
+        )
+        fail(f"cannot listen on {host}:{port}: {reason} ({advice})")
+
+
+def serve_forever(server: Any, config: Config) -> None:
+    """Say where the server listens and serve requests until the process is stopped."""
+    address = f"Newsdesk on http://{server.effective_host}:{server.effective_port}/"
     if config.log_format == "json":
         logging.getLogger("newsdesk").info(address)  # stderr stays one JSON object per line
     else:
         click.echo(address, err=True)
-    waitress_serve(
-        app,
-        host=config.server.host,
-        port=config.server.port,
-        threads=config.server.threads,
-        ident="newsdesk",
-        # Keep X-Forwarded-For/Forwarded for /metrics, which refuses any request a proxy says came from
-        # outside server.metrics_allow (waitress drops them by default; nothing else reads or trusts them).
-        clear_untrusted_proxy_headers=False,
-    )
+    server.run()
+
+
+def log_features(services: Services) -> None:
+    """Log each optional feature this installation lacks, with how many feeds ask for it (one line each)."""
+    from aggregator.features import check_features
+
+    check_features(services.store.list_feeds())
 
 
 @main.command()
+@listen_options
 @click.pass_obj
 def serve(state: CliState) -> None:
     """Serve the web front end only (production WSGI server; reads the index, never writes it)."""
-    _serve_forever(state.config, state.services)
+    server = bind_server(state.config, state.services)
+    log_features(state.services)
+    serve_forever(server, state.config)
 
 
 @main.command()
 @click.option("--tick", default=15.0, show_default=True, help="Seconds between scheduler checks for due feeds.")
+@listen_options
 @click.pass_obj
 def run(state: CliState, tick: float) -> None:
     """Poll feeds on schedule, index, and serve the web front end, in one process."""
     from aggregator.scheduler import build_scheduler, install_reload_on_sighup
+    from aggregator.update import sync_config_feeds
 
     services = state.services
+    server = bind_server(state.config, services)
     sync_config_feeds(services.store, state.config)
+    log_features(services)
     lock = threading.Lock()
 
     def after_poll() -> None:
@@ -200,7 +273,7 @@ def run(state: CliState, tick: float) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     try:
-        _serve_forever(state.config, services)
+        serve_forever(server, state.config)
     finally:
         if scheduler.running:
             scheduler.shutdown(wait=False)

@@ -7,17 +7,17 @@ import json
 import re
 import threading
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from aggregator.errors import QueryError
-from index.query import parse_date
-from index.search import MAX_PER_PAGE, SORTS, Filters, Ranking, search
+from index.query import MAX_PER_PAGE, SORTS, parse_date
 
 from .cli import CliState, main
-from .serialize import iso
-from .services import Services
+
+if TYPE_CHECKING:
+    from .services import Services
 
 #: Segments allowed before the scheduled maintenance merges them all.
 MAX_SEGMENTS = 8
@@ -111,7 +111,10 @@ def search_command(
     no_collapse: bool,
 ) -> None:
     """Search the index (QUERY syntax: see `newsdesk search --help` or the search page's tips)."""
+    from index.search import Filters, Ranking, search
+
     from .api import SearchRequest, results_json
+    from .serialize import iso
 
     services = state.services
     options = state.config.search

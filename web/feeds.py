@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, render_template
 
+from aggregator.features import feed_warnings
 from aggregator.models import Feed
 
 from .app import services_of
@@ -74,7 +75,14 @@ def feeds_page() -> Any:
     now = datetime.now(UTC)
     failing = sum(1 for f in items if f.enabled and f.consecutive_failures)
     return render_template(
-        "feeds/list.html", feeds=items, now=now, failing=failing, relative=relative, health=health, iso=iso
+        "feeds/list.html",
+        feeds=items,
+        now=now,
+        failing=failing,
+        relative=relative,
+        health=health,
+        iso=iso,
+        warnings=feed_warnings,
     )
 
 

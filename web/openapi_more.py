@@ -29,6 +29,11 @@ FEED = _object(
         "retry_after_until": _NULLABLE_DATE_TIME,
         "entries_per_week": {"type": ["number", "null"]},
         "entry_count": {"type": "integer", "minimum": 0},
+        "warnings": {
+            **_array(_STRING),
+            "description": "What the feed asks for that this installation cannot do (an optional feature whose "
+            "library is missing), in plain words; empty when nothing.",
+        },
     },
 )
 RELATED_ITEM = _object(

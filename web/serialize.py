@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from aggregator.features import feed_warnings
 from aggregator.models import Entry, Feed
 from aggregator.normalize.urls import is_http_url
 
@@ -74,4 +75,5 @@ def feed_json(feed: Feed) -> dict[str, Any]:
         "min_interval_seconds": feed.min_interval_seconds,
         "pending_redirect_url": feed.pending_redirect_url,
         "pending_redirect_count": feed.pending_redirect_count,
+        "warnings": list(feed_warnings(feed)),
     }

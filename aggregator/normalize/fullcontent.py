@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 
+from ..features import load
 from ..models import Entry
 from .dedupe import simhash
 from .entry import SUMMARY_LIMIT
@@ -27,9 +28,10 @@ def extract_article(html_bytes: bytes, url: str) -> tuple[str, str] | None:
     """Return (sanitized html, plain text) of an article page's main content, or None when extraction fails."""
     if not html_bytes or not html_bytes.strip():
         return None
+    trafilatura = load("full_content")
+    if trafilatura is None:  # not installed or broken: logged once, and shown on every full_content feed
+        return None
     try:
-        import trafilatura
-
         extracted = trafilatura.extract(
             html_bytes,
             url=url or None,
