@@ -298,6 +298,8 @@ def parse_feed(body: bytes, headers: Mapping[str, str] | None = None, *, url: st
             f"refused: the document's DTD entities would expand to more than {_size(exc.budget)} of text "
             "(an entity-expansion attack, or a broken feed)",
         ) from exc
+    except MemoryError:
+        raise  # not a property of the feed: the caller decides (a parse worker is replaced)
     except Exception as exc:  # feedparser is documented never to raise; guard anyway.
         raise ParseError(url, f"the feed parser failed: {exc}") from exc
     version = str(result.get("version") or "")

@@ -45,6 +45,7 @@ from .update import (
     policy_from_config,
     read_body,
     safe_record,
+    warm_up,
     with_article_pages,
 )
 from .workers import WorkerLimitError, WorkerLimits, WorkerPool, WorkerTaskError
@@ -122,7 +123,7 @@ class Poller:
             # threaded process can copy a held lock into the child.
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(["aggregator.parse", "aggregator.normalize", "aggregator.update"])
-            self._pool = WorkerPool(workers, self.worker_limits, context)
+            self._pool = WorkerPool(workers, self.worker_limits, context, initializer=warm_up)
         return self._pool
 
     # ------------------------------------------------------------------ polling
@@ -275,7 +276,8 @@ class _Run:
         try:
             document = dataclasses.replace(future.result(), body_hash=digest)
         except WorkerLimitError as exc:  # over the time or memory cap, or the worker died: this feed only
-            document = Document(error=f"parsing stopped: {exc}")
+            setting = {"timeout": " (polling.parse_timeout)", "memory": " (polling.parse_memory_limit)"}
+            document = Document(error=f"parsing the feed {exc}{setting.get(exc.limit or '', '')}")
         except WorkerTaskError as exc:
             document = Document(error=f"internal error while reading the feed: {exc}")
         except Exception as exc:

@@ -30,6 +30,11 @@ log = logging.getLogger("newsdesk.poll")
 class WorkerLimitError(Exception):
     """A task went over a worker limit (time or memory), or its worker died; that worker was replaced."""
 
+    def __init__(self, message: str, limit: str | None = None) -> None:
+        super().__init__(message)
+        #: Which limit: "timeout", "memory", or None when the worker died of something else.
+        self.limit = limit
+
 
 class WorkerTaskError(Exception):
     """The task raised an exception in the worker (its type and message, as text)."""
@@ -51,11 +56,19 @@ _Task = tuple["Future[Any]", Callable[..., Any], tuple[Any, ...]]
 class WorkerPool:
     """Runs picklable module-level functions in worker processes, under ``WorkerLimits``; ``submit`` returns a Future."""
 
-    def __init__(self, max_workers: int, limits: WorkerLimits, context: BaseContext) -> None:
+    def __init__(
+        self,
+        max_workers: int,
+        limits: WorkerLimits,
+        context: BaseContext,
+        initializer: Callable[[], object] | None = None,
+    ) -> None:
         #: Worker processes at most (each with a thread of ours driving it).
         self.max_workers = max(1, max_workers)
         #: The bounds each worker and task run under.
         self.limits = limits
+        #: Run in each worker once, before its memory cap is set (picklable, module-level).
+        self.initializer = initializer
         self._context = context
         self._tasks: SimpleQueue[_Task | None] = SimpleQueue()
         self._lock = threading.Lock()
@@ -152,7 +165,10 @@ class _Worker:
         context = self.pool._context
         parent, child = context.Pipe()
         process = context.Process(  # type: ignore[attr-defined]
-            target=serve_tasks, args=(child, self.pool.limits.memory), name="newsdesk-parse", daemon=True
+            target=serve_tasks,
+            args=(child, self.pool.limits.memory, self.pool.initializer),
+            name="newsdesk-parse",
+            daemon=True,
         )
         process.start()
         child.close()
@@ -191,14 +207,16 @@ class _Worker:
             conn.send((fn, args))
         if not conn.poll(limits.timeout or None):
             self._discard(kill=True)
-            raise WorkerLimitError(f"took longer than {limits.timeout:g} s; the worker was stopped")
+            raise WorkerLimitError(f"took longer than {limits.timeout:g} s and was stopped", "timeout")
         try:
             kind, value = conn.recv()
         except (EOFError, OSError):
             raise WorkerLimitError(_death(self._discard(kill=True))) from None
         if kind == "memory":
             self._discard(kill=True)
-            raise WorkerLimitError(f"needed more than {limits.memory / 2**20:g} MiB of memory; the worker was stopped")
+            raise WorkerLimitError(
+                f"needed more than {limits.memory / 2**20:g} MiB of memory and was stopped", "memory"
+            )
         if kind == "error":
             raise WorkerTaskError(value)
         return value
@@ -211,8 +229,8 @@ def _death(code: int | None) -> str:
         except ValueError:
             name = f"signal {-code}"
         hint = " (out of memory?)" if name == "SIGKILL" else ""
-        return f"the worker process was killed by {name}{hint}"
-    return f"the worker process exited unexpectedly (status {code})"
+        return f"failed: its worker process was killed by {name}{hint}"
+    return f"failed: its worker process exited unexpectedly (status {code})"
 
 
 def _cap_address_space(extra: int) -> None:
@@ -229,16 +247,24 @@ def _cap_address_space(extra: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
 
 
-def serve_tasks(conn: Connection, memory: int) -> None:
+def serve_tasks(conn: Connection, memory: int, initializer: Callable[[], object] | None = None) -> None:
     """Worker process main: run each task received on ``conn`` and send back its outcome, until the pipe closes."""
     # Ctrl-C reaches the whole process group; the parent decides when its workers stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if initializer is not None:
+        try:
+            initializer()
+        except Exception:  # a failed warm-up costs only its speed-up; the tasks will say what is wrong
+            log.exception("parse worker warm-up failed")
     if memory:
         _cap_address_space(memory)
     while True:
         try:
             fn, args = conn.recv()
         except (EOFError, OSError):
+            return
+        except MemoryError:  # the task itself (a feed's body) does not fit under the cap
+            conn.send(("memory", None))
             return
         answer: tuple[str, Any]
         try:
