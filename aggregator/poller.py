@@ -122,7 +122,7 @@ class Poller:
             # forkserver, not fork: the poller runs beside web and scheduler threads, and forking a
             # threaded process can copy a held lock into the child.
             context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["aggregator.parse", "aggregator.normalize", "aggregator.update"])
+            context.set_forkserver_preload(["aggregator._preload"])
             self._pool = WorkerPool(workers, self.worker_limits, context, initializer=warm_up)
         return self._pool
 

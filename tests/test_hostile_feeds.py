@@ -446,7 +446,7 @@ def test_a_capped_check_takes_the_newest_and_later_checks_the_rest(tmp_path: Pat
 @pytest.fixture
 def pool() -> Iterator[WorkerPool]:
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["aggregator.parse", "aggregator.normalize", "aggregator.update"])
+    context.set_forkserver_preload(["aggregator._preload"])
     workers = WorkerPool(1, WorkerLimits(memory=64 * 2**20, timeout=3), context)
     yield workers
     workers.shutdown()
