@@ -43,6 +43,7 @@ from .feedgen import rss
 from .support.cli import NEWSDESK, newsdesk
 from .support.hostile import (
     CONTROL,
+    JS_URL,
     billion_laughs,
     good_feed,
     quadratic_blowup,
@@ -311,6 +312,42 @@ def test_search_in_a_terminal_writes_no_control_characters(hostile_poll: Hostile
         assert "results" in out and not _CONTROL_CHARS.search(out), repr(out)
     listing = newsdesk(hostile_poll.config, "feeds", "list").stdout
     assert "Control [2J›[2J feed" in listing and not _CONTROL_CHARS.search(listing)
+
+
+def test_rows_stored_before_the_fixes_are_still_served_safely(tmp_path: Path) -> None:
+    # A store written by an earlier version may hold control characters and javascript: links:
+    # the writers of the search feeds, the API and the CLI must not trip over them or pass them on.
+    (tmp_path / "dirty.xml").write_bytes(good_feed("quokka", "Quokka Times"))
+    config = config_from_dict({"data_dir": str(tmp_path / "data")}, label="test-config.toml")
+    services = build_services(config)
+    try:
+        (feed,) = [services.store.add_feed(str(tmp_path / "dirty.xml"))]
+        with Poller(services.store, config, parse_processes=0) as poller:
+            assert [r.error for r in poller.poll([feed])] == [None]
+        db = sqlite3.connect(tmp_path / "data" / "newsdesk.db")
+        with db:
+            db.execute("UPDATE feeds SET doc_title = ?, site_url = ?", (f"Quokka{CONTROL} Times", JS_URL))
+            db.execute("UPDATE entries SET title = title || ?", (CONTROL,))
+        db.close()
+        services.indexer().catch_up()
+        client = create_app(config, services).test_client()
+        for path in ("/search.atom", "/search.rss"):
+            answer = client.get(path, query_string={"q": "quokka", "collapse": "0"})
+            assert answer.status_code == 200
+            assert len(etree.fromstring(answer.data).xpath("//*[local-name()='item' or local-name()='entry']")) == 4
+            assert b"javascript:" not in answer.data and not _CONTROL_CHARS.search(answer.get_data(as_text=True))
+        hit = client.get("/api/v1/search", query_string={"q": "quokka"}).get_json()["hits"][0]
+        entry = client.get(f"/api/v1/entries/{hit['id']}").get_json()
+        assert entry["source"]["site_url"] is None
+        feeds = client.get("/api/v1/feeds").get_json()["feeds"]
+        assert feeds[0]["site_url"] is None
+    finally:
+        services.close()
+    config_file = tmp_path / "config.toml"
+    config_file.write_text('data_dir = "data"\n')
+    out = newsdesk(config_file, "search", "quokka").stdout
+    assert "Quokka" in out and not _CONTROL_CHARS.search(out)
+    assert "\\u009b" in newsdesk(config_file, "search", "quokka", "--json").stdout  # C1 escaped in JSON too
 
 
 # --------------------------------------------------------------------------- the entity budget

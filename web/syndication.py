@@ -28,8 +28,9 @@ FEED_SIZE = 50
 
 
 # Characters XML 1.0 does not allow (section 2.2): lxml refuses to write them, and one in a
-# stored title or in the query turned the whole feed into a 500.
-_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# stored title or in the query turned the whole feed into a 500. DEL and the C1 controls it
+# allows but discourages (section 2.2's note) go too: no reader wants them.
+_NOT_XML = re.compile("[^\t\n\r\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def xml_text(value: str | None) -> str:
