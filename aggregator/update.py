@@ -73,7 +73,8 @@ def feed_context(feed: Feed, parsed: ParsedFeed, final_url: str, fetched_at: dat
         feed_key=feed.key,
         feed_url=feed_url,
         source_title=title,
-        site_url=site_link(parsed.site_url, feed_url) or feed.site_url,
+        # The stored link is checked too: a row written before site links were may hold javascript:.
+        site_url=site_link(parsed.site_url, feed_url) or site_link(feed.site_url),
         fetched_at=fetched_at,
         timezone=feed.timezone,
         language=parsed.language,
@@ -135,7 +136,7 @@ def parse_document(
     known: dict[str, str] | None = None,
     max_new: int | None = None,
 ) -> Document:
-    """Return the parsed and normalized document; never raises (errors come back in ``Document.error``).
+    """Return the parsed and normalized document; raises only MemoryError (errors come back in ``Document.error``).
 
     ``known`` (item digest -> stored entry id, from ``Store.entry_digests``): items seen unchanged
     in the feed's last document are not normalized again. ``max_new``: at most this many new or
