@@ -97,6 +97,12 @@ class PollingConfig:
     user_agent: str = "Newsdesk/0.1 (+https://github.com/newsdesk/newsdesk; feed aggregator)"
     #: Dates further in the future than this are clamped to the fetch time.
     future_tolerance: Duration = Duration(600)
+    #: New or changed entries one check of a feed takes at most (the newest); the rest on later checks.
+    max_entries_per_check: int = 500
+    #: Memory a parse worker process may take beyond its start-up size (0: no cap).
+    parse_memory_limit: ByteSize = ByteSize(512 * 2**20)
+    #: Time one feed's parse may take in a worker process before the worker is stopped (0: no cap).
+    parse_timeout: Duration = Duration(60)
 
 
 @dataclass(frozen=True)
@@ -297,6 +303,10 @@ def _validate(config: Config, label: str) -> None:
         problems.append(("polling.jitter", "must be between 0 and 1"))
     if polling.max_redirects < 0:
         problems.append(("polling.max_redirects", "must not be negative"))
+    if polling.max_entries_per_check < 1:
+        problems.append(("polling.max_entries_per_check", "must be at least 1"))
+    if 0 < polling.parse_memory_limit < 32 * 2**20:
+        problems.append(("polling.parse_memory_limit", "must be 0 (no cap) or at least 32MiB"))
     if not 0 < config.server.port < 65536:
         problems.append(("server.port", f"{config.server.port} is not a TCP port"))
     if config.server.threads < 1:

@@ -15,6 +15,7 @@ import feedparser.mixin
 from feedparser.namespaces import mediarss
 from feedparser.util import FeedParserDict
 
+from .dtd import EntityBudgetExceeded, check_entity_expansion
 from .errors import NotAFeedError, ParseError
 from .models import ParsedContent, ParsedEntry, ParsedFeed, ParsedMedia
 
@@ -127,6 +128,22 @@ def _end_media_description(self: Any) -> None:
 mediarss.Namespace._start_media_description = _start_media_description  # type: ignore[attr-defined]
 mediarss.Namespace._end_media_description = _end_media_description  # type: ignore[attr-defined]
 
+
+# Entity expansion is counted on the bytes both of feedparser's parsers read (converted to UTF-8,
+# before the DOCTYPE is rewritten), and a document over the budget goes no further: the strict
+# parser's expat and the lenient fallback would both expand it (aggregator/dtd.py says why).
+def _budgeted_replace_doctype(original: Any) -> Any:
+    def replace_doctype(data: bytes) -> Any:
+        check_entity_expansion(data)
+        return original(data)
+
+    replace_doctype.__wrapped__ = original  # type: ignore[attr-defined]
+    return replace_doctype
+
+
+if not hasattr(feedparser.api.replace_doctype, "__wrapped__"):
+    feedparser.api.replace_doctype = _budgeted_replace_doctype(feedparser.api.replace_doctype)
+
 _HTML_START = re.compile(rb"^\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html)\b", re.IGNORECASE | re.DOTALL)
 _ALTERNATE_LINK = re.compile(rb"<link\b[^>]*>", re.IGNORECASE)
 _ATTR = re.compile(rb"""([a-zA-Z-]+)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""")
@@ -153,6 +170,10 @@ def find_alternate_feeds(body: bytes) -> tuple[str, ...]:
             if url not in found:
                 found.append(url)
     return tuple(found)
+
+
+def _size(count: int) -> str:
+    return f"{count / 2**20:g} MiB" if count >= 2**20 else f"{count / 1024:g} KiB"
 
 
 def _text(value: Any) -> str | None:
@@ -271,6 +292,14 @@ def parse_feed(body: bytes, headers: Mapping[str, str] | None = None, *, url: st
             sanitize_html=False,
             resolve_relative_uris=False,
         )
+    except EntityBudgetExceeded as exc:
+        raise ParseError(
+            url,
+            f"refused: the document's DTD entities would expand to more than {_size(exc.budget)} of text "
+            "(an entity-expansion attack, or a broken feed)",
+        ) from exc
+    except MemoryError:
+        raise  # not a property of the feed: the caller decides (a parse worker is replaced)
     except Exception as exc:  # feedparser is documented never to raise; guard anyway.
         raise ParseError(url, f"the feed parser failed: {exc}") from exc
     version = str(result.get("version") or "")

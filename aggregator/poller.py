@@ -7,6 +7,10 @@
 The dispatcher interleaves hosts, so 200 feeds on one site wait for that site's slots without
 holding up the other sites. The writer is the store's single writer: entries and polling state
 are written there, one transaction per feed.
+
+Parsing reads what strangers wrote, so it runs in worker processes whenever a parse limit is set
+(polling.parse_memory_limit, polling.parse_timeout; both are by default): a feed over either is
+an error on that feed alone, its worker is replaced, and the poll goes on (aggregator/workers.py).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from typing import Any
@@ -42,8 +46,10 @@ from .update import (
     policy_from_config,
     read_body,
     safe_record,
+    warm_up,
     with_article_pages,
 )
+from .workers import WorkerLimitError, WorkerLimits, WorkerPool, WorkerTaskError
 
 log = logging.getLogger("newsdesk.poll")
 
@@ -71,11 +77,14 @@ class Poller:
         #: Per-host slots; its ``peak`` shows the most requests ever in flight to each host.
         self.hosts = HostLimiter(p.per_host_concurrency, p.per_host_delay)
         self.rng = rng or random.Random()
-        # None: decide per batch (processes for big batches on machines with more than one core).
+        # None: decide per batch (one worker process when parse limits are set, one per core for big
+        # batches on machines with more than one core). 0 parses inline, without the limits.
         self.parse_processes = parse_processes
         #: Told of every fetch and check (metrics, progress); does nothing by default.
         self.observer = observer or PollObserver()
-        self._pool: ProcessPoolExecutor | None = None
+        #: The bounds every parse worker process runs under.
+        self.worker_limits = WorkerLimits(memory=int(p.parse_memory_limit), timeout=float(p.parse_timeout))
+        self._pool: WorkerPool | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -96,8 +105,7 @@ class Poller:
         """Return the process ids of the parse workers now running (empty when parsing inline)."""
         if self._pool is None:
             return []
-        processes: dict[int, Any] = getattr(self._pool, "_processes", None) or {}
-        return list(processes)
+        return self._pool.pids()
 
     def __enter__(self) -> Poller:
         return self
@@ -105,19 +113,21 @@ class Poller:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _parse_pool(self, batch: int) -> ProcessPoolExecutor | None:
+    def _parse_pool(self, batch: int) -> WorkerPool | None:
         workers = self.parse_processes
         if workers is None:
             cores = os.cpu_count() or 1
-            workers = cores if cores > 1 and batch >= PROCESS_POOL_MIN_FEEDS else 0
+            limited = bool(self.worker_limits.memory or self.worker_limits.timeout)
+            # Only a separate process can be stopped, or capped in memory, without stopping the poll.
+            workers = cores if cores > 1 and batch >= PROCESS_POOL_MIN_FEEDS else 1 if limited else 0
         if workers <= 0:
             return None
         if self._pool is None:
             # forkserver, not fork: the poller runs beside web and scheduler threads, and forking a
             # threaded process can copy a held lock into the child.
             context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["aggregator.parse", "aggregator.normalize", "aggregator.update"])
-            self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+            context.set_forkserver_preload(["aggregator._preload"])
+            self._pool = WorkerPool(workers, self.worker_limits, context, initializer=warm_up)
         return self._pool
 
     # ------------------------------------------------------------------ polling
@@ -146,7 +156,7 @@ class _Run:
     """The state of one ``Poller.poll`` call."""
 
     def __init__(
-        self, poller: Poller, feeds: list[Feed], results: list[UpdateResult | None], pool: Executor | None
+        self, poller: Poller, feeds: list[Feed], results: list[UpdateResult | None], pool: WorkerPool | None
     ) -> None:
         self.poller = poller
         self.feeds = feeds
@@ -162,8 +172,10 @@ class _Run:
         # Bodies fetched but not yet parsed. Fetching outruns parsing, so without a bound every body of
         # a big poll would wait in memory; at the bound the dispatcher stops starting fetches.
         self.backlog = 0
-        workers = getattr(pool, "_max_workers", 0) if pool is not None else 0
+        workers = pool.max_workers if pool is not None else 0
         self.max_backlog = max(2, 3 * workers)
+        #: New or changed entries one check takes at most.
+        self.max_new = poller.config.polling.max_entries_per_check
 
     def dispatch(self, queues: dict[str, deque[int]]) -> None:
         hosts = self.poller.hosts
@@ -227,20 +239,26 @@ class _Run:
                 return
             known = self._known(feed)
             if self.pool is None:
-                self._write(index, fetched, read_body(feed, fetched, checked_at, known), checked_at, started)
+                self._write(index, fetched, self._read_inline(feed, fetched, checked_at, known), checked_at, started)
                 return
-            args = (feed, fetched.body, dict(fetched.headers), fetched.final_url, checked_at, known)
+            args = (feed, fetched.body, dict(fetched.headers), fetched.final_url, checked_at, known, self.max_new)
             with self.wake:
                 self.backlog += 1
             try:
                 future: Future[Document] = self.pool.submit(parse_document, *args)
             except RuntimeError:  # the pool is shutting down
                 self._unqueue()
-                self._write(index, fetched, read_body(feed, fetched, checked_at, known), checked_at, started)
+                self._write(index, fetched, self._read_inline(feed, fetched, checked_at, known), checked_at, started)
                 return
             future.add_done_callback(lambda f: self._parsed(index, fetched, f, checked_at, started, digest))
             return
         self._write(index, fetched, None, checked_at, started)
+
+    def _read_inline(self, feed: Feed, fetched: FetchResult, checked_at: datetime, known: dict[str, str]) -> Document:
+        try:
+            return read_body(feed, fetched, checked_at, known, self.max_new)
+        except MemoryError:
+            return Document(error="parsing ran out of memory")
 
     def _known(self, feed: Feed) -> dict[str, str]:
         """Return the feed's item digests (items of its last document), or none if the store cannot say."""
@@ -262,7 +280,12 @@ class _Run:
         self._unqueue()
         try:
             document = dataclasses.replace(future.result(), body_hash=digest)
-        except Exception as exc:  # a worker process died (out of memory, killed)
+        except WorkerLimitError as exc:  # over the time or memory cap, or the worker died: this feed only
+            setting = {"timeout": " (polling.parse_timeout)", "memory": " (polling.parse_memory_limit)"}
+            document = Document(error=f"parsing the feed {exc}{setting.get(exc.limit or '', '')}")
+        except WorkerTaskError as exc:
+            document = Document(error=f"internal error while reading the feed: {exc}")
+        except Exception as exc:
             document = Document(error=f"internal error while reading the feed: {type(exc).__name__}: {exc}")
         self._write(index, fetched, document, checked_at, started)
 

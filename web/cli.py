@@ -143,7 +143,8 @@ def inspect(state: CliState, source: str, as_json: bool) -> None:
         fail(str(exc))
         return
     now = datetime.now(UTC)
-    feed = Feed(id=0, key=source, url=source, title=parsed.title or host_title(source), site_url=parsed.site_url)
+    # Titled by its host name, the feed takes the document's own title and link as a poll would: cleaned.
+    feed = Feed(id=0, key=source, url=source, title=host_title(source), site_url=None)
     final_url = result.final_url if not is_local(source) else source
     context = feed_context(feed, parsed, final_url, now)
     for entry in normalize_feed(parsed, context):

@@ -14,6 +14,7 @@ from aggregator.config import check_feed_url
 from aggregator.errors import ConfigError, FeedError
 
 from .cli import CliState, catch_up_index, fail, main
+from .terminal import terminal_safe
 
 if TYPE_CHECKING:
     from aggregator.models import Feed, UpdateResult
@@ -107,15 +108,18 @@ def feeds_list(state: CliState, as_json: bool) -> None:
             continue
         status = feed.last_status if feed.last_status is not None else "-"
         rate = f"{feed.entries_per_week:.1f}/week" if feed.entries_per_week is not None else "rate unknown"
+        # terminal_safe: a feed's title and errors are text a stranger wrote.
         click.echo(
-            f"{feed.id:>4} {'on ' if feed.enabled else 'off'} {feed.url}\n"
-            f"     {feed.title} | checked {relative(feed.last_checked_at, now)} | status {status} | "
-            f"failures {feed.consecutive_failures} | next {relative(feed.next_check_at, now, due=True) if feed.enabled else '-'} | "
-            f"{rate} | {feed.entry_count} entries"
-            + (f"\n     error: {feed.last_error}" if feed.last_error else "")
-            + "".join(f"\n     warning: {warning}" for warning in feed_warnings(feed))
-            + (f"\n     disabled: {feed.disabled_reason}" if feed.disabled_reason else "")
-            + (f"\n     moving to: {feed.pending_redirect_url}" if feed.pending_redirect_url else "")
+            terminal_safe(
+                f"{feed.id:>4} {'on ' if feed.enabled else 'off'} {feed.url}\n"
+                f"     {feed.title} | checked {relative(feed.last_checked_at, now)} | status {status} | "
+                f"failures {feed.consecutive_failures} | next {relative(feed.next_check_at, now, due=True) if feed.enabled else '-'} | "
+                f"{rate} | {feed.entry_count} entries"
+                + (f"\n     error: {feed.last_error}" if feed.last_error else "")
+                + "".join(f"\n     warning: {warning}" for warning in feed_warnings(feed))
+                + (f"\n     disabled: {feed.disabled_reason}" if feed.disabled_reason else "")
+                + (f"\n     moving to: {feed.pending_redirect_url}" if feed.pending_redirect_url else "")
+            )
         )
 
 

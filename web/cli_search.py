@@ -15,6 +15,7 @@ from aggregator.errors import QueryError
 from index.query import MAX_PER_PAGE, SORTS, parse_date
 
 from .cli import CliState, main
+from .terminal import terminal_safe
 
 if TYPE_CHECKING:
     from .services import Services
@@ -76,6 +77,9 @@ def _date_option(value: str | None, name: str, *, end: bool) -> datetime | None:
     if parsed is None:
         raise QueryError(f"--{name} must be a date such as 2024-05-01 (or 2024-05, 2024), got {value!r}")
     return parsed
+
+
+_JSON_C1 = {code: f"\\u{code:04x}" for code in range(0x80, 0xA0)}
 
 
 def _plain(snippet: str) -> str:
@@ -144,20 +148,26 @@ def search_command(
         ranking=Ranking(half_life=float(options.recency_half_life), weight=float(options.recency_weight)),
     )
     if as_json:
-        click.echo(json.dumps(results_json(wanted, results), ensure_ascii=False))
+        # JSON escapes C0 controls itself; C1 ones (U+0080-U+009F) it writes as they are.
+        click.echo(json.dumps(results_json(wanted, results), ensure_ascii=False).translate(_JSON_C1))
         return
+
+    def echo(line: str) -> None:
+        # Titles, sources and snippets are what feeds wrote: no control character reaches the terminal.
+        click.echo(terminal_safe(line))
+
     for notice in results.notices:
-        click.echo(f"note: {notice}")
+        echo(f"note: {notice}")
     if results.suggestion:
-        click.echo(f"did you mean: {results.suggestion}")
-    click.echo(f"{results.total} results ({results.total_groups} stories), page {results.page} of {results.pages}")
+        echo(f"did you mean: {results.suggestion}")
+    echo(f"{results.total} results ({results.total_groups} stories), page {results.page} of {results.pages}")
     for h in results.hits:
-        click.echo(f"- {h.entry.title}  [{h.entry.source.title}, {iso(h.entry.published_at)}]\n  {h.entry.url}")
-        click.echo(f"  {_plain(h.snippet)}")
+        echo(f"- {h.entry.title}  [{h.entry.source.title}, {iso(h.entry.published_at)}]\n  {h.entry.url}")
+        echo(f"  {_plain(h.snippet)}")
         if h.duplicate_count:
             outlets = ", ".join(d.entry.source.title for d in h.duplicates)
-            click.echo(f"  + {h.duplicate_count} more from other outlets: {outlets}")
+            echo(f"  + {h.duplicate_count} more from other outlets: {outlets}")
     facets = results.facets
     for label, values in (("sources", facets.sources), ("tags", facets.tags), ("languages", facets.languages)):
         if values:
-            click.echo(f"{label}: " + ", ".join(f"{v.value} ({v.count})" for v in values))
+            echo(f"{label}: " + ", ".join(f"{v.value} ({v.count})" for v in values))

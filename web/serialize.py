@@ -19,6 +19,11 @@ def entry_link(entry: Entry) -> str | None:
     return entry.url
 
 
+def site_link(url: str | None) -> str | None:
+    """Return a site's link when it is an http(s) URL, else None (rows stored before feeds' links were checked)."""
+    return url if is_http_url(url) else None
+
+
 def iso(value: datetime | None) -> str | None:
     """Return an ISO 8601 UTC string with a Z suffix, or None."""
     if value is None:
@@ -42,7 +47,11 @@ def entry_json(entry: Entry, *, full: bool = False) -> dict[str, Any]:
         "tags": list(entry.tags),
         "language": entry.language,
         "word_count": entry.word_count,
-        "source": {"feed_url": entry.source.feed_url, "title": entry.source.title, "site_url": entry.source.site_url},
+        "source": {
+            "feed_url": entry.source.feed_url,
+            "title": entry.source.title,
+            "site_url": site_link(entry.source.site_url),
+        },
         "flags": list(entry.flags),
     }
     if full:
@@ -58,7 +67,7 @@ def feed_json(feed: Feed) -> dict[str, Any]:
         "url": feed.url,
         "key": feed.key,
         "title": feed.title,
-        "site_url": feed.site_url,
+        "site_url": site_link(feed.site_url),
         "tags": list(feed.tags),
         "enabled": feed.enabled,
         "disabled_reason": feed.disabled_reason,

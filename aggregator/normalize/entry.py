@@ -13,11 +13,13 @@ from .dedupe import fingerprint_and_word_count
 from .html import ContentImage, clean_content
 from .identity import content_identity, entry_id, guid_identity
 from .language import declared_language, detect_language
+from .limits import AUTHORS, CONTENT_HTML, SUMMARY, TAG, TAGS, TITLE, cap_line, cap_paragraphs, fits_url, raw_line
 from .media import lead_image
 from .text import clean_line, clean_paragraphs, clean_text, truncate
 from .urls import article_url, canonical_url, is_http_url
 
-SUMMARY_LIMIT = 300
+#: Characters of an entry's summary (limits.SUMMARY, under the name other modules import).
+SUMMARY_LIMIT = SUMMARY
 TITLE_FALLBACK_WORDS = 12
 _HTML_TYPES = ("text/html", "application/xhtml+xml", "html", "xhtml")
 
@@ -52,6 +54,26 @@ def clean_body(content: ParsedContent | None, base: str | None, document_url: st
 
 def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def capped_body(content_html: str, paragraphs: tuple[str, ...]) -> tuple[str, str, bool]:
+    """Return (HTML, plain text, whether either was cut) of a body within the TEXT and CONTENT_HTML caps."""
+    kept, cut = cap_paragraphs(paragraphs)
+    if len(content_html) > CONTENT_HTML:
+        # Sanitized HTML cannot be cut anywhere and stay whole: a body that large is served as its
+        # plain paragraphs, as many as fit.
+        parts: list[str] = []
+        size = 0
+        for paragraph in kept:
+            part = f"<p>{_escape(paragraph)}</p>"
+            if size + len(part) > CONTENT_HTML:
+                break
+            parts.append(part)
+            size += len(part)
+        content_html, cut = "".join(parts), True
+    elif cut:
+        content_html = "".join(f"<p>{_escape(p)}</p>" for p in kept)
+    return content_html, "\n\n".join(kept), cut
 
 
 def entry_base(parsed: ParsedEntry, context: FeedContext) -> str:
@@ -93,10 +115,12 @@ def _tags(raw: tuple[str, ...]) -> tuple[str, ...]:
     tags: list[str] = []
     seen: set[str] = set()
     for value in raw:
-        tag = clean_line(value)[:100].strip()
+        tag = clean_line(raw_line(value, TAG))[:TAG].strip()
         if tag and tag.casefold() not in seen:
             seen.add(tag.casefold())
             tags.append(tag)
+            if len(tags) == TAGS:
+                break
     return tuple(tags)
 
 
@@ -129,10 +153,14 @@ def normalize_entry(
     # Summary-only feeds (or a summary longer than a teaser "content") use the summary as the body.
     if sum(map(len, summary_body.paragraphs)) > sum(map(len, body.paragraphs)):
         body = summary_body
-    text = "\n\n".join(body.paragraphs)
-    summary = truncate(" ".join(summary_body.paragraphs) or text, SUMMARY_LIMIT)
+    content_html, text, cut = capped_body(body.html, body.paragraphs)
+    if cut:
+        flags.append("content_truncated")
+    summary = truncate(" ".join(summary_body.paragraphs) or text, SUMMARY)
 
-    title = clean_line(parsed.title) or _first_words(text or summary, TITLE_FALLBACK_WORDS)
+    title = cap_line(clean_line(raw_line(parsed.title, TITLE)), TITLE) or _first_words(
+        text or summary, TITLE_FALLBACK_WORDS
+    )
     if not title:
         title = "(untitled)"
         flags.append("title_missing")
@@ -140,6 +168,8 @@ def normalize_entry(
     url = article_url(parsed.link, parsed.original_link, base)
     if url is None and parsed.guid and is_http_url(parsed.guid.strip()):
         url = canonical_url(parsed.guid.strip())
+    if url is not None and not fits_url(url):
+        url = None  # a URL longer than any real one: no article link rather than half of one
     if url is None:
         url = canonical_url(context.site_url or context.feed_url, context.feed_url)
         flags.append("url_missing")
@@ -181,11 +211,11 @@ def normalize_entry(
         identity=identity,
         url=url,
         title=title,
-        authors=clean_authors(parsed.authors, _site_names(context)),
+        authors=clean_authors(parsed.authors[: AUTHORS * 4], _site_names(context))[:AUTHORS],
         published_at=published,
         updated_at=updated,
         summary=summary,
-        content_html=body.html,
+        content_html=content_html,
         text=text,
         image=image,
         tags=_tags(parsed.tags),

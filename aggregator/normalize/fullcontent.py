@@ -12,7 +12,7 @@ import logging
 from ..features import load
 from ..models import Entry
 from .dedupe import simhash
-from .entry import SUMMARY_LIMIT
+from .entry import SUMMARY_LIMIT, capped_body
 from .html import clean_content
 from .language import detect_language
 from .text import count_words, truncate
@@ -65,7 +65,12 @@ def with_full_content(entry: Entry, html_bytes: bytes, url: str | None = None) -
     # Keep what the feed said when the page gives less (a paywall teaser, a truncated page).
     if len(text) <= len(entry.text):
         return entry
+    # An article page is as untrusted as the feed: the same caps hold.
+    content_html, text, cut = capped_body(content_html, tuple(text.split("\n\n")))
     language = entry.language or detect_language(f"{entry.title}\n{text}")
+    flags = (*entry.flags, "full_content")
+    if cut and "content_truncated" not in flags:
+        flags = (*flags, "content_truncated")
     return dataclasses.replace(
         entry,
         content_html=content_html,
@@ -74,5 +79,5 @@ def with_full_content(entry: Entry, html_bytes: bytes, url: str | None = None) -
         language=language,
         word_count=count_words(text),
         fingerprint=simhash(text),
-        flags=(*entry.flags, "full_content"),
+        flags=flags,
     )

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from ..models import Image, ParsedMedia
 from .html import ContentImage
+from .limits import CAPTION, cap_line, fits_url, raw_line
 from .text import clean_line
 from .urls import canonical_url, is_http_url
 
@@ -43,11 +44,15 @@ def lead_image(media: Sequence[ParsedMedia], body_images: Sequence[ContentImage]
     )  # fmt: skip
     for item in ranked:
         url = canonical_url(item.url, base)
-        if is_http_url(url):
-            caption = clean_line(item.caption) or captions.get(_path_key(url)) or None
-            return Image(url=url, caption=caption)
+        if is_http_url(url) and fits_url(url):
+            caption = clean_line(raw_line(item.caption, CAPTION)) or captions.get(_path_key(url)) or None
+            return Image(url=url, caption=_capped(caption))
     for image in body_images:
         url = canonical_url(image.url, base)
-        if is_http_url(url):
-            return Image(url=url, caption=image.caption)
+        if is_http_url(url) and fits_url(url):
+            return Image(url=url, caption=_capped(image.caption))
     return None
+
+
+def _capped(caption: str | None) -> str | None:
+    return cap_line(caption, CAPTION) if caption else None

@@ -62,7 +62,7 @@ _DEFAULT_PORTS = {"http": "80", "https": "443"}
 _PATH_SAFE = "/%:@!$&'()*+,;=-._~"
 _QUERY_SAFE = _PATH_SAFE + "?"
 # WHATWG URL parsing drops tabs and newlines anywhere and trims spaces; other control characters go too.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
 _PORT = re.compile(r":(\d*)$")
 _FEEDBURNER_HOSTS = frozenset({"feedproxy.google.com", "feeds.feedburner.com", "feeds2.feedburner.com"})
 
