@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import itertools
+from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any
 
 from whoosh import query as wq
 from whoosh.codec.base import Automata
 
+from .budget import QueryBudget
 from .query import ParsedQuery, Term
 from .schema import TEXT_FIELDS, name_analyzer, news_analyzer
 
@@ -53,9 +54,23 @@ class StemFuzzyTerm(wq.FuzzyTerm):  # type: ignore[misc]
     (the title term is "ukrain"), and the fuzzy query found fewer results than the plain word.
     """
 
-    def _btexts(self, ixreader: Any) -> Any:
-        found = Automata().terms_within(ixreader.cursor(self.fieldname), self.text, self.maxdist, self.prefixlength)
-        return [ixreader.schema[self.fieldname].to_bytes(word) for word in found]
+    def _btexts(self, ixreader: Any) -> Iterator[bytes]:
+        # Segment by segment: Whoosh's MultiCursor over several segments calls FieldCursor.term(),
+        # which its own cursors do not implement, so every fuzzy query on an index with more than
+        # one segment (any index the indexer has committed to twice) raised NotImplementedError.
+        automata = Automata()
+        to_bytes = ixreader.schema[self.fieldname].to_bytes
+        dfa = None
+        seen: set[str] = set()
+        for leaf, _offset in ixreader.leaf_readers():
+            cursor = leaf.cursor(self.fieldname)
+            if not cursor.is_valid():
+                continue
+            dfa = dfa or automata.levenshtein_dfa(self.text, self.maxdist, self.prefixlength)
+            for word in automata.find_matches(dfa, cursor):
+                if word not in seen:
+                    seen.add(word)
+                    yield to_bytes(word)
 
 
 def term_query(term: Term) -> wq.Query | None:
@@ -160,11 +175,12 @@ def highlight_terms(parsed: ParsedQuery) -> tuple[set[str], list[str]]:
 FUZZY_MARKS = 32
 
 
-def fuzzy_highlight_stems(parsed: ParsedQuery, reader: Any) -> set[str]:
+def fuzzy_highlight_stems(parsed: ParsedQuery, reader: Any, budget: QueryBudget) -> set[str]:
     """Return the index words the query's fuzzy terms matched, so snippets mark them too.
 
     Marks are found by stem: "elektion~" matched documents through the index word "elect",
-    which the stem of "elektion" ("elekt") would never mark.
+    which the stem of "elektion" ("elekt") would never mark. The words come from the budget's
+    listing, so a term the query already expanded is not walked again.
     """
     found: set[str] = set()
     for group in parsed.groups:
@@ -174,6 +190,6 @@ def fuzzy_highlight_stems(parsed: ParsedQuery, reader: Any) -> set[str]:
                 continue
             for leaf in built.leaves():
                 if isinstance(leaf, StemFuzzyTerm):
-                    words = (w.decode("utf-8") if isinstance(w, bytes) else str(w) for w in leaf._btexts(reader))
-                    found.update(itertools.islice(words, FUZZY_MARKS))
+                    words = budget.words(reader, leaf, f"{term.text}~")
+                    found.update(w.decode("utf-8") for w in words[:FUZZY_MARKS])
     return found

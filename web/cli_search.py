@@ -108,7 +108,7 @@ def search_command(
     no_collapse: bool,
 ) -> None:
     """Search the index (QUERY syntax: see `newsdesk search --help` or the search page's tips)."""
-    from .api import SearchRequest, results_json
+    from .api import SearchRequest, query_limits, results_json
 
     services = state.services
     options = state.config.search
@@ -136,6 +136,7 @@ def search_command(
         sort=sort,
         collapse=wanted.collapse,
         ranking=Ranking(half_life=float(options.recency_half_life), weight=float(options.recency_weight)),
+        limits=query_limits(options),
     )
     if as_json:
         click.echo(json.dumps(results_json(wanted, results), ensure_ascii=False))
