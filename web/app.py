@@ -11,6 +11,7 @@ from aggregator.config import Config
 from aggregator.errors import QueryError, StorageError
 from index.budget import QueryTooComplex
 
+from .security import install as install_security_headers
 from .services import Services, build_services
 
 
@@ -36,6 +37,7 @@ def create_app(config: Config, services: Services | None = None) -> Flask:
     app.register_blueprint(embed)
     app.register_blueprint(syndication)
     app.register_blueprint(feeds)
+    install_security_headers(app)
 
     def wants_json() -> bool:
         # oEmbed consumers are programs expecting JSON (oEmbed 1.0 section 2.3.4), errors included.
