@@ -125,7 +125,7 @@ class QueryBudget:
                 self.check_time()
             yield item
 
-    def words(self, reader: Any, term: wq.MultiTerm, label: str) -> tuple[bytes, ...]:
+    def words(self, reader: Any, term: wq.MultiTerm) -> tuple[bytes, ...]:
         """Return the index words a prefix or fuzzy term expands to, counted once per request against the limit."""
         key = (type(term), term.fieldname, term.text, getattr(term, "maxdist", 0), getattr(term, "prefixlength", 0))
         found = self._words.get(key)
@@ -135,6 +135,7 @@ class QueryBudget:
         # One more than the room left: enough to know the limit is passed without listing everything.
         found = tuple(itertools.islice(self.walk(term._btexts(reader)), room + 1))
         if len(found) > room:
+            label = f"{term.text}*" if isinstance(term, wq.Prefix) else f"{term.text}~"
             raise QueryTooComplex(
                 f"“{label}” and the query's other wildcard and fuzzy words match too many index words "
                 f"(over {self.limits.max_expansions}): type more letters, or use fewer of them"
@@ -148,8 +149,7 @@ class QueryBudget:
 
         def replace(node: Any) -> Any:
             if isinstance(node, wq.MultiTerm) and not isinstance(node, ExpandedTerms):
-                label = f"{node.text}*" if isinstance(node, wq.Prefix) else f"{node.text}~"
-                words = self.words(reader, node, label)
+                words = self.words(reader, node)
                 return ExpandedTerms(node.fieldname, words, boost=node.boost, constantscore=node.constantscore)
             return node.apply(replace)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -111,18 +112,40 @@ def group_query(group: tuple[Term, ...], dropped: list[str]) -> wq.Query | None:
     return alternatives[0] if len(alternatives) == 1 else wq.Or(alternatives)
 
 
-def simple_terms(group: tuple[Term, ...]) -> list[tuple[str, str]] | None:
-    """Return the (field, index term) pairs of a group of plain words, or None when it needs Whoosh's matchers."""
-    pairs: list[tuple[str, str]] = []
+@dataclass(frozen=True)
+class ArrayPlan:
+    """A group of terms the numpy path can score: plain words, and the index words of prefix and fuzzy terms."""
+
+    #: (field, index term) pairs of plain words, scored by BM25F as Whoosh scores a Term.
+    words: list[tuple[str, str]]
+    #: Prefix and fuzzy queries, one per field (and spelling variant); each index word one matches is
+    #: scored by BM25F like a plain word (Whoosh's MultiTerm ORs Terms; its "constant score" falls back
+    #: to the searcher's weighting).
+    expanding: list[wq.MultiTerm]
+
+
+def array_plan(group: tuple[Term, ...]) -> ArrayPlan | None:
+    """Return how to score a group with arrays, or None when it needs Whoosh's matchers (phrases, names)."""
+    words: list[tuple[str, str]] = []
+    expanding: list[wq.MultiTerm] = []
     for term in group:
-        if term.phrase or term.fuzzy or term.prefix or term.field not in (None, "title"):
+        if term.phrase or term.field not in (None, "title"):
             return None
+        if term.prefix or term.fuzzy:
+            built = term_query(term)
+            if built is None:
+                continue  # nothing searchable in it, as group_query drops it
+            leaves = list(built.leaves())
+            if not all(isinstance(leaf, wq.MultiTerm) for leaf in leaves):
+                return None  # a fuzzy word the analyzer splits is a phrase
+            expanding += leaves
+            continue
         terms = analyze(term.text)
         if len(terms) > 1:
             return None  # a split word is a phrase
         fields = ("title",) if term.field == "title" else TEXT_FIELDS
-        pairs += [(f, terms[0]) for f in fields for _ in terms]
-    return pairs
+        words += [(f, terms[0]) for f in fields for _ in terms]
+    return ArrayPlan(words, expanding)
 
 
 def positive_query(parsed: ParsedQuery) -> tuple[wq.Query | None, list[str]]:
@@ -190,6 +213,6 @@ def fuzzy_highlight_stems(parsed: ParsedQuery, reader: Any, budget: QueryBudget)
                 continue
             for leaf in built.leaves():
                 if isinstance(leaf, StemFuzzyTerm):
-                    words = budget.words(reader, leaf, f"{term.text}~")
+                    words = budget.words(reader, leaf)
                     found.update(w.decode("utf-8") for w in words[:FUZZY_MARKS])
     return found

@@ -21,12 +21,13 @@ from aggregator.models import Entry
 
 from .budget import CHECK_EVERY, QueryBudget, QueryLimits
 from .compile import (
+    ArrayPlan,
+    array_plan,
     excluded_query,
     fuzzy_highlight_stems,
     group_query,
     highlight_terms,
     positive_query,
-    simple_terms,
     source_query,
 )
 from .doctable import DocTable, DocTableCache, IntArray
@@ -265,24 +266,36 @@ def _score_groups(
     result: tuple[IntArray, np.ndarray[Any, Any]] | None = None
     for group in parsed.groups:
         budget.check_time()
-        pairs = simple_terms(group)
-        if pairs is None:
+        plan = array_plan(group)
+        if plan is None:
             built = group_query(group, [])
             if built is None:
                 continue
             part = _scored_matches(searcher, built, budget)
-        elif not pairs:
+        elif not (plan.words or plan.expanding):
             continue  # only stop words: dropped from the AND, as in positive_query
         else:
-            part = union(
-                [tables.term_scores.scores(searcher, table.lengths, field, text) for field, text in budget.walk(pairs)]
-            )
-            alive = tables.alive(searcher)[1][part[0]]
-            part = (part[0][alive], part[1][alive])
+            part = _array_scores(searcher, tables, table, plan, budget)
         result = part if result is None else intersect(result, part)
         if len(result[0]) == 0:
             break
     return result if result is not None else (np.zeros(0, dtype=np.int64), np.zeros(0))
+
+
+def _array_scores(
+    searcher: Searcher, tables: DocTableCache, table: DocTable, plan: ArrayPlan, budget: QueryBudget
+) -> tuple[IntArray, np.ndarray[Any, Any]]:
+    """Return the live documents matching any term of a group and their summed scores, as Whoosh would score them."""
+    scores = tables.term_scores
+    parts = [scores.scores(searcher, table.lengths, field, text) for field, text in plan.words]
+    reader = searcher.reader()
+    for leaf in plan.expanding:
+        # Each index word a prefix or fuzzy term matches is scored like a plain word, as Whoosh's matchers do.
+        words = budget.walk(budget.words(reader, leaf))
+        parts += [scores.scores(searcher, table.lengths, leaf.fieldname, word.decode("utf-8")) for word in words]
+    docs, summed = union(parts)
+    alive = tables.alive(searcher)[1][docs]
+    return docs[alive], summed[alive]
 
 
 def _doc_set(searcher: Searcher, query: Any, budget: QueryBudget) -> IntArray:

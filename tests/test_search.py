@@ -249,7 +249,22 @@ def test_empty_query_and_missing_index(world: Services, tmp_path: Path) -> None:
     assert search(IndexReader(tmp_path / "none"), world.store, "harbour").total == 0
 
 
-@pytest.mark.parametrize("query", ["harbour", "dock strike", "ferry OR mackerel", "title:election", "council harbour"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "harbour",
+        "dock strike",
+        "ferry OR mackerel",
+        "title:election",
+        "council harbour",
+        # Prefix and fuzzy words: scored by frequency as Whoosh's constant-score matchers do.
+        "harb*",
+        "harbor~",
+        "tide OR harb*",
+        "mackrel~ quay",
+        "title:elect* council",
+    ],
+)
 def test_array_scoring_matches_whoosh_bm25f(world: Services, query: str) -> None:
     import numpy as np
 
