@@ -204,4 +204,4 @@ def entry_api(entry_id: str) -> Any:
 
 @api.get("/openapi.json")
 def openapi_api() -> Any:
-    return jsonify(openapi_document(request.url_root.rstrip("/") + "/api/v1"))
+    return jsonify(openapi_document(request.url_root.rstrip("/")))
