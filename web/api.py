@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -55,6 +56,11 @@ class SearchRequest:
     collapse: bool
 
 
+#: Control characters (and XML's forbidden code points) mean nothing in a query: read as spaces. Kept, they
+#: broke the search feeds (lxml refuses them: a 500) and were echoed into JSON and pages.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
 def _date_arg(args: Mapping[str, str], name: str, *, end: bool) -> datetime | None:
     raw = (args.get(name) or "").strip()
     if not raw:
@@ -79,7 +85,7 @@ def search_request(args: Any, *, per_page: int = 20) -> SearchRequest:
 
     return SearchRequest(
         # Not cut here: search() refuses a query longer than search.max_query_length with a message.
-        q=args.get("q") or "",
+        q=_CONTROL.sub(" ", args.get("q") or ""),
         filters=Filters(
             sources=values("source"),
             tags=values("tag"),
