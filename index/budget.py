@@ -95,6 +95,10 @@ class QueryBudget:
         self.expanded = 0
         self._words: dict[tuple[Any, ...], tuple[bytes, ...]] = {}
 
+    def start_clock(self) -> None:
+        """Start the query's time from now (the index's per-reader columns, read once per commit, do not count)."""
+        self.deadline = self._clock() + self.limits.max_seconds
+
     def check_text(self, text: str) -> None:
         """Refuse a query text longer than the limit (before any work is done)."""
         limit = self.limits.max_length

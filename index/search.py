@@ -410,6 +410,9 @@ def search(
         if searcher is None:
             return empty
         table = reader.tables.table(searcher)
+        # After the columns: the first query after a merge reads them for the whole index, and that is
+        # the index's warm-up, not work the query asked for.
+        budget.start_clock()
         docs, scores, relaxed, dropped = _match(searcher, reader.tables, table, parsed, filters, budget)
         if dropped:
             notices.append("ignored common words: " + ", ".join(dict.fromkeys(dropped)))

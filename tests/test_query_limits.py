@@ -167,6 +167,18 @@ def test_the_clock_is_read_while_matching() -> None:
     assert len(walked) == CHECK_EVERY * 2  # looked at seconds 2, 3 and stopped at 4
 
 
+def test_the_clock_can_start_after_the_index_warms_up() -> None:
+    now = [0.0]
+    budget = QueryBudget(QueryLimits(max_seconds=3), clock=lambda: now[0])
+    now[0] = 10.0  # reading a freshly merged index's columns took ten seconds
+    budget.start_clock()
+    now[0] = 12.0
+    budget.check_time()  # two seconds of the query's own work: within its three
+    now[0] = 13.5
+    with pytest.raises(QueryTooComplex):
+        budget.check_time()
+
+
 def test_search_function_takes_limits(world: Services) -> None:
     with pytest.raises(QueryTooComplex, match="too long"):
         search(world.reader, world.store, "harbour" * 10, now=NOW, limits=QueryLimits(max_length=20))
