@@ -11,6 +11,8 @@ from dataclasses import replace
 from pathlib import Path
 from urllib.parse import quote
 
+import pytest
+
 from aggregator.update import update_feeds
 from index.search import search
 from tests.fixtures.search.world import NOW, build_world, bulk_feed
@@ -79,6 +81,7 @@ QUERIES = (
 )
 
 
+@pytest.mark.slow
 def test_mixed_load_while_the_indexer_commits_answers_no_500(tmp_path: Path) -> None:
     services = build_world(tmp_path)
     # No rate limit: twenty clients on one address would soon get 429s from the related API.
