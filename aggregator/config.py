@@ -113,6 +113,14 @@ class SearchConfig:
     recency_half_life: Duration = Duration(3 * 86400)
     #: Weight of recency against text relevance (0 turns it off).
     recency_weight: float = 0.3
+    #: Longest query accepted, in characters (longer ones are refused with a message).
+    max_query_length: int = 2000
+    #: Most words, phrases and filters one query may combine.
+    max_clauses: int = 64
+    #: Most index words the prefix (word*) and fuzzy (word~) terms of one query may expand to, together.
+    max_expansions: int = 2000
+    #: Longest one query may run before it is stopped with a message.
+    max_query_seconds: Duration = Duration(5)
 
 
 @dataclass(frozen=True)
@@ -336,6 +344,14 @@ def _validate(config: Config, label: str) -> None:
         problems.append(("search.recency_weight", "must be 0 (no recency boost) or more"))
     if config.search.recency_half_life <= 0:
         problems.append(("search.recency_half_life", "must be longer than 0"))
+    if not 1 <= config.search.max_query_length <= 10_000:
+        problems.append(("search.max_query_length", "must be between 1 and 10000 characters"))
+    if config.search.max_clauses < 1:
+        problems.append(("search.max_clauses", "must be at least 1"))
+    if config.search.max_expansions < 1:
+        problems.append(("search.max_expansions", "must be at least 1"))
+    if config.search.max_query_seconds <= 0:
+        problems.append(("search.max_query_seconds", "must be longer than 0"))
     if config.related.window <= 0:
         problems.append(("related.window", "must be longer than 0"))
     if config.server.rate_limit_per_minute < 0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -9,7 +10,9 @@ from typing import Any
 
 from flask import Blueprint, Flask, abort, current_app, jsonify, request
 
+from aggregator.config import SearchConfig
 from aggregator.errors import QueryError
+from index.budget import QueryLimits
 from index.facets import Facets
 from index.query import parse_date
 from index.search import MAX_PER_PAGE, SORTS, Filters, Ranking, SearchHit, SearchResults, search
@@ -53,6 +56,11 @@ class SearchRequest:
     collapse: bool
 
 
+#: Control characters (and XML's forbidden code points) mean nothing in a query: read as spaces. Kept, they
+#: broke the search feeds (lxml refuses them: a 500) and were echoed into JSON and pages.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
 def _date_arg(args: Mapping[str, str], name: str, *, end: bool) -> datetime | None:
     raw = (args.get(name) or "").strip()
     if not raw:
@@ -76,7 +84,8 @@ def search_request(args: Any, *, per_page: int = 20) -> SearchRequest:
         return tuple(v.strip() for v in args.getlist(name) if v.strip())
 
     return SearchRequest(
-        q=(args.get("q") or "")[:2000],
+        # Not cut here: search() refuses a query longer than search.max_query_length with a message.
+        q=_CONTROL.sub(" ", args.get("q") or ""),
         filters=Filters(
             sources=values("source"),
             tags=values("tag"),
@@ -97,6 +106,16 @@ def ranking_of(app: Flask) -> Ranking:
     return Ranking(half_life=float(options.recency_half_life), weight=float(options.recency_weight))
 
 
+def query_limits(options: SearchConfig) -> QueryLimits:
+    """Return the bounds on one query's work that the [search] options set."""
+    return QueryLimits(
+        max_length=options.max_query_length,
+        max_clauses=options.max_clauses,
+        max_expansions=options.max_expansions,
+        max_seconds=float(options.max_query_seconds),
+    )
+
+
 def run_search(wanted: SearchRequest) -> SearchResults:
     """Return the results of a SearchRequest against the current app's index and store."""
     services = services_of(current_app)
@@ -110,6 +129,7 @@ def run_search(wanted: SearchRequest) -> SearchResults:
         sort=wanted.sort,
         collapse=wanted.collapse,
         ranking=ranking_of(current_app),
+        limits=query_limits(current_app.config["NEWSDESK"].search),
     )
 
 
@@ -190,4 +210,4 @@ def entry_api(entry_id: str) -> Any:
 
 @api.get("/openapi.json")
 def openapi_api() -> Any:
-    return jsonify(openapi_document(request.url_root.rstrip("/") + "/api/v1"))
+    return jsonify(openapi_document(request.url_root.rstrip("/")))

@@ -9,7 +9,9 @@ from werkzeug.exceptions import HTTPException
 
 from aggregator.config import Config
 from aggregator.errors import QueryError, StorageError
+from index.budget import QueryTooComplex
 
+from .security import install as install_security_headers
 from .services import Services, build_services
 
 
@@ -36,6 +38,7 @@ def create_app(config: Config, services: Services | None = None) -> Flask:
     app.register_blueprint(embed)
     app.register_blueprint(syndication)
     app.register_blueprint(feeds)
+    install_security_headers(app)
 
     def wants_json() -> bool:
         # oEmbed consumers are programs expecting JSON (oEmbed 1.0 section 2.3.4), errors included.
@@ -48,7 +51,9 @@ def create_app(config: Config, services: Services | None = None) -> Flask:
     @app.errorhandler(QueryError)
     def query_error(exc: QueryError) -> Any:
         if wants_json():
-            return jsonify(error="bad_request", message=str(exc)), 400
+            # A query over its work limits is told apart, so a client knows to ask for less rather than fix a typo.
+            error = "query_too_complex" if isinstance(exc, QueryTooComplex) else "bad_request"
+            return jsonify(error=error, message=str(exc)), 400
         return str(exc), 400
 
     @app.errorhandler(StorageError)

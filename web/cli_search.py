@@ -117,7 +117,7 @@ def search_command(
     """Search the index (QUERY syntax: see `newsdesk search --help` or the search page's tips)."""
     from index.search import Filters, Ranking, search
 
-    from .api import SearchRequest, results_json
+    from .api import SearchRequest, query_limits, results_json
     from .serialize import iso
 
     services = state.services
@@ -146,6 +146,7 @@ def search_command(
         sort=sort,
         collapse=wanted.collapse,
         ranking=Ranking(half_life=float(options.recency_half_life), weight=float(options.recency_weight)),
+        limits=query_limits(options),
     )
     if as_json:
         # JSON escapes C0 controls itself; C1 ones (U+0080-U+009F) it writes as they are.

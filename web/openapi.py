@@ -1,4 +1,4 @@
-"""The OpenAPI 3.1 document of /api/v1 search and entries; tests check it against what the server does."""
+"""The OpenAPI 3.1 document of the whole site (search and entries here); tests check it against what the server does."""
 
 from __future__ import annotations
 
@@ -126,29 +126,38 @@ def _json_response(description: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def openapi_document(server_url: str = "/api/v1") -> dict[str, Any]:
-    """Return the OpenAPI document of the API served under ``server_url``."""
+def openapi_document(root_url: str = "") -> dict[str, Any]:
+    """Return the OpenAPI document of every endpoint of the site served at ``root_url`` (JSON API, feeds, pages, embeds).
+
+    Paths are whole (/api/v1/search, /feeds, /embed/related) under one server, the site root: the
+    API and the pages share names (/api/v1/feeds and /feeds), so a server at /api/v1 could not hold both.
+    """
     document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
             "title": "Newsdesk API",
             "version": "1",
-            "description": "Search everything Newsdesk aggregated, read entries and feeds, and get related coverage.",
+            "description": "Search everything Newsdesk aggregated, read entries and feeds, get related coverage, "
+            "and the pages, feeds and embeds that show them.",
         },
-        "servers": [{"url": server_url}],
+        "servers": [{"url": root_url or "/"}],
         "paths": {
-            "/search": {
+            "/api/v1/search": {
                 "get": {
                     "operationId": "search",
                     "summary": "Search entries",
                     "parameters": SEARCH_PARAMETERS,
                     "responses": {
                         "200": _json_response("A page of results with facets.", _SEARCH_RESULTS),
-                        "400": _json_response("A parameter is invalid; the message says which.", _ERROR),
+                        "400": _json_response(
+                            "A parameter is invalid, or the query asks for more work than the server allows "
+                            "(error query_too_complex); the message says which.",
+                            _ERROR,
+                        ),
                     },
                 }
             },
-            "/entries/{entry_id}": {
+            "/api/v1/entries/{entry_id}": {
                 "get": {
                     "operationId": "getEntry",
                     "summary": "One entry, with its content",
@@ -159,10 +168,19 @@ def openapi_document(server_url: str = "/api/v1") -> dict[str, Any]:
                     },
                 }
             },
+            "/api/v1/openapi.json": {
+                "get": {
+                    "operationId": "openapi",
+                    "summary": "This document",
+                    "responses": {"200": _json_response("The OpenAPI document.", {"type": "object"})},
+                }
+            },
         },
         "components": {"schemas": {"SearchResults": _SEARCH_RESULTS, "Entry": _ENTRY, "Error": _ERROR}},
     }
     from .openapi_more import more_paths
+    from .openapi_pages import page_paths
 
-    document["paths"].update(more_paths(server_url.removesuffix("/api/v1")))
+    document["paths"].update(more_paths())
+    document["paths"].update(page_paths())
     return document

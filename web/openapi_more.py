@@ -1,4 +1,4 @@
-"""OpenAPI paths for the feeds, related-coverage, oEmbed and health endpoints (search lives in openapi.py)."""
+"""OpenAPI paths for the JSON feeds, related-coverage, oEmbed and health endpoints (search lives in openapi.py)."""
 
 from __future__ import annotations
 
@@ -86,29 +86,37 @@ def _query(name: str, description: str, schema: dict[str, Any] | None = None) ->
     return {"name": name, "in": "query", "required": False, "description": description, "schema": schema or _STRING}
 
 
-def more_paths(root_url: str) -> dict[str, Any]:
-    """Return the path items outside search; oEmbed and health live at the site root (``root_url``)."""
-    at_root = [{"url": root_url or "/"}]
+#: The parameters of related coverage, as JSON (/api/v1/related) and as the iframe embed (/embed/related).
+RELATED_PARAMETERS = [
+    _query("entry", "Id of a stored entry."),
+    _query("url", "An article URL, matched to a stored entry by canonical URL (never fetched)."),
+    _query("title", "Headline of an article Newsdesk does not have."),
+    _query("text", "Its description or text."),
+    _query("date", "Its publication time (ISO 8601; default now)."),
+    _query("limit", "How many items (default 5, at most 20).", {"type": "integer", "minimum": 1}),
+]
+
+
+def more_paths() -> dict[str, Any]:
+    """Return the path items of the JSON endpoints outside search: feeds, related coverage, oEmbed and health."""
     return {
-        "/feeds": {
+        "/api/v1/feeds": {
             "get": {
                 "operationId": "listFeeds",
                 "summary": "Every feed and its polling state",
                 "responses": {"200": _json_response("The feeds.", _object({"feeds": _array(FEED)}))},
             }
         },
-        "/related": {
+        "/api/v1/related": {
+            "options": {
+                "operationId": "relatedPreflight",
+                "summary": "CORS preflight: any site may read related coverage from a script",
+                "responses": {"204": {"description": "Allowed: GET, with If-None-Match."}},
+            },
             "get": {
                 "operationId": "related",
                 "summary": "Other outlets' coverage of the same story",
-                "parameters": [
-                    _query("entry", "Id of a stored entry."),
-                    _query("url", "An article URL, matched to a stored entry by canonical URL (never fetched)."),
-                    _query("title", "Headline of an article Newsdesk does not have."),
-                    _query("text", "Its description or text."),
-                    _query("date", "Its publication time (ISO 8601; default now)."),
-                    _query("limit", "How many items (default 5, at most 20).", {"type": "integer", "minimum": 1}),
-                ],
+                "parameters": RELATED_PARAMETERS,
                 "responses": {
                     "200": _json_response(
                         "Related items, best first (empty when there is none).",
@@ -119,10 +127,9 @@ def more_paths(root_url: str) -> dict[str, Any]:
                     "404": _json_response("No such entry, or an unknown url without title.", _ERROR),
                     "429": _json_response("Rate limited; see Retry-After.", _ERROR),
                 },
-            }
+            },
         },
         "/oembed": {
-            "servers": at_root,
             "get": {
                 "operationId": "oembed",
                 "summary": "oEmbed (rich) for an article or an entry page",
@@ -141,7 +148,6 @@ def more_paths(root_url: str) -> dict[str, Any]:
             },
         },
         "/healthz": {
-            "servers": at_root,
             "get": {
                 "operationId": "health",
                 "summary": "Liveness: the process answers (touches neither the database nor the index)",
@@ -149,7 +155,6 @@ def more_paths(root_url: str) -> dict[str, Any]:
             },
         },
         "/readyz": {
-            "servers": at_root,
             "get": {
                 "operationId": "ready",
                 "summary": "Readiness: store, index, scheduler, polling freshness, optional features",
@@ -160,7 +165,6 @@ def more_paths(root_url: str) -> dict[str, Any]:
             },
         },
         "/metrics": {
-            "servers": at_root,
             "get": {
                 "operationId": "metrics",
                 "summary": "Prometheus metrics (only to the addresses in server.metrics_allow)",
