@@ -16,6 +16,8 @@ import logging
 import multiprocessing
 import os
 import random
+import select
+import signal
 import threading
 import time
 from collections import deque
@@ -50,6 +52,56 @@ log = logging.getLogger("newsdesk.poll")
 PROCESS_POOL_MIN_FEEDS = 24
 
 
+def _start_forkserver_deaf() -> None:
+    """Start the fork server (once per process) with SIGINT and SIGTERM blocked, so every worker it forks starts so.
+
+    A worker takes a second or more to start (it re-imports the main script); a Ctrl-C to the
+    process group in that window would print its KeyboardInterrupt traceback before
+    ``_parse_worker_started`` runs. Blocked signals pass through fork and exec; the fork server
+    itself never unblocks them.
+    """
+    from multiprocessing import forkserver
+
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        forkserver.ensure_running()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _parse_worker_started(parent_pid: int) -> None:
+    """Prepare a parse worker process: leave signals to the parent, and exit when the parent is gone."""
+    # Ctrl-C (through make, too) and `kill -TERM -<pgid>` reach every process of the group. The parent
+    # decides what a stop means (finish or abandon the checks in flight); a worker that died of the
+    # signal would print a KeyboardInterrupt traceback or fail its parse as if the feed were at fault.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    threading.Thread(target=_exit_with_parent, args=(parent_pid,), name="newsdesk-parent-watch", daemon=True).start()
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    # A parent killed outright (SIGKILL, out of memory) never shuts the pool down, and a worker waits
+    # for its next task forever: without this, every crash of `newsdesk run` left its workers behind.
+    try:
+        handle = os.pidfd_open(parent_pid)
+    except (AttributeError, OSError):  # not Linux 5.3+: ask every second instead
+        while _alive(parent_pid):
+            time.sleep(1.0)
+    else:
+        select.select([handle], [], [])  # readable once the parent has exited
+    os._exit(0)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, but another user's (the pid was reused)
+        return False
+    return True
+
+
 class Poller:
     """Long-lived polling machinery: one HTTP client, one host limiter, and (when useful) a process pool."""
 
@@ -60,6 +112,7 @@ class Poller:
         *,
         parse_processes: int | None = None,
         rng: random.Random | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         self.store = store
         self.config = config
@@ -72,6 +125,9 @@ class Poller:
         # None: decide per batch (processes for big batches on machines with more than one core).
         self.parse_processes = parse_processes
         self._pool: ProcessPoolExecutor | None = None
+        #: Set by ``stop()`` (or by the owner of a shared ``stop`` event, the moment a stop signal
+        #: arrives): no new checks start; the ones in flight finish or are abandoned.
+        self.stopping = stop if stop is not None else threading.Event()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -81,6 +137,14 @@ class Poller:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+
+    def stop(self) -> None:
+        """Start no more checks (callable from any thread); a poll in progress returns once its checks in flight end.
+
+        Checks that never started are not recorded, so those feeds stay due and are checked at the
+        next start; a check whose parse the stop cut short is abandoned the same way.
+        """
+        self.stopping.set()
 
     def release_workers(self) -> None:
         """Stop the parse worker processes (they start again when a big batch needs them)."""
@@ -112,8 +176,16 @@ class Poller:
             # forkserver, not fork: the poller runs beside web and scheduler threads, and forking a
             # threaded process can copy a held lock into the child.
             context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["aggregator.parse", "aggregator.normalize", "aggregator.update"])
-            self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+            context.set_forkserver_preload(
+                ["aggregator.parse", "aggregator.normalize", "aggregator.update", "aggregator.poller"]
+            )
+            _start_forkserver_deaf()
+            self._pool = ProcessPoolExecutor(
+                max_workers=workers,
+                mp_context=context,
+                initializer=_parse_worker_started,
+                initargs=(os.getpid(),),
+            )
         return self._pool
 
     # ------------------------------------------------------------------ polling
@@ -154,6 +226,8 @@ class _Run:
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="newsdesk-write")
         self.wake = threading.Condition()
         self.in_flight = 0
+        #: Checks started (fetch submitted) and checks ended (recorded or abandoned).
+        self.started = 0
         self.finished = 0
         # Bodies fetched but not yet parsed. Fetching outruns parsing, so without a bound every body of
         # a big poll would wait in memory; at the bound the dispatcher stops starting fetches.
@@ -165,8 +239,15 @@ class _Run:
         hosts = self.poller.hosts
         order = list(queues)
         turn = 0
+        stopping = self.poller.stopping
         with self.wake:
             while self.finished < len(self.feeds):
+                if stopping.is_set():
+                    # Stop starting checks; wait only for the ones in flight.
+                    if self.finished >= self.started:
+                        break
+                    self.wake.wait(timeout=0.5)
+                    continue
                 soonest = float("inf")
                 if order:
                     # Round-robin over hosts so one big site never starves the others.
@@ -186,6 +267,7 @@ class _Run:
                             del queues[host]
                             order.remove(host)
                         self.in_flight += 1
+                        self.started += 1
                         self.fetchers.submit(self._fetch, index, host)
                 if self.finished >= len(self.feeds):
                     break
@@ -231,6 +313,9 @@ class _Run:
                 future: Future[Document] = self.pool.submit(parse_document, *args)
             except RuntimeError:  # the pool is shutting down
                 self._unqueue()
+                if self.poller.stopping.is_set():
+                    self._abandon()
+                    return
                 self._write(index, fetched, read_body(feed, fetched, checked_at, known), checked_at, started)
                 return
             future.add_done_callback(lambda f: self._parsed(index, fetched, f, checked_at, started, digest))
@@ -258,8 +343,17 @@ class _Run:
         try:
             document = dataclasses.replace(future.result(), body_hash=digest)
         except Exception as exc:  # a worker process died (out of memory, killed)
+            if self.poller.stopping.is_set():
+                # Cancelled or cut short by the stop, not the feed's fault: checked again at the next start.
+                self._abandon()
+                return
             document = Document(error=f"internal error while reading the feed: {type(exc).__name__}: {exc}")
         self._write(index, fetched, document, checked_at, started)
+
+    def _abandon(self) -> None:
+        with self.wake:
+            self.finished += 1
+            self.wake.notify_all()
 
     def _unqueue(self) -> None:
         with self.wake:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 from aggregator.config import Config
@@ -21,9 +22,9 @@ class Services:
     #: Opens searchers on the live index.
     reader: IndexReader
 
-    def indexer(self) -> Indexer:
-        """Return an Indexer over this store (only the single writer process may use it)."""
-        return Indexer(self.config.index_dir, self.store)
+    def indexer(self, stop: threading.Event | None = None) -> Indexer:
+        """Return an Indexer over this store (its writes hold the index's writer lock); ``stop`` cuts long runs short."""
+        return Indexer(self.config.index_dir, self.store, stop=stop)
 
     def close(self) -> None:
         """Release the database and the searcher."""
