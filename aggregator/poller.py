@@ -52,28 +52,10 @@ log = logging.getLogger("newsdesk.poll")
 PROCESS_POOL_MIN_FEEDS = 24
 
 
-def _start_forkserver_deaf() -> None:
-    """Start the fork server (once per process) with SIGINT and SIGTERM blocked, so every worker it forks starts so.
-
-    A worker takes a second or more to start (it re-imports the main script); a Ctrl-C to the
-    process group in that window would print its KeyboardInterrupt traceback before
-    ``_parse_worker_started`` runs. Blocked signals pass through fork and exec; the fork server
-    itself never unblocks them.
-    """
-    from multiprocessing import forkserver
-
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    try:
-        forkserver.ensure_running()
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-
 def _parse_worker_started(parent_pid: int) -> None:
     """Prepare a parse worker process: leave signals to the parent, and exit when the parent is gone."""
-    # Ctrl-C (through make, too) and `kill -TERM -<pgid>` reach every process of the group. The parent
-    # decides what a stop means (finish or abandon the checks in flight); a worker that died of the
-    # signal would print a KeyboardInterrupt traceback or fail its parse as if the feed were at fault.
+    # Already ignored from birth (aggregator._forkserver_signals); again in case the fork server was
+    # started without that preload.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     threading.Thread(target=_exit_with_parent, args=(parent_pid,), name="newsdesk-parent-watch", daemon=True).start()
@@ -177,9 +159,14 @@ class Poller:
             # threaded process can copy a held lock into the child.
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(
-                ["aggregator.parse", "aggregator.normalize", "aggregator.update", "aggregator.poller"]
+                [
+                    "aggregator._forkserver_signals",
+                    "aggregator.parse",
+                    "aggregator.normalize",
+                    "aggregator.update",
+                    "aggregator.poller",
+                ]
             )
-            _start_forkserver_deaf()
             self._pool = ProcessPoolExecutor(
                 max_workers=workers,
                 mp_context=context,
@@ -311,7 +298,7 @@ class _Run:
                 self.backlog += 1
             try:
                 future: Future[Document] = self.pool.submit(parse_document, *args)
-            except RuntimeError:  # the pool is shutting down
+            except Exception:  # the pool is shutting down or broken, or a worker could not start
                 self._unqueue()
                 if self.poller.stopping.is_set():
                     self._abandon()
