@@ -124,6 +124,10 @@ class Newsdesk:
         """Return the pids still alive (not zombies) in this process's group."""
         return group_members(self.pid)
 
+    def group_gone(self) -> bool:
+        """Return whether no process of the group is alive any more."""
+        return not group_members(self.pid)
+
     def kill_group(self) -> None:
         """SIGKILL every process of the group (cleanup)."""
         try:
