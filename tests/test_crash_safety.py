@@ -14,6 +14,9 @@ import random
 import re
 import shutil
 import signal
+import subprocess
+import sys
+import threading
 import time
 import warnings
 from datetime import UTC, datetime, timedelta
@@ -29,8 +32,10 @@ from index.search import IndexReader
 from .support.cli import newsdesk
 from .support.httpserver import FeedServer
 from .support.procs import (
+    NEWSDESK,
     TRACEBACK,
     Newsdesk,
+    env,
     free_port,
     group_members,
     serve_feeds,
@@ -329,3 +334,114 @@ def test_readers_report_a_damaged_index_and_pick_up_the_rebuilt_one(polled: Path
     log = process.log()
     assert "it cannot be read" in log and "`serve` never writes the index" in log, log
     assert not TRACEBACK.search(log), log
+
+
+# ---------------------------------------------------------------------- everything at once
+
+
+def port_of(config: Path) -> int:
+    return int(config.read_text().split("port = ")[1].split()[0])
+
+
+@pytest.mark.slow
+def test_run_feeds_add_reindex_search_and_two_servers_at_once(tmp_path: Path, feed_server: FeedServer) -> None:
+    urls = serve_feeds(feed_server, 40, 15, delay=0.01)
+    config = write_config(tmp_path, urls[:24])
+    readers = [write_config(tmp_path, [], name=f"serve-{n}.toml") for n in range(2)]
+    run = Newsdesk(config, "run", "--tick", "1", log_name="run.log")
+    servers = [Newsdesk(path, "serve", log_name=f"{path.stem}.log") for path in readers]
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    def read_while_writing(port: int) -> None:
+        with httpx.Client(timeout=30) as client:
+            while not stop.is_set():
+                for path in ("/api/v1/search?q=polling", "/?q=story", "/api/v1/search?q=story&sort=newest"):
+                    statuses.append(client.get(f"http://127.0.0.1:{port}{path}").status_code)
+
+    threads = [threading.Thread(target=read_while_writing, args=(port_of(path),)) for path in readers]
+    commands: list[tuple[str, int, str]] = []
+    try:
+        for process in (run, *servers):
+            assert process.wait_for_log("Serving on", timeout=120), process.log()
+        db = tmp_path / "data" / "newsdesk.db"
+        root = tmp_path / "data" / "index"
+        # Reading starts once the index holds documents (an empty index is another issue's finding).
+        assert wait_until(lambda: indexed_seq(root) > 0, timeout=120), run.log()
+        for thread in threads:
+            thread.start()
+        # Everything an operator might do while `run` polls and indexes, all at once.
+        for round_ in range(2):
+            batch = [("feeds add", cli(config, "feeds", "add", url)) for url in urls[24 + 8 * round_ : 32 + 8 * round_]]
+            batch += [("reindex", cli(config, "reindex")), ("index", cli(config, "index"))]
+            batch += [("search", cli(config, "search", "polling")) for _ in range(3)]
+            for name, command in batch:
+                out, err = command.communicate(timeout=180)
+                commands.append((name, command.returncode, out + err))
+        # Let `run` poll the added feeds and index them.
+        assert wait_until(
+            lambda: (
+                len(stored_ids(db)) == 40 * 15
+                and indexed_seq(root) == int(store_query(db, "SELECT max(seq) FROM changes")[0][0] or 0)
+            ),
+            timeout=120,
+            interval=0.5,
+        ), run.log()
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=60)
+        for process in (run, *servers):
+            process.signal_group(signal.SIGTERM)
+        codes = [process.wait(timeout=30) for process in (run, *servers)]
+        for process in (run, *servers):
+            process.kill_group()
+    for name, code, output in commands:
+        assert code == 0, f"{name}: {output}"
+        assert not TRACEBACK.search(output) and "being written by" not in output, f"{name}: {output}"
+    for process in (run, *servers):
+        assert not TRACEBACK.search(process.log()), process.log()
+    assert codes == [0, 0, 0]
+    assert statuses and set(statuses) == {200}, sorted(set(statuses))
+    assert sorted(index_ids(root)) == sorted(stored_ids(db)) and index_check(db, root, deep=True) is None
+    print(f"{len(statuses)} reads during {len(commands)} commands")
+
+
+OPEN_AT_THE_SIGNAL = """
+import os, sys
+from aggregator.store import open_store
+print("ready", flush=True)
+while not os.path.exists(sys.argv[2]):
+    pass
+open_store(sys.argv[1]).close()
+"""
+
+
+def test_processes_starting_together_create_the_schema_once(tmp_path: Path) -> None:
+    # `run` and two `serve` started together on a fresh data directory each create the schema.
+    go = tmp_path / "go"
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    repo = Path(__file__).resolve().parents[1]
+    starters = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPEN_AT_THE_SIGNAL, url, str(go)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**env(), "PYTHONPATH": str(repo)},
+        )
+        for _ in range(6)
+    ]
+    for starter in starters:  # every process imported and waiting
+        assert starter.stdout is not None and starter.stdout.readline() == "ready\n"
+    go.touch()
+    errors = [p.communicate(timeout=120)[1] for p in starters]
+    assert [p.returncode for p in starters] == [0] * 6, errors
+    assert store_query(tmp_path / "fresh.db", "SELECT value FROM meta WHERE key = 'schema_version'")
+
+
+def cli(config: Path, *args: str) -> subprocess.Popen[str]:
+    """Start a `newsdesk` command in the background, its output kept."""
+    return subprocess.Popen(
+        [NEWSDESK, "--config", str(config), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env()
+    )

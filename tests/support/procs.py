@@ -58,8 +58,10 @@ def _slow(reply: Reply, delay: float) -> Callable[[BaseHTTPRequestHandler], Repl
     return handler
 
 
-def write_config(directory: Path, feed_urls: list[str], *, port: int | None = None, extra: str = "") -> Path:
-    """Write a config polling ``feed_urls`` as fast as a local server allows; return its path."""
+def write_config(
+    directory: Path, feed_urls: list[str], *, port: int | None = None, extra: str = "", name: str = "config.toml"
+) -> Path:
+    """Write a config (data in ``directory``/data) polling ``feed_urls`` as fast as a local server allows; return it."""
     lines = [
         'data_dir = "data"',
         "[server]",
@@ -72,7 +74,7 @@ def write_config(directory: Path, feed_urls: list[str], *, port: int | None = No
     ]
     for url in feed_urls:
         lines += ["[[feeds]]", f'url = "{url}"']
-    path = directory / "config.toml"
+    path = directory / name
     path.write_text("\n".join(lines) + "\n")
     return path
 
