@@ -117,6 +117,7 @@ def _listeners(server: Any) -> list[Any]:
 
 def exit_soon(seconds: float) -> None:
     """Make sure the process is gone within ``seconds`` from now, however the interpreter's exit goes."""
+
     # A normal exit runs the finalizers (multiprocessing's included: an os._exit leaves the resource
     # tracker warning about "leaked" semaphores), then joins the threads the scheduler and thread
     # pools started. A job still running past the grace period (an index merge) would hold the exit
