@@ -116,7 +116,10 @@ def prepare_index(services: Services, stop: threading.Event | None = None) -> No
         services.indexer(stop).repair()
     except IndexBusyError as exc:
         logging.getLogger("newsdesk.index").info("index not checked at start: %s", exc)
-        return
+    except SearchIndexError:
+        if stop is None or not stop.is_set():
+            raise
+        # A stop cut the rebuild short; the half-built generation is removed and the next start rebuilds.
 
 
 @main.command()
