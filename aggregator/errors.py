@@ -50,3 +50,11 @@ class StorageError(NewsdeskError):
 
 class QueryError(NewsdeskError):
     """A search or related-coverage request is invalid."""
+
+
+class SearchIndexError(StorageError):
+    """The search index cannot be read or written (damaged, being rebuilt, or busy)."""
+
+
+class IndexBusyError(SearchIndexError):
+    """Another process holds the index's writer lock longer than we may wait."""

@@ -20,6 +20,8 @@ import logging
 import multiprocessing
 import os
 import random
+import select
+import signal
 import threading
 import time
 from collections import deque
@@ -57,6 +59,38 @@ log = logging.getLogger("newsdesk.poll")
 PROCESS_POOL_MIN_FEEDS = 24
 
 
+def _parse_worker_started(parent_pid: int) -> None:
+    """Prepare a parse worker process: leave signals to the parent, and exit when the parent is gone."""
+    # Already ignored from birth (aggregator._forkserver_signals); again in case the fork server was
+    # started without that preload.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    threading.Thread(target=_exit_with_parent, args=(parent_pid,), name="newsdesk-parent-watch", daemon=True).start()
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    # A parent killed outright (SIGKILL, out of memory) never shuts the pool down, and a worker waits
+    # for its next task forever: without this, every crash of `newsdesk run` left its workers behind.
+    try:
+        handle = os.pidfd_open(parent_pid)
+    except (AttributeError, OSError):  # not Linux 5.3+: ask every second instead
+        while _alive(parent_pid):
+            time.sleep(1.0)
+    else:
+        select.select([handle], [], [])  # readable once the parent has exited
+    os._exit(0)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, but another user's (the pid was reused)
+        return False
+    return True
+
+
 class Poller:
     """Long-lived polling machinery: one HTTP client, one host limiter, and (when useful) a process pool."""
 
@@ -68,6 +102,7 @@ class Poller:
         parse_processes: int | None = None,
         rng: random.Random | None = None,
         observer: PollObserver | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         self.store = store
         self.config = config
@@ -85,6 +120,9 @@ class Poller:
         #: The bounds every parse worker process runs under.
         self.worker_limits = WorkerLimits(memory=int(p.parse_memory_limit), timeout=float(p.parse_timeout))
         self._pool: WorkerPool | None = None
+        #: Set by ``stop()`` (or by the owner of a shared ``stop`` event, the moment a stop signal
+        #: arrives): no new checks start; the ones in flight finish or are abandoned.
+        self.stopping = stop if stop is not None else threading.Event()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -94,6 +132,14 @@ class Poller:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+
+    def stop(self) -> None:
+        """Start no more checks (callable from any thread); a poll in progress returns once its checks in flight end.
+
+        Checks that never started are not recorded, so those feeds stay due and are checked at the
+        next start; a check whose parse the stop cut short is abandoned the same way.
+        """
+        self.stopping.set()
 
     def release_workers(self) -> None:
         """Stop the parse worker processes (they start again when a big batch needs them)."""
@@ -126,7 +172,7 @@ class Poller:
             # forkserver, not fork: the poller runs beside web and scheduler threads, and forking a
             # threaded process can copy a held lock into the child.
             context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["aggregator._preload"])
+            context.set_forkserver_preload(["aggregator._forkserver_signals", "aggregator._preload"])
             self._pool = WorkerPool(workers, self.worker_limits, context, initializer=warm_up)
         return self._pool
 
@@ -168,6 +214,8 @@ class _Run:
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="newsdesk-write")
         self.wake = threading.Condition()
         self.in_flight = 0
+        #: Checks started (fetch submitted) and checks ended (recorded or abandoned).
+        self.started = 0
         self.finished = 0
         # Bodies fetched but not yet parsed. Fetching outruns parsing, so without a bound every body of
         # a big poll would wait in memory; at the bound the dispatcher stops starting fetches.
@@ -181,8 +229,15 @@ class _Run:
         hosts = self.poller.hosts
         order = list(queues)
         turn = 0
+        stopping = self.poller.stopping
         with self.wake:
             while self.finished < len(self.feeds):
+                if stopping.is_set():
+                    # Stop starting checks; wait only for the ones in flight.
+                    if self.finished >= self.started:
+                        break
+                    self.wake.wait(timeout=0.5)
+                    continue
                 soonest = float("inf")
                 if order:
                     # Round-robin over hosts so one big site never starves the others.
@@ -202,6 +257,7 @@ class _Run:
                             del queues[host]
                             order.remove(host)
                         self.in_flight += 1
+                        self.started += 1
                         self.fetchers.submit(self._fetch, index, host)
                 if self.finished >= len(self.feeds):
                     break
@@ -246,8 +302,11 @@ class _Run:
                 self.backlog += 1
             try:
                 future: Future[Document] = self.pool.submit(parse_document, *args)
-            except RuntimeError:  # the pool is shutting down
+            except Exception:  # the pool is shutting down or broken, or a worker could not start
                 self._unqueue()
+                if self.poller.stopping.is_set():
+                    self._abandon()
+                    return
                 self._write(index, fetched, self._read_inline(feed, fetched, checked_at, known), checked_at, started)
                 return
             future.add_done_callback(lambda f: self._parsed(index, fetched, f, checked_at, started, digest))
@@ -281,13 +340,26 @@ class _Run:
         try:
             document = dataclasses.replace(future.result(), body_hash=digest)
         except WorkerLimitError as exc:  # over the time or memory cap, or the worker died: this feed only
+            if self.poller.stopping.is_set():
+                # Cancelled or cut short by the stop, not the feed's fault: checked again at the next start.
+                self._abandon()
+                return
             setting = {"timeout": " (polling.parse_timeout)", "memory": " (polling.parse_memory_limit)"}
             document = Document(error=f"parsing the feed {exc}{setting.get(exc.limit or '', '')}")
         except WorkerTaskError as exc:
             document = Document(error=f"internal error while reading the feed: {exc}")
         except Exception as exc:
+            if self.poller.stopping.is_set():
+                # Cancelled or cut short by the stop, not the feed's fault: checked again at the next start.
+                self._abandon()
+                return
             document = Document(error=f"internal error while reading the feed: {type(exc).__name__}: {exc}")
         self._write(index, fetched, document, checked_at, started)
+
+    def _abandon(self) -> None:
+        with self.wake:
+            self.finished += 1
+            self.wake.notify_all()
 
     def _unqueue(self) -> None:
         with self.wake:

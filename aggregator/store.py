@@ -56,6 +56,7 @@ class Store(EntryStore):
         """Create or upgrade the schema to SCHEMA_VERSION; refuse a newer database."""
         try:
             with self.engine.begin() as conn:
+                _lock_for_migration(conn)
                 metadata.create_all(conn)
                 row = conn.execute(sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")).first()
                 if row is None:
@@ -378,6 +379,26 @@ class Store(EntryStore):
         with self.engine.connect() as conn:
             value: datetime | None = conn.execute(query).scalar()
         return value
+
+
+#: PostgreSQL advisory lock key taken while the schema is created or upgraded (any constant will do).
+_MIGRATION_LOCK_KEY = 0x6E657773  # "news"
+
+
+def _lock_for_migration(conn: Connection) -> None:
+    """Make this transaction the only one creating or upgrading the schema until it commits.
+
+    Processes started together (`run`, two `serve`, a CLI command) all migrate at start; create_all
+    checks for each table and then creates it, and two of them interleaving failed with "table
+    meta already exists".
+    """
+    if conn.dialect.name == "sqlite":
+        # pysqlite starts transactions lazily, before the first INSERT, so the checks and CREATE
+        # TABLEs of create_all would each run on their own; BEGIN IMMEDIATE takes the write lock
+        # now (waiting up to busy_timeout for another process's migration to commit).
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    elif conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
 
 
 class _OpenTransaction(threading.local):

@@ -251,6 +251,7 @@ def serve_tasks(conn: Connection, memory: int, initializer: Callable[[], object]
     """Worker process main: run each task received on ``conn`` and send back its outcome, until the pipe closes."""
     # Ctrl-C reaches the whole process group; the parent decides when its workers stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if initializer is not None:
         try:
             initializer()

@@ -16,7 +16,7 @@ from whoosh import index as whoosh_index
 from whoosh.index import FileIndex
 from whoosh.searching import Searcher
 
-from aggregator.errors import QueryError
+from aggregator.errors import QueryError, SearchIndexError
 from aggregator.models import Entry
 
 from .budget import CHECK_EVERY, QueryBudget, QueryLimits
@@ -32,6 +32,7 @@ from .compile import (
 )
 from .doctable import DocTable, DocTableCache, IntArray
 from .facets import Facets, FacetValue, count_facets
+from .health import describe
 from .indexer import IndexLocation
 from .query import MAX_PER_PAGE, SORTS, ParsedQuery, parse_query
 from .schema import tag_key
@@ -190,10 +191,13 @@ class IndexReader:
         for attempt in range(2):
             try:
                 return self._fresh_searcher()
-            except (FileNotFoundError, whoosh_index.EmptyIndexError):
-                if attempt:
-                    raise
+            except (FileNotFoundError, whoosh_index.EmptyIndexError) as exc:
                 self._drop()
+                if attempt:
+                    raise _unreadable(self.location.root, exc) from exc
+            except Exception as exc:  # a damaged TOC or segment: Whoosh raises anything from EOFError to TypeError
+                self._drop()
+                raise _unreadable(self.location.root, exc) from exc
         return None  # pragma: no cover - the loop returns or raises
 
     def _fresh_searcher(self) -> Searcher | None:
@@ -233,6 +237,15 @@ class IndexReader:
         """Close the searcher (searchers still leased close when their queries end)."""
         with self._lock:
             self._drop()
+
+
+def _unreadable(root: Path, exc: BaseException) -> SearchIndexError:
+    # Readers never write the index: the writer (`newsdesk run`, `newsdesk index`) notices the damage
+    # when it starts or catches up, and rebuilds a new generation that readers then open.
+    return SearchIndexError(
+        f"the search index in {root} cannot be read ({describe(exc)}); "
+        "`newsdesk run` or `newsdesk index` rebuilds it from the store"
+    )
 
 
 def _scored_matches(searcher: Searcher, query: Any, budget: QueryBudget) -> tuple[IntArray, np.ndarray[Any, Any]]:

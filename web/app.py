@@ -8,7 +8,7 @@ from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from aggregator.config import Config
-from aggregator.errors import QueryError, StorageError
+from aggregator.errors import QueryError, SearchIndexError, StorageError
 from index.budget import QueryTooComplex
 
 from .security import install as install_security_headers
@@ -62,6 +62,15 @@ def create_app(config: Config, services: Services | None = None) -> Flask:
         if wants_json():
             return jsonify(error="unavailable", message="the database is unavailable; try again shortly"), 503
         return "The database is unavailable; try again shortly.", 503
+
+    @app.errorhandler(SearchIndexError)
+    def index_error(exc: SearchIndexError) -> Any:
+        # Damaged or missing: the writer process rebuilds it from the store; the path stays in the log.
+        app.logger.error("search index error: %s", exc)
+        message = "the search index is unavailable while it is rebuilt; try again shortly"
+        if wants_json():
+            return jsonify(error="unavailable", message=message), 503, {"Retry-After": "30"}
+        return message[0].upper() + message[1:] + ".", 503, {"Retry-After": "30"}
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Any:

@@ -10,7 +10,6 @@ import dataclasses
 import errno
 import json
 import logging
-import signal
 import sys
 import threading
 from datetime import UTC, datetime
@@ -20,10 +19,14 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from aggregator.config import Config, load_config, resolve_config_path
-from aggregator.errors import NewsdeskError
+from aggregator.errors import IndexBusyError, NewsdeskError, SearchIndexError
+
+from .lifecycle import Shutdown, exit_now, exit_soon, serve_until_stopped
 
 if TYPE_CHECKING:
     from .services import Services
+
+log = logging.getLogger("newsdesk")
 
 
 class CliState:
@@ -105,13 +108,30 @@ def main(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
             logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def catch_up_index(services: Services) -> None:
-    """Bring the index up to date with the store's change log."""
-    stats = services.indexer().catch_up()
+def catch_up_index(services: Services, stop: threading.Event | None = None) -> None:
+    """Bring the index up to date with the store's change log; a busy index is logged and left to its writer."""
+    try:
+        stats = services.indexer(stop).catch_up()
+    except IndexBusyError as exc:
+        # Another process (`run`, `reindex`) is writing it and catches up with these changes too.
+        logging.getLogger("newsdesk.index").info("index not caught up now: %s", exc)
+        return
     if stats.upserts or stats.deletes:
         logging.getLogger("newsdesk.index").info(
             "index caught up to seq=%d (+%d -%d)", stats.seq, stats.upserts, stats.deletes
         )
+
+
+def prepare_index(services: Services, stop: threading.Event | None = None) -> None:
+    """At a writer's start: check the index, rebuild it from the store if missing or damaged (logged), catch up."""
+    try:
+        services.indexer(stop).repair()
+    except IndexBusyError as exc:
+        logging.getLogger("newsdesk.index").info("index not checked at start: %s", exc)
+    except SearchIndexError:
+        if stop is None or not stop.is_set():
+            raise
+        # A stop cut the rebuild short; the half-built generation is removed and the next start rebuilds.
 
 
 @main.command()
@@ -212,14 +232,14 @@ def bind_server(config: Config, services: Services) -> Any:
         fail(f"cannot listen on {host}:{port}: {reason} ({advice})")
 
 
-def serve_forever(server: Any, config: Config) -> None:
-    """Say where the server listens and serve requests until the process is stopped."""
+def serve_forever(server: Any, config: Config, shutdown: Shutdown) -> None:
+    """Say where the server listens and serve requests until a stop is requested (requests in flight are answered)."""
     address = f"Newsdesk on http://{server.effective_host}:{server.effective_port}/"
     if config.log_format == "json":
         logging.getLogger("newsdesk").info(address)  # stderr stays one JSON object per line
     else:
         click.echo(address, err=True)
-    server.run()
+    serve_until_stopped(server, shutdown)
 
 
 def log_features(services: Services) -> None:
@@ -233,10 +253,27 @@ def log_features(services: Services) -> None:
 @listen_options
 @click.pass_obj
 def serve(state: CliState) -> None:
-    """Serve the web front end only (production WSGI server; reads the index, never writes it)."""
-    server = bind_server(state.config, state.services)
-    log_features(state.services)
-    serve_forever(server, state.config)
+    """Serve the web front end only (production WSGI server; reads the index, never writes it).
+
+    SIGTERM or SIGINT stops it: requests in flight are answered, then it exits 0.
+    """
+    shutdown = Shutdown()
+    shutdown.install()
+    services = state.services
+    server = bind_server(state.config, services)
+    log_features(services)
+    problem = services.indexer().check()  # reads only: the writer (`run`, `index`) rebuilds a damaged index
+    if problem is not None:
+        log.warning(
+            "search index %s: %s; `serve` never writes the index, so searches are unavailable or incomplete "
+            "until `newsdesk run` or `newsdesk index` rebuilds it from the store",
+            state.config.index_dir,
+            problem,
+        )
+    try:
+        serve_forever(server, state.config, shutdown)
+    finally:
+        services.close()
 
 
 @main.command()
@@ -244,10 +281,17 @@ def serve(state: CliState) -> None:
 @listen_options
 @click.pass_obj
 def run(state: CliState, tick: float) -> None:
-    """Poll feeds on schedule, index, and serve the web front end, in one process."""
-    from aggregator.scheduler import build_scheduler, install_reload_on_sighup
+    """Poll feeds on schedule, index, and serve the web front end, in one process.
+
+    SIGTERM or SIGINT (once or twice) stops it within a few seconds with exit status 0: checks in
+    flight are finished or abandoned (abandoned ones run at the next start); a third signal forces it.
+    """
+    from aggregator.scheduler import build_scheduler, install_reload_on_sighup, stop_scheduler
     from aggregator.update import sync_config_feeds
 
+    shutdown = Shutdown()
+    shutdown.install()  # before the slow start-up: a stop during it is as clean as one later
+    stopping = shutdown.requested
     services = state.services
     server = bind_server(state.config, services)
     sync_config_feeds(services.store, state.config)
@@ -256,28 +300,54 @@ def run(state: CliState, tick: float) -> None:
 
     def after_poll() -> None:
         with lock:
-            catch_up_index(services)
+            try:
+                catch_up_index(services, stopping)
+            except SearchIndexError as exc:
+                logging.getLogger("newsdesk.index").error("index not caught up: %s", exc)
 
-    catch_up_index(services)
+    def index_if_behind() -> None:
+        # Entries stored by other processes (`feeds add`, `poll --no-index`) or a catch-up that found
+        # the index busy: the poll ticks alone would leave them unindexed until the next due feed.
+        if services.indexer().indexed_seq() < services.store.last_seq():
+            after_poll()
+
+    prepare_index(services, stopping)
+    if stopping.is_set():
+        services.close()
+        return
     scheduler = build_scheduler(
-        services.store, state.config, after_poll=after_poll, tick_seconds=tick, observer=services.metrics.observer()
+        services.store,
+        state.config,
+        after_poll=after_poll,
+        tick_seconds=tick,
+        stop=stopping,
+        observer=services.metrics.observer(),
     )
     services.scheduler = scheduler  # /readyz watches it; /metrics counts its polls
+    scheduler.add_job(
+        index_if_behind, "interval", seconds=max(tick, 5.0), id="index-catch-up", max_instances=1, coalesce=True
+    )
     cli_search.schedule_index_maintenance(scheduler, services, lock)  # merges index segments every few hours
     scheduler.start()
     if state.config.source_path:  # SIGHUP re-reads the file: new feeds are polled soon, removed ones stop
         install_reload_on_sighup(scheduler, state.config.source_path)
-
-    def stop(signum: int, frame: Any) -> None:
-        scheduler.shutdown(wait=False)
-        sys.exit(0)
-
-    signal.signal(signal.SIGTERM, stop)
     try:
-        serve_forever(server, state.config)
-    finally:
-        if scheduler.running:
-            scheduler.shutdown(wait=False)
+        serve_forever(server, state.config, shutdown)
+    except BaseException:
+        stop_scheduler(scheduler, grace=shutdown.grace)
+        raise
+    finished = stop_scheduler(scheduler, grace=shutdown.remaining())
+    if finished and lock.acquire(timeout=shutdown.remaining()):
+        lock.release()
+        services.close()
+        exit_soon(2.0)  # a normal exit (finalizers run); bounded should a stray job hold it
+        return
+    log.warning(
+        "work in flight abandoned after %.0f s: unfinished feed checks run again at the next start, "
+        "and the index resumes from its last commit",
+        shutdown.grace,
+    )
+    exit_now(0)
 
 
 # Subcommand modules register themselves on `main` when imported.

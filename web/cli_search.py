@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import re
 import threading
 from datetime import datetime
@@ -62,6 +63,7 @@ def index_command(state: CliState, optimize: bool) -> None:
     """Apply pending store changes to the search index."""
     services = state.services
     indexer = services.indexer()
+    indexer.repair()  # a missing or damaged index is rebuilt from the store (and logged)
     stats = indexer.catch_up()
     click.echo(f"indexed {stats.upserts} upserts, {stats.deletes} deletes (change seq {stats.seq})")
     if optimize:
@@ -122,6 +124,11 @@ def search_command(
 
     services = state.services
     options = state.config.search
+    problem = services.indexer().check()  # a reader: it reports, the writer (`run`, `index`) rebuilds
+    if problem is not None:
+        logging.getLogger("newsdesk.index").warning(
+            "search index %s: %s; `newsdesk index` rebuilds it from the store", state.config.index_dir, problem
+        )
     wanted = SearchRequest(
         q=query,
         filters=Filters(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -31,9 +32,9 @@ class Services:
     #: When this process started watching (readiness counts a feed's lateness from here at the earliest).
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
-    def indexer(self) -> Indexer:
-        """Return an Indexer over this store (only the single writer process may use it)."""
-        return Indexer(self.config.index_dir, self.store)
+    def indexer(self, stop: threading.Event | None = None) -> Indexer:
+        """Return an Indexer over this store (its writes hold the index's writer lock); ``stop`` cuts long runs short."""
+        return Indexer(self.config.index_dir, self.store, stop=stop)
 
     @functools.cached_property
     def metrics(self) -> Metrics:
