@@ -137,7 +137,7 @@ def test_a_third_signal_forces_the_exit(tmp_path: Path, feed_server: FeedServer)
 
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
-def test_serve_stops_cleanly_and_answers_the_request_in_flight(tmp_path: Path, signum: int) -> None:
+def test_serve_stops_cleanly_on_signals_to_its_group(tmp_path: Path, signum: int) -> None:
     config = write_config(tmp_path, [])
     port = int(config.read_text().split("port = ")[1].split()[0])
     process = Newsdesk(config, "serve")
