@@ -390,12 +390,9 @@ def test_run_feeds_add_reindex_search_and_two_servers_at_once(tmp_path: Path, fe
     finally:
         stop.set()
         for thread in threads:
-            thread.join(timeout=60)
-        for process in (run, *servers):
-            process.signal_group(signal.SIGTERM)
-        codes = [process.wait(timeout=30) for process in (run, *servers)]
-        for process in (run, *servers):
-            process.kill_group()
+            if thread.ident is not None:
+                thread.join(timeout=60)
+        codes = [process.stop(signal.SIGTERM, timeout=30) for process in (run, *servers)]
     for name, code, output in commands:
         assert code == 0, f"{name}: {output}"
         assert not TRACEBACK.search(output) and "being written by" not in output, f"{name}: {output}"

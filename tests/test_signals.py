@@ -39,7 +39,9 @@ def busy_run(tmp_path: Path, feed_server: FeedServer, *, delay: float = 0.05) ->
     """Start `newsdesk run` on FEEDS slowish feeds and return it once its poll is under way."""
     urls = serve_feeds(feed_server, FEEDS, 30, delay=delay)
     process = Newsdesk(write_config(tmp_path, urls), "run", "--tick", "1")
-    assert process.wait_for_log(r"poll feed=", timeout=90), process.log()
+    if not process.wait_for_log(r"poll feed=", timeout=90):
+        process.kill_group()
+        raise AssertionError(f"the poll never started:\n{process.log()}")
     return process
 
 
