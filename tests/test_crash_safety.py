@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import random
 import re
 import shutil
@@ -389,12 +390,9 @@ def test_run_feeds_add_reindex_search_and_two_servers_at_once(tmp_path: Path, fe
     finally:
         stop.set()
         for thread in threads:
-            thread.join(timeout=60)
-        for process in (run, *servers):
-            process.signal_group(signal.SIGTERM)
-        codes = [process.wait(timeout=30) for process in (run, *servers)]
-        for process in (run, *servers):
-            process.kill_group()
+            if thread.ident is not None:
+                thread.join(timeout=60)
+        codes = [process.stop(signal.SIGTERM, timeout=30) for process in (run, *servers)]
     for name, code, output in commands:
         assert code == 0, f"{name}: {output}"
         assert not TRACEBACK.search(output) and "being written by" not in output, f"{name}: {output}"
@@ -444,3 +442,44 @@ def cli(config: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [NEWSDESK, "--config", str(config), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env()
     )
+
+
+# ---------------------------------------------------------------------- the index's writer lock
+
+
+def test_a_second_writer_waits_for_the_lock_then_writes(tmp_path: Path) -> None:
+    from index.writelock import WriterLock
+
+    from .test_index_indexer import filled_store
+
+    store = filled_store(tmp_path, 20)
+    root = tmp_path / "index"
+    holder = WriterLock(root)
+    holder.acquire()
+    release = threading.Timer(0.5, holder.release)
+    release.start()
+    waited = time.monotonic()
+    stats = Indexer(root, store, lock_wait=30).catch_up()
+    assert time.monotonic() - waited >= 0.4 and stats.upserts == 20
+    store.close()
+
+
+def test_a_writer_that_cannot_get_the_lock_says_who_holds_it(tmp_path: Path) -> None:
+    from aggregator.errors import IndexBusyError
+    from index.writelock import WriterLock
+
+    from .test_index_indexer import filled_store
+
+    store = filled_store(tmp_path, 5)
+    root = tmp_path / "index"
+    with WriterLock(root):
+        with pytest.raises(IndexBusyError, match=rf"being written by process {os.getpid()} \(.*\) \(waited 0 s\)"):
+            Indexer(root, store, lock_wait=0.2).catch_up()
+        stopping = threading.Event()
+        stopping.set()
+        started = time.monotonic()
+        with pytest.raises(IndexBusyError):  # a stopping process does not wait at all
+            Indexer(root, store, stop=stopping).catch_up()
+        assert time.monotonic() - started < 1.0
+    assert Indexer(root, store).catch_up().upserts == 5  # released on leaving the block
+    store.close()

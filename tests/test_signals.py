@@ -39,7 +39,9 @@ def busy_run(tmp_path: Path, feed_server: FeedServer, *, delay: float = 0.05) ->
     """Start `newsdesk run` on FEEDS slowish feeds and return it once its poll is under way."""
     urls = serve_feeds(feed_server, FEEDS, 30, delay=delay)
     process = Newsdesk(write_config(tmp_path, urls), "run", "--tick", "1")
-    assert process.wait_for_log(r"poll feed=", timeout=90), process.log()
+    if not process.wait_for_log(r"poll feed=", timeout=90):
+        process.kill_group()
+        raise AssertionError(f"the poll never started:\n{process.log()}")
     return process
 
 
@@ -137,7 +139,7 @@ def test_a_third_signal_forces_the_exit(tmp_path: Path, feed_server: FeedServer)
 
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
-def test_serve_stops_cleanly_and_answers_the_request_in_flight(tmp_path: Path, signum: int) -> None:
+def test_serve_stops_cleanly_on_signals_to_its_group(tmp_path: Path, signum: int) -> None:
     config = write_config(tmp_path, [])
     port = int(config.read_text().split("port = ")[1].split()[0])
     process = Newsdesk(config, "serve")

@@ -116,7 +116,20 @@ class Newsdesk:
 
     def signal_group(self, signum: int) -> None:
         """Send ``signum`` to the whole process group, as `kill -SIG -<pgid>` or a terminal's Ctrl-C does."""
-        os.killpg(self.pid, signum)
+        try:
+            os.killpg(self.pid, signum)
+        except ProcessLookupError:  # the whole group is gone already
+            pass
+
+    def stop(self, signum: int, timeout: float) -> int | None:
+        """Signal the group, wait up to ``timeout`` for the exit status (None: it did not exit), then kill the rest."""
+        try:
+            self.signal_group(signum)
+            return self.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        finally:
+            self.kill_group()
 
     def wait(self, timeout: float) -> int:
         """Wait for the process to exit; return its status."""
