@@ -189,9 +189,8 @@ def image_key(url: str) -> str:
     kept = sorted(
         pair
         for pair in parts.query.split("&")
-        if pair
-        and not _is_tracking(pair)
-        and unquote(pair.partition("=")[0]).strip().lower() not in _RENDITION_PARAMS
+        if pair and not _is_tracking(pair) and unquote(pair.partition("=")[0]).strip().lower() not in _RENDITION_PARAMS
     )
     path = _SIZE_SUFFIX.sub("", unquote(parts.path))
-    return f"{(parts.hostname or '').removeprefix('www.')}{path}" + (f"?{'&'.join(kept)}" if kept else "")
+    host = parts.netloc.rpartition("@")[2].lower().removeprefix("www.")
+    return f"{host}{path}" + (f"?{'&'.join(kept)}" if kept else "")
