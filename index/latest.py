@@ -11,7 +11,6 @@ from collections.abc import Collection
 
 import numpy as np
 from numpy.typing import NDArray
-from whoosh import query as wq
 
 from .doctable import IntArray
 from .search import IndexReader
@@ -28,11 +27,10 @@ def newest_ids(reader: IndexReader, limit: int, *, feed_keys: Collection[str] | 
     if searcher is None:
         return []
     table = reader.tables.table(searcher)
-    docs, alive = reader.tables.alive(searcher)
+    docs = reader.tables.alive(searcher)[0]
     if feed_keys is not None:
-        wanted = wq.Or([wq.Term("feed_key", key) for key in sorted(feed_keys)])
-        found = np.fromiter(searcher.docs_for_query(wanted), dtype=np.int64)
-        docs = found[alive[found]]
+        codes = [code for code, key in enumerate(table.feed_values) if key in feed_keys]
+        docs = docs[np.isin(table.feed_codes[docs], codes)]
     if len(docs) == 0:
         return []
     # Copies of one wire story arrive together; look a few places past the limit so that dropping

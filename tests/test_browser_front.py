@@ -203,3 +203,28 @@ def test_article_page_is_centred_and_leads_back(browser: Any, newsroom: tuple[Se
             assert page.locator("li.hit").count() >= 2
         finally:
             context.close()
+
+
+def test_article_page_with_its_sidebar_is_centred(browser: Any, tmp_path: Path, feed_server: FeedServer) -> None:
+    from .test_related_api import OTHER_OUTLET, STORY_OUTLETS, entry_of
+    from .test_related_api import build_newsroom as build_related_newsroom
+    from .test_related_api import newsroom_config as related_config
+
+    app = build_related_newsroom(related_config(tmp_path), feed_server, (*STORY_OUTLETS, OTHER_OUTLET))
+    services = app.extensions["newsdesk"]
+    try:
+        article = entry_of(services.store, "harbour-times")
+        with LiveServer(app) as live:
+            context = browser.new_context(viewport={"width": 1280, "height": 900}, java_script_enabled=False)
+            try:
+                page = context.new_page()
+                page.goto(f"{live.base}/entries/{article.id}")
+                layout, sidebar = box(page, ".entry-layout"), box(page, "aside.related")
+                width = page.evaluate("document.documentElement.clientWidth")
+                assert abs(layout["x"] - (width - layout["x"] - layout["width"])) <= 2, layout
+                assert sidebar["x"] > box(page, "article.entry")["x"] + 300  # beside the article, not below it
+                assert page.locator("p.back a").get_attribute("href") == "/"
+            finally:
+                context.close()
+    finally:
+        services.close()

@@ -106,11 +106,11 @@ def section_tags(configured: Sequence[str] | None, feeds: Sequence[Feed]) -> lis
     counts: Counter[str] = Counter()
     spelled: dict[str, str] = {}
     for feed in enabled:
-        for tag in dict.fromkeys(topic_key(t) for t in feed.tags if topic_key(t)):
-            counts[tag] += 1
-    for feed in enabled:
-        for tag in feed.tags:
-            spelled.setdefault(topic_key(tag), tag.strip())
+        keys = {topic_key(tag): tag.strip() for tag in reversed(feed.tags)}
+        keys.pop("", None)
+        counts.update(keys.keys())
+        for key, tag in keys.items():
+            spelled.setdefault(key, tag)
     # A tag every feed carries makes a section that repeats "Latest"; one feed's tag is a section too.
     useful = [tag for tag, count in counts.items() if count < len(enabled)]
     useful.sort(key=lambda tag: (-counts[tag], tag))
@@ -175,13 +175,14 @@ class FrontPage:
 
 def build_front_page(services: Services, stories: Sequence[StoryCard] = ()) -> FrontPage:
     """Return the front page from the live index and the store, with the given top-story cards."""
-    feeds = services.store.list_feeds()
     latest_ids = newest_ids(services.reader, LATEST_COUNT)
     if not latest_ids:
-        return FrontPage(stories=(), latest=(), sections=(), welcome=_welcome(services, feeds))
+        return FrontPage(stories=(), latest=(), sections=(), welcome=_welcome(services, services.store.list_feeds()))
+    feeds = services.store.list_feeds(counts=False)  # only their tags, keys and titles: no counting
     wanted: list[tuple[str, list[Feed], list[str]]] = []
+    topics = [(feed, {topic_key(t) for t in feed.tags}) for feed in feeds]
     for tag in section_tags(services.config.front.sections, feeds):
-        members = [feed for feed in feeds if topic_key(tag) in {topic_key(t) for t in feed.tags}]
+        members = [feed for feed, keys in topics if topic_key(tag) in keys]
         ids = newest_ids(services.reader, SECTION_COUNT, feed_keys={feed.key for feed in members})
         wanted.append((tag, members, ids))
     # One store read for every article on the page.
