@@ -106,9 +106,11 @@ def section_tags(configured: Sequence[str] | None, feeds: Sequence[Feed]) -> lis
     counts: Counter[str] = Counter()
     spelled: dict[str, str] = {}
     for feed in enabled:
-        keys = {topic_key(tag): tag.strip() for tag in reversed(feed.tags)}
+        keys: dict[str, str] = {}
+        for tag in feed.tags:
+            keys.setdefault(topic_key(tag), tag.strip())
         keys.pop("", None)
-        counts.update(keys.keys())
+        counts.update(keys.keys())  # a feed counts once per tag, however often it lists it
         for key, tag in keys.items():
             spelled.setdefault(key, tag)
     # A tag every feed carries makes a section that repeats "Latest"; one feed's tag is a section too.
@@ -177,7 +179,7 @@ def build_front_page(services: Services, stories: Sequence[StoryCard] = ()) -> F
     """Return the front page from the live index and the store, with the given top-story cards."""
     latest_ids = newest_ids(services.reader, LATEST_COUNT)
     if not latest_ids:
-        return FrontPage(stories=(), latest=(), sections=(), welcome=_welcome(services, services.store.list_feeds()))
+        return _welcome_page(services)
     feeds = services.store.list_feeds(counts=False)  # only their tags, keys and titles: no counting
     wanted: list[tuple[str, list[Feed], list[str]]] = []
     topics = [(feed, {topic_key(t) for t in feed.tags}) for feed in feeds]
@@ -200,16 +202,21 @@ def build_front_page(services: Services, stories: Sequence[StoryCard] = ()) -> F
         for tag, members, ids in wanted
         if (found := items(ids))
     )
-    return FrontPage(stories=tuple(stories), latest=items(latest_ids), sections=sections)
+    latest = items(latest_ids)
+    if not latest:  # the index still lists entries the store has just removed: nothing to show after all
+        return _welcome_page(services)
+    return FrontPage(stories=tuple(stories), latest=latest, sections=sections)
 
 
-def _welcome(services: Services, feeds: list[Feed]) -> Welcome:
+def _welcome_page(services: Services) -> FrontPage:
+    """Return a front page that is a welcome: where the news will come from and what to do."""
+    feeds = services.store.list_feeds()
     known = {feed.url for feed in feeds} | {feed.key for feed in feeds}
     enabled = [feed for feed in feeds if feed.enabled]
-    # A feed never checked has no next check yet: it is due as soon as polling runs.
+    # The earliest next check of an enabled feed (a feed added but never checked is due at once).
     due = [feed.next_check_at for feed in enabled]
     scheduler = services.scheduler
-    return Welcome(
+    welcome = Welcome(
         feeds=tuple(feeds),
         pending=tuple(fc for fc in services.config.feeds if fc.url not in known),
         polling=bool(scheduler is not None and getattr(scheduler, "running", False)),
@@ -218,3 +225,4 @@ def _welcome(services: Services, feeds: list[Feed]) -> Welcome:
         config_path=services.config.source_path,
         now=datetime.now(UTC),
     )
+    return FrontPage(stories=(), latest=(), sections=(), welcome=welcome)
