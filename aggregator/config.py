@@ -136,6 +136,14 @@ class RelatedConfig:
 
 
 @dataclass(frozen=True)
+class FrontConfig:
+    """The front page."""
+
+    #: Topic sections, by operator tag (feeds[].tags); None (not set): the tags most feeds carry.
+    sections: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
 class FeedConfig:
     """One [[feeds]] table."""
 
@@ -177,6 +185,8 @@ class Config:
     search: SearchConfig = field(default_factory=SearchConfig)
     #: Related-coverage options.
     related: RelatedConfig = field(default_factory=RelatedConfig)
+    #: Front page options.
+    front: FrontConfig = field(default_factory=FrontConfig)
     #: The feeds to poll.
     feeds: tuple[FeedConfig, ...] = ()
     #: The file this was read from ("" when built in code).
@@ -358,6 +368,16 @@ def _validate(config: Config, label: str) -> None:
         problems.append(("server.rate_limit_per_minute", "must be 0 (no limit) or more"))
     if config.related.max_per_source < 1:
         problems.append(("related.max_per_source", "must be at least 1"))
+    section_keys: dict[str, int] = {}
+    for i, tag in enumerate(config.front.sections or ()):
+        key = " ".join(tag.casefold().split())
+        if not key:
+            problems.append((f"front.sections[{i}]", 'must not be empty: name an operator tag such as "politics"'))
+        elif key in section_keys:
+            problems.append(
+                (f"front.sections[{i}]", f"{tag!r} is already listed as front.sections[{section_keys[key]}]")
+            )
+        section_keys.setdefault(key, i)
     seen: dict[str, int] = {}
     for i, feed in enumerate(config.feeds):
         try:

@@ -1,4 +1,4 @@
-"""Per-document columns of the live index as numpy arrays: dates, outlets, languages, tags, groups.
+"""Per-document columns of the live index as numpy arrays: dates, outlets, feeds, languages, tags, groups.
 
 Ranking by recency, date filters, facets and collapse are array operations over these, so a
 query's cost beyond Whoosh's own matching does not grow with Python loops over matches.
@@ -42,6 +42,7 @@ class _Segment:
     sources: _Codes
     groups: _Codes
     languages: _Codes
+    feeds: _Codes
     tag_docs: IntArray
     tag_codes: NDArray[np.int32]
     tag_values: list[str]
@@ -94,6 +95,7 @@ def _read_segment(leaf: Any) -> _Segment:
         sources=_codes_from_values(column_values(leaf, "source_name", translate=True)),
         groups=_codes_from_values(column_values(leaf, "dupgroup", translate=True)),
         languages=_codes_from_postings(leaf, "language", size),
+        feeds=_codes_from_postings(leaf, "feed_key", size),
         tag_docs=np.asarray(tag_docs, dtype=np.int64),
         tag_codes=np.asarray(tag_codes, dtype=np.int32),
         tag_values=tag_values,
@@ -137,6 +139,9 @@ class DocTable:
     #: Language code by document number, and the language values ("" for unknown).
     language_codes: NDArray[np.int32]
     language_values: list[str]
+    #: Feed code by document number, and the feed keys (the front page's topic sections select by feed).
+    feed_codes: NDArray[np.int32]
+    feed_values: list[str]
     #: (document, tag) pairs: documents and tag codes side by side, and the tag names.
     tag_docs: IntArray
     tag_codes: NDArray[np.int32]
@@ -218,7 +223,8 @@ def _join(parts: list[tuple[_Segment, int]], size: int) -> DocTable:
     source_codes = np.zeros(size, dtype=np.int32)
     group_codes = np.zeros(size, dtype=np.int32)
     language_codes = np.zeros(size, dtype=np.int32)
-    sources, groups, languages, tags = _Joiner(), _Joiner(), _Joiner(), _Joiner()
+    feed_codes = np.zeros(size, dtype=np.int32)
+    sources, groups, languages, feeds, tags = _Joiner(), _Joiner(), _Joiner(), _Joiner(), _Joiner()
     tag_docs: list[IntArray] = []
     tag_codes: list[NDArray[np.int32]] = []
     lengths = {name: np.zeros(size, dtype=np.float64) for name in TEXT_FIELDS}
@@ -229,6 +235,7 @@ def _join(parts: list[tuple[_Segment, int]], size: int) -> DocTable:
         source_codes[offset:end] = sources.remap(segment.sources.values)[segment.sources.codes]
         group_codes[offset:end] = groups.remap(segment.groups.values)[segment.groups.codes]
         language_codes[offset:end] = languages.remap(segment.languages.values)[segment.languages.codes]
+        feed_codes[offset:end] = feeds.remap(segment.feeds.values)[segment.feeds.codes]
         for name in TEXT_FIELDS:
             lengths[name][offset:end] = segment.lengths[name]
         if len(segment.tag_docs):
@@ -246,6 +253,8 @@ def _join(parts: list[tuple[_Segment, int]], size: int) -> DocTable:
         group_codes=group_codes,
         language_codes=language_codes,
         language_values=languages.values,
+        feed_codes=feed_codes,
+        feed_values=feeds.values,
         tag_docs=np.concatenate(tag_docs) if tag_docs else np.zeros(0, dtype=np.int64),
         tag_codes=np.concatenate(tag_codes) if tag_codes else np.zeros(0, dtype=np.int32),
         tag_values=tags.values,

@@ -11,7 +11,9 @@ from aggregator.config import Config
 from aggregator.errors import QueryError, SearchIndexError, StorageError
 from index.budget import QueryTooComplex
 
+from .dates import utc_label
 from .security import install as install_security_headers
+from .serialize import iso
 from .services import Services, build_services
 
 
@@ -22,6 +24,9 @@ def create_app(config: Config, services: Services | None = None) -> Flask:
     app.extensions["newsdesk"] = services = services or build_services(config)
     services.metrics.install(app)  # request timing for /metrics (a registry per Services, never the global one)
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    # One way of writing a time for readers, on every page and in the iframe embed (web.dates).
+    app.add_template_filter(utc_label, "utc_label")
+    app.add_template_filter(iso, "iso")  # the machine form, for <time datetime>
 
     from .api import api
     from .embed import embed

@@ -104,20 +104,6 @@ def own_entry_id(url: str) -> str | None:
     return None
 
 
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-
-
-@related_api.app_template_filter("utc_label")
-def utc_label(value: str | datetime | None) -> str:
-    """Return a time as the embeds and the sidebar show it, e.g. '17 Feb 2026, 20:05 UTC' ('' when absent)."""
-    # embed.js formats the same way, so both embeds agree whatever the reader's time zone and locale.
-    if not value:
-        return ""
-    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    return f"{moment.day} {_MONTHS[moment.month - 1]} {moment.year}, {moment:%H:%M} UTC"
-
-
 def safe_link(url: str | None) -> str | None:
     """Return the URL when it is an absolute http(s) link, else None (never javascript:, data:, ...)."""
     return url if url and is_http_url(url) else None

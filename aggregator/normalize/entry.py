@@ -14,7 +14,7 @@ from .html import ContentImage, clean_content
 from .identity import content_identity, entry_id, guid_identity
 from .language import declared_language, detect_language
 from .limits import AUTHORS, CONTENT_HTML, SUMMARY, TAG, TAGS, TITLE, cap_line, cap_paragraphs, fits_url, raw_line
-from .media import lead_image
+from .media import lead_image, lead_media_url
 from .text import clean_line, clean_paragraphs, clean_text, truncate
 from .urls import article_url, canonical_url, is_http_url
 
@@ -36,8 +36,17 @@ class Body:
     images: tuple[ContentImage, ...]
 
 
-def clean_body(content: ParsedContent | None, base: str | None, document_url: str | None = None) -> Body:
-    """Return the cleaned form of one feed body, HTML or plain text."""
+def clean_body(
+    content: ParsedContent | None,
+    base: str | None,
+    document_url: str | None = None,
+    *,
+    lead_image: str | None = None,
+) -> Body:
+    """Return the cleaned form of one feed body, HTML or plain text, without copies of the lead image.
+
+    The lead image is ``lead_image`` (the feed's own picture for the entry), else the body's first image.
+    """
     if content is None or not content.value.strip():
         return Body("", (), ())
     if content.type.lower() in _HTML_TYPES or "html" in content.type.lower():
@@ -46,7 +55,7 @@ def clean_body(content: ParsedContent | None, base: str | None, document_url: st
             # xml:base on the content element applies to the links inside it (RFC 3986 section 5.1.1);
             # feedparser reports the document URL when there is none, which must not win over the feed link.
             base = urljoin(base, own_base) if base else own_base
-        cleaned = clean_content(content.value, base)
+        cleaned = clean_content(content.value, base, lead_image=lead_image, lead_from_body=lead_image is None)
         return Body(cleaned.html, cleaned.paragraphs, cleaned.images)
     paragraphs = tuple(clean_paragraphs(clean_text(content.value).split("\n\n")))
     return Body("".join(f"<p>{_escape(p)}</p>" for p in paragraphs), paragraphs, ())
@@ -144,12 +153,14 @@ def normalize_entry(
     flags: list[str] = []
 
     content = _longest(parsed.contents)
-    body = clean_body(content, base, context.feed_url)
+    # The page shows the lead image above the text, so the body must not show it again.
+    media_image = lead_media_url(parsed.media, base)
+    body = clean_body(content, base, context.feed_url, lead_image=media_image)
     # feedparser copies the content into the summary when a feed has no separate description.
     if parsed.summary is not None and content is not None and parsed.summary.value == content.value:
         summary_body = body
     else:
-        summary_body = clean_body(parsed.summary, base, context.feed_url)
+        summary_body = clean_body(parsed.summary, base, context.feed_url, lead_image=media_image)
     # Summary-only feeds (or a summary longer than a teaser "content") use the summary as the body.
     if sum(map(len, summary_body.paragraphs)) > sum(map(len, body.paragraphs)):
         body = summary_body

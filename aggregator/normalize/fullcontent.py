@@ -24,8 +24,11 @@ MIN_ARTICLE_CHARS = 200
 logging.getLogger("trafilatura").setLevel(logging.ERROR)
 
 
-def extract_article(html_bytes: bytes, url: str) -> tuple[str, str] | None:
-    """Return (sanitized html, plain text) of an article page's main content, or None when extraction fails."""
+def extract_article(html_bytes: bytes, url: str, lead_image: str | None = None) -> tuple[str, str] | None:
+    """Return (sanitized html, plain text) of an article page's main content, or None when extraction fails.
+
+    Copies of ``lead_image`` (the entry's, shown above the text) are left out of the html.
+    """
     if not html_bytes or not html_bytes.strip():
         return None
     trafilatura = load("full_content")
@@ -46,7 +49,7 @@ def extract_article(html_bytes: bytes, url: str) -> tuple[str, str] | None:
         return None
     if not extracted:
         return None
-    cleaned = clean_content(extracted, url or None)
+    cleaned = clean_content(extracted, url or None, lead_image=lead_image)
     if len(cleaned.text) < MIN_ARTICLE_CHARS:
         return None
     return cleaned.html, cleaned.text
@@ -54,7 +57,7 @@ def extract_article(html_bytes: bytes, url: str) -> tuple[str, str] | None:
 
 def with_full_content(entry: Entry, html_bytes: bytes, url: str | None = None) -> Entry:
     """Return ``entry`` with its body replaced by the article page's, or ``entry`` unchanged when extraction fails."""
-    article = extract_article(html_bytes, url or entry.url)
+    article = extract_article(html_bytes, url or entry.url, entry.image.url if entry.image else None)
     if article is None:
         return entry
     content_html, text = article
