@@ -25,7 +25,7 @@ plus the live feeds' first entries.
 
 Data: --data-dir DIR uses the store and index in DIR (a data dir, or the DIR that
 `bench/search.py --keep DIR` built: its DIR/data), and builds one there with --entries N from
-../shared/corpus when DIR holds none. Without --data-dir it builds --entries N in a temp dir.
+../shared/corpus when DIR holds none; an index behind its store is brought up to date first. Without --data-dir it builds --entries N in a temp dir.
 The corpus outlets in the store are not real feeds: they are disabled (reason "load bench") so the
 writer does not try to fetch them. The live feeds and their entries are removed again at the end.
 The related-API rate limit is off for the bench (every request comes from one address).
@@ -304,6 +304,29 @@ def build_data_dir(data_dir: Path, entries: int) -> None:
     indexer.optimize_if_needed()
     services.close()
     print(f"built {stored} entries in {data_dir} in {time.perf_counter() - started:.0f}s", flush=True)
+
+
+def catch_up_index(data_dir: Path) -> None:
+    """Index what the store holds and the index does not yet (as `newsdesk index`), then merge segments as `run` does."""
+    from aggregator.config import config_from_dict
+    from aggregator.store import open_store
+    from index.indexer import Indexer
+
+    config = config_from_dict({"data_dir": str(data_dir)}, label="load bench")
+    store = open_store(config.db_url)
+    indexer = Indexer(config.index_dir, store, batch_size=2000)
+    behind = store.last_seq() - indexer.indexed_seq()
+    if behind > 0:
+        started = time.perf_counter()
+        print(f"the index is {behind} changes behind the store: indexing them", flush=True)
+        stats = indexer.catch_up()
+        merged = indexer.optimize_if_needed()
+        print(
+            f"indexed {stats.upserts} entries in {time.perf_counter() - started:.0f}s"
+            f"{', then merged the segments' if merged else ''}",
+            flush=True,
+        )
+    store.close()
 
 
 def park_corpus_feeds(data_dir: Path) -> int:
@@ -666,6 +689,7 @@ def main() -> int:
         data_dir = resolve_data_dir(args.data_dir.resolve())
         if not (data_dir / "newsdesk.db").exists():
             build_data_dir(data_dir, args.entries)
+    catch_up_index(data_dir)
     parked = park_corpus_feeds(data_dir)
     if parked:
         print(f"disabled {parked} corpus outlets in the store (not fetchable feeds)", flush=True)
