@@ -60,6 +60,7 @@ SHARED = REPO.parent / "shared"
 UCI = SHARED / "corpus" / "stories" / "uci-news-aggregator-dev.tsv.gz"
 ALLSIDES = SHARED / "corpus" / "stories" / "allsides-roundups-dev.jsonl.gz"
 SEED_FEED = SHARED / "seed" / "story-feed.xml"
+BBC = SHARED / "corpus" / "news" / "bbc_greene2006__moztom__bbc_ml" / "bbc"
 SEED_FIXTURES = REPO / "tests" / "fixtures" / "stories" / "seed_rewrites.json"
 BATCH = 200
 
@@ -357,6 +358,31 @@ def seed_check(settings: StorySettings) -> dict[str, Any] | None:
     return {"embassy_articles": wanted, "with_seed": len(together), "intruders": intruders, "together": together}
 
 
+# ---------------------------------------------------------------- full-text speed
+
+
+def full_text_rate(settings: StorySettings, seed: int) -> tuple[int, float, int] | None:
+    """Return (articles, articles/s, stories of 2+) assigning the BBC full-text articles over 30 days."""
+    if not BBC.exists():
+        return None
+    rng = random.Random(seed)
+    start = datetime(2005, 1, 1, tzinfo=UTC)
+    stream = []
+    for path in sorted(BBC.glob("*/*.txt")):
+        title, _, body = path.read_bytes().decode("utf-8", "replace").partition("\n")
+        when = start + timedelta(seconds=rng.uniform(0, 30 * 86400))
+        stream.append(StoryArticle(id=str(path.relative_to(BBC)), title=title, text=body, published_at=when))
+    stream.sort(key=lambda a: (a.published_at, a.id))
+    store = MemoryStoryStore()
+    assigner = StoryAssigner(store, settings)
+    started = time.perf_counter()
+    for index in range(0, len(stream), BATCH):
+        assigner.assign_many(stream[index : index + BATCH])
+    seconds = time.perf_counter() - started
+    sizes = Counter(store.members().values())
+    return len(stream), len(stream) / seconds, sum(1 for size in sizes.values() if size > 1)
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -420,6 +446,13 @@ def main() -> int:
             f"article; intruders: {seed['intruders'] or 'none'}"
         )
         report["seed"] = seed
+    speed = full_text_rate(settings, args.seed)
+    if speed is not None:
+        count, rate, multi = speed
+        print(
+            f"full text (BBC, {count} articles over 30 days, unlabelled): {rate:,.0f} articles/s; {multi} stories of 2+"
+        )
+        report["full_text_rate"] = rate
     if args.json:
         args.json.write_text(json.dumps(report, indent=2, default=str))
     return 0

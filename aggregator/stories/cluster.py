@@ -210,14 +210,12 @@ class StoryAssigner:
         quiet_seconds = quiet.total_seconds()
         for story in candidates:
             centroid = story.centroid
-            dot = 0.0
-            shared = 0
-            for term, weight in vector.items():
-                other = centroid.get(term)
-                if other is not None:
-                    dot += weight * other
-                    shared += 1
-            if shared < settings.min_shared_terms or dot <= 0.0:
+            # Intersect in C; fsum is exact, so the set's (hash-seeded) order cannot change the result.
+            shared = vector.keys() & centroid.keys()
+            if len(shared) < settings.min_shared_terms:
+                continue
+            dot = math.fsum(vector[term] * centroid[term] for term in shared)
+            if dot <= 0.0:
                 continue
             cosine = dot / story.norm
             if when > story.last_seen:
@@ -329,7 +327,5 @@ def _norm(vector: Mapping[str, float]) -> float:
 
 
 def _cosine(a: Mapping[str, float], b: Mapping[str, float]) -> float:
-    if len(a) > len(b):
-        a, b = b, a
-    dot = sum(w * b.get(t, 0.0) for t, w in a.items())
+    dot = math.fsum(a[term] * b[term] for term in a.keys() & b.keys())
     return dot / (_norm(a) * _norm(b)) if dot > 0 else 0.0

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -90,8 +91,8 @@ _STOPWORD_TEXT = """
 _WORD = re.compile(r"\d+(?:[.,]\d+)+|[^\W_]+")
 # U.S., U.K., U.N.: dotted acronyms become one word before splitting.
 _DOTTED = re.compile(r"\b(?:[A-Za-z]\.){2,}")
-# A word starts a sentence when only spaces and opening quotes separate it from one of these.
-_SENTENCE_END = frozenset(".!?:;\n\"“”‘’'«»—–-([|")
+# A word that starts the text or follows one of these (past spaces and opening quotes) starts a sentence.
+_SENTENCE_START = re.compile(r"(?:^|[.!?:;\n\"“”‘’'«»—–\-(\[|])[\s\"“‘'«(]*(\d+(?:[.,]\d+)+|[^\W_]+)")
 
 
 @lru_cache(maxsize=300_000)
@@ -136,6 +137,24 @@ def _title_cased(words: list[str]) -> bool:
     return capitalized >= 0.6 * len(long_words)
 
 
+@lru_cache(maxsize=300_000)
+def _analyze(surface: str, english: bool, shouting: bool) -> tuple[str | None, bool]:
+    """Return (term or None when the word does not count, whether it is a name by itself)."""
+    acronym = not shouting and 2 <= len(surface) <= 5 and surface.isupper() and surface.isalpha()
+    term = fold(surface)
+    if term in _STOPWORDS and not acronym:
+        return None, False
+    digits = not term.isalpha()
+    if digits:
+        if len(term) < 2:
+            return None, False  # "3 people": single digits are everywhere
+    elif len(term) < 2 or (len(term) < 3 and not acronym):
+        return None, False
+    if english and not acronym:
+        term = stem(term)
+    return term, digits or acronym
+
+
 def _add_terms(
     counts: dict[str, float],
     names: set[str],
@@ -146,40 +165,27 @@ def _add_terms(
     max_words: int,
     title: bool,
 ) -> None:
-    text = _DOTTED.sub(lambda m: m.group(0).replace(".", ""), text)
-    matches = list(_WORD.finditer(text))[:max_words]
-    if not matches:
+    # Words are rarely longer than 12 characters with their space: no need to scan a long body further.
+    text = _DOTTED.sub(_undot, text[: max_words * 12])
+    words = _WORD.findall(text)[:max_words]
+    if not words:
         return
-    surfaces = [m.group(0) for m in matches]
     shouting = text.isupper()
-    capitals_mean_names = not shouting and not (title and _title_cased(surfaces))
-    for match, surface in zip(matches, surfaces, strict=True):
-        acronym = not shouting and 2 <= len(surface) <= 5 and surface.isupper() and surface.isalpha()
-        term = fold(surface)
-        if term in _STOPWORDS and not acronym:
+    capitals_mean_names = not shouting and not (title and _title_cased(words))
+    # Counting in C and analysing each distinct word once keeps long bodies cheap. A capitalized
+    # word is a name when it occurs more often than it starts a sentence (once inside one at least).
+    starts = Counter(_SENTENCE_START.findall(text)) if capitals_mean_names else Counter()
+    for surface, count in Counter(words).items():
+        term, name = _analyze(surface, english, shouting)
+        if term is None:
             continue
-        digits = not term.isalpha()
-        if digits:
-            if len(term) < 2:
-                continue  # "3 people": single digits are everywhere
-        elif len(term) < 2 or (len(term) < 3 and not acronym):
-            continue
-        if english and not acronym:
-            term = stem(term)
-        counts[term] = counts.get(term, 0.0) + weight
-        if (
-            digits
-            or acronym
-            or (capitals_mean_names and surface[0].isupper() and not _starts_sentence(text, match.start()))
-        ):
+        counts[term] = counts.get(term, 0.0) + weight * count
+        if name or (capitals_mean_names and surface[0].isupper() and count > starts[surface]):
             names.add(term)
 
 
-def _starts_sentence(text: str, position: int) -> bool:
-    index = position - 1
-    while index >= 0 and text[index] in " \t\r\"“‘'«(":
-        index -= 1
-    return index < 0 or text[index] in _SENTENCE_END
+def _undot(match: re.Match[str]) -> str:
+    return match.group(0).replace(".", "")
 
 
 def term_weights(title: str, text: str, language: str | None, settings: FeatureSettings) -> dict[str, float]:
