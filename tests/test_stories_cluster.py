@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
 from dataclasses import replace
@@ -287,3 +288,40 @@ def test_title_case_headlines_do_not_make_every_word_a_name() -> None:
     shouted = term_weights("Strong Tremor Hits Remote Valley Villages", "", "en", settings)
     plain = term_weights("strong tremor hits remote valley villages", "", "en", settings)
     assert shouted == plain
+
+
+def random_stream(seed: int, count: int = 240) -> list[StoryArticle]:
+    """Return a dense stream of articles drawn from overlapping topics (many candidates per article)."""
+    rng = random.Random(seed)
+    vocabulary = [f"w{n}" for n in range(60)]
+    topics = [rng.sample(vocabulary, 10) for _ in range(30)]
+    articles = []
+    for n in range(count):
+        topic = rng.choice(topics)
+        words = rng.sample(topic, 5) + rng.sample(vocabulary, 2)
+        when = BASE + timedelta(minutes=rng.randrange(0, 6 * 24 * 60))
+        articles.append(
+            StoryArticle(
+                id=f"a{n}", title=" ".join(words[:4]), text=" ".join(words), published_at=when, outlet=f"o{n % 9}"
+            )
+        )
+    return sorted(articles, key=lambda a: (a.published_at, a.id))
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_batch_boundaries_never_change_the_stories(seed: int) -> None:
+    # Few candidates per article, many overlapping stories: the store's ranking of stale versions
+    # and the batch's own ranking must still pick exactly what one-at-a-time assignment picks.
+    settings = StorySettings(candidates=3, threshold=0.2, merge_threshold=0.3)
+    articles = random_stream(seed)
+    single = assigned(articles, settings)
+    assert single.aliases and len(single.stories) > 5  # the stream founds and merges stories
+    for size in (7, 50, len(articles)):
+        store = MemoryStoryStore()
+        assigner = StoryAssigner(store, settings)
+        for start in range(0, len(articles), size):
+            assigner.assign_many(articles[start : start + size])
+        assert store.assignments == single.assignments
+        assert store.stories == single.stories
+        assert store.aliases == single.aliases
+        assert store.document_count() == single.document_count()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -24,6 +24,8 @@ __all__ = [
     "StoryState",
     "StoryStore",
     "TermIndex",
+    "in_window",
+    "overlap",
     "story_id_for",
 ]
 
@@ -107,9 +109,9 @@ class StoryStore(Protocol):
     def stories_for_terms(
         self, terms: Mapping[str, float], start: datetime, end: datetime, limit: int
     ) -> list[StoryState]:
-        """Return up to ``limit`` unmerged stories with a centroid term among ``terms`` whose span
-        reaches into [start, end] (last_seen >= start and first_seen <= end), best first by the sum of
-        query weight x centroid weight over shared terms, ties by id."""
+        """Return the ``limit`` best unmerged stories with a centroid term among ``terms`` whose span
+        reaches into [start, end] (last_seen >= start and first_seen <= end), ranked by `overlap`
+        (ties by id). Returning more is harmless: the assigner ranks again and keeps ``limit``."""
         ...
 
     def document_frequencies(self, terms: Iterable[str]) -> dict[str, int]:
@@ -171,17 +173,33 @@ class TermIndex:
             if not posting:
                 del self.postings[term]
 
-    def ranked(self, terms: Mapping[str, float], limit: int) -> list[str]:
-        """Return up to ``limit`` story ids sharing a term, best first by partial dot product, ties by id."""
+    def ranked(self, terms: Mapping[str, float], limit: int, accept: Callable[[str], bool]) -> list[str]:
+        """Return up to ``limit`` accepted story ids sharing a term, best first by `overlap`, ties by id."""
         scores: dict[str, float] = {}
         get = scores.get
+        # Summed term by term in the query's order, exactly as `overlap` does, so both rank alike.
         for term, weight in terms.items():
             posting = self.postings.get(term)
             if posting:
                 for story_id, other in posting.items():
                     scores[story_id] = get(story_id, 0.0) + weight * other
-        best = heapq.nsmallest(limit, ((-score, story_id) for story_id, score in scores.items()))
+        best = heapq.nsmallest(limit, ((-score, i) for i, score in scores.items() if accept(i)))
         return [story_id for _, story_id in best]
+
+
+def overlap(terms: Mapping[str, float], centroid: Mapping[str, float]) -> float:
+    """Return the partial dot product stores rank candidates by: query weight x centroid weight, summed."""
+    total = 0.0
+    for term, weight in terms.items():
+        other = centroid.get(term)
+        if other is not None:
+            total += weight * other
+    return total
+
+
+def in_window(story: StoryState, start: datetime, end: datetime) -> bool:
+    """Return True when a story's span reaches into [start, end]."""
+    return story.last_seen >= start and story.first_seen <= end
 
 
 class MemoryStoryStore:
@@ -206,15 +224,9 @@ class MemoryStoryStore:
         self, terms: Mapping[str, float], start: datetime, end: datetime, limit: int
     ) -> list[StoryState]:
         """Return up to ``limit`` unmerged stories sharing a term and overlapping [start, end], best first."""
-        found: list[StoryState] = []
-        # Ask for more than the limit: some of the best may lie outside the time window.
-        for story_id in self._index.ranked(terms, limit * 4):
-            story = self.stories[story_id]
-            if story.last_seen >= start and story.first_seen <= end:
-                found.append(story)
-                if len(found) >= limit:
-                    break
-        return found
+        stories = self.stories
+        ranked = self._index.ranked(terms, limit, lambda story_id: in_window(stories[story_id], start, end))
+        return [stories[story_id] for story_id in ranked]
 
     def document_frequencies(self, terms: Iterable[str]) -> dict[str, int]:
         """Return term -> number of articles containing it."""
