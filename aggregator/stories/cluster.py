@@ -38,7 +38,7 @@ class StorySettings:
     #: How articles are turned into vectors.
     features: FeatureSettings = field(default_factory=FeatureSettings)
     #: Smallest time-weighted cosine to the story's centroid that joins an article to it.
-    threshold: float = 0.3
+    threshold: float = 0.2
     #: Cosine between two stories' centroids above which an article matching both merges them.
     merge_threshold: float = 0.3
     #: Terms the article must share with the story's centroid (one common word is not a story).

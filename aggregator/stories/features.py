@@ -52,7 +52,7 @@ class FeatureSettings:
     """How an article's words are weighed; defaults chosen by bench/stories_quality.py --calibrate."""
 
     #: How many times a title word counts against one body word.
-    title_weight: float = 2.0
+    title_weight: float = 3.0
     #: Extra factor for name-like words (capitalized inside a sentence, acronyms) and numbers.
     entity_weight: float = 1.5
     #: Words of the body read: the lead and the paragraphs after it (news puts what happened first;
