@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import random
 import subprocess
 import sys
+from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -325,3 +327,85 @@ def test_batch_boundaries_never_change_the_stories(seed: int) -> None:
         assert store.stories == single.stories
         assert store.aliases == single.aliases
         assert store.document_count() == single.document_count()
+
+
+# ---------------------------------------------------------------- real data (skipped when ../shared is absent)
+
+SHARED = REPO.parent / "shared"
+ALLSIDES = SHARED / "corpus" / "stories" / "allsides-roundups-dev.jsonl.gz"
+SEED_FEED = SHARED / "seed" / "story-feed.xml"
+
+
+def b_cubed(predicted: dict[str, str], gold: dict[str, str]) -> tuple[float, float]:
+    """Return B-cubed (precision, recall) of a clustering against labels."""
+    pairs = Counter((predicted[a], gold[a]) for a in gold)
+    predicted_sizes = Counter(predicted[a] for a in gold)
+    gold_sizes = Counter(gold.values())
+    precision = sum(n * n / predicted_sizes[p] for (p, _), n in pairs.items()) / len(gold)
+    recall = sum(n * n / gold_sizes[g] for (_, g), n in pairs.items()) / len(gold)
+    return precision, recall
+
+
+@pytest.mark.skipif(not ALLSIDES.exists(), reason="../shared/corpus is absent")
+def test_allsides_outlets_wording_a_story_differently_land_together() -> None:
+    # Every story's left, center and right outlet, spread over up to three days, all stories interleaved.
+    rng = random.Random(5)
+    with gzip.open(ALLSIDES, "rt", encoding="utf-8") as handle:
+        rows = [json.loads(line) for line in handle]
+    anchors = {row["cluster"]: datetime.fromisoformat(row["published_at"]).astimezone(UTC) for row in rows}
+    articles = sorted(
+        (
+            StoryArticle(
+                id=row["id"],
+                title=row["title"],
+                text=row["text"],
+                published_at=anchors[row["cluster"]] + timedelta(hours=rng.uniform(0, 72)),
+                outlet=row["source"],
+            )
+            for row in rows
+        ),
+        key=lambda a: (a.published_at, a.id),
+    )
+    store = MemoryStoryStore()
+    StoryAssigner(store).assign_many(articles)
+    precision, recall = b_cubed(store.members(), {row["id"]: row["cluster"] for row in rows})
+    assert precision >= 0.90
+    assert 2 * precision * recall / (precision + recall) >= 0.85
+
+
+@pytest.mark.skipif(not SEED_FEED.exists(), reason="../shared/seed is absent")
+def test_seed_story_outlets_hours_apart_land_together_and_nothing_else_does() -> None:
+    from aggregator.models import FeedContext
+    from aggregator.normalize import normalize_feed
+    from aggregator.parse import parse_feed
+
+    parsed = parse_feed(SEED_FEED.read_bytes(), {"content-type": "application/rss+xml"})
+    context = FeedContext(
+        feed_key="seed",
+        feed_url="https://www.algemeiner.com/feed/",
+        source_title="Algemeiner",
+        site_url="https://www.algemeiner.com",
+        fetched_at=datetime(2020, 1, 1, tzinfo=UTC),
+    )
+    entry = normalize_feed(parsed, context)[0]
+    rows = json.loads((REPO / "tests" / "fixtures" / "stories" / "seed_rewrites.json").read_text("utf-8"))["articles"]
+    articles = [
+        StoryArticle(id=entry.id, title=entry.title, text=entry.text, published_at=entry.published_at, outlet="seed"),
+        *(
+            StoryArticle(
+                id=row["id"],
+                title=row["title"],
+                text=row["text"],
+                published_at=entry.published_at + timedelta(hours=row["hours"]),
+                outlet=row["outlet"],
+            )
+            for row in rows
+        ),
+    ]
+    store = MemoryStoryStore()
+    StoryAssigner(store).assign_many(sorted(articles, key=lambda a: (a.published_at, a.id)))
+    members = store.members()
+    embassy = {entry.id} | {row["id"] for row in rows if row["story"] == "embassy"}
+    seed_story = members[entry.id]
+    assert {a for a, story in members.items() if story == seed_story} == embassy
+    assert len(store.stories[seed_story].outlets) == 5
