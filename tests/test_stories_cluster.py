@@ -409,3 +409,25 @@ def test_seed_story_outlets_hours_apart_land_together_and_nothing_else_does() ->
     seed_story = members[entry.id]
     assert {a for a, story in members.items() if story == seed_story} == embassy
     assert len(store.stories[seed_story].outlets) == 5
+
+
+def test_article_from_a_stored_entry_uses_its_site_and_body() -> None:
+    from aggregator.models import FeedContext
+    from aggregator.normalize import normalize_feed
+    from aggregator.parse import parse_feed
+    from aggregator.stories import article_from_entry
+
+    body = (REPO / "tests" / "fixtures" / "related" / "capital-daily.xml").read_bytes()
+    context = FeedContext(
+        feed_key="https://capitaldaily.example/feed",
+        feed_url="https://capitaldaily.example/feed",
+        source_title="Capital Daily",
+        site_url="https://www.capitaldaily.example/",
+        fetched_at=datetime(2024, 5, 8, tzinfo=UTC),
+    )
+    entry = normalize_feed(parse_feed(body, {"content-type": "application/rss+xml"}), context)[0]
+    article = article_from_entry(entry)
+    assert article.id == entry.id and article.title == entry.title
+    assert article.outlet == "capitaldaily.example"
+    assert article.text == (entry.text or entry.summary) and article.text
+    assert article.published_at == entry.published_at and article.published_at.tzinfo is not None

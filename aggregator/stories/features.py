@@ -17,10 +17,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+from urllib.parse import urlsplit
+
+from aggregator.models import Entry
 
 __all__ = [
     "FeatureSettings",
     "StoryArticle",
+    "article_from_entry",
     "fold",
     "idf",
     "stem",
@@ -45,6 +49,22 @@ class StoryArticle:
     outlet: str = ""
     #: ISO 639-1 code when known; English gets plural folding.
     language: str | None = None
+
+
+def article_from_entry(entry: Entry) -> StoryArticle:
+    """Return the story-assignment view of a stored entry (body, else summary; outlet = its site's host)."""
+    try:
+        host = urlsplit(entry.source.site_url or entry.url).hostname or ""
+    except ValueError:  # a malformed URL has no usable host; the feed then stands for the outlet
+        host = ""
+    return StoryArticle(
+        id=entry.id,
+        title=entry.title,
+        published_at=entry.published_at,
+        text=entry.text or entry.summary,
+        outlet=host.removeprefix("www.") or entry.feed_key,
+        language=entry.language,
+    )
 
 
 @dataclass(frozen=True)
