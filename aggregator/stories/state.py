@@ -215,7 +215,8 @@ class MemoryStoryStore:
         self._frequencies: dict[str, int] = {}
         self._documents = 0
         self._index = TermIndex()
-        # Stories quiet for longer than this before the newest one leave the term index.
+        # Stories quiet for longer than this before the newest one leave the term index; keep it above
+        # the quiet period plus how late an article may arrive after newer ones (4 days: 72 h + 1 day).
         self._retain = retain_seconds
         self._latest: datetime | None = None
         self._saves = 0
