@@ -6,7 +6,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHES = ["normalize.py", "poll.py", "search.py", "related_quality.py", "language_fields.py", "load.py"]
+BENCHES = [
+    "normalize.py",
+    "poll.py",
+    "search.py",
+    "related_quality.py",
+    "language_fields.py",
+    "load.py",
+    "stories_quality.py",
+]
 
 
 def main() -> int:
