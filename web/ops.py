@@ -16,9 +16,8 @@ from flask import Blueprint, Response, abort, current_app, jsonify, request
 from aggregator.features import feature_status
 from index.indexer import Indexer, IndexLocation
 
-from .app import services_of
 from .serialize import iso
-from .services import Services
+from .services import Services, services_of
 
 ops = Blueprint("ops", __name__)
 
