@@ -63,10 +63,16 @@ _SCORING_WHY = (
 
 PRIVATE_NAMES: tuple[PrivateName, ...] = (
     # feedparser: our parse runs feedparser's own parser classes, copied with a few globals replaced.
-    PrivateName("feedparser", "feedparser.api:StrictFeedParser", _TUNED, "the strict parser class we copy; " + _TUNED_WHY),
-    PrivateName("feedparser", "feedparser.api:LooseFeedParser", _TUNED, "the lenient parser class we copy; " + _TUNED_WHY),
+    PrivateName(
+        "feedparser", "feedparser.api:StrictFeedParser", _TUNED, "the strict parser class we copy; " + _TUNED_WHY
+    ),
+    PrivateName(
+        "feedparser", "feedparser.api:LooseFeedParser", _TUNED, "the lenient parser class we copy; " + _TUNED_WHY
+    ),
     PrivateName("feedparser", "feedparser.api:PREFERRED_XML_PARSERS", _TUNED, "the reference parse's SAX drivers"),
-    PrivateName("feedparser", "feedparser.mixin:_FeedParserMixin", _TUNED, "copied, with its methods' globals; " + _TUNED_WHY),
+    PrivateName(
+        "feedparser", "feedparser.mixin:_FeedParserMixin", _TUNED, "copied, with its methods' globals; " + _TUNED_WHY
+    ),
     PrivateName("feedparser", "feedparser.mixin:_FeedParserMixin._get_context", _TUNED, "media:description handler"),
     PrivateName("feedparser", "feedparser.mixin:_FeedParserMixin.push_content", _TUNED, "media:description handler"),
     PrivateName("feedparser", "feedparser.mixin:_FeedParserMixin.pop_content", _TUNED, "media:description handler"),
@@ -157,7 +163,9 @@ PRIVATE_NAMES: tuple[PrivateName, ...] = (
         "tests/test_ops.py",
         "shows that the global registry stays empty",
     ),
-    PrivateName("reader", "reader._types:EntryUpdateIntent", "bench/search.py", "bulk-loads the peer for the benchmark"),
+    PrivateName(
+        "reader", "reader._types:EntryUpdateIntent", "bench/search.py", "bulk-loads the peer for the benchmark"
+    ),
     PrivateName("reader", "reader._types:entry_data_from_obj", "bench/search.py", "as above"),
     PrivateName("reader", "reader.core:Reader()._storage", "bench/search.py", "as above"),
 )
