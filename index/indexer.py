@@ -9,15 +9,18 @@ import shutil
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
 from typing import Any, Protocol
 
 from whoosh import index as whoosh_index
+from whoosh.filedb.filestore import StorageError as WhooshStorageError
 from whoosh.index import FileIndex
-from whoosh.writing import SegmentWriter
+from whoosh.writing import IndexingError, SegmentWriter
 
+from aggregator.errors import SearchIndexError
 from aggregator.models import Change, Entry
 
 from .dedupe import DupGroups
@@ -96,6 +99,20 @@ class IndexLocation:
                 shutil.rmtree(old, ignore_errors=True)
 
 
+#: What opening or writing an index on disk raises when it fails: Whoosh's own errors (a damaged or
+#: locked index, a newer format) and the disk's (full, gone, not writable).
+INDEX_FAILURES = (whoosh_index.IndexError, whoosh_index.LockError, IndexingError, WhooshStorageError, OSError)
+
+
+@contextmanager
+def index_errors(action: str, path: Path | None) -> Iterator[None]:
+    """Raise SearchIndexError (chained) for an index failure inside the block; ``action`` says what was tried."""
+    try:
+        yield
+    except INDEX_FAILURES as exc:
+        raise SearchIndexError(f"cannot {action} the search index in {path}: {exc}") from exc
+
+
 def create_index(path: Path) -> FileIndex:
     """Return a new empty index in ``path`` with our schema, its state at sequence 0."""
     ix = whoosh_index.create_in(str(path), build_schema())
@@ -129,12 +146,13 @@ class Indexer:
     def open(self) -> tuple[FileIndex, Path]:
         """Return the live index (creating an empty one if none exists) and its directory."""
         path = self.location.current_dir()
-        if path is None or not whoosh_index.exists_in(str(path)):
-            path = self.location.new_generation()
-            ix = create_index(path)
-            self.location.make_live(path)
-            return ix, path
-        return whoosh_index.open_dir(str(path)), path
+        with index_errors("open", path or self.location.root):
+            if path is None or not whoosh_index.exists_in(str(path)):
+                path = self.location.new_generation()
+                ix = create_index(path)
+                self.location.make_live(path)
+                return ix, path
+            return whoosh_index.open_dir(str(path)), path
 
     def indexed_seq(self) -> int:
         """Return the change sequence the live index reflects."""
@@ -160,9 +178,10 @@ class Indexer:
 
     def optimize(self) -> None:
         """Merge the live index's segments into one (run on a schedule, not per commit)."""
-        ix, _ = self.open()
-        writer = ix.writer()
-        writer.commit(optimize=True)
+        ix, path = self.open()
+        with index_errors("merge", path):
+            writer = ix.writer()
+            writer.commit(optimize=True)
 
     def optimize_if_needed(self, max_segments: int = 8) -> bool:
         """Merge segments when there are more than ``max_segments``; return whether it did.
@@ -177,19 +196,21 @@ class Indexer:
 
     def rebuild(self, source: EntrySource) -> IndexStats:
         """Build a fresh index beside the live one from every stored entry, then swap it in."""
-        path = self.location.new_generation()
-        ix = create_index(path)
+        with index_errors("create", self.location.root):
+            path = self.location.new_generation()
+            ix = create_index(path)
         # Read the sequence first: changes after it are replayed by the catch-up below.
         seq = source.last_seq()
         count = 0
         commits = 0
         groups = DupGroups()
         for batch in _batched(source.iter_entries(), self.batch_size):
-            writer = ix.writer(limitmb=256)
-            for entry in batch:
-                group = groups.assign(entry.id, entry.fingerprint, entry.published_at.timestamp())
-                writer.add_document(**entry_document(entry, dupgroup=group))
-            writer.commit(merge=True)
+            with index_errors("write", path):
+                writer = ix.writer(limitmb=256)
+                for entry in batch:
+                    group = groups.assign(entry.id, entry.fingerprint, entry.published_at.timestamp())
+                    writer.add_document(**entry_document(entry, dupgroup=group))
+                writer.commit(merge=True)
             commits += 1
             count += len(batch)
         _write_state(path, seq)
@@ -250,9 +271,11 @@ def apply_changes(
                     upserts += 1
             # merge=True lets Whoosh merge small segments cheaply; full optimize runs on a schedule.
             writer.commit(merge=True)
-        except BaseException:
+        except BaseException as exc:
             # The in-memory groups saw changes that never reached the index: rebuild them next time.
             _forget_groups(path)
+            if isinstance(exc, INDEX_FAILURES):
+                raise SearchIndexError(f"cannot write the search index in {path}: {exc}") from exc
             raise
         seq = changes[-1].seq
         # Written after the commit: a crash in between replays the batch, and update_document is idempotent.

@@ -16,7 +16,7 @@ from whoosh import index as whoosh_index
 from whoosh.index import FileIndex
 from whoosh.searching import Searcher
 
-from aggregator.errors import QueryError
+from aggregator.errors import QueryError, SearchIndexError
 from aggregator.models import Entry
 
 from .budget import CHECK_EVERY, QueryBudget, QueryLimits
@@ -32,7 +32,7 @@ from .compile import (
 )
 from .doctable import DocTable, DocTableCache, IntArray
 from .facets import Facets, FacetValue, count_facets
-from .indexer import IndexLocation
+from .indexer import INDEX_FAILURES, IndexLocation
 from .query import MAX_PER_PAGE, SORTS, ParsedQuery, parse_query
 from .schema import tag_key
 from .scoring import intersect, union
@@ -190,10 +190,12 @@ class IndexReader:
         for attempt in range(2):
             try:
                 return self._fresh_searcher()
-            except (FileNotFoundError, whoosh_index.EmptyIndexError):
+            except (FileNotFoundError, whoosh_index.EmptyIndexError) as exc:
                 if attempt:
-                    raise
+                    raise SearchIndexError(f"cannot open the search index in {self.location.root}: {exc}") from exc
                 self._drop()
+            except INDEX_FAILURES as exc:  # damaged, unreadable: a reindex rebuilds it from the store
+                raise SearchIndexError(f"cannot open the search index in {self.location.root}: {exc}") from exc
         return None  # pragma: no cover - the loop returns or raises
 
     def _fresh_searcher(self) -> Searcher | None:

@@ -8,7 +8,7 @@ from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from aggregator.config import Config
-from aggregator.errors import QueryError, StorageError
+from aggregator.errors import QueryError, SearchIndexError, StorageError
 from index.budget import QueryTooComplex
 
 from .security import install as install_security_headers
@@ -65,6 +65,13 @@ def create_app(config: Config, services: Services | None = None) -> Flask:
         if wants_json():
             return jsonify(error="unavailable", message="the database is unavailable; try again shortly"), 503
         return "The database is unavailable; try again shortly.", 503
+
+    @app.errorhandler(SearchIndexError)
+    def search_index_error(exc: SearchIndexError) -> Any:
+        app.logger.error("search index error: %s", exc)
+        if wants_json():
+            return jsonify(error="unavailable", message="the search index is unavailable; try again shortly"), 503
+        return "The search index is unavailable; try again shortly.", 503
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Any:

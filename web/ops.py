@@ -7,6 +7,7 @@ fresh polls, optional features in use) and answers 503 with the failing check's 
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +19,8 @@ from index.indexer import Indexer, IndexLocation
 
 from .serialize import iso
 from .services import Services, services_of
+
+log = logging.getLogger("newsdesk.ops")
 
 ops = Blueprint("ops", __name__)
 
@@ -66,6 +69,7 @@ def readiness(services: Services, now: datetime) -> dict[str, Any]:
         try:
             result = check(services, now)
         except Exception as exc:  # a readiness probe reports a failure, it never raises one
+            log.warning("readiness: the %s check failed: %s: %s", name, type(exc).__name__, exc)
             result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
         if result is None:
             continue  # not applicable in this process
