@@ -147,6 +147,8 @@ def _namespace(module_name: str) -> dict[str, Any]:
         for name, value in found.items():
             if id(value) in _REPLACEMENTS:
                 found[name] = _REPLACEMENTS[id(value)]
+            elif isinstance(value, type) and value in _COPIES:
+                found[name] = _COPIES[value]  # a class copied before this module's globals were
         _NAMESPACES[module_name] = found
     return found
 
