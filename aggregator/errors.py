@@ -48,12 +48,12 @@ class StorageError(NewsdeskError):
     """The database refused or failed an operation."""
 
 
+class SearchIndexError(NewsdeskError):
+    """The search index on disk could not be opened, read or written (it can be rebuilt: `newsdesk reindex`)."""
+
+
 class QueryError(NewsdeskError):
     """A search or related-coverage request is invalid."""
-
-
-class SearchIndexError(StorageError):
-    """The search index cannot be read or written (damaged, being rebuilt, or busy)."""
 
 
 class IndexBusyError(SearchIndexError):

@@ -348,11 +348,12 @@ class _Run:
             document = Document(error=f"parsing the feed {exc}{setting.get(exc.limit or '', '')}")
         except WorkerTaskError as exc:
             document = Document(error=f"internal error while reading the feed: {exc}")
-        except Exception as exc:
+        except Exception as exc:  # a bug must cost one feed, never the poll: logged, and shown on the feed
             if self.poller.stopping.is_set():
                 # Cancelled or cut short by the stop, not the feed's fault: checked again at the next start.
                 self._abandon()
                 return
+            log.exception("parse failed feed=%s", self.feeds[index].url)
             document = Document(error=f"internal error while reading the feed: {type(exc).__name__}: {exc}")
         self._write(index, fetched, document, checked_at, started)
 

@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from .errors import StorageError
 from .models import Feed, FeedUpdate
 from .store_entries import EntryStore
+from .store_errors import database_errors, describe
 from .tables import (
     SCHEMA_VERSION,
     _now,
@@ -37,6 +38,7 @@ from .tables import (
 __all__ = ["SCHEMA_VERSION", "Store", "content_hash", "create_engine_for", "host_title", "open_store"]
 
 
+@database_errors
 class Store(EntryStore):
     """Feeds, entries and the change log in one SQL database."""
 
@@ -74,7 +76,7 @@ class Store(EntryStore):
                         .values(value=str(SCHEMA_VERSION))
                     )
         except SQLAlchemyError as exc:
-            raise StorageError(f"cannot prepare the database {self.url!r}: {exc}") from exc
+            raise StorageError(f"cannot prepare the database {self.url!r}: {describe(exc)}") from exc
 
     def schema_version(self) -> int:
         """Return the schema version recorded in the database."""
@@ -428,7 +430,7 @@ class _WriteTransaction:
             conn: Connection = self._context.__enter__()
         except SQLAlchemyError as exc:
             self.store._write_lock.release()
-            raise StorageError(f"cannot write to the database: {exc}") from exc
+            raise StorageError(f"cannot write to the database: {describe(exc)}") from exc
         except BaseException:
             self.store._write_lock.release()
             raise
@@ -438,11 +440,11 @@ class _WriteTransaction:
         try:
             self._context.__exit__(exc_type, exc, tb)
         except SQLAlchemyError as error:
-            raise StorageError(f"cannot write to the database: {error}") from error
+            raise StorageError(f"cannot write to the database: {describe(error)}") from error
         finally:
             self.store._write_lock.release()
         if isinstance(exc, SQLAlchemyError):
-            raise StorageError(f"cannot write to the database: {exc}") from exc
+            raise StorageError(f"cannot write to the database: {describe(exc)}") from exc
 
 
 def open_store(url: str) -> Store:

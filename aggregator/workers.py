@@ -272,7 +272,7 @@ def serve_tasks(conn: Connection, memory: int, initializer: Callable[[], object]
             answer = ("ok", fn(*args))
         except MemoryError:
             answer = ("memory", None)
-        except Exception as exc:
+        except Exception as exc:  # sent back: the parent raises it on the task's Future (WorkerTaskError)
             answer = ("error", f"{type(exc).__name__}: {exc}")
         del fn, args
         try:
@@ -280,7 +280,7 @@ def serve_tasks(conn: Connection, memory: int, initializer: Callable[[], object]
         except MemoryError:  # pickling the answer needed more than the cap: nothing was sent yet
             answer = ("memory", None)
             conn.send(answer)
-        except Exception as exc:  # an answer that cannot be pickled
+        except Exception as exc:  # an answer that cannot be pickled: sent back as the task's error, as above
             conn.send(("error", f"the answer could not be sent back: {type(exc).__name__}: {exc}"))
         if answer[0] == "memory":
             return  # a process that ran out of memory is not trusted with the next task

@@ -9,15 +9,16 @@ import shutil
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
 from typing import Any, Protocol
 
 from whoosh import index as whoosh_index
+from whoosh.filedb.filestore import StorageError as WhooshStorageError
 from whoosh.index import FileIndex
-from whoosh.writing import SegmentWriter
+from whoosh.writing import IndexingError, SegmentWriter
 
 from aggregator.errors import NewsdeskError, SearchIndexError
 from aggregator.models import Change, Entry
@@ -137,6 +138,20 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
+#: What opening or writing an index on disk raises when it fails: Whoosh's own errors (a damaged or
+#: locked index, a newer format) and the disk's (full, gone, not writable).
+INDEX_FAILURES = (whoosh_index.IndexError, whoosh_index.LockError, IndexingError, WhooshStorageError, OSError)
+
+
+@contextmanager
+def index_errors(action: str, path: Path | None) -> Iterator[None]:
+    """Raise SearchIndexError (chained) for an index failure inside the block; ``action`` says what was tried."""
+    try:
+        yield
+    except INDEX_FAILURES as exc:
+        raise SearchIndexError(f"cannot {action} the search index in {path}: {exc}") from exc
+
+
 def create_index(path: Path) -> FileIndex:
     """Return a new empty index in ``path`` with our schema, its state at sequence 0."""
     ix = whoosh_index.create_in(str(path), build_schema())
@@ -190,11 +205,12 @@ class Indexer:
     def open(self) -> tuple[FileIndex, Path]:
         """Return the live index (creating an empty one if none exists) and its directory; hold the writer lock."""
         path = self.location.current_dir()
-        if path is None or not whoosh_index.exists_in(str(path)):
-            building = self.location.new_generation()
-            create_index(building)
-            path = self.location.publish(building)
-        return whoosh_index.open_dir(str(path)), path
+        with index_errors("open", path or self.location.root):
+            if path is None or not whoosh_index.exists_in(str(path)):
+                building = self.location.new_generation()
+                create_index(building)
+                path = self.location.publish(building)
+            return whoosh_index.open_dir(str(path)), path
 
     def indexed_seq(self) -> int:
         """Return the change sequence the live index reflects."""
@@ -299,7 +315,7 @@ class Indexer:
 
     def optimize(self) -> None:
         """Merge the live index's segments into one (run on a schedule, not per commit)."""
-        with self.writer_lock():
+        with self.writer_lock(), index_errors("merge", self.location.root):
             ix, _ = self.open()
             writer = ix.writer()
             writer.commit(optimize=True)
@@ -417,9 +433,11 @@ def apply_changes(
                     upserts += 1
             # merge=True lets Whoosh merge small segments cheaply; full optimize runs on a schedule.
             writer.commit(merge=True)
-        except BaseException:
+        except BaseException as exc:
             # The in-memory groups saw changes that never reached the index: rebuild them next time.
             _forget_groups(path)
+            if isinstance(exc, INDEX_FAILURES):
+                raise SearchIndexError(f"cannot write the search index in {path}: {exc}") from exc
             raise
         seq = changes[-1].seq
         # Written after the commit: a crash in between replays the batch, and update_document is idempotent.

@@ -17,9 +17,9 @@ from index.facets import Facets
 from index.query import parse_date
 from index.search import MAX_PER_PAGE, SORTS, Filters, Ranking, SearchHit, SearchResults, search
 
-from .app import services_of
 from .openapi import openapi_document
 from .serialize import entry_json, entry_link, iso
+from .services import services_of
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 

@@ -14,7 +14,10 @@ from index.budget import QueryTooComplex
 from .dates import utc_label
 from .security import install as install_security_headers
 from .serialize import iso
-from .services import Services, build_services
+from .services import Services, build_services, services_of
+
+# services_of lives in services.py (the blueprints import it from there); tests and callers may ask here too.
+__all__ = ["create_app", "services_of"]
 
 
 def create_app(config: Config, services: Services | None = None) -> Flask:
@@ -84,9 +87,3 @@ def create_app(config: Config, services: Services | None = None) -> Flask:
         return exc
 
     return app
-
-
-def services_of(app: Flask) -> Services:
-    """Return the Services attached to an app."""
-    services: Services = app.extensions["newsdesk"]
-    return services

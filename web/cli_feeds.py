@@ -13,7 +13,7 @@ import click
 from aggregator.config import check_feed_url
 from aggregator.errors import ConfigError, FeedError
 
-from .cli import CliState, catch_up_index, fail, main
+from .cli_group import CliState, catch_up_index, fail, main
 from .terminal import terminal_safe
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ import click
 from aggregator.errors import QueryError
 from index.query import MAX_PER_PAGE, SORTS, parse_date
 
-from .cli import CliState, main
+from .cli_group import CliState, main
 from .terminal import terminal_safe
 
 if TYPE_CHECKING:

@@ -10,8 +10,8 @@ from flask import Blueprint, current_app, jsonify, render_template
 from aggregator.features import feed_warnings
 from aggregator.models import Feed
 
-from .app import services_of
-from .serialize import feed_json, iso
+from .serialize import feed_json, feed_state, iso
+from .services import services_of
 
 feeds = Blueprint("feeds", __name__)
 
@@ -38,19 +38,6 @@ def relative(value: datetime | None, now: datetime, *, due: bool = False) -> str
     else:
         words = f"{span / 86400:.1f} days"
     return f"in {words}" if seconds > 0 else f"{words} ago"
-
-
-#: Every word ``feed_state`` returns.
-FEED_STATES = ("ok", "new", "failing", "disabled", "retired")
-
-
-def feed_state(*, enabled: bool, disabled_reason: str | None, checked: bool, failing: bool) -> str:
-    """Return a feed's state in one word (one of FEED_STATES) from its polling facts."""
-    if not enabled:
-        return "retired" if disabled_reason and "410" in disabled_reason else "disabled"
-    if not checked:
-        return "new"
-    return "failing" if failing else "ok"
 
 
 def health(feed: Feed) -> str:

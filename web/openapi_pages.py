@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .openapi import _ERROR, _STRING, SEARCH_PARAMETERS
 from .openapi_more import RELATED_PARAMETERS
+from .openapi_schema import ERROR, SEARCH_PARAMETERS, STRING
 
 _TEXT = {"type": "string"}
 
@@ -21,11 +21,11 @@ def _body(description: str, *media_types: str) -> dict[str, Any]:
 def _error_page(description: str) -> dict[str, Any]:
     """Return an error response: a page for browsers, JSON for clients that ask for it (Accept)."""
     answer = _body(description, "text/html")
-    answer["content"]["application/json"] = {"schema": _ERROR}
+    answer["content"]["application/json"] = {"schema": ERROR}
     return answer
 
 
-_ENTRY_ID = {"name": "entry_id", "in": "path", "required": True, "schema": _STRING}
+_ENTRY_ID = {"name": "entry_id", "in": "path", "required": True, "schema": STRING}
 
 
 def page_paths() -> dict[str, Any]:

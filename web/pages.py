@@ -12,7 +12,7 @@ from index.facets import DATE_BUCKETS
 from index.search import SORTS
 
 from .api import SearchRequest, run_search, search_request
-from .app import services_of
+from .services import services_of
 
 pages = Blueprint("pages", __name__)
 

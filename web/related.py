@@ -24,8 +24,8 @@ from aggregator.normalize.urls import canonical_url, is_http_url
 from index.related import ArticleQuery, RelatedFinder, RelatedItem, RelatedSettings, query_for_entry
 from index.schema import site_of
 
-from .app import services_of
 from .serialize import entry_link, iso
+from .services import services_of
 
 related_api = Blueprint("related", __name__)
 related_api.add_app_template_global(entry_link)

@@ -9,6 +9,18 @@ from aggregator.features import feed_warnings
 from aggregator.models import Entry, Feed
 from aggregator.normalize.urls import is_http_url
 
+#: Every word ``feed_state`` returns.
+FEED_STATES = ("ok", "new", "failing", "disabled", "retired")
+
+
+def feed_state(*, enabled: bool, disabled_reason: str | None, checked: bool, failing: bool) -> str:
+    """Return a feed's state in one word (one of FEED_STATES) from its polling facts."""
+    if not enabled:
+        return "retired" if disabled_reason and "410" in disabled_reason else "disabled"
+    if not checked:
+        return "new"
+    return "failing" if failing else "ok"
+
 
 def entry_link(entry: Entry) -> str | None:
     """Return the article link to hand out for an entry, or None when the feed gave no usable http(s) link."""

@@ -14,6 +14,8 @@ from index.indexer import Indexer
 from index.search import IndexReader
 
 if TYPE_CHECKING:
+    from flask import Flask
+
     from .metrics import Metrics
 
 
@@ -41,7 +43,7 @@ class Services:
         """Return this process's Prometheus metrics (built on first use, in a registry of their own)."""
         from .metrics import Metrics
 
-        return Metrics(self)
+        return Metrics(self.store, self.config.index_dir)
 
     def close(self) -> None:
         """Release the database and the searcher."""
@@ -54,3 +56,9 @@ def build_services(config: Config) -> Services:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(config.db_url)
     return Services(config=config, store=store, reader=IndexReader(config.index_dir))
+
+
+def services_of(app: Flask) -> Services:
+    """Return the Services attached to an app."""
+    services: Services = app.extensions["newsdesk"]
+    return services

@@ -20,6 +20,8 @@ from .text import count_words, truncate
 # Below this many characters an "article" is a cookie wall, a login page or an error page.
 MIN_ARTICLE_CHARS = 200
 
+log = logging.getLogger("newsdesk.poll")
+
 # trafilatura logs every page it cannot read at WARNING; a failed extraction is an expected outcome here.
 logging.getLogger("trafilatura").setLevel(logging.ERROR)
 
@@ -45,7 +47,8 @@ def extract_article(html_bytes: bytes, url: str, lead_image: str | None = None) 
             include_tables=True,
             favor_precision=True,
         )
-    except Exception:  # trafilatura parses hostile pages; any failure means "use the feed's content"
+    except Exception as exc:  # trafilatura parses hostile pages; any failure means "use the feed's content"
+        log.warning("full content: extracting the article failed url=%s: %s: %s", url, type(exc).__name__, exc)
         return None
     if not extracted:
         return None
