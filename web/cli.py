@@ -109,7 +109,8 @@ def main(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
 
 
 def catch_up_index(services: Services, stop: threading.Event | None = None) -> None:
-    """Bring the index up to date with the store's change log; a busy index is logged and left to its writer."""
+    """Bring stories and the index up to date with the store's change log; a busy index is logged and left to its writer."""
+    assign_stories(services, stop)
     try:
         stats = services.indexer(stop).catch_up()
     except IndexBusyError as exc:
@@ -122,8 +123,16 @@ def catch_up_index(services: Services, stop: threading.Event | None = None) -> N
         )
 
 
+def assign_stories(services: Services, stop: threading.Event | None = None) -> None:
+    """Assign stories to the entries stored since the last run (in change-log order), logging how many."""
+    assigned = services.assign_stories(stop)
+    if assigned:
+        logging.getLogger("newsdesk.stories").info("stories assigned to %d new entries", assigned)
+
+
 def prepare_index(services: Services, stop: threading.Event | None = None) -> None:
-    """At a writer's start: check the index, rebuild it from the store if missing or damaged (logged), catch up."""
+    """At a writer's start: assign pending stories, check the index, rebuild it from the store if missing or damaged (logged), catch up."""
+    assign_stories(services, stop)
     try:
         services.indexer(stop).repair()
     except IndexBusyError as exc:

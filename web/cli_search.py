@@ -15,7 +15,7 @@ import click
 from aggregator.errors import QueryError
 from index.query import MAX_PER_PAGE, SORTS, parse_date
 
-from .cli import CliState, main
+from .cli import CliState, assign_stories, main
 from .terminal import terminal_safe
 
 if TYPE_CHECKING:
@@ -51,6 +51,7 @@ def reindex(state: CliState) -> None:
     from .progress import CountingEntries, Progress
 
     services = state.services
+    assign_stories(services)  # only entries not assigned yet: a rebuild of the index keeps every story id
     with Progress("reindex", services.store.count_entries()) as progress:
         stats = services.indexer().rebuild(CountingEntries(services.store, progress))
     click.echo(f"reindexed {stats.upserts} entries (change seq {stats.seq})")
@@ -62,6 +63,7 @@ def reindex(state: CliState) -> None:
 def index_command(state: CliState, optimize: bool) -> None:
     """Apply pending store changes to the search index."""
     services = state.services
+    assign_stories(services)  # stories are kept in the store: assigned once, never re-clustered by a rebuild
     indexer = services.indexer()
     indexer.repair()  # a missing or damaged index is rebuilt from the store (and logged)
     stats = indexer.catch_up()
