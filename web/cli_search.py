@@ -159,7 +159,8 @@ def search_command(
     )
     if as_json:
         # JSON escapes C0 controls itself; C1 ones (U+0080-U+009F) it writes as they are.
-        click.echo(json.dumps(results_json(wanted, results), ensure_ascii=False).translate(_JSON_C1))
+        stories = services.stories.stories_of([hit.entry.id for hit in results.hits])
+        click.echo(json.dumps(results_json(wanted, results, stories), ensure_ascii=False).translate(_JSON_C1))
         return
 
     def echo(line: str) -> None:
@@ -181,3 +182,49 @@ def search_command(
     for label, values in (("sources", facets.sources), ("tags", facets.tags), ("languages", facets.languages)):
         if values:
             echo(f"{label}: " + ", ".join(f"{v.value} ({v.count})" for v in values))
+
+
+@main.command("stories")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per story per line.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 200), help="Stories listed.")
+@click.pass_obj
+def stories_command(state: CliState, as_json: bool, limit: int) -> None:
+    """List the top stories: covered by at least stories.min_outlets outlets, by breadth then recency."""
+    from datetime import timedelta
+
+    from .serialize import iso
+
+    services = state.services
+    assign_stories(services)
+    options = state.config.stories
+    rows, total = services.stories.top(
+        min_outlets=options.min_outlets, limit=limit, window=timedelta(seconds=float(options.quiet_period))
+    )
+    for row in rows:
+        ids = services.stories.member_ids(row.id)
+        found = services.store.get_entries(ids)
+        entries = [found[i] for i in ids if i in found]
+        if not entries:
+            continue
+        outlets = list(dict.fromkeys(entry.source.title for entry in entries))
+        if as_json:
+            click.echo(
+                json.dumps(
+                    {
+                        "id": row.id,
+                        "title": entries[0].title,
+                        "outlet_count": len(outlets),
+                        "article_count": len(entries),
+                        "first_seen": iso(row.first_seen),
+                        "last_seen": iso(row.last_seen),
+                        "outlets": outlets,
+                        "articles": [e.id for e in entries],
+                    },
+                    ensure_ascii=False,
+                ).translate(_JSON_C1)
+            )
+        else:
+            click.echo(terminal_safe(f"{row.id}  {len(outlets)} outlets  {iso(row.last_seen)}  {entries[0].title}"))
+            click.echo(terminal_safe("    " + ", ".join(outlets)))
+    if not as_json and not rows:
+        click.echo(f"no stories of {options.min_outlets} outlets or more yet ({total} in all)")

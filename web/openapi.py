@@ -29,6 +29,7 @@ _DUPLICATE = _object({"id": _STRING, "url": _LINK, "title": _STRING, "source": _
 _HIT = _object(
     {
         "id": _STRING,
+        "story_id": {**_NULLABLE_STRING, "description": "The story it belongs to (/api/v1/stories/{id})."},
         "url": _LINK,
         "title": _STRING,
         "title_html": {"type": "string", "description": "The title with query terms in <mark>, HTML-escaped."},
@@ -86,6 +87,7 @@ _ENTRY = _object(
         "flags": _array(_STRING),
         "content_html": _STRING,
         "fingerprint": {"type": "integer"},
+        "story_id": {**_NULLABLE_STRING, "description": "The story it belongs to (/api/v1/stories/{id})."},
     }
 )
 
@@ -180,7 +182,9 @@ def openapi_document(root_url: str = "") -> dict[str, Any]:
     }
     from .openapi_more import more_paths
     from .openapi_pages import page_paths
+    from .openapi_stories import story_paths
 
     document["paths"].update(more_paths())
     document["paths"].update(page_paths())
+    document["paths"].update(story_paths())
     return document

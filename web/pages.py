@@ -91,10 +91,10 @@ def search_page() -> Any:
 def front_page() -> Any:
     """Return the front page: top stories, latest articles and topic sections (a welcome when empty)."""
     from .front import build_front_page, story_path
+    from .stories import top_cards
 
-    # Top stories come with the stories of issue 14; until they are stored there are none, and the
-    # template hides their area.
-    front = build_front_page(services_of(current_app))
+    services = services_of(current_app)
+    front = build_front_page(services, stories=top_cards(services))
     return render_template("pages/front.html", front=front, story_path=story_path)
 
 
