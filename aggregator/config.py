@@ -144,6 +144,16 @@ class FrontConfig:
 
 
 @dataclass(frozen=True)
+class StoriesConfig:
+    """Stories: articles of every outlet on one event, grouped as they arrive."""
+
+    #: A story ends this long after its latest article; later articles start a new story.
+    quiet_period: Duration = Duration(72 * 3600)
+    #: Distinct outlets a story needs to be shown as a story (front page, /api/v1/stories).
+    min_outlets: int = 2
+
+
+@dataclass(frozen=True)
 class FeedConfig:
     """One [[feeds]] table."""
 
@@ -187,6 +197,8 @@ class Config:
     related: RelatedConfig = field(default_factory=RelatedConfig)
     #: Front page options.
     front: FrontConfig = field(default_factory=FrontConfig)
+    #: Story options.
+    stories: StoriesConfig = field(default_factory=StoriesConfig)
     #: The feeds to poll.
     feeds: tuple[FeedConfig, ...] = ()
     #: The file this was read from ("" when built in code).
@@ -313,6 +325,10 @@ def _validate(config: Config, label: str) -> None:
         problems.append(("polling.min_interval", "must not be longer than polling.max_interval"))
     if polling.concurrency < 1:
         problems.append(("polling.concurrency", "must be at least 1"))
+    if config.stories.quiet_period < 3600:
+        problems.append(("stories.quiet_period", "must be at least 1h"))
+    if config.stories.min_outlets < 2:
+        problems.append(("stories.min_outlets", "must be at least 2 (one outlet's article is not a story)"))
     if polling.per_host_concurrency < 1:
         problems.append(("polling.per_host_concurrency", "must be at least 1"))
     if polling.per_host_concurrency > polling.concurrency:

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import SQLAlchemyError
 
+from . import tables_stories as _tables_stories  # noqa: F401  (registers the story tables for create_all)
 from .errors import StorageError
 from .models import Feed, FeedUpdate
 from .store_entries import EntryStore

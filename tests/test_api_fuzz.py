@@ -55,15 +55,17 @@ OPERATIONS = sorted((method.upper(), path) for path, item in openapi_document()[
 class Site:
     """The live server and what it stores, for requests that name real things."""
 
-    def __init__(self, base: str, entry_ids: list[str], article_urls: list[str]) -> None:
+    def __init__(self, base: str, entry_ids: list[str], article_urls: list[str], story_ids: list[str]) -> None:
         self.base = base
         self.entry_ids = entry_ids
         self.article_urls = article_urls
+        self.story_ids = story_ids
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     services = build_world(tmp_path_factory.mktemp("world"))
+    services.assign_stories()  # what the writer does after a poll: the story endpoints have stories to show
     # No rate limit: the fuzzer is one client making hundreds of related and oEmbed requests.
     services.config = replace(services.config, server=replace(services.config.server, rate_limit_per_minute=0))
     app = create_app(services.config, services)
@@ -71,8 +73,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     ids = [hit["id"] for hit in hits]
     urls = [hit["url"] for hit in hits if hit["url"]]
     assert len(ids) >= 10 and urls
+    story_ids = sorted(set(services.stories.stories_of(ids).values()))
+    assert story_ids
     with LiveServer(app, threads=4) as live:
-        yield Site(live.base, ids, urls + [f"{live.base}/entries/{entry_id}" for entry_id in ids[:3]])
+        yield Site(live.base, ids, urls + [f"{live.base}/entries/{entry_id}" for entry_id in ids[:3]], story_ids)
     services.close()
 
 
@@ -83,6 +87,9 @@ def strategies(operation: Any, site: Site) -> list[Any]:
     ids = st.sampled_from(site.entry_ids)
     if ("path", "entry_id") in names:
         chosen.append(ids.flatmap(lambda entry_id: operation.as_strategy(path_parameters={"entry_id": entry_id})))
+    if ("path", "story_id") in names:
+        stories = st.sampled_from(site.story_ids)
+        chosen.append(stories.flatmap(lambda story_id: operation.as_strategy(path_parameters={"story_id": story_id})))
     if ("query", "entry") in names:
         chosen.append(ids.flatmap(lambda entry_id: operation.as_strategy(query={"entry": entry_id})))
     if ("query", "url") in names:

@@ -133,11 +133,12 @@ def run_search(wanted: SearchRequest) -> SearchResults:
     )
 
 
-def hit_json(hit: SearchHit) -> dict[str, Any]:
-    """Return the public JSON form of a search hit."""
+def hit_json(hit: SearchHit, story_id: str | None = None) -> dict[str, Any]:
+    """Return the public JSON form of a search hit (``story_id``: the story it belongs to, if any)."""
     entry = hit.entry
     return {
         "id": entry.id,
+        "story_id": story_id,
         # None for an entry whose feed gave no usable link (url_missing; entry.url is the site's home page).
         "url": entry_link(entry),
         "title": entry.title,
@@ -176,8 +177,11 @@ def facets_json(facets: Facets) -> dict[str, Any]:
     }
 
 
-def results_json(wanted: SearchRequest, results: SearchResults) -> dict[str, Any]:
+def results_json(
+    wanted: SearchRequest, results: SearchResults, story_ids: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """Return the public JSON form of a page of results (the API and `newsdesk search --json`)."""
+    story_ids = story_ids or {}
     return {
         "query": wanted.q,
         "total": results.total,
@@ -189,7 +193,7 @@ def results_json(wanted: SearchRequest, results: SearchResults) -> dict[str, Any
         "relaxed": results.relaxed,
         "suggestion": results.suggestion,
         "notices": list(results.notices),
-        "hits": [hit_json(hit) for hit in results.hits],
+        "hits": [hit_json(hit, story_ids.get(hit.entry.id)) for hit in results.hits],
         "facets": facets_json(results.facets),
     }
 
@@ -197,7 +201,9 @@ def results_json(wanted: SearchRequest, results: SearchResults) -> dict[str, Any
 @api.get("/search")
 def search_api() -> Any:
     wanted = search_request(request.args)
-    return jsonify(results_json(wanted, run_search(wanted)))
+    results = run_search(wanted)
+    stories = services_of(current_app).stories.stories_of([hit.entry.id for hit in results.hits])
+    return jsonify(results_json(wanted, results, stories))
 
 
 @api.get("/entries/<entry_id>")
@@ -205,7 +211,9 @@ def entry_api(entry_id: str) -> Any:
     entry = services_of(current_app).store.get_entry(entry_id)
     if entry is None:
         abort(404, description=f"no entry with id {entry_id!r}")
-    return jsonify(entry_json(entry, full=True))
+    data = entry_json(entry, full=True)
+    data["story_id"] = services_of(current_app).stories.stories_of([entry.id]).get(entry.id)
+    return jsonify(data)
 
 
 @api.get("/openapi.json")

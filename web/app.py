@@ -37,6 +37,7 @@ def create_app(config: Config, services: Services | None = None) -> Flask:
     from .ops import ops
     from .pages import pages
     from .related import related_api
+    from .stories import stories
     from .syndication import syndication
 
     app.register_blueprint(pages)
@@ -46,6 +47,7 @@ def create_app(config: Config, services: Services | None = None) -> Flask:
     app.register_blueprint(embed)
     app.register_blueprint(syndication)
     app.register_blueprint(feeds)
+    app.register_blueprint(stories)
     install_security_headers(app)
 
     def wants_json() -> bool:

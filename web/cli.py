@@ -23,7 +23,7 @@ from aggregator.config import Config
 from aggregator.errors import IndexBusyError, SearchIndexError
 
 from . import cli_feeds, cli_search  # noqa: F401  (importing them registers their commands on main)
-from .cli_group import CliState, catch_up_index, fail, main
+from .cli_group import CliState, assign_stories, catch_up_index, fail, main
 from .lifecycle import Shutdown, exit_now, exit_soon, serve_until_stopped
 
 if TYPE_CHECKING:
@@ -35,7 +35,8 @@ __all__ = ["main"]
 
 
 def prepare_index(services: Services, stop: threading.Event | None = None) -> None:
-    """At a writer's start: check the index, rebuild it from the store if missing or damaged (logged), catch up."""
+    """At a writer's start: assign pending stories, check the index, rebuild it from the store if missing or damaged (logged), catch up."""
+    assign_stories(services, stop)
     try:
         services.indexer(stop).repair()
     except IndexBusyError as exc:

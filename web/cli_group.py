@@ -101,8 +101,16 @@ def main(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
             logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def assign_stories(services: Services, stop: threading.Event | None = None) -> None:
+    """Assign stories to the entries stored since the last run (in change-log order), logging how many."""
+    assigned = services.assign_stories(stop)
+    if assigned:
+        logging.getLogger("newsdesk.stories").info("stories assigned to %d new entries", assigned)
+
+
 def catch_up_index(services: Services, stop: threading.Event | None = None) -> None:
-    """Bring the index up to date with the store's change log; a busy index is logged and left to its writer."""
+    """Bring stories and the index up to date with the store's change log; a busy index is logged and left to its writer."""
+    assign_stories(services, stop)
     try:
         stats = services.indexer(stop).catch_up()
     except IndexBusyError as exc:

@@ -15,7 +15,7 @@ import click
 from aggregator.errors import QueryError
 from index.query import MAX_PER_PAGE, SORTS, parse_date
 
-from .cli_group import CliState, main
+from .cli_group import CliState, assign_stories, main
 from .terminal import terminal_safe
 
 if TYPE_CHECKING:
@@ -51,6 +51,7 @@ def reindex(state: CliState) -> None:
     from .progress import CountingEntries, Progress
 
     services = state.services
+    assign_stories(services)  # only entries not assigned yet: a rebuild of the index keeps every story id
     with Progress("reindex", services.store.count_entries()) as progress:
         stats = services.indexer().rebuild(CountingEntries(services.store, progress))
     click.echo(f"reindexed {stats.upserts} entries (change seq {stats.seq})")
@@ -62,6 +63,7 @@ def reindex(state: CliState) -> None:
 def index_command(state: CliState, optimize: bool) -> None:
     """Apply pending store changes to the search index."""
     services = state.services
+    assign_stories(services)  # stories are kept in the store: assigned once, never re-clustered by a rebuild
     indexer = services.indexer()
     indexer.repair()  # a missing or damaged index is rebuilt from the store (and logged)
     stats = indexer.catch_up()
@@ -157,7 +159,8 @@ def search_command(
     )
     if as_json:
         # JSON escapes C0 controls itself; C1 ones (U+0080-U+009F) it writes as they are.
-        click.echo(json.dumps(results_json(wanted, results), ensure_ascii=False).translate(_JSON_C1))
+        stories = services.stories.stories_of([hit.entry.id for hit in results.hits])
+        click.echo(json.dumps(results_json(wanted, results, stories), ensure_ascii=False).translate(_JSON_C1))
         return
 
     def echo(line: str) -> None:
@@ -179,3 +182,49 @@ def search_command(
     for label, values in (("sources", facets.sources), ("tags", facets.tags), ("languages", facets.languages)):
         if values:
             echo(f"{label}: " + ", ".join(f"{v.value} ({v.count})" for v in values))
+
+
+@main.command("stories")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per story per line.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 200), help="Stories listed.")
+@click.pass_obj
+def stories_command(state: CliState, as_json: bool, limit: int) -> None:
+    """List the top stories: covered by at least stories.min_outlets outlets, by breadth then recency."""
+    from datetime import timedelta
+
+    from .serialize import iso
+
+    services = state.services
+    assign_stories(services)
+    options = state.config.stories
+    rows, total = services.stories.top(
+        min_outlets=options.min_outlets, limit=limit, window=timedelta(seconds=float(options.quiet_period))
+    )
+    for row in rows:
+        ids = services.stories.member_ids(row.id)
+        found = services.store.get_entries(ids)
+        entries = [found[i] for i in ids if i in found]
+        if not entries:
+            continue
+        outlets = list(dict.fromkeys(entry.source.title for entry in entries))
+        if as_json:
+            click.echo(
+                json.dumps(
+                    {
+                        "id": row.id,
+                        "title": entries[0].title,
+                        "outlet_count": len(outlets),
+                        "article_count": len(entries),
+                        "first_seen": iso(row.first_seen),
+                        "last_seen": iso(row.last_seen),
+                        "outlets": outlets,
+                        "articles": [e.id for e in entries],
+                    },
+                    ensure_ascii=False,
+                ).translate(_JSON_C1)
+            )
+        else:
+            click.echo(terminal_safe(f"{row.id}  {len(outlets)} outlets  {iso(row.last_seen)}  {entries[0].title}"))
+            click.echo(terminal_safe("    " + ", ".join(outlets)))
+    if not as_json and not rows:
+        click.echo(f"no stories of {options.min_outlets} outlets or more yet ({total} in all)")

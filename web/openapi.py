@@ -19,6 +19,7 @@ from .openapi_schema import (
     json_response,
     object_schema,
 )
+from .openapi_stories import story_paths
 
 __all__ = ["SEARCH_PARAMETERS", "openapi_document"]
 
@@ -27,6 +28,7 @@ _DUPLICATE = object_schema({"id": STRING, "url": LINK, "title": STRING, "source"
 _HIT = object_schema(
     {
         "id": STRING,
+        "story_id": {**NULLABLE_STRING, "description": "The story it belongs to (/api/v1/stories/{id})."},
         "url": LINK,
         "title": STRING,
         "title_html": {"type": "string", "description": "The title with query terms in <mark>, HTML-escaped."},
@@ -83,6 +85,7 @@ _ENTRY = object_schema(
         "flags": array(STRING),
         "content_html": STRING,
         "fingerprint": {"type": "integer"},
+        "story_id": {**NULLABLE_STRING, "description": "The story it belongs to (/api/v1/stories/{id})."},
     }
 )
 
@@ -141,4 +144,5 @@ def openapi_document(root_url: str = "") -> dict[str, Any]:
     }
     document["paths"].update(more_paths())
     document["paths"].update(page_paths())
+    document["paths"].update(story_paths())
     return document

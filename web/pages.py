@@ -91,16 +91,16 @@ def search_page() -> Any:
 def front_page() -> Any:
     """Return the front page: top stories, latest articles and topic sections (a welcome when empty)."""
     from .front import build_front_page, story_path
+    from .stories import top_cards
 
-    # Top stories come with the stories of issue 14; until they are stored there are none, and the
-    # template hides their area.
-    front = build_front_page(services_of(current_app))
+    services = services_of(current_app)
+    front = build_front_page(services, stories=top_cards(services))
     return render_template("pages/front.html", front=front, story_path=story_path)
 
 
 @pages.get("/entries/<entry_id>")
 def entry_page(entry_id: str) -> Any:
-    from .related import item_json, related_finder, safe_link
+    from .related import query_for_entry, related_items, safe_link
 
     entry = services_of(current_app).store.get_entry(entry_id)
     if entry is None:
@@ -108,7 +108,7 @@ def entry_page(entry_id: str) -> Any:
     # Related coverage comes from the derived index; the article itself comes from the store, so an
     # index problem costs the sidebar, never the article.
     try:
-        related = [item_json(item) for item in related_finder(current_app).for_entry(entry, limit=5)]
+        related = related_items(query_for_entry(entry), entry, 5)
     except Exception:
         current_app.logger.exception("related coverage failed for entry %s", entry_id)
         related = []

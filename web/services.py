@@ -16,6 +16,9 @@ from index.search import IndexReader
 if TYPE_CHECKING:
     from flask import Flask
 
+    from aggregator.store_stories import SqlStoryStore
+    from aggregator.stories import StoryAssigner
+
     from .metrics import Metrics
 
 
@@ -44,6 +47,27 @@ class Services:
         from .metrics import Metrics
 
         return Metrics(self.store, self.config.index_dir)
+
+    @functools.cached_property
+    def stories(self) -> SqlStoryStore:
+        """Return the stories kept in the store (one per process: it caches the recent stories' centroids)."""
+        from aggregator.store_stories import SqlStoryStore
+
+        return SqlStoryStore(self.store.engine)
+
+    @functools.cached_property
+    def story_assigner(self) -> StoryAssigner:
+        """Return the story assigner over ``stories``, with the [stories] options applied."""
+        from aggregator.stories import StoryAssigner, StorySettings
+
+        hours = float(self.config.stories.quiet_period) / 3600
+        return StoryAssigner(self.stories, StorySettings(quiet_period_hours=hours))
+
+    def assign_stories(self, stop: threading.Event | None = None) -> int:
+        """Assign stories to the entries stored since the last assignment (the writer calls this); return how many."""
+        from aggregator.store_stories import assign_pending
+
+        return assign_pending(self.store, self.stories, self.story_assigner, stop=stop)
 
     def close(self) -> None:
         """Release the database and the searcher."""
