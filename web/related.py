@@ -121,7 +121,11 @@ def teaser(entry: Entry, limit: int = 160) -> str:
 def item_json(item: RelatedItem) -> dict[str, Any]:
     """Return the public JSON form of one related item."""
     # No story id here: the item's fields are a published contract (tests/test_related_api.py pins them).
-    entry = item.entry
+    return {**article_fields(item.entry), "score": round(item.score, 4)}
+
+
+def article_fields(entry: Entry) -> dict[str, Any]:
+    """Return what every public list of articles (related items, a story's articles) says of one entry."""
     return {
         "id": entry.id,
         "url": entry_link(entry),
@@ -129,7 +133,6 @@ def item_json(item: RelatedItem) -> dict[str, Any]:
         "source": entry.source.title,
         "published_at": iso(entry.published_at),
         "teaser": teaser(entry),
-        "score": round(item.score, 4),
     }
 
 

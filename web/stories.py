@@ -22,10 +22,10 @@ from index.query import parse_date
 
 from .api import int_arg
 from .front import StoryCard, story_card, story_path
-from .related import safe_link, teaser
-from .serialize import entry_link, iso
+from .related import article_fields, safe_link, teaser
+from .serialize import iso
 from .services import Services, services_of
-from .syndication import ATOM, _link, _tag_uri, _xml, public_root, xml_text
+from .syndication import ATOM, _xml, atom_entry, public_root, xml_text
 
 stories = Blueprint("stories", __name__)
 
@@ -105,15 +105,7 @@ def top_cards(services: Services, limit: int = FRONT_STORIES) -> list[StoryCard]
 
 def article_json(entry: Entry, *, first: bool = False) -> dict[str, Any]:
     """Return an article of a story as the story API lists it."""
-    return {
-        "id": entry.id,
-        "url": entry_link(entry),
-        "title": entry.title,
-        "source": entry.source.title,
-        "published_at": iso(entry.published_at),
-        "teaser": teaser(entry),
-        "first": first,
-    }
+    return {**article_fields(entry), "first": first}
 
 
 def story_json(story: Story, *, articles: int | None = None) -> dict[str, Any]:
@@ -173,15 +165,8 @@ def story_atom(story_id: str) -> Any:
         E.generator("Newsdesk"),
     )
     for entry in sorted(found.entries, key=lambda e: (e.published_at, e.id), reverse=True):
-        item = E.entry(
-            E.title(xml_text(entry.title)),
-            E.id(_tag_uri(entry.id)),
-            E.link(rel="alternate", type="text/html", href=xml_text(_link(entry))),
-            E.published(iso(entry.published_at)),
-            E.updated(iso(entry.updated_at or entry.published_at)),
-            E.summary(xml_text(teaser(entry, 400))),
-            E.author(E.name(xml_text(entry.source.title))),
-        )
+        item = atom_entry(E, entry, E.summary(xml_text(teaser(entry, 400))))
+        item.append(E.author(E.name(xml_text(entry.source.title))))
         feed.append(item)
     return _xml(feed, "application/atom+xml")
 

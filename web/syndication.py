@@ -74,6 +74,18 @@ def _link(entry: Entry) -> str:
     return entry_link(entry) or f"{public_root()}/entries/{quote(entry.id, safe='')}"
 
 
+def atom_entry(E: ElementMaker, entry: Entry, summary: Any) -> Any:
+    """Return an Atom <entry> for ``entry`` with its title, id, link and dates, and the <summary> given."""
+    return E.entry(
+        E.title(xml_text(entry.title)),
+        E.id(_tag_uri(entry.id)),
+        E.link(rel="alternate", type="text/html", href=xml_text(_link(entry))),
+        E.published(iso(entry.published_at)),
+        E.updated(iso(entry.updated_at or entry.published_at)),
+        summary,
+    )
+
+
 def _xml(root: Any, media_type: str) -> Response:
     body = etree.tostring(root, xml_declaration=True, encoding="utf-8", pretty_print=True)
     return Response(body, mimetype=media_type, headers={"Cache-Control": "max-age=300"})
@@ -114,14 +126,7 @@ def search_atom() -> Response:
         child.text = str(value)
     for hit in results.hits:
         entry = hit.entry
-        item = E.entry(
-            E.title(xml_text(entry.title)),
-            E.id(_tag_uri(entry.id)),
-            E.link(rel="alternate", type="text/html", href=xml_text(_link(entry))),
-            E.published(iso(entry.published_at)),
-            E.updated(iso(entry.updated_at or entry.published_at)),
-            E.summary(xml_text(hit.snippet), type="html"),
-        )
+        item = atom_entry(E, entry, E.summary(xml_text(hit.snippet), type="html"))
         for author in entry.authors or (entry.source.title,):
             item.append(E.author(E.name(xml_text(author))))
         for tag in entry.tags:
