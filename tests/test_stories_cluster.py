@@ -182,6 +182,7 @@ def test_article_bridging_two_stories_merges_them_as_an_alias() -> None:
     assert store.resolve(second.story_id) == first.story_id
     # Shown ids are not relabelled: the article keeps the id it was given, which now redirects.
     assert store.assignments["pacific-wire-quake"] == second.story_id
+    assert store.assignments["bridge"] == first.story_id  # a new article points at the survivor
     assert store.members()["pacific-wire-quake"] == first.story_id
     survivor = store.stories[first.story_id]
     assert survivor.members == 3

@@ -271,7 +271,8 @@ class StoryAssigner:
         score, _, best = scored[0]
         joined = self._join(best, vector, article)
         survivor, merged = self._merge(batch, joined, [story for _, _, story in scored[1:]])
-        batch.assignments[article.id] = best.id
+        # A new article's id has not been shown with a story yet: point it at the survivor directly.
+        batch.assignments[article.id] = survivor.id
         return Assignment(article.id, survivor.id, created=False, similarity=score, merged=merged)
 
     def _join(self, story: StoryState, vector: Mapping[str, float], article: StoryArticle) -> StoryState:

@@ -93,7 +93,7 @@ class StoryChanges:
 
     #: New or changed stories, each in its final state for the batch (merged ones have `merged_into`).
     stories: tuple[StoryState, ...] = ()
-    #: (article id, story id) for each newly assigned article; the id is the story it joined then.
+    #: (article id, story id) for each newly assigned article (the surviving story when it bridged a merge).
     assignments: tuple[tuple[str, str], ...] = ()
     #: (merged story id, surviving story id): the merged id keeps redirecting to the survivor.
     aliases: tuple[tuple[str, str], ...] = ()
