@@ -84,7 +84,7 @@ def test_api_and_sidebar_list_exactly_the_other_outlets(newsroom: Flask) -> None
     assert answer.status_code == 200
     items = answer.get_json()["items"]
     assert outlets(items) == {"Valley Post", "Northern Wire"}
-    assert set(items[0]) == {"id", "url", "title", "source", "published_at", "teaser", "score"}
+    assert set(items[0]) == {"id", "url", "title", "source", "published_at", "teaser", "score", "story_id"}
     assert all(item["url"].startswith("https://") and item["teaser"] for item in items)
 
     page = client.get(f"/entries/{article.id}").get_data(as_text=True)

@@ -95,6 +95,7 @@ def test_a_polled_story_shows_everywhere_and_keeps_its_id(newsroom: Path) -> Non
             items = client.get(f"/api/v1/related?entry={entry.id}").get_json()["items"]
             expected = {e.source.title for e in explosion if e.id != entry.id}
             assert {i["source"] for i in items[:2]} == expected
+            assert [i["story_id"] for i in items[:2]] == [story_id, story_id]
             assert not {i["id"] for i in items} & {entries[a.title].id for a in OTHERS}
             sidebar = client.get(f"/entries/{entry.id}").get_data(as_text=True)
             assert all(escape(e.title) in sidebar for e in explosion)

@@ -45,6 +45,7 @@ RELATED_ITEM = object_schema(
         "published_at": DATE_TIME,
         "teaser": STRING,
         "score": {"type": "number"},
+        "story_id": {**NULLABLE_STRING, "description": "The story it belongs to (/api/v1/stories/{id})."},
     }
 )
 OEMBED = object_schema(

@@ -120,7 +120,6 @@ def teaser(entry: Entry, limit: int = 160) -> str:
 
 def item_json(item: RelatedItem) -> dict[str, Any]:
     """Return the public JSON form of one related item."""
-    # No story id here: the item's fields are a published contract (tests/test_related_api.py pins them).
     return {**article_fields(item.entry), "score": round(item.score, 4)}
 
 
@@ -418,4 +417,8 @@ def related_items(article: ArticleQuery, entry: Entry | None, limit: int) -> lis
             and sources.get(item.entry.source.title, 0) < services.config.related.max_per_source
         ]
         items.extend(item_json(item) for item in found[: limit - len(items)])
+    # Each item names its story too, so an embedding site can link "full coverage" (/stories/<id>).
+    stories = services.stories.stories_of([item["id"] for item in items]) if items else {}
+    for item in items:
+        item["story_id"] = stories.get(item["id"])
     return items
