@@ -12,6 +12,7 @@ worker instead of taking the machine's memory.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import resource
 import signal
@@ -265,7 +266,8 @@ def serve_tasks(conn: Connection, memory: int, initializer: Callable[[], object]
         except (EOFError, OSError):
             return
         except MemoryError:  # the task itself (a feed's body) does not fit under the cap
-            conn.send(("memory", None))
+            with contextlib.suppress(OSError):  # unless the parent is gone meanwhile
+                conn.send(("memory", None))
             return
         answer: tuple[str, Any]
         try:
@@ -276,11 +278,18 @@ def serve_tasks(conn: Connection, memory: int, initializer: Callable[[], object]
             answer = ("error", f"{type(exc).__name__}: {exc}")
         del fn, args
         try:
-            conn.send(answer)
-        except MemoryError:  # pickling the answer needed more than the cap: nothing was sent yet
-            answer = ("memory", None)
-            conn.send(answer)
-        except Exception as exc:  # an answer that cannot be pickled: sent back as the task's error, as above
-            conn.send(("error", f"the answer could not be sent back: {type(exc).__name__}: {exc}"))
+            try:
+                conn.send(answer)
+            except MemoryError:  # pickling the answer needed more than the cap: nothing was sent yet
+                answer = ("memory", None)
+                conn.send(answer)
+            except OSError:
+                raise
+            except Exception as exc:  # an answer that cannot be pickled: sent back as the task's error, as above
+                conn.send(("error", f"the answer could not be sent back: {type(exc).__name__}: {exc}"))
+        except OSError:
+            # The parent is gone (killed, or it gave up on this task at a stop): nobody to answer; a
+            # traceback here would only alarm whoever reads the parent's terminal.
+            return
         if answer[0] == "memory":
             return  # a process that ran out of memory is not trusted with the next task
