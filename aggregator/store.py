@@ -17,12 +17,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import SQLAlchemyError
 
+from . import schema_pg
 from .errors import StorageError
 from .models import Feed, FeedUpdate
 from .store_entries import EntryStore
 from .tables import (
     SCHEMA_VERSION,
     _now,
+    add_column,
     changes_table,
     content_hash,
     create_engine_for,
@@ -32,6 +34,7 @@ from .tables import (
     host_title,
     meta_table,
     metadata,
+    missing_columns,
 )
 
 __all__ = ["SCHEMA_VERSION", "Store", "content_hash", "create_engine_for", "host_title", "open_store"]
@@ -56,6 +59,9 @@ class Store(EntryStore):
         """Create or upgrade the schema to SCHEMA_VERSION; refuse a newer database."""
         try:
             with self.engine.begin() as conn:
+                postgres = conn.dialect.name == "postgresql"
+                if postgres:  # several nodes may start at once against one shared store
+                    schema_pg.lock_migrations(conn)
                 metadata.create_all(conn)
                 row = conn.execute(sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")).first()
                 if row is None:
@@ -66,12 +72,16 @@ class Store(EntryStore):
                         f"({SCHEMA_VERSION}); upgrade Newsdesk"
                     )
                 elif int(row[0]) < SCHEMA_VERSION:
-                    # Every step so far only added tables, which create_all has just made.
+                    # Every step so far only added tables (which create_all has just made) and nullable columns.
+                    for table, column in missing_columns(conn):
+                        add_column(conn, table, column)
                     conn.execute(
                         sa.update(meta_table)
                         .where(meta_table.c.key == "schema_version")
                         .values(value=str(SCHEMA_VERSION))
                     )
+                if postgres:
+                    schema_pg.prepare(conn, backfill=row is not None and int(row[0]) < 3)
         except SQLAlchemyError as exc:
             raise StorageError(f"cannot prepare the database {self.url!r}: {exc}") from exc
 

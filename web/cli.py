@@ -163,9 +163,18 @@ def _serve_forever(config: Config, services: Services) -> None:
 
 
 @main.command()
+@click.option("--follow", is_flag=True, help="Keep this node's own index replica, following the PostgreSQL store.")
+@click.option("--index-dir", default=None, help="With --follow: where the replica lives (default: node.index_dir).")
 @click.pass_obj
-def serve(state: CliState) -> None:
+def serve(state: CliState, follow: bool, index_dir: str | None) -> None:
     """Serve the web front end only (production WSGI server; reads the index, never writes it)."""
+    if follow or index_dir:
+        if not follow:
+            fail("--index-dir goes with --follow (without it, set node.index_dir in the config)")
+        from .cli_roles import serve_following
+
+        serve_following(state, index_dir)
+        return
     _serve_forever(state.config, state.services)
 
 
@@ -207,7 +216,7 @@ def run(state: CliState, tick: float) -> None:
 
 
 # Subcommand modules register themselves on `main` when imported.
-from . import cli_feeds, cli_search  # noqa: E402,F401
+from . import cli_feeds, cli_roles, cli_search  # noqa: E402,F401
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -60,6 +60,7 @@ def readiness(services: Services, now: datetime) -> dict[str, Any]:
         ("store", _check_store),
         ("index", _check_index),
         ("scheduler", _check_scheduler),
+        ("replica", _check_replica),
         ("polling", _check_polling),
         ("features", _check_features),
     ):
@@ -92,6 +93,8 @@ def _check_index(services: Services, now: datetime) -> dict[str, Any]:
         return {"ok": False, "error": f"the index directory {root} is missing; `newsdesk reindex` rebuilds it"}
     if IndexLocation(root).current_dir() is None or services.reader.searcher() is None:
         return {"ok": False, "error": f"no live index in {root}; `newsdesk index` or `newsdesk run` creates it"}
+    if services.follower is not None:
+        return {"ok": True}  # a web follower's position and lag are the replica check's
     seq = Indexer(root, services.store).indexed_seq()
     pending, oldest = services.store.pending_changes(seq)
     lag = max(0.0, (now - oldest).total_seconds()) if oldest else 0.0
@@ -116,6 +119,24 @@ def _check_scheduler(services: Services, now: datetime) -> dict[str, Any] | None
     if behind > grace:
         result["error"] = f"the poll job is {behind:.0f} s behind its schedule"
     return result
+
+
+def _check_replica(services: Services, now: datetime) -> dict[str, Any] | None:
+    follower = services.follower
+    if follower is None:
+        return None  # no replica of its own: `run` indexes, plain `serve` reads what `run` wrote
+    status: dict[str, Any] = follower.status(now)
+    limit = float(services.config.node.max_replica_lag)
+    status["max_lag_seconds"] = limit
+    status["ok"] = not status["replaying"] and status["lag_seconds"] <= limit
+    if status["replaying"]:
+        status["error"] = f"the replica is replaying the change log ({status['lag_changes']} changes to go)"
+    elif not status["ok"]:
+        status["error"] = (
+            f"the replica is {status['lag_seconds']:.0f} s behind the store ({status['lag_changes']} changes; "
+            f"node.max_replica_lag is {limit:g} s)"
+        )
+    return status
 
 
 def _check_polling(services: Services, now: datetime) -> dict[str, Any]:

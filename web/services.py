@@ -28,6 +28,8 @@ class Services:
     reader: IndexReader
     #: The polling scheduler this process runs (`newsdesk run`), for /readyz; None when it runs none.
     scheduler: Any = None
+    #: The index replica this web node keeps (`newsdesk serve --follow`, an index.follower.Follower), for /readyz.
+    follower: Any = None
     #: When this process started watching (readiness counts a feed's lateness from here at the earliest).
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
