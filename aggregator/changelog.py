@@ -26,6 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
+from .dberrors import describe
 from .errors import StorageError
 from .models import Entry
 from .store import Store
@@ -114,7 +115,7 @@ class ChangeLog:
             with self.store.engine.connect() as conn:
                 return [_change(tuple(row)) for row in conn.execute(query, params)]
         except SQLAlchemyError as exc:
-            raise StorageError(f"cannot read the change log: {exc}") from exc
+            raise StorageError(f"cannot read the change log: {describe(exc)}") from exc
 
     def pending_after(self, position: LogPosition) -> tuple[int, datetime | None]:
         """Return how many changes were logged after ``position`` and when the oldest of them was (replica lag)."""
@@ -122,7 +123,7 @@ class ChangeLog:
             with self.store.engine.connect() as conn:
                 count, oldest = conn.execute(_PENDING_AFTER, {"txid": position.txid, "seq": position.seq}).one()
         except SQLAlchemyError as exc:
-            raise StorageError(f"cannot read the change log: {exc}") from exc
+            raise StorageError(f"cannot read the change log: {describe(exc)}") from exc
         return int(count), oldest.replace(tzinfo=UTC) if oldest is not None else None
 
     def get_entries(self, entry_ids: Sequence[str]) -> dict[str, Entry]:
@@ -130,4 +131,4 @@ class ChangeLog:
         try:
             return self.store.get_entries(entry_ids)
         except SQLAlchemyError as exc:
-            raise StorageError(f"cannot read entries: {exc}") from exc
+            raise StorageError(f"cannot read entries: {describe(exc)}") from exc

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
+from .dberrors import describe
 from .errors import FetchError, NewsdeskError, StorageError
 from .models import Feed, FetchResult, UpdateResult
 from .policy import PollingPolicy
@@ -120,7 +121,7 @@ class Leases:
             with self.store.engine.begin() as conn:
                 ids = [row[0] for row in conn.execute(_CLAIM, params)]
         except SQLAlchemyError as exc:
-            raise StorageError(f"cannot claim feeds: {exc}") from exc
+            raise StorageError(f"cannot claim feeds: {describe(exc)}") from exc
         if not ids:
             return None
         query = self.store._feed_select().where(feeds_table.c.id.in_(ids))
@@ -135,7 +136,7 @@ class Leases:
             with self.store.engine.begin() as conn:
                 return int(conn.execute(_RENEW, {"token": token, "seconds": self.lease_seconds}).rowcount)
         except SQLAlchemyError as exc:
-            raise StorageError(f"cannot renew poll leases: {exc}") from exc
+            raise StorageError(f"cannot renew poll leases: {describe(exc)}") from exc
 
     def release(self, token: str) -> int:
         """Give back every feed still held under ``token`` (they are due again at once); return how many."""
@@ -143,7 +144,7 @@ class Leases:
             with self.store.engine.begin() as conn:
                 return int(conn.execute(_RELEASE, {"token": token}).rowcount)
         except SQLAlchemyError as exc:
-            raise StorageError(f"cannot release poll leases: {exc}") from exc
+            raise StorageError(f"cannot release poll leases: {describe(exc)}") from exc
 
     def seconds_until_claimable(self) -> float | None:
         """Return seconds until some enabled feed may be claimed (<= 0: now), or None when there is none."""
@@ -151,7 +152,7 @@ class Leases:
             with self.store.engine.connect() as conn:
                 value = conn.execute(_NEXT_CLAIMABLE).scalar()
         except SQLAlchemyError as exc:
-            raise StorageError(f"cannot read when feeds are due: {exc}") from exc
+            raise StorageError(f"cannot read when feeds are due: {describe(exc)}") from exc
         return None if value is None else float(value)
 
     @contextmanager
@@ -259,7 +260,7 @@ def exclusive(store: Store, name: str) -> Iterator[None]:
     try:
         conn = store.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
     except SQLAlchemyError as exc:
-        raise StorageError(f"cannot reach the database: {exc}") from exc
+        raise StorageError(f"cannot reach the database: {describe(exc)}") from exc
     try:
         conn.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": key})
         try:

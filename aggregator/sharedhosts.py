@@ -23,6 +23,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from .dberrors import describe
+
 log = logging.getLogger("newsdesk.hosts")
 
 #: Seconds before asking the database again for a host whose slots other pollers hold.
@@ -88,7 +90,9 @@ class SharedHostLimiter:
     def _lost(self, exc: BaseException) -> None:
         """Forget the session after a database error: its advisory locks are gone with it."""
         if not self._failing:  # once per outage; the reconnect says when it is over
-            log.error("shared host limits: the database failed (%s); holding new requests and reconnecting", exc)
+            log.error(
+                "shared host limits: the database failed (%s); holding new requests and reconnecting", describe(exc)
+            )
             self._failing = True
         if self._conn is not None:
             try:

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHES = ["normalize.py", "poll.py", "search.py", "related_quality.py", "language_fields.py"]
+BENCHES = ["normalize.py", "poll.py", "search.py", "related_quality.py", "language_fields.py", "scale.py"]
 
 
 def main() -> int:

@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from aggregator.errors import ConfigError, StorageError
-from aggregator.leases import Leases, LeasedRecorder
+from aggregator.leases import LeasedRecorder, Leases
 from aggregator.models import FetchResult
 from aggregator.policy import PollingPolicy
 from aggregator.sharedhosts import SharedHostLimiter
@@ -22,6 +22,7 @@ from aggregator.store import SCHEMA_VERSION, Store, open_store
 from aggregator.update import Document
 
 from .conftest import make_config
+from .support.cli import newsdesk
 from .support.pg import fresh_database
 from .test_store import make_entry
 
@@ -161,6 +162,15 @@ def test_leases_and_roles_refuse_sqlite(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match=r"needs a PostgreSQL store.*newsdesk run"):
         require_postgres(make_config(tmp_path), "poller")
+
+    # Through the real command: one line, exit status 1, nothing started.
+    config = tmp_path / "config.toml"
+    config.write_text('data_dir = "data"\n')
+    for args in (["poller"], ["serve", "--follow"]):
+        result = newsdesk(config, *args, check=False)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 1 and len(lines) == 1, result.stderr
+        assert "needs a PostgreSQL store" in lines[0] and "newsdesk run" in lines[0]
 
 
 # --------------------------------------------------------------------------- shared per-host limits
