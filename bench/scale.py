@@ -110,19 +110,39 @@ def descendants(root: int) -> list[int]:
 class CpuSampler:
     """Sums the CPU time of processes and everything under them, sampling /proc (each process's own time, at its last sample)."""
 
-    def __init__(self, roots: list[int], interval: float = 0.1) -> None:
+    def __init__(self, roots: list[int], interval: float = 0.1, database_url: str | None = None) -> None:
         self.roots = roots
         self.interval = interval
         self.seen: dict[tuple[int, int], float] = {}  # (pid, start time) -> CPU seconds
+        #: The same, for the PostgreSQL backends serving the nodes (same machine), when a database is given.
+        self.database: dict[tuple[int, int], float] = {}
+        self.database_url = database_url
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
     def _loop(self) -> None:
+        backends: list[int] = []
+        last_lookup = 0.0
         while not self._stop.is_set():
             self.sample(self.roots + [pid for root in self.roots for pid in descendants(root)])
+            if self.database_url:
+                if time.monotonic() - last_lookup > 1.0:
+                    backends, last_lookup = self._backends(), time.monotonic()
+                self.sample(backends, into=self.database)
             self._stop.wait(self.interval)
 
-    def sample(self, pids: list[int]) -> None:
+    def _backends(self) -> list[int]:
+        import psycopg
+
+        assert self.database_url is not None
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            rows = conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'newsdesk-%'"
+            ).fetchall()
+        return [int(row[0]) for row in rows]
+
+    def sample(self, pids: list[int], into: dict[tuple[int, int], float] | None = None) -> None:
+        seen = self.seen if into is None else into
         for pid in pids:
             try:
                 fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -130,7 +150,7 @@ class CpuSampler:
                 continue
             cpu = (int(fields[11]) + int(fields[12])) / TICK
             key = (pid, int(fields[19]))
-            self.seen[key] = max(self.seen.get(key, 0.0), cpu)
+            seen[key] = max(seen.get(key, 0.0), cpu)
 
     def __enter__(self) -> CpuSampler:
         self._thread.start()
@@ -149,7 +169,7 @@ def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 # --------------------------------------------------------------------------- phase 1: pollers
@@ -172,7 +192,7 @@ def run_pollers(args: argparse.Namespace, port: int, count: int, work: Path) -> 
         configs = [write_config(directory, f"poller-{n}", url, args) for n in range(count)]
         started = time.perf_counter()
         procs = [start(config, "poller", "--once") for config in configs]
-        with CpuSampler([p.pid for p in procs]) as cpu:
+        with CpuSampler([p.pid for p in procs], database_url=url) as cpu:
             for proc in procs:
                 proc.wait(timeout=3600)
             wall = time.perf_counter() - started
@@ -194,6 +214,7 @@ def run_pollers(args: argparse.Namespace, port: int, count: int, work: Path) -> 
         "failed": failed,
         "entries": entries,
         "cpu": cpu.total(),
+        "cpu_database": sum(cpu.database.values()),
         "requests": stats.get("requests", 0),
         "feeds_fetched": stats.get("feeds_fetched", 0),
         "repeat_fetches": stats.get("repeat_fetches", 0),
@@ -417,13 +438,15 @@ def main() -> int:
 
     base = results[0]["checked"] / results[0]["wall"] if results else 0.0
     print(
-        f"\n{'pollers':>8}{'wall s':>9}{'feeds/s':>9}{'scaling':>9}{'CPU ms/feed':>13}{'repeats':>9}{'max/host':>10}{'failed':>8}"
+        f"\n{'pollers':>8}{'wall s':>9}{'feeds/s':>9}{'scaling':>9}{'CPU ms/feed':>13}{'+ PG ms/feed':>14}"
+        f"{'repeats':>9}{'max/host':>10}{'failed':>8}"
     )
     for r in results:
         rate = r["checked"] / r["wall"]
+        per_feed = 1000 / max(r["checked"], 1)
         print(
-            f"{r['pollers']:>8}{r['wall']:>9.1f}{rate:>9.1f}{rate / base:>8.2f}x{r['cpu'] / max(r['checked'], 1) * 1000:>13.1f}"
-            f"{r['repeat_fetches']:>9}{r['peak_per_host']:>10}{r['failed']:>8}"
+            f"{r['pollers']:>8}{r['wall']:>9.1f}{rate:>9.1f}{rate / base:>8.2f}x{r['cpu'] * per_feed:>13.1f}"
+            f"{r['cpu_database'] * per_feed:>14.1f}{r['repeat_fetches']:>9}{r['peak_per_host']:>10}{r['failed']:>8}"
         )
     for r in results:
         print(

@@ -183,6 +183,9 @@ def test_two_pollers_and_two_followers(pg_url: str, tmp_path: Path) -> None:
                     assert len(found["hits"]) == 5
                 hit = httpx.get(f"http://127.0.0.1:{port}/api/v1/search", params={"q": words(7, 3)}, timeout=10).json()
                 assert [h["title"] for h in hit["hits"]] == [f"Report {words(7, 3)} number 3"]
+            for port in ports:  # the index lag gauges of a web node are its replica's
+                metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+                assert "\nnewsdesk_index_lag_changes 0.0\n" in metrics
             for name in ("web-a", "web-b"):
                 ids = index_ids(tmp_path / f"replica-{name}")
                 assert len(ids) == len(set(ids)) == expected + 30 and set(ids) == set(stored)

@@ -166,10 +166,15 @@ class StoreCollector:
         up, lag_changes, lag_seconds, states, entries, last_check = self._families()
         try:
             now = datetime.now(UTC)
-            seq = Indexer(services.config.index_dir, store).indexed_seq()
-            pending, oldest = store.pending_changes(seq)
+            if services.follower is not None:  # a web node's own replica: its lag behind the change log
+                replica = services.follower.status(now)
+                pending, lag = replica["lag_changes"], replica["lag_seconds"]
+            else:
+                seq = Indexer(services.config.index_dir, store).indexed_seq()
+                pending, oldest = store.pending_changes(seq)
+                lag = max(0.0, (now - oldest).total_seconds()) if oldest else 0.0
             lag_changes.add_metric([], pending)
-            lag_seconds.add_metric([], max(0.0, (now - oldest).total_seconds()) if oldest else 0.0)
+            lag_seconds.add_metric([], lag)
             counts = dict.fromkeys(FEED_STATES, 0)
             for (enabled, reason, checked, failing), count in store.feed_state_counts().items():
                 state = feed_state(enabled=enabled, disabled_reason=reason, checked=checked, failing=failing)
