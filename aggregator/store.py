@@ -80,8 +80,9 @@ class Store(EntryStore):
                         .where(meta_table.c.key == "schema_version")
                         .values(value=str(SCHEMA_VERSION))
                     )
-                if postgres:
-                    schema_pg.prepare(conn, backfill=row is not None and int(row[0]) < 3)
+                if postgres and (row is None or int(row[0]) < 3):
+                    # Once, when the tables are made or upgraded: ALTER TABLE locks the change log.
+                    schema_pg.prepare(conn, backfill=row is not None)
         except SQLAlchemyError as exc:
             raise StorageError(f"cannot prepare the database {self.url!r}: {exc}") from exc
 

@@ -202,6 +202,7 @@ def test_two_pollers_and_two_followers(pg_url: str, tmp_path: Path) -> None:
                 for n in ("poller-a", "poller-b")
             }
             assert claimed["poller-a"] > 0 and claimed["poller-b"] > 0 and sum(claimed.values()) == 42
+        assert [proc.returncode for proc in nodes[:2]] == [0, 0]  # SIGTERM: the pollers finish their batch and exit
         # Per-host limits held across both pollers, as the sites counted them.
         for address in HOSTS[:3]:
             stats = hosts.stats[address]
