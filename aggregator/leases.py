@@ -48,7 +48,7 @@ _CLAIM = sa.text(
         WHERE enabled
           AND (next_check_at IS NULL OR next_check_at <= {_DB_NOW})
           AND (lease_until IS NULL OR lease_until < {_DB_NOW})
-        ORDER BY next_check_at NULLS FIRST, id
+        ORDER BY next_check_at
         LIMIT :limit
         FOR UPDATE SKIP LOCKED
     )

@@ -292,3 +292,24 @@ def run_upgrade(url: str) -> None:
         assert len(changes) == 3 and all(c.position.txid > 0 for c in changes)
         assert sorted(c.fingerprint for c in changes) == sorted(-(2**63) + n for n in range(3))
     upgraded.close()
+
+
+# --------------------------------------------------------------------------- the [node] table
+
+
+def test_node_config_resolves_the_index_dir_and_checks_its_numbers(tmp_path: Path) -> None:
+    from aggregator.config import load_config
+
+    path = tmp_path / "config.toml"
+    path.write_text('[node]\nname = "web-1"\nindex_dir = "replica"\nlease = "90s"\nclaim_batch = 8\n')
+    config = load_config(path)
+    assert config.node.name == "web-1" and config.node.lease == 90 and config.node.claim_batch == 8
+    assert config.index_dir == tmp_path / "replica"  # relative to the config file, like data_dir
+    path.write_text("[node]\n")
+    assert load_config(path).index_dir == tmp_path / "data" / "index"  # unset: the embedded default
+    path.write_text('[node]\nlease = "0s"\n')
+    with pytest.raises(ConfigError, match=r"node\.lease: must be at least 1 second"):
+        load_config(path)
+    path.write_text("[node]\nclaim_batch = 0\n")
+    with pytest.raises(ConfigError, match=r"node\.claim_batch: must be at least 1"):
+        load_config(path)
