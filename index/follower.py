@@ -49,6 +49,10 @@ FOLLOWER_STATE = "newsdesk-follower.json"
 LOCK_FILE = "follower.lock"
 #: Change rows read per query while replaying the log.
 REPLAY_READ = 10_000
+#: Seconds between two segment-count checks of a following replica (as `newsdesk run` does for its index).
+MAINTENANCE_SECONDS = 6 * 3600
+#: Segments allowed before the maintenance merges them all (which also drops replaced documents for good).
+MAX_SEGMENTS = 8
 
 
 class ChangeFeed(Protocol):
@@ -303,11 +307,22 @@ class Follower:
         log.debug("applied txid=%d seq=%d (+%d -%d)", position.txid, position.seq, upserts, deletes)
         return upserts, deletes
 
+    def maintain(self, max_segments: int = MAX_SEGMENTS) -> bool:
+        """Merge the replica's segments into one when there are more than ``max_segments``; return whether it did."""
+        if self._ix is None or len(self._ix._segments()) <= max_segments:
+            return False
+        self._ix.writer().commit(optimize=True)
+        return True
+
     def follow(self, stop: threading.Event, interval: float) -> None:
         """Catch up every ``interval`` seconds until ``stop`` is set; a failure is logged once and retried."""
         failing = False
+        maintained = time.monotonic()
         while not stop.is_set():
             try:
+                if time.monotonic() - maintained > MAINTENANCE_SECONDS:
+                    maintained = time.monotonic()
+                    self.maintain()
                 stats = self.catch_up()
             except Exception as exc:  # the store went away, a disk filled: say so once, keep trying
                 if not failing:

@@ -181,6 +181,9 @@ def test_replicas_derive_the_same_groups_whenever_they_read(stores: Callable[[],
     assert wire_group == edited.id
     assert sum(1 for g in groups.values() if g == wire_group) >= 7
     assert read_position(live) == restarted.position
+    # The scheduled merge changes segments, not documents or groups.
+    assert steady.maintain(max_segments=0)
+    assert replica(tmp_path / "steady") == groups
 
 
 def test_one_index_root_serves_one_follower(stores: Callable[[], Store], tmp_path: Path) -> None:
