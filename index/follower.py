@@ -49,6 +49,8 @@ FOLLOWER_STATE = "newsdesk-follower.json"
 LOCK_FILE = "follower.lock"
 #: Change rows read per query while replaying the log.
 REPLAY_READ = 10_000
+#: Documents per commit while replaying (nobody searches a generation being built: big commits are cheapest).
+REPLAY_COMMIT = 5_000
 #: Seconds between two segment-count checks of a following replica (as `newsdesk run` does for its index).
 MAINTENANCE_SECONDS = 6 * 3600
 #: Segments allowed before the maintenance merges them all (which also drops replaced documents for good).
@@ -213,7 +215,7 @@ class Follower:
                 changes += len(batch)
             live = sorted(entry_id for entry_id, group in final.items() if group is not None)
             added = 0
-            for chunk in _chunks(live, self.batch_size):
+            for chunk in _chunks(live, max(self.batch_size, REPLAY_COMMIT)):
                 entries = self.feed.get_entries(chunk)
                 writer = ix.writer(limitmb=256)
                 try:
