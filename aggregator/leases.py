@@ -120,13 +120,13 @@ class Leases:
         try:
             with self.store.engine.begin() as conn:
                 ids = [row[0] for row in conn.execute(_CLAIM, params)]
-        except SQLAlchemyError as exc:
+            if not ids:
+                return None
+            query = self.store._feed_select().where(feeds_table.c.id.in_(ids))
+            with self.store.engine.connect() as conn:
+                feeds = [self.store._feed(row) for row in conn.execute(query)]
+        except SQLAlchemyError as exc:  # claimed feeds not read come free when their lease ends
             raise StorageError(f"cannot claim feeds: {describe(exc)}") from exc
-        if not ids:
-            return None
-        query = self.store._feed_select().where(feeds_table.c.id.in_(ids))
-        with self.store.engine.connect() as conn:
-            feeds = [self.store._feed(row) for row in conn.execute(query)]
         feeds.sort(key=lambda f: (f.next_check_at is not None, f.next_check_at or _EPOCH, f.id))
         return Claim(token=token, feeds=tuple(feeds))
 

@@ -202,3 +202,32 @@ def test_one_index_root_serves_one_follower(stores: Callable[[], Store], tmp_pat
 
 def test_changelog_positions_order_by_transaction_then_sequence() -> None:
     assert LogPosition(5, 100) < LogPosition(6, 1) < LogPosition(6, 2)
+
+
+def test_readiness_of_a_web_node_follows_its_replica_lag(stores: Callable[[], Store], tmp_path: Path) -> None:
+    from index.search import IndexReader
+    from web.ops import readiness
+    from web.services import Services
+
+    from .conftest import make_config
+
+    writer, reader = stores(), stores()
+    config = make_config(tmp_path, node={"index_dir": str(tmp_path / "replica"), "max_replica_lag": 1})
+    follower = Follower(config.index_dir, ChangeLog(reader))
+    services = Services(config=config, store=reader, reader=IndexReader(config.index_dir), follower=follower)
+    try:
+        report = readiness(services, datetime.now(UTC))
+        assert report["status"] == "error" and "being built" in report["checks"]["index"]["error"]
+        follower.catch_up()
+        report = readiness(services, datetime.now(UTC))
+        assert report["status"] == "ok", report
+        assert report["checks"]["replica"]["lag_changes"] == 0
+        feed = writer.add_feed("https://a.example/feed")
+        writer.save_entries(feed.id, [make_entry(feed.key, n) for n in range(3)])
+        time.sleep(1.3)
+        replica = readiness(services, datetime.now(UTC))["checks"]["replica"]
+        assert not replica["ok"] and replica["lag_changes"] == 3 and replica["lag_seconds"] > 1
+        assert "behind the store" in replica["error"]
+        until(lambda: follower.catch_up() is not None and readiness(services, datetime.now(UTC))["status"] == "ok")
+    finally:
+        services.close()
