@@ -133,6 +133,8 @@ class NodeConfig:
     lease: Duration = Duration(120)
     #: Feeds a poller claims at once.
     claim_batch: int = 64
+    #: Parse worker processes of a poller (0: one per core; with several pollers on one machine, share the cores).
+    parse_workers: int = 0
     #: How often a web follower looks for new changes in the store.
     follow_interval: Duration = Duration(1.0)
     #: Changes a web follower applies per index commit.
@@ -359,6 +361,8 @@ def _validate(config: Config, label: str) -> None:
         problems.append(("node.lease", "must be at least 1 second"))
     if node.claim_batch < 1:
         problems.append(("node.claim_batch", "must be at least 1"))
+    if node.parse_workers < 0:
+        problems.append(("node.parse_workers", "must be 0 (one per core) or more"))
     if node.follow_batch < 1:
         problems.append(("node.follow_batch", "must be at least 1"))
     if node.follow_interval <= 0:

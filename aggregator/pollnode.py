@@ -46,7 +46,6 @@ class PollNode:
         *,
         name: str | None = None,
         observer: PollObserver | None = None,
-        parse_processes: int | None = None,
     ) -> None:
         #: This poller's name in leases and logs.
         self.name = name or node_name(config)
@@ -61,7 +60,8 @@ class PollNode:
             store,
             config,
             observer=observer,
-            parse_processes=parse_processes,
+            # None: one worker per core for big batches (the Poller's own rule).
+            parse_processes=config.node.parse_workers or None,
             hosts=self.hosts,
             record=self.recorder,
         )

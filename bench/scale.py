@@ -9,16 +9,17 @@ Feeds are served by bench/poll.py's server (the 200 real bodies of ../shared/cor
 Every phase gets a fresh database on the PostgreSQL server given (dropped afterwards).
 
 - Pollers: for each count in --pollers, that many `newsdesk poller --once` processes (each with
-  polling.concurrency = --concurrency and the default politeness: 2 requests in flight and 1 s between
-  starts per host, over all pollers) check every feed once. Reported: wall time from start to the last
-  exit, feeds/s, the scaling ratio against one poller, CPU per feed (pollers and their parse workers,
-  sampled from /proc every 0.1 s), repeated fetches (target 0) and the most requests the server ever saw
-  in flight to one host (target <= 2).
+  polling.concurrency = --concurrency and node.parse_workers = cores / count, so they share the cores;
+  default politeness: 2 requests in flight and 1 s between starts per host, over all pollers) check
+  every feed once. Reported: wall time from start to the last exit, feeds/s, the scaling ratio against
+  one poller, CPU per feed (pollers and their parse workers, sampled from /proc every 0.1 s, and the
+  PostgreSQL backends serving them), repeated fetches (target 0) and the most requests the server ever
+  saw in flight to one host (target <= 2).
 - Followers: --lag-feeds feeds fall due evenly over --lag-window seconds; one poller polls them while two
   `newsdesk serve --follow` nodes follow the change log, each into its own index. The store and both
-  followers' cursors (their state files) are sampled every 0.1 s; a change's lag on a follower is the time from
-  when it was first visible in the store to when that follower's cursor passed it (the follower commits
-  its index before moving the cursor; searches see each commit on their next query). Then a query mix
+  followers' cursors (their state files) are sampled every 0.1 s; a change's lag on a follower is the
+  time from when it was first visible in the store to when that follower's cursor passed it (the
+  follower commits its index before moving the cursor; searches see each commit on their next query). Then a query mix
   runs against both nodes: their hit lists must be identical.
 """
 
@@ -72,12 +73,14 @@ def fresh_database(server_url: str) -> Iterator[str]:
             admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
-def write_config(directory: Path, name: str, url: str, args: argparse.Namespace, port: int = 8080) -> Path:
+def write_config(
+    directory: Path, name: str, url: str, args: argparse.Namespace, port: int = 8080, parse_workers: int = 0
+) -> Path:
     path = directory / f"{name}.toml"
     path.write_text(
         f'data_dir = "data-{name}"\ndatabase_url = "{url}"\nlog_level = "warning"\n'
         f"[server]\nport = {port}\nready_poll_staleness = 0\nthreads = 4\n"
-        f'[node]\nname = "{name}"\nindex_dir = "replica-{name}"\n'
+        f'[node]\nname = "{name}"\nindex_dir = "replica-{name}"\nparse_workers = {parse_workers}\n'
         f"[polling]\nconcurrency = {args.concurrency}\n"
     )
     return path
@@ -189,7 +192,9 @@ def run_pollers(args: argparse.Namespace, port: int, count: int, work: Path) -> 
         control(port, "reset")
         directory = work / f"pollers-{count}"
         directory.mkdir()
-        configs = [write_config(directory, f"poller-{n}", url, args) for n in range(count)]
+        # Pollers on one machine share its cores: each starts cores/count parse workers (at least one).
+        workers = max(1, (os.cpu_count() or 1) // count)
+        configs = [write_config(directory, f"poller-{n}", url, args, parse_workers=workers) for n in range(count)]
         started = time.perf_counter()
         procs = [start(config, "poller", "--once") for config in configs]
         with CpuSampler([p.pid for p in procs], database_url=url) as cpu:
