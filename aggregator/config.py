@@ -97,6 +97,12 @@ class PollingConfig:
     user_agent: str = "Newsdesk/0.1 (+https://github.com/newsdesk/newsdesk; feed aggregator)"
     #: Dates further in the future than this are clamped to the fetch time.
     future_tolerance: Duration = Duration(600)
+    #: New or changed entries one check of a feed takes at most (the newest); the rest on later checks.
+    max_entries_per_check: int = 500
+    #: Memory a parse worker process may take beyond its start-up size (0: no cap).
+    parse_memory_limit: ByteSize = ByteSize(512 * 2**20)
+    #: Time one feed's parse may take in a worker process before the worker is stopped (0: no cap).
+    parse_timeout: Duration = Duration(60)
 
 
 @dataclass(frozen=True)
@@ -107,6 +113,14 @@ class SearchConfig:
     recency_half_life: Duration = Duration(3 * 86400)
     #: Weight of recency against text relevance (0 turns it off).
     recency_weight: float = 0.3
+    #: Longest query accepted, in characters (longer ones are refused with a message).
+    max_query_length: int = 2000
+    #: Most words, phrases and filters one query may combine.
+    max_clauses: int = 64
+    #: Most index words the prefix (word*) and fuzzy (word~) terms of one query may expand to, together.
+    max_expansions: int = 2000
+    #: Longest one query may run before it is stopped with a message.
+    max_query_seconds: Duration = Duration(5)
 
 
 @dataclass(frozen=True)
@@ -119,6 +133,24 @@ class RelatedConfig:
     exclude_same_source: bool = True
     #: Most items from one source in one answer.
     max_per_source: int = 1
+
+
+@dataclass(frozen=True)
+class FrontConfig:
+    """The front page."""
+
+    #: Topic sections, by operator tag (feeds[].tags); None (not set): the tags most feeds carry.
+    sections: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class StoriesConfig:
+    """Stories: articles of every outlet on one event, grouped as they arrive."""
+
+    #: A story ends this long after its latest article; later articles start a new story.
+    quiet_period: Duration = Duration(72 * 3600)
+    #: Distinct outlets a story needs to be shown as a story (front page, /api/v1/stories).
+    min_outlets: int = 2
 
 
 @dataclass(frozen=True)
@@ -185,6 +217,10 @@ class Config:
     search: SearchConfig = field(default_factory=SearchConfig)
     #: Related-coverage options.
     related: RelatedConfig = field(default_factory=RelatedConfig)
+    #: Front page options.
+    front: FrontConfig = field(default_factory=FrontConfig)
+    #: Story options.
+    stories: StoriesConfig = field(default_factory=StoriesConfig)
     #: This node, when several share one PostgreSQL store.
     node: NodeConfig = field(default_factory=NodeConfig)
     #: The feeds to poll.
@@ -313,6 +349,10 @@ def _validate(config: Config, label: str) -> None:
         problems.append(("polling.min_interval", "must not be longer than polling.max_interval"))
     if polling.concurrency < 1:
         problems.append(("polling.concurrency", "must be at least 1"))
+    if config.stories.quiet_period < 3600:
+        problems.append(("stories.quiet_period", "must be at least 1h"))
+    if config.stories.min_outlets < 2:
+        problems.append(("stories.min_outlets", "must be at least 2 (one outlet's article is not a story)"))
     if polling.per_host_concurrency < 1:
         problems.append(("polling.per_host_concurrency", "must be at least 1"))
     if polling.per_host_concurrency > polling.concurrency:
@@ -321,6 +361,10 @@ def _validate(config: Config, label: str) -> None:
         problems.append(("polling.jitter", "must be between 0 and 1"))
     if polling.max_redirects < 0:
         problems.append(("polling.max_redirects", "must not be negative"))
+    if polling.max_entries_per_check < 1:
+        problems.append(("polling.max_entries_per_check", "must be at least 1"))
+    if 0 < polling.parse_memory_limit < 32 * 2**20:
+        problems.append(("polling.parse_memory_limit", "must be 0 (no cap) or at least 32MiB"))
     if not 0 < config.server.port < 65536:
         problems.append(("server.port", f"{config.server.port} is not a TCP port"))
     if config.server.threads < 1:
@@ -350,6 +394,14 @@ def _validate(config: Config, label: str) -> None:
         problems.append(("search.recency_weight", "must be 0 (no recency boost) or more"))
     if config.search.recency_half_life <= 0:
         problems.append(("search.recency_half_life", "must be longer than 0"))
+    if not 1 <= config.search.max_query_length <= 10_000:
+        problems.append(("search.max_query_length", "must be between 1 and 10000 characters"))
+    if config.search.max_clauses < 1:
+        problems.append(("search.max_clauses", "must be at least 1"))
+    if config.search.max_expansions < 1:
+        problems.append(("search.max_expansions", "must be at least 1"))
+    if config.search.max_query_seconds <= 0:
+        problems.append(("search.max_query_seconds", "must be longer than 0"))
     if config.related.window <= 0:
         problems.append(("related.window", "must be longer than 0"))
     if config.server.rate_limit_per_minute < 0:
@@ -367,6 +419,16 @@ def _validate(config: Config, label: str) -> None:
         problems.append(("node.follow_batch", "must be at least 1"))
     if node.follow_interval <= 0:
         problems.append(("node.follow_interval", "must be longer than 0"))
+    section_keys: dict[str, int] = {}
+    for i, tag in enumerate(config.front.sections or ()):
+        key = " ".join(tag.casefold().split())
+        if not key:
+            problems.append((f"front.sections[{i}]", 'must not be empty: name an operator tag such as "politics"'))
+        elif key in section_keys:
+            problems.append(
+                (f"front.sections[{i}]", f"{tag!r} is already listed as front.sections[{section_keys[key]}]")
+            )
+        section_keys.setdefault(key, i)
     seen: dict[str, int] = {}
     for i, feed in enumerate(config.feeds):
         try:

@@ -48,5 +48,13 @@ class StorageError(NewsdeskError):
     """The database refused or failed an operation."""
 
 
+class SearchIndexError(NewsdeskError):
+    """The search index on disk could not be opened, read or written (it can be rebuilt: `newsdesk reindex`)."""
+
+
 class QueryError(NewsdeskError):
     """A search or related-coverage request is invalid."""
+
+
+class IndexBusyError(SearchIndexError):
+    """Another process holds the index's writer lock longer than we may wait."""

@@ -2,130 +2,14 @@
 
 from __future__ import annotations
 
-import copy
-import functools
-import io
 import re
 from collections.abc import Mapping
 from typing import Any
 
-import feedparser
-import feedparser.api
-import feedparser.mixin
-from feedparser.namespaces import mediarss
-from feedparser.util import FeedParserDict
-
+from .dtd import EntityBudgetExceeded
 from .errors import NotAFeedError, ParseError
+from .feedparser_tuned import TUNED, Machinery, run_feedparser
 from .models import ParsedContent, ParsedEntry, ParsedFeed, ParsedMedia
-
-# feedparser's own sanitizer and relative-URI pass are ~3/4 of its parse time; we sanitize
-# (nh3) and resolve URLs ourselves in normalize, so every HTML field goes through ours.
-feedparser.SANITIZE_HTML = False
-feedparser.RESOLVE_RELATIVE_URIS = False
-
-# Changes of speed, not of output (tests/test_parse_speedups.py compares both ways):
-# - feedparser's strict path asks xml.sax for a parser by module name; ours is expat with its
-#   character data buffered, so feedparser's per-text-piece handler runs ~4x less often.
-if "aggregator._expat_buffered" not in feedparser.api.PREFERRED_XML_PARSERS:
-    feedparser.api.PREFERRED_XML_PARSERS.insert(0, "aggregator._expat_buffered")
-
-
-# - every text field goes through str.translate(cp1252 table). With a dict table, each
-#   non-ASCII character that is not in it raises and clears a KeyError inside CPython; a list
-#   indexed by code point answers every BMP character directly (beyond it, IndexError is a
-#   LookupError and maps the character to itself, as documented for str.translate).
-def _cp1252_table(mapping: Mapping[int, str]) -> list[int | str]:
-    table: list[int | str] = list(range(0x10000))
-    for code, replacement in mapping.items():
-        table[code] = replacement
-    return table
-
-
-if isinstance(feedparser.mixin._cp1252, dict):
-    feedparser.mixin._cp1252 = _cp1252_table(feedparser.mixin._cp1252)  # type: ignore[assignment]
-
-# - every start tag joins the element's xml:base (usually none: the parent's base again) onto the
-#   current base, through urllib's urljoin, ~20 us a time; the pairs repeat all through a document.
-#   Both functions are pure, so the parser asks a cache first.
-if not hasattr(feedparser.mixin.make_safe_absolute_uri, "cache_info"):
-    feedparser.mixin.make_safe_absolute_uri = functools.lru_cache(maxsize=4096)(feedparser.mixin.make_safe_absolute_uri)
-    feedparser.mixin._urljoin = functools.lru_cache(maxsize=4096)(feedparser.mixin._urljoin)
-
-
-# - every element's end copies the content parameters with copy.deepcopy, through pickle's
-#   reduce protocol; they only ever hold strings, numbers and None, so a new dict with the same
-#   items (set through the class, as deepcopy sets them) is the same copy at a tenth of the cost.
-#   deepcopy(contentparams) is the only use of the copy module inside feedparser.mixin.
-_ATOMIC = frozenset({str, int, float, bool, type(None)})
-
-
-class _ParamsCopy:
-    """Stands in for the copy module inside feedparser.mixin."""
-
-    @staticmethod
-    def deepcopy(value: Any, memo: Any = None) -> Any:
-        if (
-            type(value) is FeedParserDict
-            and not vars(value)
-            and all(type(item) in _ATOMIC for item in dict.values(value))
-        ):
-            clone = FeedParserDict()
-            for key, item in dict.items(value):
-                clone[key] = item
-            return clone
-        return copy.deepcopy(value, memo)
-
-
-if feedparser.mixin.copy is copy:
-    feedparser.mixin.copy = _ParamsCopy  # type: ignore[assignment]
-
-
-# - FeedParserDict lookups (about 3,700 per feed) run a chain of special cases in Python for
-#   every key; keys with no special case and no alias read the dict directly.
-_SPECIAL_KEYS = frozenset({"category", "enclosures", "license", "updated", "updated_parsed", *FeedParserDict.keymap})
-
-
-def _fast_getitem(original: Any) -> Any:
-    def __getitem__(self: FeedParserDict, key: Any) -> Any:
-        if key in _SPECIAL_KEYS:
-            return original(self, key)
-        return dict.__getitem__(self, key)
-
-    __getitem__.__wrapped__ = original  # type: ignore[attr-defined]
-    return __getitem__
-
-
-def _fast_get(original: Any) -> Any:
-    def get(self: FeedParserDict, key: Any, default: Any = None) -> Any:
-        if key in _SPECIAL_KEYS:
-            return original(self, key, default)
-        return dict.get(self, key, default)
-
-    get.__wrapped__ = original  # type: ignore[attr-defined]
-    return get
-
-
-if not hasattr(FeedParserDict.__getitem__, "__wrapped__"):
-    FeedParserDict.__getitem__ = _fast_getitem(FeedParserDict.__getitem__)  # type: ignore[method-assign]
-    FeedParserDict.get = _fast_get(FeedParserDict.get)  # type: ignore[method-assign]
-
-
-# feedparser 6 reads <media:description> as the entry's <description>: it is dropped when the
-# item has a description and *becomes the summary* when it has none. We keep it apart instead,
-# as "media_description" on the entry and as "description" on the media:content it sits in.
-def _start_media_description(self: Any, attrs_d: dict[str, str]) -> None:
-    self.push_content("media_description", attrs_d, "text/plain", 1)
-
-
-def _end_media_description(self: Any) -> None:
-    value = self.pop_content("media_description")
-    media = self._get_context().get("media_content")
-    if value and media and "description" not in media[-1]:
-        media[-1]["description"] = value
-
-
-mediarss.Namespace._start_media_description = _start_media_description  # type: ignore[attr-defined]
-mediarss.Namespace._end_media_description = _end_media_description  # type: ignore[attr-defined]
 
 _HTML_START = re.compile(rb"^\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html)\b", re.IGNORECASE | re.DOTALL)
 _ALTERNATE_LINK = re.compile(rb"<link\b[^>]*>", re.IGNORECASE)
@@ -153,6 +37,10 @@ def find_alternate_feeds(body: bytes) -> tuple[str, ...]:
             if url not in found:
                 found.append(url)
     return tuple(found)
+
+
+def _size(count: int) -> str:
+    return f"{count / 2**20:g} MiB" if count >= 2**20 else f"{count / 1024:g} KiB"
 
 
 def _text(value: Any) -> str | None:
@@ -260,19 +148,33 @@ def _entry(entry: Any) -> ParsedEntry:
 
 
 def parse_feed(body: bytes, headers: Mapping[str, str] | None = None, *, url: str = "") -> ParsedFeed:
-    """Return the ParsedFeed for a document body, or raise ParseError / NotAFeedError."""
+    """Return the ParsedFeed for a document body, or raise ParseError / NotAFeedError (MemoryError passes through)."""
+    return parsed_feed(feedparser_result(body, headers, url=url), body, url=url)
+
+
+def feedparser_result(
+    body: bytes, headers: Mapping[str, str] | None = None, *, url: str = "", machinery: Machinery = TUNED
+) -> Any:
+    """Return feedparser's result dict for a document body, or raise ParseError (MemoryError passes through)."""
     response_headers = {k.lower(): v for k, v in (headers or {}).items()}
     if url:
         response_headers.setdefault("content-location", url)
     try:
-        result = feedparser.parse(
-            io.BytesIO(body),
-            response_headers=response_headers,
-            sanitize_html=False,
-            resolve_relative_uris=False,
-        )
+        return run_feedparser(body, response_headers, machinery)
+    except EntityBudgetExceeded as exc:
+        raise ParseError(
+            url,
+            f"refused: the document's DTD entities would expand to more than {_size(exc.budget)} of text "
+            "(an entity-expansion attack, or a broken feed)",
+        ) from exc
+    except MemoryError:
+        raise  # not a property of the feed: the caller decides (a parse worker is replaced)
     except Exception as exc:  # feedparser is documented never to raise; guard anyway.
         raise ParseError(url, f"the feed parser failed: {exc}") from exc
+
+
+def parsed_feed(result: Any, body: bytes, *, url: str = "") -> ParsedFeed:
+    """Return the ParsedFeed for feedparser's result dict of ``body``, or raise ParseError / NotAFeedError."""
     version = str(result.get("version") or "")
     entries = result.get("entries") or []
     feed = result.get("feed") or {}

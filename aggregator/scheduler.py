@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from .config import Config, load_config
@@ -46,6 +47,7 @@ class PollJob:
         *,
         poller: Poller | None = None,
         observer: PollObserver | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         #: The store feeds and their polling state come from.
         self.store = store
@@ -57,23 +59,55 @@ class PollJob:
         self.observer = observer
         self._poller = poller
         self._lock = threading.Lock()
+        #: Set by ``stop()``, or by whoever shares it (the process's stop signal): ticks then do nothing,
+        #: and a poll in progress starts no more checks.
+        self.stopping = stop if stop is not None else threading.Event()
+        if poller is not None:
+            poller.stopping = self.stopping
+        # How many calls are running (a tick, and the ``after`` callback it runs), for ``wait_idle``.
+        self._running = 0
+        self._idle = threading.Condition()
 
     def __call__(self) -> int:
         """Check the feeds due now and return how many were checked."""
+        if self.stopping.is_set():
+            return 0
+        with self._idle:
+            self._running += 1
+        try:
+            return self._tick()
+        finally:
+            with self._idle:
+                self._running -= 1
+                self._idle.notify_all()
+
+    def _tick(self) -> int:
         with self._lock:
+            if self.stopping.is_set():
+                return 0
             due = self.store.due_feeds(datetime.now(UTC))
             if due:
                 if self._poller is None:
-                    self._poller = Poller(self.store, self.config, observer=self.observer)
+                    self._poller = Poller(self.store, self.config, observer=self.observer, stop=self.stopping)
                 results = self._poller.poll(due)
-                failed = sum(1 for r in results if r.error)
-                log.info("tick checked=%d failed=%d", len(results), failed)
-            if self._poller is not None and len(due) < PROCESS_POOL_MIN_FEEDS:
+                if not self.stopping.is_set():  # after a stop, the feeds not reached are not failures
+                    failed = sum(1 for r in results if r.error)
+                    log.info("tick checked=%d failed=%d", len(results), failed)
+            if self._poller is not None and len(due) < PROCESS_POOL_MIN_FEEDS and not self.stopping.is_set():
                 # Steady state is a few feeds per tick, parsed inline: idle workers would only hold memory.
                 self._poller.release_workers()
-        if due and self.after is not None:
+        if due and self.after is not None and not self.stopping.is_set():
             self.after()
         return len(due)
+
+    def stop(self) -> None:
+        """Start no more checks: a tick in progress ends once its checks in flight do (callable from any thread)."""
+        self.stopping.set()  # the poller shares the event
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the running tick to end; return whether none is running."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._running == 0, timeout=max(0.0, timeout))
 
     def reload(self, config: Config) -> None:
         """Adopt a new configuration: sync its feeds into the store and rebuild the poller."""
@@ -100,13 +134,14 @@ def build_scheduler(
     after_poll: Callable[[], None] | None = None,
     tick_seconds: float = 15,
     observer: PollObserver | None = None,
+    stop: threading.Event | None = None,
 ) -> BackgroundScheduler:
-    """Return a (not yet started) scheduler that polls due feeds every ``tick_seconds``."""
+    """Return a (not yet started) scheduler that polls due feeds every ``tick_seconds``; ``stop`` ends its polls."""
     # One scheduler per process, in-memory job store: polling state lives in our own store,
     # so APScheduler's job stores are never shared between processes.
     scheduler = BackgroundScheduler(timezone=UTC)
     scheduler.add_job(
-        PollJob(store, config, after_poll, observer=observer),
+        PollJob(store, config, after_poll, observer=observer, stop=stop),
         "interval",
         seconds=tick_seconds,
         id=JOB_ID,
@@ -115,6 +150,30 @@ def build_scheduler(
         next_run_time=datetime.now(UTC),
     )
     return scheduler
+
+
+def stop_scheduler(scheduler: BackgroundScheduler, *, grace: float) -> bool:
+    """Stop the scheduler and its poll job, waiting at most ``grace`` seconds; return whether the job ended.
+
+    Safe to call again (a second SIGTERM, a ``finally`` after a signal handler): APScheduler's own
+    shutdown raises SchedulerNotRunningError the second time.
+    """
+    try:
+        job: PollJob | None = poll_job(scheduler)
+    except LookupError:
+        job = None
+    if scheduler.running:
+        try:
+            scheduler.shutdown(wait=False)
+        except SchedulerNotRunningError:  # stopped meanwhile by another thread
+            pass
+    if job is None:
+        return True
+    job.stop()
+    if not job.wait_idle(grace):
+        return False
+    job.close()
+    return True
 
 
 def poll_job(scheduler: BackgroundScheduler) -> PollJob:

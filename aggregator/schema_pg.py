@@ -1,24 +1,17 @@
-"""What the schema needs on PostgreSQL only: column defaults, indexes and the migration lock of a shared store.
+"""What the schema needs on PostgreSQL only: column defaults and indexes of a shared store.
 
-Several nodes (pollers, web followers) start against one database at once, so a migration runs under a
-transaction-level advisory lock. The change log's ``txid`` and ``logged_at`` get their values from column
-defaults, set by the database for every writer whatever code inserts the row.
+Several nodes (pollers, web followers) start against one database at once; Store.migrate runs under a
+transaction-level advisory lock (``store._lock_for_migration``), so this runs once per upgrade. The change
+log's ``txid`` and ``logged_at`` get their values from column defaults, set by the database for every
+writer whatever code inserts the row.
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
-#: Advisory lock key under which schema migrations run (any constant unique to Newsdesk).
-MIGRATION_LOCK_KEY = 0x4E455753_0001  # "NEWS", 1
-
 #: The writing transaction's id as a number: xid8 is 64 bits (epoch and xid), so it never wraps around.
 TXID_DEFAULT = "(pg_current_xact_id()::text::bigint)"
-
-
-def lock_migrations(conn: sa.Connection) -> None:
-    """Wait until no other node migrates the schema; the lock ends with ``conn``'s transaction."""
-    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
 
 
 def prepare(conn: sa.Connection, *, backfill: bool) -> None:

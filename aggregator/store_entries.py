@@ -11,9 +11,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine, Row
 
 from .models import Change, Entry, Image, Source
+from .store_errors import database_errors
 from .tables import _now, changes_table, content_hash, entries_table, entry_digests_table, feeds_table, host_title
 
 
+@database_errors
 class EntryStore:
     """Entries and the change log; mixed into Store, which provides the engine and the writer."""
 

@@ -22,6 +22,8 @@ SCHEMA_VERSION = 3
 #         hosts table, and on changes the writing transaction (txid), the commit-ish time (logged_at)
 #         and the inputs of near-duplicate grouping (fingerprint, published_at). Added columns are
 #         created by ``missing_columns`` in Store.migrate; see aggregator/schema_pg.py.
+# The story tables (aggregator/tables_stories.py, registered on ``metadata`` by aggregator/store.py) are
+# part of the schema too; they only add tables, which create_all makes on any version, so they need no bump.
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
@@ -196,13 +198,21 @@ def content_hash(entry: Entry) -> str:
     return hashlib.sha256(repr(entry.content_key()).encode("utf-8", "surrogatepass")).hexdigest()
 
 
+#: Seconds a SQLite connection waits for another process's write transaction before "database is locked".
+#: Processes share the file (`run`, `serve`, CLI commands): a check storing a big feed or removing a
+#: feed with many entries can hold the write lock for seconds on a busy machine, and waiting is
+#: always better than failing the other process's write.
+SQLITE_BUSY_TIMEOUT = 30
+
+
 def _set_sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    # WAL lets web workers read while the single writer writes; NORMAL sync is safe with WAL.
+    # WAL lets web workers read while the single writer writes; NORMAL sync is safe with WAL
+    # (a killed process loses nothing it committed; only a power cut may lose the last commits).
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT * 1000}")
     cursor.close()
 
 
@@ -214,7 +224,7 @@ def create_engine_for(url: str) -> Engine:
         path = url.split(":///", 1)[1] if ":///" in url else ""
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT})
         event.listen(engine, "connect", _set_sqlite_pragmas)
         return engine
     return sa.create_engine(url, pool_pre_ping=True)

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import html
 import json
 import logging
 import random
-import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -25,9 +23,10 @@ import httpx
 
 from .config import Config
 from .errors import FeedError, FetchError, NewsdeskError, NotAFeedError
+from .features import feed_warnings, unavailable_reason
 from .fetch import FetchLimits, HostGate, fetch_url
 from .models import Entry, Feed, FeedContext, FetchResult, ParsedFeed, UpdateResult
-from .normalize.feed import normalize_changed
+from .normalize.feed import feed_title, normalize_changed, site_link
 from .normalize.fullcontent import with_full_content
 from .normalize.reconcile import reconcile_identities, reconcile_identity
 from .observe import PollObserver
@@ -64,35 +63,20 @@ def policy_from_config(config: Config) -> PollingPolicy:
     )
 
 
-# Inline HTML elements some feeds put in their <title>; anything else in angle brackets is text
-# ("Good <News>" is a title, not a tag).
-_TITLE_MARKUP = re.compile(
-    r"</?(?:a|abbr|b|big|br|cite|code|em|font|i|mark|q|s|small|span|strike|strong|sub|sup|time|u)\b[^>]*>",
-    re.IGNORECASE,
-)
-
-
-def plain_feed_title(raw: str | None) -> str:
-    """Return a feed's title as one line of plain text: entities decoded, inline markup dropped."""
-    if not raw:
-        return ""
-    # Double-escaped titles ("Tricky &amp;amp; Co") reach us as "&amp;" after XML decoding.
-    text = _TITLE_MARKUP.sub("", html.unescape(raw))
-    return " ".join(text.split())
-
-
 def feed_context(feed: Feed, parsed: ParsedFeed, final_url: str, fetched_at: datetime) -> FeedContext:
     """Return the context normalization needs for entries of ``feed``."""
     title = feed.title
     if not title or title == host_title(feed.url):
         # Until a feed's document has named it, the store shows its host name: the document's own
         # title is the better source name from the first poll on (and stays the same on the next).
-        title = plain_feed_title(parsed.title) or title or feed.url
+        title = feed_title(parsed.title) or title or feed.url
+    feed_url = final_url if final_url.startswith("http") else feed.url
     return FeedContext(
         feed_key=feed.key,
-        feed_url=final_url if final_url.startswith("http") else feed.url,
+        feed_url=feed_url,
         source_title=title,
-        site_url=parsed.site_url or feed.site_url,
+        # The stored link is checked too: a row written before site links were may hold javascript:.
+        site_url=site_link(parsed.site_url, feed_url) or site_link(feed.site_url),
         fetched_at=fetched_at,
         timezone=feed.timezone,
         language=parsed.language,
@@ -128,6 +112,8 @@ class Document:
     digests: tuple[str | None, ...] = ()
     #: (digest, stored entry id) of the items not normalized again because their digest was known.
     known: tuple[tuple[str, str], ...] = ()
+    #: New or changed items left for later checks by polling.max_entries_per_check.
+    deferred: int = 0
 
 
 def fetch_feed(client: httpx.Client, feed: Feed, config: Config, gate: HostGate | None = None) -> FetchResult:
@@ -150,16 +136,19 @@ def parse_document(
     final_url: str,
     fetched_at: datetime,
     known: dict[str, str] | None = None,
+    max_new: int | None = None,
 ) -> Document:
-    """Return the parsed and normalized document; never raises (errors come back in ``Document.error``).
+    """Return the parsed and normalized document; raises only MemoryError (errors come back in ``Document.error``).
 
     ``known`` (item digest -> stored entry id, from ``Store.entry_digests``): items seen unchanged
-    in the feed's last document are not normalized again. Module-level and fed only picklable
-    records, so a process pool can run it.
+    in the feed's last document are not normalized again. ``max_new``: at most this many new or
+    changed items are normalized, the newest (``Document.deferred`` counts the rest). Module-level
+    and fed only picklable records, so a process pool can run it.
     """
     try:
         parsed = parse_feed(body, headers, url=final_url)
-        changed = normalize_changed(parsed, feed_context(feed, parsed, final_url, fetched_at), known or {})
+        context = feed_context(feed, parsed, final_url, fetched_at)
+        changed = normalize_changed(parsed, context, known or {}, max_new=max_new)
     except NotAFeedError as exc:
         alternates = tuple(dict.fromkeys(urljoin(final_url, a) for a in exc.alternates))
         if not alternates:
@@ -172,6 +161,8 @@ def parse_document(
         return Document(error=message, alternates=alternates)
     except FeedError as exc:
         return Document(error=exc.message)
+    except MemoryError:
+        raise  # the worker process that ran out is replaced (aggregator/workers.py); inline, the poll says so
     except Exception as exc:  # a bug in a parser must cost one feed, never the poll
         log.exception("parse failed feed=%s", feed.url)
         return Document(error=f"internal error while reading the feed: {type(exc).__name__}: {exc}")
@@ -179,13 +170,32 @@ def parse_document(
         entries=tuple(changed.entries),
         digests=tuple(changed.digests),
         known=tuple(changed.known),
-        # Feed titles are as raw as entry titles (entities, markup): store the plain text.
-        title=plain_feed_title(parsed.title) or None,
-        site_url=parsed.site_url,
+        deferred=changed.deferred,
+        # Feed-level fields are as raw as an entry's (markup, control characters, javascript: links):
+        # the same rules make them plain text and http(s) URLs before they are stored and served.
+        title=feed_title(parsed.title) or None,
+        site_url=site_link(parsed.site_url, final_url),
         ttl_minutes=parsed.ttl_minutes,
         update_period=parsed.update_period,
         update_frequency=parsed.update_frequency,
     )
+
+
+_WARM_UP_FEED = b"""<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Warm-up</title>
+<link>https://warm-up.example/</link><item><title>Harbour fees rise</title><link>https://warm-up.example/1</link>
+<pubDate>Mon, 02 Mar 2026 09:00:00 GMT</pubDate><description><![CDATA[<p>The harbour board raised its fees
+for visiting boats this spring, the first rise in years.</p><p><img src="/a.jpg" alt="Boats"></p>]]></description>
+</item></channel></rss>"""
+
+
+def warm_up() -> None:
+    """Parse and normalize a small built-in feed, loading what the first real parse would load lazily.
+
+    A parse worker runs this before its memory cap is set, so that the cap measures what a feed's
+    parse takes, not the language model and library buffers every parse shares.
+    """
+    feed = Feed(id=0, key="warm-up", url="https://warm-up.example/feed", title=None, site_url=None)
+    parse_document(feed, _WARM_UP_FEED, {}, feed.url, datetime.now(UTC))
 
 
 #: Article pages fetched per feed per check, at most; the rest wait for the next check.
@@ -209,7 +219,8 @@ def with_article_pages(
     """
     entries = tuple(entries)
     stored = store.get_entries([e.id for e in entries])
-    budget = FULL_CONTENT_PER_CHECK
+    # Without the extractor, fetching article pages would only cost their publishers (the feed says why).
+    budget = 0 if unavailable_reason("full_content") else FULL_CONTENT_PER_CHECK
     enriched: list[Entry] = []
     for entry in entries:
         previous = stored.get(entry.id)
@@ -241,13 +252,19 @@ def body_digest(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
-def read_body(feed: Feed, fetched: FetchResult, fetched_at: datetime, known: dict[str, str] | None = None) -> Document:
+def read_body(
+    feed: Feed,
+    fetched: FetchResult,
+    fetched_at: datetime,
+    known: dict[str, str] | None = None,
+    max_new: int | None = None,
+) -> Document:
     """Return the Document for a 200 in this thread, skipping the parse when the body is unchanged."""
     digest = body_digest(fetched.body)
     if feed.body_hash == digest:
         # Servers without validators resend the same bytes: parsing them again would change nothing.
         return Document(unchanged=True, body_hash=digest)
-    document = parse_document(feed, fetched.body, dict(fetched.headers), fetched.final_url, fetched_at, known)
+    document = parse_document(feed, fetched.body, dict(fetched.headers), fetched.final_url, fetched_at, known, max_new)
     return dataclasses.replace(document, body_hash=digest)
 
 
@@ -259,6 +276,11 @@ def item_digests(document: Document, stored: dict[str, str]) -> dict[str, str]:
             # The id after the guid-churn remap, as save_entries will store it.
             digests[digest] = reconcile_identity(entry, stored).id
     return digests
+
+
+def without_validators(headers: Mapping[str, str]) -> dict[str, str]:
+    """Return response headers without ETag and Last-Modified (a conditional request would get a 304)."""
+    return {name: value for name, value in headers.items() if name.lower() not in ("etag", "last-modified")}
 
 
 def log_fields(**fields: Any) -> str:
@@ -305,7 +327,7 @@ def record_check(
             rate = publishing_rate(store.recent_publication_dates(feed.id, checked_at - RATE_WINDOW), checked_at)
             check = Check(
                 status=200,
-                headers=fetched.headers,
+                headers=without_validators(fetched.headers) if document.deferred else fetched.headers,
                 redirects=fetched.redirects,
                 ttl_minutes=document.ttl_minutes,
                 update_period=document.update_period,
@@ -320,7 +342,13 @@ def record_check(
         else:
             check = Check(status=fetched.status, headers=fetched.headers, redirects=fetched.redirects)
         update = decide(feed, check, now=checked_at, policy=policy, rng=rng)
-        keep_hash = document.body_hash if document is not None and update.success and not document.unchanged else None
+        # A capped check keeps neither the body's hash nor its validators, so that the same document
+        # is fetched and read again next time, for the items left over.
+        keep_hash = (
+            document.body_hash
+            if document is not None and update.success and not document.unchanged and not document.deferred
+            else None
+        )
         store.apply_feed_update(feed.id, update, entries_per_week=rate, body_hash=keep_hash)
     size = 0 if isinstance(fetched, FetchError) else len(fetched.body)
     unchanged = document is not None and document.unchanged
@@ -334,6 +362,7 @@ def record_check(
         "next": update.next_check_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "unchanged": "yes" if unchanged else None,
         "reused": len(document.known) if document is not None and document.known else None,
+        "deferred": document.deferred if document is not None and document.deferred else None,
         "adopted": update.new_url,
         "retired": "yes" if update.disable_reason else None,
         "error": update.error,
@@ -344,6 +373,10 @@ def record_check(
         for note in (
             f"moved to {update.new_url}" if update.new_url else None,
             "same body as last time; not parsed" if unchanged else None,
+            *feed_warnings(feed),
+            f"{document.deferred} more new items left for later checks (polling.max_entries_per_check)"
+            if document is not None and document.deferred and update.success
+            else None,
         )
         if note
     )
@@ -379,7 +412,9 @@ def check_feed(
     except FetchError as exc:
         fetched = exc
     if isinstance(fetched, FetchResult) and fetched.status == 200:
-        document = read_body(feed, fetched, checked_at, store.entry_digests(feed.id))
+        document = read_body(
+            feed, fetched, checked_at, store.entry_digests(feed.id), config.polling.max_entries_per_check
+        )
         if feed.full_content and document.entries and document.error is None:
             document = dataclasses.replace(
                 document, entries=with_article_pages(store, client, feed, document.entries, config, gate)

@@ -6,7 +6,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHES = ["normalize.py", "poll.py", "search.py", "related_quality.py", "language_fields.py", "scale.py"]
+BENCHES = [
+    "normalize.py",
+    "poll.py",
+    "search.py",
+    "related_quality.py",
+    "language_fields.py",
+    "load.py",
+    "stories_quality.py",
+    "scale.py",
+]
 
 
 def main() -> int:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 from whoosh import query as wq
 from whoosh.codec.base import Automata
 
+from .budget import QueryBudget
 from .query import ParsedQuery, Term
 from .schema import TEXT_FIELDS, name_analyzer, news_analyzer
 
@@ -53,9 +55,23 @@ class StemFuzzyTerm(wq.FuzzyTerm):  # type: ignore[misc]
     (the title term is "ukrain"), and the fuzzy query found fewer results than the plain word.
     """
 
-    def _btexts(self, ixreader: Any) -> Any:
-        found = Automata().terms_within(ixreader.cursor(self.fieldname), self.text, self.maxdist, self.prefixlength)
-        return [ixreader.schema[self.fieldname].to_bytes(word) for word in found]
+    def _btexts(self, ixreader: Any) -> Iterator[bytes]:
+        # Segment by segment: Whoosh's MultiCursor over several segments calls FieldCursor.term(),
+        # which its own cursors do not implement, so every fuzzy query on an index with more than
+        # one segment (any index the indexer has committed to twice) raised NotImplementedError.
+        automata = Automata()
+        to_bytes = ixreader.schema[self.fieldname].to_bytes
+        dfa = None
+        seen: set[str] = set()
+        for leaf, _offset in ixreader.leaf_readers():
+            cursor = leaf.cursor(self.fieldname)
+            if not cursor.is_valid():
+                continue
+            dfa = dfa or automata.levenshtein_dfa(self.text, self.maxdist, self.prefixlength)
+            for word in automata.find_matches(dfa, cursor):
+                if word not in seen:
+                    seen.add(word)
+                    yield to_bytes(word)
 
 
 def term_query(term: Term) -> wq.Query | None:
@@ -96,18 +112,40 @@ def group_query(group: tuple[Term, ...], dropped: list[str]) -> wq.Query | None:
     return alternatives[0] if len(alternatives) == 1 else wq.Or(alternatives)
 
 
-def simple_terms(group: tuple[Term, ...]) -> list[tuple[str, str]] | None:
-    """Return the (field, index term) pairs of a group of plain words, or None when it needs Whoosh's matchers."""
-    pairs: list[tuple[str, str]] = []
+@dataclass(frozen=True)
+class ArrayPlan:
+    """A group of terms the numpy path can score: plain words, and the index words of prefix and fuzzy terms."""
+
+    #: (field, index term) pairs of plain words, scored by BM25F as Whoosh scores a Term.
+    words: list[tuple[str, str]]
+    #: Prefix and fuzzy queries, one per field (and spelling variant); each index word one matches is
+    #: scored by BM25F like a plain word (Whoosh's MultiTerm ORs Terms; its "constant score" falls back
+    #: to the searcher's weighting).
+    expanding: list[wq.MultiTerm]
+
+
+def array_plan(group: tuple[Term, ...]) -> ArrayPlan | None:
+    """Return how to score a group with arrays, or None when it needs Whoosh's matchers (phrases, names)."""
+    words: list[tuple[str, str]] = []
+    expanding: list[wq.MultiTerm] = []
     for term in group:
-        if term.phrase or term.fuzzy or term.prefix or term.field not in (None, "title"):
+        if term.phrase or term.field not in (None, "title"):
             return None
+        if term.prefix or term.fuzzy:
+            built = term_query(term)
+            if built is None:
+                continue  # nothing searchable in it, as group_query drops it
+            leaves = list(built.leaves())
+            if not all(isinstance(leaf, wq.MultiTerm) for leaf in leaves):
+                return None  # a fuzzy word the analyzer splits is a phrase
+            expanding += leaves
+            continue
         terms = analyze(term.text)
         if len(terms) > 1:
             return None  # a split word is a phrase
         fields = ("title",) if term.field == "title" else TEXT_FIELDS
-        pairs += [(f, terms[0]) for f in fields for _ in terms]
-    return pairs
+        words += [(f, terms[0]) for f in fields for _ in terms]
+    return ArrayPlan(words, expanding)
 
 
 def positive_query(parsed: ParsedQuery) -> tuple[wq.Query | None, list[str]]:
@@ -160,11 +198,12 @@ def highlight_terms(parsed: ParsedQuery) -> tuple[set[str], list[str]]:
 FUZZY_MARKS = 32
 
 
-def fuzzy_highlight_stems(parsed: ParsedQuery, reader: Any) -> set[str]:
+def fuzzy_highlight_stems(parsed: ParsedQuery, reader: Any, budget: QueryBudget) -> set[str]:
     """Return the index words the query's fuzzy terms matched, so snippets mark them too.
 
     Marks are found by stem: "elektion~" matched documents through the index word "elect",
-    which the stem of "elektion" ("elekt") would never mark.
+    which the stem of "elektion" ("elekt") would never mark. The words come from the budget's
+    listing, so a term the query already expanded is not walked again.
     """
     found: set[str] = set()
     for group in parsed.groups:
@@ -174,6 +213,6 @@ def fuzzy_highlight_stems(parsed: ParsedQuery, reader: Any) -> set[str]:
                 continue
             for leaf in built.leaves():
                 if isinstance(leaf, StemFuzzyTerm):
-                    words = (w.decode("utf-8") if isinstance(w, bytes) else str(w) for w in leaf._btexts(reader))
-                    found.update(itertools.islice(words, FUZZY_MARKS))
+                    words = budget.words(reader, leaf)
+                    found.update(w.decode("utf-8") for w in words[:FUZZY_MARKS])
     return found

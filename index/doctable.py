@@ -1,4 +1,4 @@
-"""Per-document columns of the live index as numpy arrays: dates, outlets, languages, tags, groups.
+"""Per-document columns of the live index as numpy arrays: dates, outlets, feeds, languages, tags, groups.
 
 Ranking by recency, date filters, facets and collapse are array operations over these, so a
 query's cost beyond Whoosh's own matching does not grow with Python loops over matches.
@@ -42,6 +42,7 @@ class _Segment:
     sources: _Codes
     groups: _Codes
     languages: _Codes
+    feeds: _Codes
     tag_docs: IntArray
     tag_codes: NDArray[np.int32]
     tag_values: list[str]
@@ -66,11 +67,20 @@ def _codes_from_postings(leaf: Any, fieldname: str, size: int) -> _Codes:
     return _Codes(codes, values)
 
 
+def column_values(reader: Any, fieldname: str, *, translate: bool) -> Iterable[Any]:
+    """Return a reader's values of a column field in document order (none for a reader without documents)."""
+    if reader.doc_count_all() == 0:
+        # An index without segments (a fresh install, or every document merged away) opens as Whoosh's
+        # EmptyReader, whose column_reader raises NotImplementedError: it has no documents, so no values.
+        return ()
+    return reader.column_reader(fieldname, translate=translate)  # type: ignore[no-any-return]
+
+
 def _read_segment(leaf: Any) -> _Segment:
     size = leaf.doc_count_all()
-    published = np.fromiter(leaf.column_reader("published", translate=False), dtype=np.int64, count=size)
+    published = np.fromiter(column_values(leaf, "published", translate=False), dtype=np.int64, count=size)
     published = (published - _EPOCH_US) // 1_000_000
-    ids = [str(v) for v in leaf.column_reader("id", translate=True)]
+    ids = [str(v) for v in column_values(leaf, "id", translate=True)]
     tag_docs: list[int] = []
     tag_codes: list[int] = []
     tag_values: list[str] = []
@@ -82,9 +92,10 @@ def _read_segment(leaf: Any) -> _Segment:
     return _Segment(
         published=published,
         ids=ids,
-        sources=_codes_from_values(leaf.column_reader("source_name", translate=True)),
-        groups=_codes_from_values(leaf.column_reader("dupgroup", translate=True)),
+        sources=_codes_from_values(column_values(leaf, "source_name", translate=True)),
+        groups=_codes_from_values(column_values(leaf, "dupgroup", translate=True)),
         languages=_codes_from_postings(leaf, "language", size),
+        feeds=_codes_from_postings(leaf, "feed_key", size),
         tag_docs=np.asarray(tag_docs, dtype=np.int64),
         tag_codes=np.asarray(tag_codes, dtype=np.int32),
         tag_values=tag_values,
@@ -128,6 +139,9 @@ class DocTable:
     #: Language code by document number, and the language values ("" for unknown).
     language_codes: NDArray[np.int32]
     language_values: list[str]
+    #: Feed code by document number, and the feed keys (the front page's topic sections select by feed).
+    feed_codes: NDArray[np.int32]
+    feed_values: list[str]
     #: (document, tag) pairs: documents and tag codes side by side, and the tag names.
     tag_docs: IntArray
     tag_codes: NDArray[np.int32]
@@ -209,7 +223,8 @@ def _join(parts: list[tuple[_Segment, int]], size: int) -> DocTable:
     source_codes = np.zeros(size, dtype=np.int32)
     group_codes = np.zeros(size, dtype=np.int32)
     language_codes = np.zeros(size, dtype=np.int32)
-    sources, groups, languages, tags = _Joiner(), _Joiner(), _Joiner(), _Joiner()
+    feed_codes = np.zeros(size, dtype=np.int32)
+    sources, groups, languages, feeds, tags = _Joiner(), _Joiner(), _Joiner(), _Joiner(), _Joiner()
     tag_docs: list[IntArray] = []
     tag_codes: list[NDArray[np.int32]] = []
     lengths = {name: np.zeros(size, dtype=np.float64) for name in TEXT_FIELDS}
@@ -220,6 +235,7 @@ def _join(parts: list[tuple[_Segment, int]], size: int) -> DocTable:
         source_codes[offset:end] = sources.remap(segment.sources.values)[segment.sources.codes]
         group_codes[offset:end] = groups.remap(segment.groups.values)[segment.groups.codes]
         language_codes[offset:end] = languages.remap(segment.languages.values)[segment.languages.codes]
+        feed_codes[offset:end] = feeds.remap(segment.feeds.values)[segment.feeds.codes]
         for name in TEXT_FIELDS:
             lengths[name][offset:end] = segment.lengths[name]
         if len(segment.tag_docs):
@@ -237,6 +253,8 @@ def _join(parts: list[tuple[_Segment, int]], size: int) -> DocTable:
         group_codes=group_codes,
         language_codes=language_codes,
         language_values=languages.values,
+        feed_codes=feed_codes,
+        feed_values=feeds.values,
         tag_docs=np.concatenate(tag_docs) if tag_docs else np.zeros(0, dtype=np.int64),
         tag_codes=np.concatenate(tag_codes) if tag_codes else np.zeros(0, dtype=np.int32),
         tag_values=tags.values,

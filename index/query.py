@@ -56,6 +56,11 @@ LANGUAGE_NAMES = {
     "japanese": "ja",
 }
 
+#: The orders results can come in (here rather than in index.search so the CLI can offer them without Whoosh).
+SORTS = ("relevance", "newest", "oldest")
+#: Largest page size anyone may ask for.
+MAX_PER_PAGE = 100
+
 _RELATIVE = {
     "today": timedelta(days=1),
     "past day": timedelta(days=1),
@@ -67,6 +72,8 @@ _RELATIVE = {
 _PAST_N = re.compile(r"^(?:past|last)\s+(\d{1,4})\s+(hour|day|week|month|year)s?$")
 _UNIT = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(days=7)}
 _UNIT |= {"month": timedelta(days=31), "year": timedelta(days=366)}
+#: Longest query text parsed at all, whatever search.max_query_length says (a ceiling for that setting).
+LONGEST_QUERY = 10_000
 _TOKEN = re.compile(r'\s*(-?)(?:([A-Za-z]+):)?("[^"]*"?|\S+)')
 _FUZZY = re.compile(r"^(.+?)~([12]?)$")
 
@@ -273,7 +280,7 @@ def parse_query(text: str, *, now: datetime | None = None) -> ParsedQuery:
     """Return what ``text`` asks for; unknown or malformed parts are searched as words or ignored, with a notice."""
     now = now or datetime.now(UTC)
     builder = _Builder(now)
-    text = text.replace("\x00", " ")[:2000]
+    text = text.replace("\x00", " ")[:LONGEST_QUERY]
     if "(" in text or ")" in text:
         builder.note("parentheses are not supported and were ignored")
         text = text.replace("(", " ").replace(")", " ")

@@ -130,10 +130,15 @@ class RelatedFinder:
 
     def find(self, article: ArticleQuery, *, limit: int = 5, now: datetime | None = None) -> list[RelatedItem]:
         """Return related coverage of an article, best first (empty when nothing is close enough)."""
-        searcher = self.reader.searcher()
-        if searcher is None or not article.title.strip():
+        if not article.title.strip():
             return []
-        now = now or datetime.now(UTC)
+        # A lease keeps the searcher open for the whole computation, even if the indexer commits meanwhile.
+        with self.reader.lease() as searcher:
+            if searcher is None:
+                return []
+            return self._find(searcher, article, limit=limit, now=now or datetime.now(UTC))
+
+    def _find(self, searcher: Searcher, article: ArticleQuery, *, limit: int, now: datetime) -> list[RelatedItem]:
         version = self._sync_version(searcher)
         key = (version, _article_key(article, now), limit)
         cached = self._answers.get(key)

@@ -18,6 +18,8 @@ import numpy
 from whoosh.searching import Searcher
 from whoosh.util.times import datetime_to_long
 
+from .doctable import column_values
+
 #: (field, factor): a term in the title says more about the story than one in the body.
 FIELD_FACTORS = (("title", 2.0), ("summary", 1.0), ("text", 1.0))
 
@@ -31,7 +33,7 @@ class IndexView:
         reader = searcher.reader()
         self.searcher = searcher
         self.count = reader.doc_count_all()
-        column = reader.column_reader("published", translate=False)
+        column = column_values(reader, "published", translate=False)
         self.published: IntArray = numpy.fromiter(column, dtype=numpy.int64, count=self.count)
         self.live = numpy.ones(self.count, dtype=bool)
         if reader.has_deletions():

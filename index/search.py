@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,31 +16,30 @@ from whoosh import index as whoosh_index
 from whoosh.index import FileIndex
 from whoosh.searching import Searcher
 
-from aggregator.errors import QueryError
+from aggregator.errors import QueryError, SearchIndexError
 from aggregator.models import Entry
 
+from .budget import CHECK_EVERY, QueryBudget, QueryLimits
 from .compile import (
+    ArrayPlan,
+    array_plan,
     excluded_query,
     fuzzy_highlight_stems,
     group_query,
     highlight_terms,
     positive_query,
-    simple_terms,
     source_query,
 )
 from .doctable import DocTable, DocTableCache, IntArray
 from .facets import Facets, FacetValue, count_facets
+from .health import describe
 from .indexer import IndexLocation
-from .query import ParsedQuery, parse_query
+from .query import MAX_PER_PAGE, SORTS, ParsedQuery, parse_query
 from .schema import tag_key
 from .scoring import intersect, union
 from .snippets import make_snippet, mark_title
 from .suggest import suggest_query
 
-#: The orders results can come in.
-SORTS = ("relevance", "newest", "oldest")
-#: Largest page size anyone may ask for.
-MAX_PER_PAGE = 100
 #: Copies of a story listed under its result ("N more from other outlets"); the count covers all.
 MAX_DUPLICATES_SHOWN = 10
 
@@ -136,7 +136,13 @@ class SearchResults:
 
 
 class IndexReader:
-    """Opens the live index generation and keeps a searcher fresh; safe to share between threads."""
+    """Opens the live index generation and keeps a searcher fresh; safe to share between threads.
+
+    Queries hold a lease on the searcher they use (``lease()``): when the indexer commits, the next
+    lease gets a new searcher, and the old one is closed only once the last query using it is done.
+    Closing it at once (as this did) pulled the files from under queries still reading them, and one
+    request in a busy minute answered 500 (ReaderClosed) whenever the indexer committed.
+    """
 
     def __init__(self, root: Path) -> None:
         self.location = IndexLocation(root)
@@ -144,21 +150,55 @@ class IndexReader:
         self._path: Path | None = None
         self._ix: FileIndex | None = None
         self._searcher: Searcher | None = None
+        #: Leases held per searcher (by id), and the searchers replaced while leased (closed at the last release).
+        self._leases: dict[int, int] = {}
+        self._retired: dict[int, Searcher] = {}
         #: Per-document columns of the current searcher, for ranking, filters and facets.
         self.tables = DocTableCache()
 
     def searcher(self) -> Searcher | None:
-        """Return an up-to-date searcher, or None when no index exists yet."""
+        """Return an up-to-date searcher, or None when no index exists yet (a quick look: queries use lease())."""
         with self._lock:
-            # Two tries: a reindex may swap generations and delete the old one while we open it.
-            for attempt in range(2):
-                try:
-                    return self._fresh_searcher()
-                except (FileNotFoundError, whoosh_index.EmptyIndexError):
-                    if attempt:
-                        raise
-                    self._drop()
-            return None  # pragma: no cover - the loop returns or raises
+            return self._current()
+
+    @contextmanager
+    def lease(self) -> Iterator[Searcher | None]:
+        """Yield an up-to-date searcher (None when no index exists yet) that stays open until the block ends."""
+        with self._lock:
+            searcher = self._current()
+            if searcher is not None:
+                self._leases[id(searcher)] = self._leases.get(id(searcher), 0) + 1
+        try:
+            yield searcher
+        finally:
+            if searcher is not None:
+                self._release(searcher)
+
+    def _release(self, searcher: Searcher) -> None:
+        with self._lock:
+            key = id(searcher)
+            left = self._leases[key] - 1
+            if left:
+                self._leases[key] = left
+                return
+            del self._leases[key]
+            retired = self._retired.pop(key, None)
+        if retired is not None:
+            retired.close()
+
+    def _current(self) -> Searcher | None:
+        # Two tries: a reindex may swap generations and delete the old one while we open it.
+        for attempt in range(2):
+            try:
+                return self._fresh_searcher()
+            except (FileNotFoundError, whoosh_index.EmptyIndexError) as exc:
+                self._drop()
+                if attempt:
+                    raise _unreadable(self.location.root, exc) from exc
+            except Exception as exc:  # a damaged TOC or segment: Whoosh raises anything from EOFError to TypeError
+                self._drop()
+                raise _unreadable(self.location.root, exc) from exc
+        return None  # pragma: no cover - the loop returns or raises
 
     def _fresh_searcher(self) -> Searcher | None:
         path = self.location.current_dir()
@@ -176,63 +216,100 @@ class IndexReader:
             # (whoosh Segment.__eq__), deletions or not, so a document replaced by update_document
             # (an entry edited in place) stayed live in its old segment and was found and counted.
             stale, self._searcher = self._searcher, self._ix.searcher()
-            stale.close()
+            self._retire(stale)
         return self._searcher
+
+    def _retire(self, searcher: Searcher) -> None:
+        """Close a replaced searcher now, or at its last lease's end when queries still use it."""
+        if id(searcher) in self._leases:
+            self._retired[id(searcher)] = searcher
+        else:
+            searcher.close()
 
     def _drop(self) -> None:
         if self._searcher is not None:
-            self._searcher.close()
+            self._retire(self._searcher)
         self._searcher = None
         self._ix = None
         self._path = None
 
     def close(self) -> None:
-        """Close the searcher."""
+        """Close the searcher (searchers still leased close when their queries end)."""
         with self._lock:
             self._drop()
 
 
-def _scored_matches(searcher: Searcher, query: Any) -> tuple[IntArray, np.ndarray[Any, Any]]:
+def _unreadable(root: Path, exc: BaseException) -> SearchIndexError:
+    # Readers never write the index: the writer (`newsdesk run`, `newsdesk index`) notices the damage
+    # when it starts or catches up, and rebuilds a new generation that readers then open.
+    return SearchIndexError(
+        f"the search index in {root} cannot be read ({describe(exc)}); "
+        "`newsdesk run` or `newsdesk index` rebuilds it from the store"
+    )
+
+
+def _scored_matches(searcher: Searcher, query: Any, budget: QueryBudget) -> tuple[IntArray, np.ndarray[Any, Any]]:
     """Return every matching document number and its BM25F score (no top-N cut: facets need all)."""
     docs: list[int] = []
     scores: list[float] = []
+    query = budget.bound(query, searcher.reader())
     context = searcher.context(needs_current=True, weighting=searcher.weighting)
     for sub, offset in searcher.leaf_searchers():
         matcher = query.matcher(sub, context)
         append_doc, append_score = docs.append, scores.append
+        walked = 0
         while matcher.is_active():
             append_doc(offset + matcher.id())
             append_score(matcher.score())
             matcher.next()
+            walked += 1
+            if walked % CHECK_EVERY == 0:
+                budget.check_time()
     return np.asarray(docs, dtype=np.int64), np.asarray(scores, dtype=np.float64)
 
 
 def _score_groups(
-    searcher: Searcher, tables: DocTableCache, table: DocTable, parsed: ParsedQuery
+    searcher: Searcher, tables: DocTableCache, table: DocTable, parsed: ParsedQuery, budget: QueryBudget
 ) -> tuple[IntArray, np.ndarray[Any, Any]]:
     """Return the documents matching every group and their summed BM25F scores, ascending by document."""
     result: tuple[IntArray, np.ndarray[Any, Any]] | None = None
     for group in parsed.groups:
-        pairs = simple_terms(group)
-        if pairs is None:
+        budget.check_time()
+        plan = array_plan(group)
+        if plan is None:
             built = group_query(group, [])
             if built is None:
                 continue
-            part = _scored_matches(searcher, built)
-        elif not pairs:
+            part = _scored_matches(searcher, built, budget)
+        elif not (plan.words or plan.expanding):
             continue  # only stop words: dropped from the AND, as in positive_query
         else:
-            part = union([tables.term_scores.scores(searcher, table.lengths, field, text) for field, text in pairs])
-            alive = tables.alive(searcher)[1][part[0]]
-            part = (part[0][alive], part[1][alive])
+            part = _array_scores(searcher, tables, table, plan, budget)
         result = part if result is None else intersect(result, part)
         if len(result[0]) == 0:
             break
     return result if result is not None else (np.zeros(0, dtype=np.int64), np.zeros(0))
 
 
-def _doc_set(searcher: Searcher, query: Any) -> IntArray:
-    return np.fromiter(searcher.docs_for_query(query), dtype=np.int64)
+def _array_scores(
+    searcher: Searcher, tables: DocTableCache, table: DocTable, plan: ArrayPlan, budget: QueryBudget
+) -> tuple[IntArray, np.ndarray[Any, Any]]:
+    """Return the live documents matching any term of a group and their summed scores, as Whoosh would score them."""
+    scores = tables.term_scores
+    parts = [scores.scores(searcher, table.lengths, field, text) for field, text in plan.words]
+    reader = searcher.reader()
+    for leaf in plan.expanding:
+        # Each index word a prefix or fuzzy term matches is scored like a plain word, as Whoosh's matchers do.
+        words = budget.walk(budget.words(reader, leaf))
+        parts += [scores.scores(searcher, table.lengths, leaf.fieldname, word.decode("utf-8")) for word in words]
+    docs, summed = union(parts)
+    alive = tables.alive(searcher)[1][docs]
+    return docs[alive], summed[alive]
+
+
+def _doc_set(searcher: Searcher, query: Any, budget: QueryBudget) -> IntArray:
+    bounded = budget.bound(query, searcher.reader())
+    return np.fromiter(budget.walk(searcher.docs_for_query(bounded)), dtype=np.int64)
 
 
 def _codes_for(values: list[str], wanted: Sequence[str], *, fold: bool = False) -> list[int]:
@@ -241,7 +318,7 @@ def _codes_for(values: list[str], wanted: Sequence[str], *, fold: bool = False) 
 
 
 def _apply_filters(
-    searcher: Searcher, table: DocTable, docs: IntArray, parsed: ParsedQuery, filters: Filters
+    searcher: Searcher, table: DocTable, docs: IntArray, parsed: ParsedQuery, filters: Filters, budget: QueryBudget
 ) -> np.ndarray[Any, Any]:
     """Return a boolean mask over ``docs``: True for documents every filter lets through."""
     keep = np.ones(len(docs), dtype=bool)
@@ -266,10 +343,10 @@ def _apply_filters(
     for value in parsed.sources:
         built = source_query(value)
         if built is not None:
-            keep &= np.isin(docs, _doc_set(searcher, built))
+            keep &= np.isin(docs, _doc_set(searcher, built, budget))
     excluded = excluded_query(parsed)
     if excluded is not None:
-        keep &= ~np.isin(docs, _doc_set(searcher, excluded))
+        keep &= ~np.isin(docs, _doc_set(searcher, excluded, budget))
     return keep
 
 
@@ -313,8 +390,12 @@ def search(
     collapse: bool = True,
     ranking: Ranking | None = None,
     now: datetime | None = None,
+    limits: QueryLimits | None = None,
 ) -> SearchResults:
-    """Return a page of results for ``query`` (query syntax in index.query), best first."""
+    """Return a page of results for ``query`` (query syntax in index.query), best first.
+
+    Raises QueryError for a bad argument, and QueryTooComplex when the query asks for more work than ``limits``.
+    """
     if page < 1:
         raise QueryError("page must be 1 or more")
     if not 1 <= per_page <= MAX_PER_PAGE:
@@ -324,79 +405,89 @@ def search(
     filters = filters or Filters()
     ranking = ranking or Ranking()
     now = now or datetime.now(UTC)
+    budget = QueryBudget(limits)
+    budget.check_text(query)
     parsed = parse_query(query, now=now)
+    budget.check_clauses(parsed, len(filters.sources) + len(filters.tags) + len(filters.languages))
     notices = list(parsed.notices)
     empty = SearchResults(total=0, page=page, per_page=per_page, hits=(), notices=tuple(notices), sort=sort)
-    searcher = reader.searcher()
     has_filters = bool(filters.sources or filters.tags or filters.languages or filters.date_from or filters.date_to)
-    if searcher is None or (parsed.is_empty and not has_filters):
+    if parsed.is_empty and not has_filters:
         return empty
-    table = reader.tables.table(searcher)
-    docs, scores, relaxed, dropped = _match(searcher, reader.tables, table, parsed, filters)
-    if dropped:
-        notices.append("ignored common words: " + ", ".join(dict.fromkeys(dropped)))
-    if len(docs) == 0 and len(parsed.groups) > 1:
-        docs, scores, _, _ = _match(searcher, reader.tables, table, parsed.as_any(), filters)
-        relaxed = len(docs) > 0
-        if relaxed:
-            notices.append("No result has all of your words; showing results with any of them.")
-    if not parsed.has_terms and sort == "relevance":
-        sort = "newest"  # nothing to rank by: filters alone list the newest first
-    suggestion = suggest_query(searcher, query, parsed) if len(docs) < 5 else None
-    ranked, final = _order(table, docs, scores, sort, ranking, now)
-    if collapse:
-        leaders, counts = _collapse(table, ranked)
-    else:
-        leaders, counts = np.arange(len(ranked)), np.ones(len(ranked), dtype=np.int64)
-    facets = count_facets(table, ranked, now)
-    window = slice((page - 1) * per_page, page * per_page)
-    page_leaders, page_counts = leaders[window], counts[window]
-    stems, prefixes = highlight_terms(parsed.as_any() if relaxed else parsed)
-    stems |= fuzzy_highlight_stems(parsed, searcher.reader())
-    copies: dict[int, list[int]] = {}
-    if collapse:
-        groups = table.group_codes[ranked]
+    # A lease: the searcher stays open for the whole query, even if the indexer commits meanwhile.
+    with reader.lease() as searcher:
+        if searcher is None:
+            return empty
+        table = reader.tables.table(searcher)
+        # After the columns: the first query after a merge reads them for the whole index, and that is
+        # the index's warm-up, not work the query asked for.
+        budget.start_clock()
+        docs, scores, relaxed, dropped = _match(searcher, reader.tables, table, parsed, filters, budget)
+        if dropped:
+            notices.append("ignored common words: " + ", ".join(dict.fromkeys(dropped)))
+        if len(docs) == 0 and len(parsed.groups) > 1:
+            docs, scores, _, _ = _match(searcher, reader.tables, table, parsed.as_any(), filters, budget)
+            relaxed = len(docs) > 0
+            if relaxed:
+                notices.append("No result has all of your words; showing results with any of them.")
+        if not parsed.has_terms and sort == "relevance":
+            sort = "newest"  # nothing to rank by: filters alone list the newest first
+        budget.check_time()
+        suggestion = suggest_query(searcher, query, parsed) if len(docs) < 5 else None
+        ranked, final = _order(table, docs, scores, sort, ranking, now)
+        if collapse:
+            leaders, counts = _collapse(table, ranked)
+        else:
+            leaders, counts = np.arange(len(ranked)), np.ones(len(ranked), dtype=np.int64)
+        facets = count_facets(table, ranked, now)
+        window = slice((page - 1) * per_page, page * per_page)
+        page_leaders, page_counts = leaders[window], counts[window]
+        stems, prefixes = highlight_terms(parsed.as_any() if relaxed else parsed)
+        stems |= fuzzy_highlight_stems(parsed, searcher.reader(), budget)
+        copies: dict[int, list[int]] = {}
+        if collapse:
+            groups = table.group_codes[ranked]
+            for position, count in zip(page_leaders.tolist(), page_counts.tolist(), strict=True):
+                if count > 1:
+                    same = np.flatnonzero(groups == groups[position])
+                    copies[position] = [int(ranked[p]) for p in same if p != position][:MAX_DUPLICATES_SHOWN]
+        wanted = [table.ids[int(ranked[p])] for p in page_leaders.tolist()]
+        wanted += [table.ids[d] for docs_of in copies.values() for d in docs_of]
+        examples = reader.tables.tag_examples(searcher)
+        tag_examples = {f.value: examples[f.value] for f in facets.tags if f.value in examples}
+        wanted += [table.ids[d] for d in tag_examples.values()]
+        entries = lookup.get_entries(wanted)
+        facets = replace(facets, tags=_label_tags(facets.tags, tag_examples, table, entries))
+        hits = []
         for position, count in zip(page_leaders.tolist(), page_counts.tolist(), strict=True):
-            if count > 1:
-                same = np.flatnonzero(groups == groups[position])
-                copies[position] = [int(ranked[p]) for p in same if p != position][:MAX_DUPLICATES_SHOWN]
-    wanted = [table.ids[int(ranked[p])] for p in page_leaders.tolist()]
-    wanted += [table.ids[d] for docs_of in copies.values() for d in docs_of]
-    examples = reader.tables.tag_examples(searcher)
-    tag_examples = {f.value: examples[f.value] for f in facets.tags if f.value in examples}
-    wanted += [table.ids[d] for d in tag_examples.values()]
-    entries = lookup.get_entries(wanted)
-    facets = replace(facets, tags=_label_tags(facets.tags, tag_examples, table, entries))
-    hits = []
-    for position, count in zip(page_leaders.tolist(), page_counts.tolist(), strict=True):
-        entry = entries.get(table.ids[int(ranked[position])])
-        if entry is None:
-            continue  # deleted from the store since the index last caught up
-        duplicates = tuple(
-            Duplicate(entries[table.ids[d]]) for d in copies.get(position, []) if table.ids[d] in entries
-        )
-        hits.append(
-            SearchHit(
-                entry=entry,
-                score=float(final[position]),
-                snippet=make_snippet(entry.text or entry.summary, stems, prefixes),
-                title_html=mark_title(entry.title, stems, prefixes),
-                duplicates=duplicates,
-                duplicate_count=int(count) - 1,
+            entry = entries.get(table.ids[int(ranked[position])])
+            if entry is None:
+                continue  # deleted from the store since the index last caught up
+            duplicates = tuple(
+                Duplicate(entries[table.ids[d]]) for d in copies.get(position, []) if table.ids[d] in entries
             )
+            hits.append(
+                SearchHit(
+                    entry=entry,
+                    score=float(final[position]),
+                    snippet=make_snippet(entry.text or entry.summary, stems, prefixes),
+                    title_html=mark_title(entry.title, stems, prefixes),
+                    duplicates=duplicates,
+                    duplicate_count=int(count) - 1,
+                )
+            )
+        return SearchResults(
+            total=len(ranked),
+            page=page,
+            per_page=per_page,
+            hits=tuple(hits),
+            notices=tuple(notices),
+            total_groups=len(leaders),
+            facets=facets,
+            suggestion=suggestion,
+            sort=sort,
+            relaxed=relaxed,
         )
-    return SearchResults(
-        total=len(ranked),
-        page=page,
-        per_page=per_page,
-        hits=tuple(hits),
-        notices=tuple(notices),
-        total_groups=len(leaders),
-        facets=facets,
-        suggestion=suggestion,
-        sort=sort,
-        relaxed=relaxed,
-    )
 
 
 def _label_tags(
@@ -412,7 +503,12 @@ def _label_tags(
 
 
 def _match(
-    searcher: Searcher, tables: DocTableCache, table: DocTable, parsed: ParsedQuery, filters: Filters
+    searcher: Searcher,
+    tables: DocTableCache,
+    table: DocTable,
+    parsed: ParsedQuery,
+    filters: Filters,
+    budget: QueryBudget,
 ) -> tuple[IntArray, np.ndarray[Any, Any], bool, list[str]]:
     """Return matching documents, their text scores, False (not relaxed), and stop words dropped."""
     positive, dropped = positive_query(parsed)
@@ -423,6 +519,6 @@ def _match(
         docs = tables.alive(searcher)[0]
         scores = np.zeros(len(docs))
     else:
-        docs, scores = _score_groups(searcher, tables, table, parsed)
-    keep = _apply_filters(searcher, table, docs, parsed, filters)
+        docs, scores = _score_groups(searcher, tables, table, parsed, budget)
+    keep = _apply_filters(searcher, table, docs, parsed, filters, budget)
     return docs[keep], scores[keep], False, dropped

@@ -249,10 +249,26 @@ def test_empty_query_and_missing_index(world: Services, tmp_path: Path) -> None:
     assert search(IndexReader(tmp_path / "none"), world.store, "harbour").total == 0
 
 
-@pytest.mark.parametrize("query", ["harbour", "dock strike", "ferry OR mackerel", "title:election", "council harbour"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "harbour",
+        "dock strike",
+        "ferry OR mackerel",
+        "title:election",
+        "council harbour",
+        # Prefix and fuzzy words: scored by frequency as Whoosh's constant-score matchers do.
+        "harb*",
+        "harbor~",
+        "tide OR harb*",
+        "mackrel~ quay",
+        "title:elect* council",
+    ],
+)
 def test_array_scoring_matches_whoosh_bm25f(world: Services, query: str) -> None:
     import numpy as np
 
+    from index.budget import QueryBudget
     from index.compile import positive_query
     from index.query import parse_query
     from index.search import _score_groups, _scored_matches
@@ -261,8 +277,9 @@ def test_array_scoring_matches_whoosh_bm25f(world: Services, query: str) -> None
     assert searcher is not None
     parsed = parse_query(query)
     whoosh_query, _ = positive_query(parsed)
-    expected_docs, expected_scores = _scored_matches(searcher, whoosh_query)
-    docs, scores = _score_groups(searcher, world.reader.tables, world.reader.tables.table(searcher), parsed)
+    expected_docs, expected_scores = _scored_matches(searcher, whoosh_query, QueryBudget())
+    table = world.reader.tables.table(searcher)
+    docs, scores = _score_groups(searcher, world.reader.tables, table, parsed, QueryBudget())
     order = np.argsort(expected_docs)
     assert docs.tolist() == expected_docs[order].tolist() and len(docs) > 0
     assert np.allclose(scores, expected_scores[order])

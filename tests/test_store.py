@@ -181,3 +181,16 @@ def test_a_transaction_commits_its_writes_together_or_not_at_all(any_store: Stor
     # (PostgreSQL's sequence does not roll back, so the sequence number may skip one.)
     assert any_store.count_entries() == 1 and len(any_store.changes_since(0)) == 1
     assert any_store.get_feed(feed.id).last_checked_at == T0  # type: ignore[union-attr]
+
+
+def test_feeds_listed_without_counting_their_entries(any_store: Store) -> None:
+    busy = any_store.add_feed("https://news.example/busy.xml", title="Busy", tags=("world", "politics"))
+    quiet = any_store.add_feed("https://news.example/quiet.xml", tags=("science",))
+    any_store.set_feed_enabled(quiet.id, False, "paused")
+    any_store.save_entries(busy.id, [make_entry(busy.key, n) for n in range(3)], seen_at=T0)
+    counted = any_store.list_feeds()
+    assert [f.entry_count for f in counted] == [3, 0]
+    # The same feeds and settings, entry_count left at 0 (the front page needs only tags and titles).
+    uncounted = any_store.list_feeds(counts=False)
+    assert uncounted == [dataclasses.replace(f, entry_count=0) for f in counted]
+    assert [f.id for f in any_store.list_feeds(enabled_only=True, counts=False)] == [busy.id]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -9,14 +10,16 @@ from typing import Any
 
 from flask import Blueprint, Flask, abort, current_app, jsonify, request
 
+from aggregator.config import SearchConfig
 from aggregator.errors import QueryError
+from index.budget import QueryLimits
 from index.facets import Facets
 from index.query import parse_date
 from index.search import MAX_PER_PAGE, SORTS, Filters, Ranking, SearchHit, SearchResults, search
 
-from .app import services_of
 from .openapi import openapi_document
 from .serialize import entry_json, entry_link, iso
+from .services import services_of
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -53,6 +56,11 @@ class SearchRequest:
     collapse: bool
 
 
+#: Control characters (and XML's forbidden code points) mean nothing in a query: read as spaces. Kept, they
+#: broke the search feeds (lxml refuses them: a 500) and were echoed into JSON and pages.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
 def _date_arg(args: Mapping[str, str], name: str, *, end: bool) -> datetime | None:
     raw = (args.get(name) or "").strip()
     if not raw:
@@ -76,7 +84,8 @@ def search_request(args: Any, *, per_page: int = 20) -> SearchRequest:
         return tuple(v.strip() for v in args.getlist(name) if v.strip())
 
     return SearchRequest(
-        q=(args.get("q") or "")[:2000],
+        # Not cut here: search() refuses a query longer than search.max_query_length with a message.
+        q=_CONTROL.sub(" ", args.get("q") or ""),
         filters=Filters(
             sources=values("source"),
             tags=values("tag"),
@@ -97,6 +106,16 @@ def ranking_of(app: Flask) -> Ranking:
     return Ranking(half_life=float(options.recency_half_life), weight=float(options.recency_weight))
 
 
+def query_limits(options: SearchConfig) -> QueryLimits:
+    """Return the bounds on one query's work that the [search] options set."""
+    return QueryLimits(
+        max_length=options.max_query_length,
+        max_clauses=options.max_clauses,
+        max_expansions=options.max_expansions,
+        max_seconds=float(options.max_query_seconds),
+    )
+
+
 def run_search(wanted: SearchRequest) -> SearchResults:
     """Return the results of a SearchRequest against the current app's index and store."""
     services = services_of(current_app)
@@ -110,14 +129,16 @@ def run_search(wanted: SearchRequest) -> SearchResults:
         sort=wanted.sort,
         collapse=wanted.collapse,
         ranking=ranking_of(current_app),
+        limits=query_limits(current_app.config["NEWSDESK"].search),
     )
 
 
-def hit_json(hit: SearchHit) -> dict[str, Any]:
-    """Return the public JSON form of a search hit."""
+def hit_json(hit: SearchHit, story_id: str | None = None) -> dict[str, Any]:
+    """Return the public JSON form of a search hit (``story_id``: the story it belongs to, if any)."""
     entry = hit.entry
     return {
         "id": entry.id,
+        "story_id": story_id,
         # None for an entry whose feed gave no usable link (url_missing; entry.url is the site's home page).
         "url": entry_link(entry),
         "title": entry.title,
@@ -156,8 +177,11 @@ def facets_json(facets: Facets) -> dict[str, Any]:
     }
 
 
-def results_json(wanted: SearchRequest, results: SearchResults) -> dict[str, Any]:
+def results_json(
+    wanted: SearchRequest, results: SearchResults, story_ids: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """Return the public JSON form of a page of results (the API and `newsdesk search --json`)."""
+    story_ids = story_ids or {}
     return {
         "query": wanted.q,
         "total": results.total,
@@ -169,7 +193,7 @@ def results_json(wanted: SearchRequest, results: SearchResults) -> dict[str, Any
         "relaxed": results.relaxed,
         "suggestion": results.suggestion,
         "notices": list(results.notices),
-        "hits": [hit_json(hit) for hit in results.hits],
+        "hits": [hit_json(hit, story_ids.get(hit.entry.id)) for hit in results.hits],
         "facets": facets_json(results.facets),
     }
 
@@ -177,7 +201,9 @@ def results_json(wanted: SearchRequest, results: SearchResults) -> dict[str, Any
 @api.get("/search")
 def search_api() -> Any:
     wanted = search_request(request.args)
-    return jsonify(results_json(wanted, run_search(wanted)))
+    results = run_search(wanted)
+    stories = services_of(current_app).stories.stories_of([hit.entry.id for hit in results.hits])
+    return jsonify(results_json(wanted, results, stories))
 
 
 @api.get("/entries/<entry_id>")
@@ -185,9 +211,11 @@ def entry_api(entry_id: str) -> Any:
     entry = services_of(current_app).store.get_entry(entry_id)
     if entry is None:
         abort(404, description=f"no entry with id {entry_id!r}")
-    return jsonify(entry_json(entry, full=True))
+    data = entry_json(entry, full=True)
+    data["story_id"] = services_of(current_app).stories.stories_of([entry.id]).get(entry.id)
+    return jsonify(data)
 
 
 @api.get("/openapi.json")
 def openapi_api() -> Any:
-    return jsonify(openapi_document(request.url_root.rstrip("/") + "/api/v1"))
+    return jsonify(openapi_document(request.url_root.rstrip("/")))

@@ -1,110 +1,57 @@
-"""The `newsdesk` command: a thin click layer over the same functions the web uses."""
+"""The `newsdesk` command: a thin click layer over the same functions the web uses.
+
+This module assembles the command (the console script's entry point, ``main``): the group and what
+every command shares live in cli_group.py, the commands here and in cli_feeds.py, cli_search.py and
+cli_roles.py, which register on the group when imported; none of them imports this module.
+
+Each command imports the libraries it uses when it runs (Flask, SQLAlchemy, Whoosh, numpy, httpx
+take seconds to import on a busy machine): `newsdesk --help` and a mistyped option answer at once.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
-import signal
-import sys
 import threading
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
-from aggregator.config import Config, load_config, resolve_config_path
-from aggregator.errors import FeedError, NewsdeskError
-from aggregator.fetch import fetch_url, is_local, make_client
-from aggregator.models import Feed
-from aggregator.normalize import normalize_feed
-from aggregator.parse import parse_feed
-from aggregator.store import host_title
-from aggregator.update import feed_context, limits_from_config, sync_config_feeds
+from aggregator.errors import IndexBusyError, SearchIndexError
 
-from .serialize import entry_json, iso
-from .services import Services, build_services
-
-
-class CliState:
-    """Lazily loaded config and services for one CLI invocation."""
-
-    def __init__(self, config_path: str | None, verbose: bool = False) -> None:
-        self.config_path = config_path
-        self.verbose = verbose
-        self._config: Config | None = None
-        self._services: Services | None = None
-
-    @property
-    def config(self) -> Config:
-        if self._config is None:
-            path = resolve_config_path(self.config_path)
-            if not path.exists() and self.config_path is None:
-                # No config file: run on the embedded defaults (data under ./data, no feeds).
-                from aggregator.config import config_from_dict
-
-                self._config = config_from_dict({}, label=str(path), base_dir=Path.cwd())
-            else:
-                self._config = load_config(path)
-            if not self.verbose:
-                logging.getLogger().setLevel(self._config.log_level.upper())
-            if self._config.log_format != "text":
-                from .logs import use_log_format
-
-                use_log_format(self._config.log_format)
-        return self._config
-
-    @property
-    def services(self) -> Services:
-        if self._services is None:
-            self._services = build_services(self.config)
-        return self._services
-
-
-def fail(message: str) -> None:
-    """Print one clear error line and exit non-zero."""
-    click.echo(f"newsdesk: error: {message}", err=True)
-    sys.exit(1)
-
-
-class NewsdeskGroup(click.Group):
-    """Turns every NewsdeskError into one line on stderr instead of a traceback."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except NewsdeskError as exc:
-            fail(str(exc))
-
-
-@click.group(cls=NewsdeskGroup)
-@click.option(
-    "--config", "config_path", metavar="PATH", help="Config file (default: $NEWSDESK_CONFIG or ./config.toml)."
+from . import cli_feeds, cli_roles, cli_search  # noqa: F401  (importing them registers their commands on main)
+from .cli_group import (
+    CliState,
+    assign_stories,
+    bind_server,
+    catch_up_index,
+    fail,
+    listen_options,
+    main,
+    serve_forever,
 )
-@click.option("-v", "--verbose", is_flag=True, help="Log debug details.")
-@click.pass_context
-def main(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
-    """Newsdesk: aggregate news feeds, search them, embed related coverage."""
-    ctx.obj = CliState(config_path, verbose)
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
-    if not verbose:
-        # One line per poll comes from newsdesk.poll; the libraries' per-request and per-tick
-        # lines would drown it at the default level.
-        for noisy in ("apscheduler", "httpx", "httpcore"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
+from .lifecycle import Shutdown, exit_now, exit_soon
+
+if TYPE_CHECKING:
+    from .services import Services
+
+log = logging.getLogger("newsdesk")
+
+__all__ = ["main"]
 
 
-def catch_up_index(services: Services) -> None:
-    """Bring the index up to date with the store's change log."""
-    stats = services.indexer().catch_up()
-    if stats.upserts or stats.deletes:
-        logging.getLogger("newsdesk.index").info(
-            "index caught up to seq=%d (+%d -%d)", stats.seq, stats.upserts, stats.deletes
-        )
+def prepare_index(services: Services, stop: threading.Event | None = None) -> None:
+    """At a writer's start: assign pending stories, check the index, rebuild it from the store if missing or damaged (logged), catch up."""
+    assign_stories(services, stop)
+    try:
+        services.indexer(stop).repair()
+    except IndexBusyError as exc:
+        logging.getLogger("newsdesk.index").info("index not checked at start: %s", exc)
+    except SearchIndexError:
+        if stop is None or not stop.is_set():
+            raise
+        # A stop cut the rebuild short; the half-built generation is removed and the next start rebuilds.
 
 
 @main.command()
@@ -114,6 +61,15 @@ def catch_up_index(services: Services) -> None:
 def inspect(state: CliState, source: str, as_json: bool) -> None:
     """Fetch, parse and normalize SOURCE (URL or file) and print its entries; stores nothing."""
     from aggregator.config import check_feed_url
+    from aggregator.errors import FeedError
+    from aggregator.fetch import fetch_url, is_local, make_client
+    from aggregator.models import Feed
+    from aggregator.normalize import normalize_feed
+    from aggregator.parse import parse_feed
+    from aggregator.store import host_title
+    from aggregator.update import feed_context, limits_from_config
+
+    from .serialize import entry_json, iso
 
     config = state.config
     check_feed_url(source, "SOURCE")
@@ -127,7 +83,8 @@ def inspect(state: CliState, source: str, as_json: bool) -> None:
         fail(str(exc))
         return
     now = datetime.now(UTC)
-    feed = Feed(id=0, key=source, url=source, title=parsed.title or host_title(source), site_url=parsed.site_url)
+    # Titled by its host name, the feed takes the document's own title and link as a poll would: cleaned.
+    feed = Feed(id=0, key=source, url=source, title=host_title(source), site_url=None)
     final_url = result.final_url if not is_local(source) else source
     context = feed_context(feed, parsed, final_url, now)
     for entry in normalize_feed(parsed, context):
@@ -139,84 +96,120 @@ def inspect(state: CliState, source: str, as_json: bool) -> None:
             )
 
 
-def _serve_forever(config: Config, services: Services) -> None:
-    from waitress import serve as waitress_serve
+def log_features(services: Services) -> None:
+    """Log each optional feature this installation lacks, with how many feeds ask for it (one line each)."""
+    from aggregator.features import check_features
 
-    from .app import create_app
-
-    app = create_app(config, services)
-    address = f"Newsdesk on http://{config.server.host}:{config.server.port}/"
-    if config.log_format == "json":
-        logging.getLogger("newsdesk").info(address)  # stderr stays one JSON object per line
-    else:
-        click.echo(address, err=True)
-    waitress_serve(
-        app,
-        host=config.server.host,
-        port=config.server.port,
-        threads=config.server.threads,
-        ident="newsdesk",
-        # Keep X-Forwarded-For/Forwarded for /metrics, which refuses any request a proxy says came from
-        # outside server.metrics_allow (waitress drops them by default; nothing else reads or trusts them).
-        clear_untrusted_proxy_headers=False,
-    )
+    check_features(services.store.list_feeds())
 
 
 @main.command()
 @click.option("--follow", is_flag=True, help="Keep this node's own index replica, following the PostgreSQL store.")
 @click.option("--index-dir", default=None, help="With --follow: where the replica lives (default: node.index_dir).")
+@listen_options
 @click.pass_obj
 def serve(state: CliState, follow: bool, index_dir: str | None) -> None:
-    """Serve the web front end only (production WSGI server; reads the index, never writes it)."""
+    """Serve the web front end only (production WSGI server; reads the index, never writes it).
+
+    SIGTERM or SIGINT stops it: requests in flight are answered, then it exits 0.
+    """
     if follow or index_dir:
         if not follow:
             fail("--index-dir goes with --follow (without it, set node.index_dir in the config)")
-        from .cli_roles import serve_following
-
-        serve_following(state, index_dir)
+        cli_roles.serve_following(state, index_dir)
         return
-    _serve_forever(state.config, state.services)
+    shutdown = Shutdown()
+    shutdown.install()
+    services = state.services
+    server = bind_server(state.config, services)
+    log_features(services)
+    problem = services.indexer().check()  # reads only: the writer (`run`, `index`) rebuilds a damaged index
+    if problem is not None:
+        log.warning(
+            "search index %s: %s; `serve` never writes the index, so searches are unavailable or incomplete "
+            "until `newsdesk run` or `newsdesk index` rebuilds it from the store",
+            state.config.index_dir,
+            problem,
+        )
+    try:
+        serve_forever(server, state.config, shutdown)
+    finally:
+        services.close()
 
 
 @main.command()
 @click.option("--tick", default=15.0, show_default=True, help="Seconds between scheduler checks for due feeds.")
+@listen_options
 @click.pass_obj
 def run(state: CliState, tick: float) -> None:
-    """Poll feeds on schedule, index, and serve the web front end, in one process."""
-    from aggregator.scheduler import build_scheduler, install_reload_on_sighup
+    """Poll feeds on schedule, index, and serve the web front end, in one process.
 
+    SIGTERM or SIGINT (once or twice) stops it within a few seconds with exit status 0: checks in
+    flight are finished or abandoned (abandoned ones run at the next start); a third signal forces it.
+    """
+    from aggregator.scheduler import build_scheduler, install_reload_on_sighup, stop_scheduler
+    from aggregator.update import sync_config_feeds
+
+    shutdown = Shutdown()
+    shutdown.install()  # before the slow start-up: a stop during it is as clean as one later
+    stopping = shutdown.requested
     services = state.services
+    server = bind_server(state.config, services)
     sync_config_feeds(services.store, state.config)
+    log_features(services)
     lock = threading.Lock()
 
     def after_poll() -> None:
         with lock:
-            catch_up_index(services)
+            try:
+                catch_up_index(services, stopping)
+            except SearchIndexError as exc:
+                logging.getLogger("newsdesk.index").error("index not caught up: %s", exc)
 
-    catch_up_index(services)
+    def index_if_behind() -> None:
+        # Entries stored by other processes (`feeds add`, `poll --no-index`) or a catch-up that found
+        # the index busy: the poll ticks alone would leave them unindexed until the next due feed.
+        if services.indexer().indexed_seq() < services.store.last_seq():
+            after_poll()
+
+    prepare_index(services, stopping)
+    if stopping.is_set():
+        services.close()
+        return
     scheduler = build_scheduler(
-        services.store, state.config, after_poll=after_poll, tick_seconds=tick, observer=services.metrics.observer()
+        services.store,
+        state.config,
+        after_poll=after_poll,
+        tick_seconds=tick,
+        stop=stopping,
+        observer=services.metrics.observer(),
     )
     services.scheduler = scheduler  # /readyz watches it; /metrics counts its polls
+    scheduler.add_job(
+        index_if_behind, "interval", seconds=max(tick, 5.0), id="index-catch-up", max_instances=1, coalesce=True
+    )
     cli_search.schedule_index_maintenance(scheduler, services, lock)  # merges index segments every few hours
     scheduler.start()
     if state.config.source_path:  # SIGHUP re-reads the file: new feeds are polled soon, removed ones stop
         install_reload_on_sighup(scheduler, state.config.source_path)
-
-    def stop(signum: int, frame: Any) -> None:
-        scheduler.shutdown(wait=False)
-        sys.exit(0)
-
-    signal.signal(signal.SIGTERM, stop)
     try:
-        _serve_forever(state.config, services)
-    finally:
-        if scheduler.running:
-            scheduler.shutdown(wait=False)
+        serve_forever(server, state.config, shutdown)
+    except BaseException:
+        stop_scheduler(scheduler, grace=shutdown.grace)
+        raise
+    finished = stop_scheduler(scheduler, grace=shutdown.remaining())
+    if finished and lock.acquire(timeout=shutdown.remaining()):
+        lock.release()
+        services.close()
+        exit_soon(2.0)  # a normal exit (finalizers run); bounded should a stray job hold it
+        return
+    log.warning(
+        "work in flight abandoned after %.0f s: unfinished feed checks run again at the next start, "
+        "and the index resumes from its last commit",
+        shutdown.grace,
+    )
+    exit_now(0)
 
-
-# Subcommand modules register themselves on `main` when imported.
-from . import cli_feeds, cli_roles, cli_search  # noqa: E402,F401
 
 if __name__ == "__main__":  # pragma: no cover
     main()

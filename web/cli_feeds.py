@@ -6,22 +6,19 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from aggregator.config import check_feed_url
-from aggregator.discover import discover
 from aggregator.errors import ConfigError, FeedError
-from aggregator.fetch import make_client
-from aggregator.models import Feed, UpdateResult
-from aggregator.opml import read_opml, write_opml
-from aggregator.policy import waiting_reason
-from aggregator.store import Store
-from aggregator.update import limits_from_config, sync_config_feeds, update_feeds
 
-from .cli import CliState, catch_up_index, fail, main
-from .feeds import relative
-from .serialize import feed_json, iso
+from .cli_group import CliState, catch_up_index, fail, main
+from .terminal import terminal_safe
+
+if TYPE_CHECKING:
+    from aggregator.models import Feed, UpdateResult
+    from aggregator.store import Store
 
 
 def find(store: Store, feed: str) -> Feed:
@@ -49,6 +46,11 @@ def _result_line(result: UpdateResult) -> str:
 @click.pass_obj
 def poll(state: CliState, once: bool, check_all: bool, no_index: bool, feed: str | None) -> None:
     """Check feeds for new entries once, then exit (FEED: one feed's URL or id, checked now)."""
+    from aggregator.policy import waiting_reason
+    from aggregator.update import sync_config_feeds, update_feeds
+
+    from .serialize import iso
+
     services = state.services
     sync_config_feeds(services.store, state.config)
     now = datetime.now(UTC)
@@ -91,6 +93,12 @@ def feeds() -> None:
 @click.pass_obj
 def feeds_list(state: CliState, as_json: bool) -> None:
     """Show every feed and its polling state."""
+    from aggregator.features import feed_warnings
+    from aggregator.update import sync_config_feeds
+
+    from .feeds import relative
+    from .serialize import feed_json
+
     services = state.services
     sync_config_feeds(services.store, state.config)
     now = datetime.now(UTC)
@@ -100,14 +108,18 @@ def feeds_list(state: CliState, as_json: bool) -> None:
             continue
         status = feed.last_status if feed.last_status is not None else "-"
         rate = f"{feed.entries_per_week:.1f}/week" if feed.entries_per_week is not None else "rate unknown"
+        # terminal_safe: a feed's title and errors are text a stranger wrote.
         click.echo(
-            f"{feed.id:>4} {'on ' if feed.enabled else 'off'} {feed.url}\n"
-            f"     {feed.title} | checked {relative(feed.last_checked_at, now)} | status {status} | "
-            f"failures {feed.consecutive_failures} | next {relative(feed.next_check_at, now, due=True) if feed.enabled else '-'} | "
-            f"{rate} | {feed.entry_count} entries"
-            + (f"\n     error: {feed.last_error}" if feed.last_error else "")
-            + (f"\n     disabled: {feed.disabled_reason}" if feed.disabled_reason else "")
-            + (f"\n     moving to: {feed.pending_redirect_url}" if feed.pending_redirect_url else "")
+            terminal_safe(
+                f"{feed.id:>4} {'on ' if feed.enabled else 'off'} {feed.url}\n"
+                f"     {feed.title} | checked {relative(feed.last_checked_at, now)} | status {status} | "
+                f"failures {feed.consecutive_failures} | next {relative(feed.next_check_at, now, due=True) if feed.enabled else '-'} | "
+                f"{rate} | {feed.entry_count} entries"
+                + (f"\n     error: {feed.last_error}" if feed.last_error else "")
+                + "".join(f"\n     warning: {warning}" for warning in feed_warnings(feed))
+                + (f"\n     disabled: {feed.disabled_reason}" if feed.disabled_reason else "")
+                + (f"\n     moving to: {feed.pending_redirect_url}" if feed.pending_redirect_url else "")
+            )
         )
 
 
@@ -122,6 +134,10 @@ def feeds_add(
     state: CliState, url: str, title: str | None, tags: tuple[str, ...], pick: int | None, no_check: bool
 ) -> None:
     """Add a feed by URL or path; a web page's advertised feed is found and added (polled on the next tick)."""
+    from aggregator.discover import discover
+    from aggregator.fetch import make_client
+    from aggregator.update import limits_from_config
+
     url = check_feed_url(url, "url")
     store = state.services.store
     if not no_check:
@@ -204,6 +220,8 @@ def feeds_disable(state: CliState, feed: str, reason: str) -> None:
 @click.pass_obj
 def feeds_import(state: CliState, file: Path) -> None:
     """Add the feeds an OPML file lists, keeping their titles and folders (as tags)."""
+    from aggregator.opml import read_opml
+
     try:
         data = file.read_bytes()
     except OSError as exc:
@@ -234,6 +252,9 @@ def feeds_import(state: CliState, file: Path) -> None:
 @click.pass_obj
 def feeds_export(state: CliState, output: Path | None) -> None:
     """Write every feed as OPML 2.0 (tags become folders and categories)."""
+    from aggregator.opml import write_opml
+    from aggregator.update import sync_config_feeds
+
     store = state.services.store
     sync_config_feeds(store, state.config)
     data = write_opml(store.list_feeds())

@@ -20,7 +20,8 @@ import click
 from aggregator.config import Config
 from aggregator.errors import ConfigError
 
-from .cli import CliState, main
+from .cli_group import CliState, bind_server, main, serve_forever
+from .lifecycle import Shutdown, exit_now
 
 log = logging.getLogger("newsdesk.node")
 
@@ -84,16 +85,21 @@ def poller(state: CliState, once: bool) -> None:
 
 
 def serve_following(state: CliState, index_dir: str | None) -> None:
-    """Serve the web front end with this node's own index replica, following the store's change log."""
+    """Serve the web front end with this node's own index replica, following the store's change log.
+
+    Stops as `serve` does (SIGTERM or SIGINT: requests in flight are answered); the follower stops with
+    it, within the grace period (a batch cut short is applied again at the next start).
+    """
     from aggregator.changelog import ChangeLog
     from aggregator.pollnode import node_name
     from aggregator.store import open_store
     from index.follower import Follower
     from index.search import IndexReader
 
-    from .cli import _serve_forever
     from .services import Services
 
+    shutdown = Shutdown()
+    shutdown.install()
     config = state.config
     if index_dir:
         config = dataclasses.replace(
@@ -105,15 +111,21 @@ def serve_following(state: CliState, index_dir: str | None) -> None:
     follower = Follower(config.index_dir, ChangeLog(store), batch_size=config.node.follow_batch)
     follower.lock()
     services = Services(config=config, store=store, reader=IndexReader(config.index_dir), follower=follower)
-    stop = threading.Event()
+    server = bind_server(config, services)  # before the follower starts: a port in use stops it at once
+    stop = shutdown.requested
     thread = threading.Thread(
         target=follower.follow, args=(stop, float(config.node.follow_interval)), name="newsdesk-follower", daemon=True
     )
     thread.start()
     log.info("web node %s: following the store into %s", name, config.index_dir)
     try:
-        _serve_forever(config, services)
+        serve_forever(server, config, shutdown)
     finally:
-        stop.set()
-        thread.join(timeout=30)
-        follower.close()
+        stop.set()  # also when serving failed: the follower never outlives the web server
+        thread.join(timeout=shutdown.remaining())
+    if thread.is_alive():
+        # A batch (or a replay) still running: it resumes from the replica's last commit at the next start.
+        log.warning("web node %s: replica update abandoned after %.0f s", name, shutdown.grace)
+        exit_now(0)
+    follower.close()
+    services.close()

@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import re
 import threading
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from aggregator.errors import QueryError
-from index.query import parse_date
-from index.search import MAX_PER_PAGE, SORTS, Filters, Ranking, search
+from index.query import MAX_PER_PAGE, SORTS, parse_date
 
-from .cli import CliState, main
-from .serialize import iso
-from .services import Services
+from .cli_group import CliState, assign_stories, main
+from .terminal import terminal_safe
+
+if TYPE_CHECKING:
+    from .services import Services
 
 #: Segments allowed before the scheduled maintenance merges them all.
 MAX_SEGMENTS = 8
@@ -49,6 +51,7 @@ def reindex(state: CliState) -> None:
     from .progress import CountingEntries, Progress
 
     services = state.services
+    assign_stories(services)  # only entries not assigned yet: a rebuild of the index keeps every story id
     with Progress("reindex", services.store.count_entries()) as progress:
         stats = services.indexer().rebuild(CountingEntries(services.store, progress))
     click.echo(f"reindexed {stats.upserts} entries (change seq {stats.seq})")
@@ -60,7 +63,9 @@ def reindex(state: CliState) -> None:
 def index_command(state: CliState, optimize: bool) -> None:
     """Apply pending store changes to the search index."""
     services = state.services
+    assign_stories(services)  # stories are kept in the store: assigned once, never re-clustered by a rebuild
     indexer = services.indexer()
+    indexer.repair()  # a missing or damaged index is rebuilt from the store (and logged)
     stats = indexer.catch_up()
     click.echo(f"indexed {stats.upserts} upserts, {stats.deletes} deletes (change seq {stats.seq})")
     if optimize:
@@ -76,6 +81,9 @@ def _date_option(value: str | None, name: str, *, end: bool) -> datetime | None:
     if parsed is None:
         raise QueryError(f"--{name} must be a date such as 2024-05-01 (or 2024-05, 2024), got {value!r}")
     return parsed
+
+
+_JSON_C1 = {code: f"\\u{code:04x}" for code in range(0x80, 0xA0)}
 
 
 def _plain(snippet: str) -> str:
@@ -111,10 +119,18 @@ def search_command(
     no_collapse: bool,
 ) -> None:
     """Search the index (QUERY syntax: see `newsdesk search --help` or the search page's tips)."""
-    from .api import SearchRequest, results_json
+    from index.search import Filters, Ranking, search
+
+    from .api import SearchRequest, query_limits, results_json
+    from .serialize import iso
 
     services = state.services
     options = state.config.search
+    problem = services.indexer().check()  # a reader: it reports, the writer (`run`, `index`) rebuilds
+    if problem is not None:
+        logging.getLogger("newsdesk.index").warning(
+            "search index %s: %s; `newsdesk index` rebuilds it from the store", state.config.index_dir, problem
+        )
     wanted = SearchRequest(
         q=query,
         filters=Filters(
@@ -139,22 +155,76 @@ def search_command(
         sort=sort,
         collapse=wanted.collapse,
         ranking=Ranking(half_life=float(options.recency_half_life), weight=float(options.recency_weight)),
+        limits=query_limits(options),
     )
     if as_json:
-        click.echo(json.dumps(results_json(wanted, results), ensure_ascii=False))
+        # JSON escapes C0 controls itself; C1 ones (U+0080-U+009F) it writes as they are.
+        stories = services.stories.stories_of([hit.entry.id for hit in results.hits])
+        click.echo(json.dumps(results_json(wanted, results, stories), ensure_ascii=False).translate(_JSON_C1))
         return
+
+    def echo(line: str) -> None:
+        # Titles, sources and snippets are what feeds wrote: no control character reaches the terminal.
+        click.echo(terminal_safe(line))
+
     for notice in results.notices:
-        click.echo(f"note: {notice}")
+        echo(f"note: {notice}")
     if results.suggestion:
-        click.echo(f"did you mean: {results.suggestion}")
-    click.echo(f"{results.total} results ({results.total_groups} stories), page {results.page} of {results.pages}")
+        echo(f"did you mean: {results.suggestion}")
+    echo(f"{results.total} results ({results.total_groups} stories), page {results.page} of {results.pages}")
     for h in results.hits:
-        click.echo(f"- {h.entry.title}  [{h.entry.source.title}, {iso(h.entry.published_at)}]\n  {h.entry.url}")
-        click.echo(f"  {_plain(h.snippet)}")
+        echo(f"- {h.entry.title}  [{h.entry.source.title}, {iso(h.entry.published_at)}]\n  {h.entry.url}")
+        echo(f"  {_plain(h.snippet)}")
         if h.duplicate_count:
             outlets = ", ".join(d.entry.source.title for d in h.duplicates)
-            click.echo(f"  + {h.duplicate_count} more from other outlets: {outlets}")
+            echo(f"  + {h.duplicate_count} more from other outlets: {outlets}")
     facets = results.facets
     for label, values in (("sources", facets.sources), ("tags", facets.tags), ("languages", facets.languages)):
         if values:
-            click.echo(f"{label}: " + ", ".join(f"{v.value} ({v.count})" for v in values))
+            echo(f"{label}: " + ", ".join(f"{v.value} ({v.count})" for v in values))
+
+
+@main.command("stories")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per story per line.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 200), help="Stories listed.")
+@click.pass_obj
+def stories_command(state: CliState, as_json: bool, limit: int) -> None:
+    """List the top stories: covered by at least stories.min_outlets outlets, by breadth then recency."""
+    from datetime import timedelta
+
+    from .serialize import iso
+
+    services = state.services
+    assign_stories(services)
+    options = state.config.stories
+    rows, total = services.stories.top(
+        min_outlets=options.min_outlets, limit=limit, window=timedelta(seconds=float(options.quiet_period))
+    )
+    for row in rows:
+        ids = services.stories.member_ids(row.id)
+        found = services.store.get_entries(ids)
+        entries = [found[i] for i in ids if i in found]
+        if not entries:
+            continue
+        outlets = list(dict.fromkeys(entry.source.title for entry in entries))
+        if as_json:
+            click.echo(
+                json.dumps(
+                    {
+                        "id": row.id,
+                        "title": entries[0].title,
+                        "outlet_count": len(outlets),
+                        "article_count": len(entries),
+                        "first_seen": iso(row.first_seen),
+                        "last_seen": iso(row.last_seen),
+                        "outlets": outlets,
+                        "articles": [e.id for e in entries],
+                    },
+                    ensure_ascii=False,
+                ).translate(_JSON_C1)
+            )
+        else:
+            click.echo(terminal_safe(f"{row.id}  {len(outlets)} outlets  {iso(row.last_seen)}  {entries[0].title}"))
+            click.echo(terminal_safe("    " + ", ".join(outlets)))
+    if not as_json and not rows:
+        click.echo(f"no stories of {options.min_outlets} outlets or more yet ({total} in all)")

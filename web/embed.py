@@ -14,10 +14,9 @@ from aggregator.errors import QueryError
 
 from .related import (
     CACHE_CONTROL,
-    item_json,
     limit_arg,
     public_url_for,
-    related_finder,
+    related_items,
     resolve_article,
     seconds_until_allowed,
 )
@@ -65,8 +64,8 @@ def related_frame() -> Any:
         status, reason = 429, f"rate limit reached; retry in {retry_after} s"
     else:
         try:
-            article, _entry = resolve_article()
-            items = [item_json(item) for item in related_finder(current_app).find(article, limit=limit_arg())]
+            article, entry = resolve_article()
+            items = related_items(article, entry, limit_arg())
         except QueryError as exc:
             status, reason = 400, str(exc)
         except NotFound as exc:

@@ -7,10 +7,11 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, render_template
 
+from aggregator.features import feed_warnings
 from aggregator.models import Feed
 
-from .app import services_of
-from .serialize import feed_json, iso
+from .serialize import feed_json, feed_state, iso
+from .services import services_of
 
 feeds = Blueprint("feeds", __name__)
 
@@ -39,19 +40,6 @@ def relative(value: datetime | None, now: datetime, *, due: bool = False) -> str
     return f"in {words}" if seconds > 0 else f"{words} ago"
 
 
-#: Every word ``feed_state`` returns.
-FEED_STATES = ("ok", "new", "failing", "disabled", "retired")
-
-
-def feed_state(*, enabled: bool, disabled_reason: str | None, checked: bool, failing: bool) -> str:
-    """Return a feed's state in one word (one of FEED_STATES) from its polling facts."""
-    if not enabled:
-        return "retired" if disabled_reason and "410" in disabled_reason else "disabled"
-    if not checked:
-        return "new"
-    return "failing" if failing else "ok"
-
-
 def health(feed: Feed) -> str:
     """Return the feed's state in one word: ok, failing, retired or new."""
     return feed_state(
@@ -74,7 +62,14 @@ def feeds_page() -> Any:
     now = datetime.now(UTC)
     failing = sum(1 for f in items if f.enabled and f.consecutive_failures)
     return render_template(
-        "feeds/list.html", feeds=items, now=now, failing=failing, relative=relative, health=health, iso=iso
+        "feeds/list.html",
+        feeds=items,
+        now=now,
+        failing=failing,
+        relative=relative,
+        health=health,
+        iso=iso,
+        warnings=feed_warnings,
     )
 
 

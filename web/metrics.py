@@ -11,9 +11,10 @@ import ipaddress
 import logging
 import re
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 from flask import Flask, Response, g, request
 from prometheus_client import (
@@ -29,12 +30,10 @@ from prometheus_client.exposition import choose_encoder
 
 from aggregator.models import Feed, UpdateResult
 from aggregator.observe import OUTCOMES, PollObserver
+from aggregator.store import Store
 from index.indexer import Indexer
 
-from .feeds import FEED_STATES, feed_state
-
-if TYPE_CHECKING:
-    from .services import Services
+from .serialize import FEED_STATES, feed_state
 
 log = logging.getLogger("newsdesk.metrics")
 
@@ -51,7 +50,9 @@ FETCH_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 class Metrics:
     """The metrics of one Newsdesk process, in a registry of their own (never the global default)."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(
+        self, store: Store, index_dir: Path, replica_status: Callable[[datetime], dict[str, Any] | None] | None = None
+    ) -> None:
         # A registry per Services: tests and several apps in one process never see each other's samples.
         self.registry = CollectorRegistry()
         r = self.registry
@@ -82,7 +83,7 @@ class Metrics:
             self.polls.labels(outcome)
         for kind in ("new", "updated"):
             self.entries_ingested.labels(kind)
-        r.register(StoreCollector(services))
+        r.register(StoreCollector(store, index_dir, replica_status))
         ProcessCollector(registry=r)
         PlatformCollector(registry=r)
         GCCollector(registry=r)
@@ -140,8 +141,13 @@ class _PollMetrics(PollObserver):
 class StoreCollector:
     """Gauges read at scrape time: index lag, feeds by state, stored entries, last check, store reachability."""
 
-    def __init__(self, services: Services) -> None:
-        self.services = services
+    def __init__(
+        self, store: Store, index_dir: Path, replica_status: Callable[[datetime], dict[str, Any] | None] | None = None
+    ) -> None:
+        self.store = store
+        self.index_dir = index_dir
+        #: A web follower's replica status (index.follower.Follower.status; None: no replica), read per scrape.
+        self.replica_status = replica_status
 
     def describe(self) -> Iterable[Metric]:
         """Return the families this collector yields, without reading the store."""
@@ -161,16 +167,15 @@ class StoreCollector:
 
     def collect(self) -> Iterator[Metric]:
         """Read the store and the index state and return the gauges (store_up 0 when the store fails)."""
-        services = self.services
-        store = services.store
+        store = self.store
         up, lag_changes, lag_seconds, states, entries, last_check = self._families()
         try:
             now = datetime.now(UTC)
-            if services.follower is not None:  # a web node's own replica: its lag behind the change log
-                replica = services.follower.status(now)
+            replica = self.replica_status(now) if self.replica_status is not None else None
+            if replica is not None:  # a web node's own replica: its lag behind the change log
                 pending, lag = replica["lag_changes"], replica["lag_seconds"]
             else:
-                seq = Indexer(services.config.index_dir, store).indexed_seq()
+                seq = Indexer(self.index_dir, store).indexed_seq()
                 pending, oldest = store.pending_changes(seq)
                 lag = max(0.0, (now - oldest).total_seconds()) if oldest else 0.0
             lag_changes.add_metric([], pending)

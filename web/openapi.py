@@ -1,4 +1,4 @@
-"""The OpenAPI 3.1 document of /api/v1 search and entries; tests check it against what the server does."""
+"""The OpenAPI 3.1 document of the whole site (search and entries here); tests check it against what the server does."""
 
 from __future__ import annotations
 
@@ -6,45 +6,45 @@ from typing import Any
 
 from index.search import MAX_PER_PAGE, SORTS
 
-_STRING = {"type": "string"}
-_NULLABLE_STRING = {"type": ["string", "null"]}
-_DATE_TIME = {"type": "string", "format": "date-time"}
+from .openapi_more import more_paths
+from .openapi_pages import page_paths
+from .openapi_schema import (
+    DATE_TIME,
+    ERROR,
+    LINK,
+    NULLABLE_STRING,
+    SEARCH_PARAMETERS,
+    STRING,
+    array,
+    json_response,
+    object_schema,
+)
+from .openapi_stories import story_paths
 
+__all__ = ["SEARCH_PARAMETERS", "openapi_document"]
 
-def _array(items: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "array", "items": items}
-
-
-def _object(properties: dict[str, Any], *, required: bool = True) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": "object", "properties": properties}
-    if required:
-        schema["required"] = list(properties)
-    return schema
-
-
-_FACET_VALUE = _object({"value": _STRING, "count": {"type": "integer", "minimum": 0}})
-#: An article link: null when the feed gave no usable link of its own (the entry is flagged url_missing).
-_LINK = {"type": ["string", "null"], "description": "The article's link; null when the feed gave none."}
-_DUPLICATE = _object({"id": _STRING, "url": _LINK, "title": _STRING, "source": _STRING, "published_at": _DATE_TIME})
-_HIT = _object(
+_FACET_VALUE = object_schema({"value": STRING, "count": {"type": "integer", "minimum": 0}})
+_DUPLICATE = object_schema({"id": STRING, "url": LINK, "title": STRING, "source": STRING, "published_at": DATE_TIME})
+_HIT = object_schema(
     {
-        "id": _STRING,
-        "url": _LINK,
-        "title": _STRING,
+        "id": STRING,
+        "story_id": {**NULLABLE_STRING, "description": "The story it belongs to (/api/v1/stories/{id})."},
+        "url": LINK,
+        "title": STRING,
         "title_html": {"type": "string", "description": "The title with query terms in <mark>, HTML-escaped."},
-        "source": _STRING,
-        "published_at": _DATE_TIME,
+        "source": STRING,
+        "published_at": DATE_TIME,
         "snippet": {"type": "string", "description": "HTML-escaped passage with query terms in <mark>."},
         "score": {"type": "number"},
-        "language": _NULLABLE_STRING,
-        "tags": _array(_STRING),
+        "language": NULLABLE_STRING,
+        "tags": array(STRING),
         "duplicate_count": {"type": "integer", "minimum": 0, "description": "Copies from other outlets in all."},
-        "duplicates": _array(_DUPLICATE),
+        "duplicates": array(_DUPLICATE),
     }
 )
-_SEARCH_RESULTS = _object(
+_SEARCH_RESULTS = object_schema(
     {
-        "query": _STRING,
+        "query": STRING,
         "total": {"type": "integer", "minimum": 0, "description": "Matching entries, before collapsing copies."},
         "total_groups": {"type": "integer", "minimum": 0, "description": "Results after collapsing copies."},
         "page": {"type": "integer", "minimum": 1},
@@ -53,116 +53,96 @@ _SEARCH_RESULTS = _object(
         "sort": {"type": "string", "enum": list(SORTS)},
         "relaxed": {"type": "boolean", "description": "No result had every word; these have any of them."},
         "suggestion": {"type": ["string", "null"], "description": "A respelled query (did you mean)."},
-        "notices": _array(_STRING),
-        "hits": _array(_HIT),
-        "facets": _object(
+        "notices": array(STRING),
+        "hits": array(_HIT),
+        "facets": object_schema(
             {
-                "source": _array(_FACET_VALUE),
-                "tag": _array(_FACET_VALUE),
-                "lang": _array(_FACET_VALUE),
-                "date": _array(
-                    _object({"value": _STRING, "label": _STRING, "count": {"type": "integer", "minimum": 0}})
+                "source": array(_FACET_VALUE),
+                "tag": array(_FACET_VALUE),
+                "lang": array(_FACET_VALUE),
+                "date": array(
+                    object_schema({"value": STRING, "label": STRING, "count": {"type": "integer", "minimum": 0}})
                 ),
             }
         ),
     }
 )
-_ERROR = _object({"error": _STRING, "message": _STRING})
-_ENTRY = _object(
+_ENTRY = object_schema(
     {
-        "id": _STRING,
-        "url": _LINK,
-        "title": _STRING,
-        "authors": _array(_STRING),
-        "published_at": _DATE_TIME,
+        "id": STRING,
+        "url": LINK,
+        "title": STRING,
+        "authors": array(STRING),
+        "published_at": DATE_TIME,
         "updated_at": {"type": ["string", "null"], "format": "date-time"},
-        "summary": _STRING,
-        "text": _STRING,
+        "summary": STRING,
+        "text": STRING,
         "image": {"type": ["object", "null"]},
-        "tags": _array(_STRING),
-        "language": _NULLABLE_STRING,
+        "tags": array(STRING),
+        "language": NULLABLE_STRING,
         "word_count": {"type": "integer"},
-        "source": _object({"feed_url": _STRING, "title": _STRING, "site_url": _NULLABLE_STRING}),
-        "flags": _array(_STRING),
-        "content_html": _STRING,
+        "source": object_schema({"feed_url": STRING, "title": STRING, "site_url": NULLABLE_STRING}),
+        "flags": array(STRING),
+        "content_html": STRING,
         "fingerprint": {"type": "integer"},
+        "story_id": {**NULLABLE_STRING, "description": "The story it belongs to (/api/v1/stories/{id})."},
     }
 )
 
 
-def _param(name: str, description: str, schema: dict[str, Any], *, repeat: bool = False) -> dict[str, Any]:
-    param: dict[str, Any] = {"name": name, "in": "query", "required": False, "description": description}
-    param["schema"] = _array(schema) if repeat else schema
-    if repeat:
-        param["explode"] = True
-    return param
+def openapi_document(root_url: str = "") -> dict[str, Any]:
+    """Return the OpenAPI document of every endpoint of the site served at ``root_url`` (JSON API, feeds, pages, embeds).
 
-
-#: The query parameters of GET /search, in the order the server reads them.
-SEARCH_PARAMETERS = [
-    _param(
-        "q",
-        'Query: words (AND), "phrases", OR, -excluded, title:, author:, source:/site:, tag:, lang:, '
-        'after:2024-05-01, before:, date:"past week", word~ (fuzzy), word* (prefix).',
-        {"type": "string", "maxLength": 2000},
-    ),
-    _param("source", "Only these outlets (names as the source facet lists them).", _STRING, repeat=True),
-    _param("tag", "Only entries with any of these tags.", _STRING, repeat=True),
-    _param("lang", "Only entries in these languages (ISO 639-1).", _STRING, repeat=True),
-    _param("from", "Published on or after this date (YYYY-MM-DD, YYYY-MM or YYYY).", _STRING),
-    _param("to", "Published on or before this date (YYYY-MM-DD, YYYY-MM or YYYY).", _STRING),
-    _param("sort", "Result order.", {"type": "string", "enum": list(SORTS), "default": "relevance"}),
-    _param("page", "1-based page number.", {"type": "integer", "minimum": 1, "default": 1}),
-    _param(
-        "per_page",
-        f"Results per page; larger values are capped at {MAX_PER_PAGE}.",
-        {"type": "integer", "minimum": 1, "default": 20},
-    ),
-    _param("collapse", "Collapse copies of a story from other outlets (1) or not (0).", {"enum": ["1", "0"]}),
-]
-
-
-def _json_response(description: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def openapi_document(server_url: str = "/api/v1") -> dict[str, Any]:
-    """Return the OpenAPI document of the API served under ``server_url``."""
+    Paths are whole (/api/v1/search, /feeds, /embed/related) under one server, the site root: the
+    API and the pages share names (/api/v1/feeds and /feeds), so a server at /api/v1 could not hold both.
+    """
     document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
             "title": "Newsdesk API",
             "version": "1",
-            "description": "Search everything Newsdesk aggregated, read entries and feeds, and get related coverage.",
+            "description": "Search everything Newsdesk aggregated, read entries and feeds, get related coverage, "
+            "and the pages, feeds and embeds that show them.",
         },
-        "servers": [{"url": server_url}],
+        "servers": [{"url": root_url or "/"}],
         "paths": {
-            "/search": {
+            "/api/v1/search": {
                 "get": {
                     "operationId": "search",
                     "summary": "Search entries",
                     "parameters": SEARCH_PARAMETERS,
                     "responses": {
-                        "200": _json_response("A page of results with facets.", _SEARCH_RESULTS),
-                        "400": _json_response("A parameter is invalid; the message says which.", _ERROR),
+                        "200": json_response("A page of results with facets.", _SEARCH_RESULTS),
+                        "400": json_response(
+                            "A parameter is invalid, or the query asks for more work than the server allows "
+                            "(error query_too_complex); the message says which.",
+                            ERROR,
+                        ),
                     },
                 }
             },
-            "/entries/{entry_id}": {
+            "/api/v1/entries/{entry_id}": {
                 "get": {
                     "operationId": "getEntry",
                     "summary": "One entry, with its content",
-                    "parameters": [{"name": "entry_id", "in": "path", "required": True, "schema": _STRING}],
+                    "parameters": [{"name": "entry_id", "in": "path", "required": True, "schema": STRING}],
                     "responses": {
-                        "200": _json_response("The entry.", _ENTRY),
-                        "404": _json_response("No entry has this id.", _ERROR),
+                        "200": json_response("The entry.", _ENTRY),
+                        "404": json_response("No entry has this id.", ERROR),
                     },
                 }
             },
+            "/api/v1/openapi.json": {
+                "get": {
+                    "operationId": "openapi",
+                    "summary": "This document",
+                    "responses": {"200": json_response("The OpenAPI document.", {"type": "object"})},
+                }
+            },
         },
-        "components": {"schemas": {"SearchResults": _SEARCH_RESULTS, "Entry": _ENTRY, "Error": _ERROR}},
+        "components": {"schemas": {"SearchResults": _SEARCH_RESULTS, "Entry": _ENTRY, "Error": ERROR}},
     }
-    from .openapi_more import more_paths
-
-    document["paths"].update(more_paths(server_url.removesuffix("/api/v1")))
+    document["paths"].update(more_paths())
+    document["paths"].update(page_paths())
+    document["paths"].update(story_paths())
     return document

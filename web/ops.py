@@ -7,6 +7,7 @@ fresh polls, optional features in use) and answers 503 with the failing check's 
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -16,9 +17,10 @@ from flask import Blueprint, Response, abort, current_app, jsonify, request
 from aggregator.features import feature_status
 from index.indexer import Indexer, IndexLocation
 
-from .app import services_of
 from .serialize import iso
-from .services import Services
+from .services import Services, services_of
+
+log = logging.getLogger("newsdesk.ops")
 
 ops = Blueprint("ops", __name__)
 
@@ -68,6 +70,7 @@ def readiness(services: Services, now: datetime) -> dict[str, Any]:
         try:
             result = check(services, now)
         except Exception as exc:  # a readiness probe reports a failure, it never raises one
+            log.warning("readiness: the %s check failed: %s: %s", name, type(exc).__name__, exc)
             result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
         if result is None:
             continue  # not applicable in this process

@@ -12,12 +12,21 @@ from index.facets import DATE_BUCKETS
 from index.search import SORTS
 
 from .api import SearchRequest, run_search, search_request
-from .app import services_of
+from .services import services_of
 
 pages = Blueprint("pages", __name__)
 
 #: Language codes readers see spelled out in the language facet.
 LANGUAGE_LABELS = {"en": "English", "fr": "French", "de": "German", "es": "Spanish", "it": "Italian"}
+#: The search arguments an article link carries, so the article page can link back to the same results.
+SEARCH_KEYS = ("q", "source", "tag", "lang", "from", "to", "sort", "page")
+#: The arguments that make a request to / a search rather than the front page.
+_FILTER_KEYS = ("source", "tag", "lang", "from", "to")
+
+
+def search_args(args: Any) -> dict[str, list[str]]:
+    """Return the search arguments among ``args`` (empty values left out), to carry into article links."""
+    return {key: values for key in SEARCH_KEYS if (values := [v for v in args.getlist(key) if v.strip()])}
 
 
 def search_url(args: Any, **changes: Any) -> str:
@@ -47,10 +56,12 @@ def search_page() -> Any:
     wanted: SearchRequest | None = None
     try:
         wanted = search_request(args)
-        if wanted.q.strip() or any(args.getlist(k) for k in ("source", "tag", "lang", "from", "to")):
+        if wanted.q.strip() or any(v.strip() for k in _FILTER_KEYS for v in args.getlist(k)):
             results = run_search(wanted)
     except QueryError as exc:
         error = str(exc)
+    if results is None and error is None:
+        return front_page()
     now = datetime.now(UTC)
     date_links = [
         (key, label, (now - span).strftime("%Y-%m-%d"))
@@ -71,14 +82,25 @@ def search_page() -> Any:
             date_links=date_links,
             language_labels=LANGUAGE_LABELS,
             feed_args={k: v for k, v in args.to_dict(flat=False).items() if k != "page"},
+            back_args=search_args(args),
         ),
         400 if error else 200,
     )
 
 
+def front_page() -> Any:
+    """Return the front page: top stories, latest articles and topic sections (a welcome when empty)."""
+    from .front import build_front_page, story_path
+    from .stories import top_cards
+
+    services = services_of(current_app)
+    front = build_front_page(services, stories=top_cards(services))
+    return render_template("pages/front.html", front=front, story_path=story_path)
+
+
 @pages.get("/entries/<entry_id>")
 def entry_page(entry_id: str) -> Any:
-    from .related import item_json, related_finder, safe_link
+    from .related import query_for_entry, related_items, safe_link
 
     entry = services_of(current_app).store.get_entry(entry_id)
     if entry is None:
@@ -86,8 +108,16 @@ def entry_page(entry_id: str) -> Any:
     # Related coverage comes from the derived index; the article itself comes from the store, so an
     # index problem costs the sidebar, never the article.
     try:
-        related = [item_json(item) for item in related_finder(current_app).for_entry(entry, limit=5)]
+        related = related_items(query_for_entry(entry), entry, 5)
     except Exception:
         current_app.logger.exception("related coverage failed for entry %s", entry_id)
         related = []
-    return render_template("pages/entry.html", entry=entry, related=related, source_link=safe_link(entry.url))
+    back_args = search_args(request.args)
+    return render_template(
+        "pages/entry.html",
+        entry=entry,
+        related=related,
+        source_link=safe_link(entry.url),
+        back_args=back_args,
+        back_query=" ".join(back_args.get("q", [])),
+    )

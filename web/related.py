@@ -24,8 +24,8 @@ from aggregator.normalize.urls import canonical_url, is_http_url
 from index.related import ArticleQuery, RelatedFinder, RelatedItem, RelatedSettings, query_for_entry
 from index.schema import site_of
 
-from .app import services_of
 from .serialize import entry_link, iso
+from .services import services_of
 
 related_api = Blueprint("related", __name__)
 related_api.add_app_template_global(entry_link)
@@ -104,20 +104,6 @@ def own_entry_id(url: str) -> str | None:
     return None
 
 
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-
-
-@related_api.app_template_filter("utc_label")
-def utc_label(value: str | datetime | None) -> str:
-    """Return a time as the embeds and the sidebar show it, e.g. '17 Feb 2026, 20:05 UTC' ('' when absent)."""
-    # embed.js formats the same way, so both embeds agree whatever the reader's time zone and locale.
-    if not value:
-        return ""
-    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    return f"{moment.day} {_MONTHS[moment.month - 1]} {moment.year}, {moment:%H:%M} UTC"
-
-
 def safe_link(url: str | None) -> str | None:
     """Return the URL when it is an absolute http(s) link, else None (never javascript:, data:, ...)."""
     return url if url and is_http_url(url) else None
@@ -134,6 +120,7 @@ def teaser(entry: Entry, limit: int = 160) -> str:
 
 def item_json(item: RelatedItem) -> dict[str, Any]:
     """Return the public JSON form of one related item."""
+    # No story id here: the item's fields are a published contract (tests/test_related_api.py pins them).
     entry = item.entry
     return {
         "id": entry.id,
@@ -291,9 +278,8 @@ def related_json() -> Any:
     limited = rate_limited(current_app)
     if limited is not None:
         return limited
-    article, _entry = resolve_article()
-    items = related_finder(current_app).find(article, limit=limit_arg())
-    return cacheable(jsonify(items=[item_json(item) for item in items]))
+    article, entry = resolve_article()
+    return cacheable(jsonify(items=related_items(article, entry, limit_arg())))
 
 
 @related_api.get("/oembed")
@@ -349,3 +335,84 @@ def _dimension(name: str, default: int) -> int:
 
 def _attr(value: str) -> str:
     return value.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+# --------------------------------------------------------------------------- related coverage on stories
+
+
+def story_of_article(article: ArticleQuery, entry: Entry | None) -> str | None:
+    """Return the story an article belongs to: a stored entry's own, else the one `StoryAssigner.find` places it in."""
+    from aggregator.stories import StoryArticle
+
+    services = services_of(current_app)
+    if entry is not None:
+        return services.stories.stories_of([entry.id]).get(entry.id)
+    published = article.published_at or datetime.now(UTC)
+    key = hashlib.blake2b(f"{article.title}\n{article.text}".encode(), digest_size=8).hexdigest()
+    visitor = StoryArticle(
+        id=f"query:{key}", title=article.title, published_at=published, text=article.text, outlet=article.site or ""
+    )
+    match = services.stories.find(services.story_assigner, visitor)
+    if match is None:
+        return None
+    return services.stories.resolve_stored(match.story.id)
+
+
+def story_members(story_id: str, article: ArticleQuery, entry: Entry | None, limit: int) -> list[Entry]:
+    """Return the other outlets' articles of a story: one per outlet, newest first, wire copies once."""
+    services = services_of(current_app)
+    settings = services.config.related
+    ids = services.stories.member_ids(story_id)
+    found = services.store.get_entries(ids)
+    members = sorted((found[i] for i in ids if i in found), key=lambda e: (e.published_at, e.id), reverse=True)
+    own_source = entry.source.title if entry is not None else None
+    own_site = article.site
+    outlets: dict[str, int] = {}
+    seen_titles: set[str] = set()
+    seen_prints: set[int] = {entry.fingerprint} if entry is not None and entry.fingerprint else set()
+    chosen: list[Entry] = []
+    for member in members:
+        if entry is not None and member.id == entry.id:
+            continue
+        outlet = member.source.title
+        if settings.exclude_same_source and (
+            outlet == own_source or (own_site and site_of(member.source.site_url or member.url) == own_site)
+        ):
+            continue
+        title = " ".join(member.title.casefold().split())
+        # Wire copies: the same agency text under several mastheads is one piece of coverage.
+        if title in seen_titles or (member.fingerprint and member.fingerprint in seen_prints):
+            continue
+        if outlets.get(outlet, 0) >= settings.max_per_source:
+            continue
+        outlets[outlet] = outlets.get(outlet, 0) + 1
+        seen_titles.add(title)
+        if member.fingerprint:
+            seen_prints.add(member.fingerprint)
+        chosen.append(member)
+        if len(chosen) >= limit:
+            break
+    return chosen
+
+
+def related_items(article: ArticleQuery, entry: Entry | None, limit: int) -> list[dict[str, Any]]:
+    """Return related coverage as JSON items: the article's story first, then related coverage if room is left."""
+    services = services_of(current_app)
+    story_id = story_of_article(article, entry)
+    items: list[dict[str, Any]] = []
+    listed: set[str] = set() if entry is None else {entry.id}
+    sources: dict[str, int] = {}
+    if story_id is not None:
+        for member in story_members(story_id, article, entry, limit):
+            items.append(item_json(RelatedItem(entry=member, score=1.0, similarity=1.0)))
+            listed.add(member.id)
+            sources[member.source.title] = sources.get(member.source.title, 0) + 1
+    if len(items) < limit:
+        found = [
+            item
+            for item in related_finder(current_app).find(article, limit=limit)
+            if item.entry.id not in listed
+            and sources.get(item.entry.source.title, 0) < services.config.related.max_per_source
+        ]
+        items.extend(item_json(item) for item in found[: limit - len(items)])
+    return items

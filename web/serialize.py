@@ -5,8 +5,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from aggregator.features import feed_warnings
 from aggregator.models import Entry, Feed
 from aggregator.normalize.urls import is_http_url
+
+#: Every word ``feed_state`` returns.
+FEED_STATES = ("ok", "new", "failing", "disabled", "retired")
+
+
+def feed_state(*, enabled: bool, disabled_reason: str | None, checked: bool, failing: bool) -> str:
+    """Return a feed's state in one word (one of FEED_STATES) from its polling facts."""
+    if not enabled:
+        return "retired" if disabled_reason and "410" in disabled_reason else "disabled"
+    if not checked:
+        return "new"
+    return "failing" if failing else "ok"
 
 
 def entry_link(entry: Entry) -> str | None:
@@ -16,6 +29,11 @@ def entry_link(entry: Entry) -> str | None:
     if "url_missing" in entry.flags or not is_http_url(entry.url):
         return None
     return entry.url
+
+
+def site_link(url: str | None) -> str | None:
+    """Return a site's link when it is an http(s) URL, else None (rows stored before feeds' links were checked)."""
+    return url if is_http_url(url) else None
 
 
 def iso(value: datetime | None) -> str | None:
@@ -41,7 +59,11 @@ def entry_json(entry: Entry, *, full: bool = False) -> dict[str, Any]:
         "tags": list(entry.tags),
         "language": entry.language,
         "word_count": entry.word_count,
-        "source": {"feed_url": entry.source.feed_url, "title": entry.source.title, "site_url": entry.source.site_url},
+        "source": {
+            "feed_url": entry.source.feed_url,
+            "title": entry.source.title,
+            "site_url": site_link(entry.source.site_url),
+        },
         "flags": list(entry.flags),
     }
     if full:
@@ -57,7 +79,7 @@ def feed_json(feed: Feed) -> dict[str, Any]:
         "url": feed.url,
         "key": feed.key,
         "title": feed.title,
-        "site_url": feed.site_url,
+        "site_url": site_link(feed.site_url),
         "tags": list(feed.tags),
         "enabled": feed.enabled,
         "disabled_reason": feed.disabled_reason,
@@ -74,4 +96,5 @@ def feed_json(feed: Feed) -> dict[str, Any]:
         "min_interval_seconds": feed.min_interval_seconds,
         "pending_redirect_url": feed.pending_redirect_url,
         "pending_redirect_count": feed.pending_redirect_count,
+        "warnings": list(feed_warnings(feed)),
     }

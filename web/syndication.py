@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
@@ -13,6 +14,7 @@ from lxml.builder import ElementMaker
 
 from aggregator.errors import QueryError
 from aggregator.models import Entry
+from aggregator.normalize.urls import is_http_url
 
 from .api import SearchRequest, run_search, search_request
 from .serialize import entry_link, iso
@@ -23,6 +25,17 @@ ATOM = "http://www.w3.org/2005/Atom"
 OPENSEARCH = "http://a9.com/-/spec/opensearch/1.1/"
 #: Entries in a search feed unless per_page says otherwise.
 FEED_SIZE = 50
+
+
+# Characters XML 1.0 does not allow (section 2.2): lxml refuses to write them, and one in a
+# stored title or in the query turned the whole feed into a 500. DEL and the C1 controls it
+# allows but discourages (section 2.2's note) go too: no reader wants them.
+_NOT_XML = re.compile("[^\t\n\r\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_text(value: str | None) -> str:
+    """Return ``value`` without the characters an XML document cannot carry."""
+    return _NOT_XML.sub("", value or "")
 
 
 def public_root() -> str:
@@ -88,12 +101,12 @@ def search_atom() -> Response:
     wanted, results, root_url, query_string = prepared
     E = ElementMaker(namespace=ATOM, nsmap={None: ATOM, "opensearch": OPENSEARCH})
     feed = E.feed(
-        E.title(f"Newsdesk: {wanted.q}" if wanted.q else "Newsdesk search"),
+        E.title(xml_text(f"Newsdesk: {wanted.q}" if wanted.q else "Newsdesk search")),
         E.subtitle("Search results as a feed"),
-        E.id(f"{root_url}/search.atom?{query_string}"),
+        E.id(xml_text(f"{root_url}/search.atom?{query_string}")),
         E.updated(iso(max((h.entry.published_at for h in results.hits), default=datetime.now(UTC)))),
-        E.link(rel="self", type="application/atom+xml", href=f"{root_url}/search.atom?{query_string}"),
-        E.link(rel="alternate", type="text/html", href=f"{root_url}/?{query_string}"),
+        E.link(rel="self", type="application/atom+xml", href=xml_text(f"{root_url}/search.atom?{query_string}")),
+        E.link(rel="alternate", type="text/html", href=xml_text(f"{root_url}/?{query_string}")),
         E.generator("Newsdesk"),
     )
     for name, value in (("totalResults", results.total_groups), ("itemsPerPage", results.per_page)):
@@ -102,22 +115,23 @@ def search_atom() -> Response:
     for hit in results.hits:
         entry = hit.entry
         item = E.entry(
-            E.title(entry.title),
+            E.title(xml_text(entry.title)),
             E.id(_tag_uri(entry.id)),
-            E.link(rel="alternate", type="text/html", href=_link(entry)),
+            E.link(rel="alternate", type="text/html", href=xml_text(_link(entry))),
             E.published(iso(entry.published_at)),
             E.updated(iso(entry.updated_at or entry.published_at)),
-            E.summary(hit.snippet, type="html"),
+            E.summary(xml_text(hit.snippet), type="html"),
         )
         for author in entry.authors or (entry.source.title,):
-            item.append(E.author(E.name(author)))
+            item.append(E.author(E.name(xml_text(author))))
         for tag in entry.tags:
-            item.append(E.category(term=tag))
-        source = E.source(E.title(entry.source.title))
-        if entry.source.feed_url.startswith(("http://", "https://")):
-            source.append(E.id(entry.source.feed_url))
-        if entry.source.site_url:
-            source.append(E.link(rel="alternate", href=entry.source.site_url))
+            item.append(E.category(term=xml_text(tag)))
+        source = E.source(E.title(xml_text(entry.source.title)))
+        if is_http_url(entry.source.feed_url):
+            source.append(E.id(xml_text(entry.source.feed_url)))
+        # Only http(s) links: a feed's own <link> may say javascript:.
+        if is_http_url(entry.source.site_url):
+            source.append(E.link(rel="alternate", href=xml_text(entry.source.site_url)))
         item.append(source)
         feed.append(item)
     return _xml(feed, "application/atom+xml")
@@ -137,22 +151,26 @@ def search_rss() -> Response:
         ("description", f"Newsdesk search results for {wanted.q!r}"),
         ("generator", "Newsdesk"),
     ):
-        etree.SubElement(channel, name).text = value
+        etree.SubElement(channel, name).text = xml_text(value)
     etree.SubElement(
-        channel, f"{{{ATOM}}}link", rel="self", type="application/rss+xml", href=f"{root_url}/search.rss?{query_string}"
+        channel,
+        f"{{{ATOM}}}link",
+        rel="self",
+        type="application/rss+xml",
+        href=xml_text(f"{root_url}/search.rss?{query_string}"),
     )
     for hit in results.hits:
         entry = hit.entry
         item = etree.SubElement(channel, "item")
-        etree.SubElement(item, "title").text = entry.title
-        etree.SubElement(item, "link").text = _link(entry)
+        etree.SubElement(item, "title").text = xml_text(entry.title)
+        etree.SubElement(item, "link").text = xml_text(_link(entry))
         etree.SubElement(item, "guid", isPermaLink="false").text = _tag_uri(entry.id)
         # RSS 2.0 dates are RFC 822 dates (with four-digit years, as RFC 1123 amends).
         etree.SubElement(item, "pubDate").text = format_datetime(entry.published_at, usegmt=True)
-        etree.SubElement(item, "description").text = hit.snippet
+        etree.SubElement(item, "description").text = xml_text(hit.snippet)
         for tag in entry.tags:
-            etree.SubElement(item, "category").text = tag
-        etree.SubElement(item, "source", url=entry.source.feed_url).text = entry.source.title
+            etree.SubElement(item, "category").text = xml_text(tag)
+        etree.SubElement(item, "source", url=xml_text(entry.source.feed_url)).text = xml_text(entry.source.title)
     return _xml(rss, "application/rss+xml")
 
 

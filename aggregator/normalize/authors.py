@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from .limits import AUTHOR, raw_line
 from .text import clean_line
 
 # "By", "avatar by" (a theme's avatar alt text glued to the byline), "Posted by", "Written by".
@@ -23,7 +24,7 @@ def _site_key(value: str) -> str:
 
 def clean_author(raw: str, site_names: tuple[str, ...] = ()) -> str | None:
     """Return a display name from one raw author string, or None when it holds no name."""
-    name = clean_line(raw)
+    name = clean_line(raw_line(raw, AUTHOR))
     if match := _EMAIL_WITH_NAME.match(name):
         name = (match.group(1) or match.group(2) or "").strip()
     name = _EMAIL.sub("", name).strip(" ()<>[],;")
@@ -39,7 +40,7 @@ def clean_author(raw: str, site_names: tuple[str, ...] = ()) -> str | None:
                 name = head.strip()
                 break
     name = name.strip(" -|,;:")
-    if not name or name.lower() in _NOT_NAMES or len(name) > 200:
+    if not name or name.lower() in _NOT_NAMES or len(name) > AUTHOR:
         return None
     return name
 

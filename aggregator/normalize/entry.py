@@ -13,11 +13,13 @@ from .dedupe import fingerprint_and_word_count
 from .html import ContentImage, clean_content
 from .identity import content_identity, entry_id, guid_identity
 from .language import declared_language, detect_language
-from .media import lead_image
+from .limits import AUTHORS, CONTENT_HTML, SUMMARY, TAG, TAGS, TITLE, cap_line, cap_paragraphs, fits_url, raw_line
+from .media import lead_image, lead_media_url
 from .text import clean_line, clean_paragraphs, clean_text, truncate
 from .urls import article_url, canonical_url, is_http_url
 
-SUMMARY_LIMIT = 300
+#: Characters of an entry's summary (limits.SUMMARY, under the name other modules import).
+SUMMARY_LIMIT = SUMMARY
 TITLE_FALLBACK_WORDS = 12
 _HTML_TYPES = ("text/html", "application/xhtml+xml", "html", "xhtml")
 
@@ -34,8 +36,17 @@ class Body:
     images: tuple[ContentImage, ...]
 
 
-def clean_body(content: ParsedContent | None, base: str | None, document_url: str | None = None) -> Body:
-    """Return the cleaned form of one feed body, HTML or plain text."""
+def clean_body(
+    content: ParsedContent | None,
+    base: str | None,
+    document_url: str | None = None,
+    *,
+    lead_image: str | None = None,
+) -> Body:
+    """Return the cleaned form of one feed body, HTML or plain text, without copies of the lead image.
+
+    The lead image is ``lead_image`` (the feed's own picture for the entry), else the body's first image.
+    """
     if content is None or not content.value.strip():
         return Body("", (), ())
     if content.type.lower() in _HTML_TYPES or "html" in content.type.lower():
@@ -44,7 +55,7 @@ def clean_body(content: ParsedContent | None, base: str | None, document_url: st
             # xml:base on the content element applies to the links inside it (RFC 3986 section 5.1.1);
             # feedparser reports the document URL when there is none, which must not win over the feed link.
             base = urljoin(base, own_base) if base else own_base
-        cleaned = clean_content(content.value, base)
+        cleaned = clean_content(content.value, base, lead_image=lead_image, lead_from_body=lead_image is None)
         return Body(cleaned.html, cleaned.paragraphs, cleaned.images)
     paragraphs = tuple(clean_paragraphs(clean_text(content.value).split("\n\n")))
     return Body("".join(f"<p>{_escape(p)}</p>" for p in paragraphs), paragraphs, ())
@@ -52,6 +63,26 @@ def clean_body(content: ParsedContent | None, base: str | None, document_url: st
 
 def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def capped_body(content_html: str, paragraphs: tuple[str, ...]) -> tuple[str, str, bool]:
+    """Return (HTML, plain text, whether either was cut) of a body within the TEXT and CONTENT_HTML caps."""
+    kept, cut = cap_paragraphs(paragraphs)
+    if len(content_html) > CONTENT_HTML:
+        # Sanitized HTML cannot be cut anywhere and stay whole: a body that large is served as its
+        # plain paragraphs, as many as fit.
+        parts: list[str] = []
+        size = 0
+        for paragraph in kept:
+            part = f"<p>{_escape(paragraph)}</p>"
+            if size + len(part) > CONTENT_HTML:
+                break
+            parts.append(part)
+            size += len(part)
+        content_html, cut = "".join(parts), True
+    elif cut:
+        content_html = "".join(f"<p>{_escape(p)}</p>" for p in kept)
+    return content_html, "\n\n".join(kept), cut
 
 
 def entry_base(parsed: ParsedEntry, context: FeedContext) -> str:
@@ -93,10 +124,12 @@ def _tags(raw: tuple[str, ...]) -> tuple[str, ...]:
     tags: list[str] = []
     seen: set[str] = set()
     for value in raw:
-        tag = clean_line(value)[:100].strip()
+        tag = clean_line(raw_line(value, TAG))[:TAG].strip()
         if tag and tag.casefold() not in seen:
             seen.add(tag.casefold())
             tags.append(tag)
+            if len(tags) == TAGS:
+                break
     return tuple(tags)
 
 
@@ -120,19 +153,25 @@ def normalize_entry(
     flags: list[str] = []
 
     content = _longest(parsed.contents)
-    body = clean_body(content, base, context.feed_url)
+    # The page shows the lead image above the text, so the body must not show it again.
+    media_image = lead_media_url(parsed.media, base)
+    body = clean_body(content, base, context.feed_url, lead_image=media_image)
     # feedparser copies the content into the summary when a feed has no separate description.
     if parsed.summary is not None and content is not None and parsed.summary.value == content.value:
         summary_body = body
     else:
-        summary_body = clean_body(parsed.summary, base, context.feed_url)
+        summary_body = clean_body(parsed.summary, base, context.feed_url, lead_image=media_image)
     # Summary-only feeds (or a summary longer than a teaser "content") use the summary as the body.
     if sum(map(len, summary_body.paragraphs)) > sum(map(len, body.paragraphs)):
         body = summary_body
-    text = "\n\n".join(body.paragraphs)
-    summary = truncate(" ".join(summary_body.paragraphs) or text, SUMMARY_LIMIT)
+    content_html, text, cut = capped_body(body.html, body.paragraphs)
+    if cut:
+        flags.append("content_truncated")
+    summary = truncate(" ".join(summary_body.paragraphs) or text, SUMMARY)
 
-    title = clean_line(parsed.title) or _first_words(text or summary, TITLE_FALLBACK_WORDS)
+    title = cap_line(clean_line(raw_line(parsed.title, TITLE)), TITLE) or _first_words(
+        text or summary, TITLE_FALLBACK_WORDS
+    )
     if not title:
         title = "(untitled)"
         flags.append("title_missing")
@@ -140,6 +179,8 @@ def normalize_entry(
     url = article_url(parsed.link, parsed.original_link, base)
     if url is None and parsed.guid and is_http_url(parsed.guid.strip()):
         url = canonical_url(parsed.guid.strip())
+    if url is not None and not fits_url(url):
+        url = None  # a URL longer than any real one: no article link rather than half of one
     if url is None:
         url = canonical_url(context.site_url or context.feed_url, context.feed_url)
         flags.append("url_missing")
@@ -181,11 +222,11 @@ def normalize_entry(
         identity=identity,
         url=url,
         title=title,
-        authors=clean_authors(parsed.authors, _site_names(context)),
+        authors=clean_authors(parsed.authors[: AUTHORS * 4], _site_names(context))[:AUTHORS],
         published_at=published,
         updated_at=updated,
         summary=summary,
-        content_html=body.html,
+        content_html=content_html,
         text=text,
         image=image,
         tags=_tags(parsed.tags),

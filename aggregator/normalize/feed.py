@@ -13,11 +13,27 @@ from operator import attrgetter
 from pathlib import Path
 
 from ..models import Entry, FeedContext, ParsedContent, ParsedEntry, ParsedFeed, ParsedMedia
+from .dates import parse_date
 from .entry import normalize_entry
 from .identity import content_identity, repeated_guids
+from .limits import FEED_TITLE, URL, cap_line, fits_url, raw_line
 from .reconcile import reconcile_identities
-from .text import clean_line
-from .urls import article_url
+from .text import clean_line, clean_title
+from .urls import article_url, canonical_url, is_http_url
+
+
+def feed_title(raw: str | None) -> str:
+    """Return a feed's title as one capped line of plain text ("" when it has none)."""
+    # The same rules as an entry's title: a source's name is shown, indexed and served as text.
+    return cap_line(clean_title(raw_line(raw, FEED_TITLE)), FEED_TITLE)
+
+
+def site_link(raw: str | None, base: str | None = None) -> str | None:
+    """Return a feed's site link as a canonical absolute http(s) URL, or None (javascript:, data:, too long)."""
+    if not raw or not raw.strip() or len(raw) > URL * 2:
+        return None
+    url = canonical_url(raw.strip(), base if is_http_url(base) else None)
+    return url if is_http_url(url) and fits_url(url) else None
 
 
 def feed_context(parsed: ParsedFeed, context: FeedContext) -> FeedContext:
@@ -26,7 +42,7 @@ def feed_context(parsed: ParsedFeed, context: FeedContext) -> FeedContext:
         context,
         language=context.language or parsed.language,
         base=context.base or parsed.base,
-        site_url=context.site_url or parsed.site_url,
+        site_url=context.site_url or site_link(parsed.site_url, context.feed_url),
     )
 
 
@@ -106,6 +122,21 @@ class ChangedEntries:
     digests: list[str | None] = field(default_factory=list)
     #: (digest, stored entry id) of the items skipped because their digest was known.
     known: list[tuple[str, str]] = field(default_factory=list)
+    #: New or changed items left for a later check because of the per-check cap (the oldest ones).
+    deferred: int = 0
+
+
+def newest_first(items: list[ParsedEntry], timezone: str) -> list[int]:
+    """Return the positions of ``items``, newest date first; undated items after, in document order."""
+    dated: list[tuple[float, int]] = []
+    undated: list[int] = []
+    for position, item in enumerate(items):
+        when = parse_date(item.published_raw or item.updated_raw, timezone)
+        if when is None:
+            undated.append(position)
+        else:
+            dated.append((-when.timestamp(), position))
+    return [position for _, position in sorted(dated)] + undated
 
 
 def normalize_changed(
@@ -115,6 +146,7 @@ def normalize_changed(
     *,
     future_tolerance_seconds: float = 600.0,
     with_digests: bool = True,
+    max_new: int | None = None,
 ) -> ChangedEntries:
     """Return the clean Entries of a parsed feed, skipping items whose digest is in ``known``.
 
@@ -122,11 +154,14 @@ def normalize_changed(
     per feed). A poll of a changed feed re-normalizes only its new and edited items; the rest are
     reported in ``known`` with their stored id. Without ``known`` this is ``normalize_feed`` plus
     the digests; ``with_digests=False`` (and no ``known``) skips computing them.
+    ``max_new``: normalize at most this many new or changed items, the newest; the others are
+    counted in ``deferred`` (their digests are not stored, so the next check finds them new again).
     """
     context = feed_context(parsed, context)
     shared = repeated_guids(parsed.entries)
     result = ChangedEntries()
     ids: set[str] = set()
+    pending: list[tuple[ParsedEntry, bool, str | None]] = []
     for item in parsed.entries:
         repeated = bool(item.guid and item.guid.strip() in shared)
         digest = None
@@ -138,13 +173,24 @@ def normalize_changed(
                     ids.add(stored_id)
                     result.known.append((digest, stored_id))
                 continue
+        pending.append((item, repeated, digest))
+    if max_new is not None and len(pending) > max_new:
+        # One check's work is bounded: the newest items now, the rest on later checks.
+        chosen = set(newest_first([item for item, _, _ in pending], context.timezone)[:max_new])
+        result.deferred = len(pending) - len(chosen)
+        pending = [p for position, p in enumerate(pending) if position in chosen]
+    for item, repeated, digest in pending:
         entry = _normalize_item(item, context, repeated, future_tolerance_seconds)
         # The same item twice in one document (same guid, link and title) is one entry: keep the first.
         if entry.id in ids:
             continue
         ids.add(entry.id)
         result.entries.append(entry)
-        result.digests.append(None if TIME_DEPENDENT_FLAGS.intersection(entry.flags) else digest)
+        # A capped check keeps the digest of every record it took, fetch-time dates included: the
+        # store keeps an undated entry's first-seen date anyway, and without the digest the same
+        # undated (or future-dated) items would be taken again on every check, the rest never.
+        reusable = result.deferred or not TIME_DEPENDENT_FLAGS.intersection(entry.flags)
+        result.digests.append(digest if reusable else None)
     return result
 
 

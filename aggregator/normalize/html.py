@@ -12,6 +12,7 @@ from lxml import etree
 
 from .boilerplate import boilerplate_elements, element_text
 from .text import clean_line, clean_paragraphs
+from .urls import canonical_url, image_key, is_http_url
 
 # Removed with everything inside before anything else looks at the tree: active content, forms,
 # and page furniture that only appears when a feed embeds a whole page.
@@ -305,7 +306,9 @@ def _flatten_code(root: etree._Element) -> None:
         holder.text = text
 
 
-def _prepare(root: etree._Element, base_url: str | None) -> list[ContentImage]:
+def _prepare(
+    root: etree._Element, base_url: str | None, lead_image: str | None = None, lead_from_body: bool = False
+) -> list[ContentImage]:
     found: list[tuple[etree._Element, ContentImage]] = []
     doomed: list[etree._Element] = []
     # Filtering by tag in lxml hands Python only the elements acted on, not every <span>.
@@ -331,6 +334,11 @@ def _prepare(root: etree._Element, base_url: str | None) -> list[ContentImage]:
     _flatten_code(root)
     for element in boilerplate_elements(root):
         _drop(element)
+    # lxml hands back the same proxy object for a node while we hold it, so identity works here.
+    kept = {id(img) for img in root.iter("img")}
+    found = [(element, image) for element, image in found if id(element) in kept]
+    if lead_image is not None or lead_from_body:
+        _drop_lead_copies(root, found, lead_image)
     # Removing a block can leave its wrapper empty (<p><iframe/></p>); drop shells with nothing to show.
     empty = [
         element
@@ -339,8 +347,6 @@ def _prepare(root: etree._Element, base_url: str | None) -> list[ContentImage]:
     ]
     for element in empty:
         _drop(element)
-    # lxml hands back the same proxy object for a node while we hold it, so identity works here.
-    kept = {id(img) for img in root.iter("img")}
     for element in root.iter(*_URL_TAGS):
         for name in _URL_ATTRIBUTES:
             value = element.get(name)
@@ -353,7 +359,43 @@ def _prepare(root: etree._Element, base_url: str | None) -> list[ContentImage]:
                     del element.attrib[name]
                 else:
                     element.set(name, joined)
-    return [image for element, image in found if id(element) in kept]
+    # The lead picture's copies left the markup but stay listed: the lead image and its caption come from them.
+    return [image for _element, image in found]
+
+
+def _drop_lead_copies(
+    root: etree._Element, found: list[tuple[etree._Element, ContentImage]], lead_image: str | None
+) -> None:
+    """Remove from the body every copy of the lead picture, which the article shows above the text.
+
+    The lead is ``lead_image`` (the feed's media:content, ...), else the body's first web image.
+    Copies are recognised by urls.image_key, so ?w=1024&utm_source=rss or a -1024x683 rendition of the
+    same file is the same picture; its <figure> goes with it (the caption is the lead image's).
+    """
+    if lead_image is None:
+        lead_image = next((image.url for _e, image in found if is_http_url(canonical_url(image.url))), None)
+        if lead_image is None:
+            return
+    key = image_key(lead_image)
+    copies = [element for element, image in found if image_key(image.url) == key]
+    for element in copies:
+        _drop(_picture_block(element, root, key))
+
+
+def _picture_block(img: etree._Element, root: etree._Element, key: str) -> etree._Element:
+    """Return the element that holds nothing but this picture: its <figure>, a wrapping link or paragraph, or itself."""
+    for figure in img.iterancestors("figure"):
+        if all(image_key(other.get("src") or "") == key for other in figure.iter("img")):
+            return figure
+        break
+    node = img
+    while (parent := node.getparent()) is not None and parent is not root:
+        if parent.tag not in ("a", "picture", "p", "div", "span") or len(parent) != 1:
+            break
+        if (parent.text or "").strip() or (node.tail or "").strip():
+            break
+        node = parent
+    return node
 
 
 def _drop(element: etree._Element) -> None:
@@ -436,12 +478,19 @@ def sanitize_markup(markup: str) -> str:
     return cleaner.clean(markup)
 
 
-def clean_content(markup: str, base_url: str | None = None) -> CleanContent:
-    """Return the sanitized HTML, text paragraphs and images of an HTML body, boilerplate removed."""
+def clean_content(
+    markup: str, base_url: str | None = None, *, lead_image: str | None = None, lead_from_body: bool = False
+) -> CleanContent:
+    """Return the sanitized HTML, text paragraphs and images of an HTML body, boilerplate removed.
+
+    An article page shows its lead image above the text; copies of that picture are left out of the
+    HTML: copies of ``lead_image``, or with ``lead_from_body`` of the body's first image. ``images``
+    still lists them.
+    """
     root = _parse(markup)
     if root is None:
         return CleanContent(html="", paragraphs=(), images=())
-    images = _prepare(root, base_url)
+    images = _prepare(root, base_url, lead_image, lead_from_body)
     return CleanContent(
         html=sanitize_markup(_serialize(root)).strip(),
         paragraphs=tuple(_paragraphs(root)),

@@ -8,14 +8,17 @@ import re
 # A complete tag, comment, doctype or processing instruction; or an unterminated tag name at
 # the very end (a title cut in the middle of "</script").
 _TAG = re.compile(r"<(?:[A-Za-z][^<>]*|/[A-Za-z][^<>]*|![^<>]*|\?[^<>]*)>|</?[A-Za-z][A-Za-z0-9:-]*\s*$")
-# Zero-width and formatting characters that hide between letters and break matching.
-_INVISIBLE = re.compile(
-    "[\u00ad\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060-\u2064\ufeff\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
+# Zero-width and formatting characters that hide between letters and break matching; and control
+# characters (C0 but tab and line breaks, DEL, C1), lone surrogates and noncharacters, which no XML
+# document may carry (lxml refuses them: /search.atom answered 500) and which a terminal obeys
+# (an ESC in a title could clear the operator's screen).
+_INVISIBLE_CHARACTERS = (
+    "\u00ad\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060-\u2064\ufeff"
+    "\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff"
 )
+_INVISIBLE = re.compile(f"[{_INVISIBLE_CHARACTERS}]")
 # Anything strip_markup would change; text without these characters is returned untouched (fast path).
-_NEEDS_STRIPPING = re.compile(
-    "[<&\u00ad\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060-\u2064\ufeff\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
-)
+_NEEDS_STRIPPING = re.compile(f"[<&{_INVISIBLE_CHARACTERS}]")
 _PARAGRAPH_BREAK = re.compile(r"\n[^\S\n]*\n\s*")
 _SPACE = re.compile(r"\s+")
 # Possessive quantifiers: the same matches (nothing after a word run can make it give characters
@@ -96,6 +99,46 @@ def strip_markup(value: str) -> str:
         if decoded == value:
             return value
         value = decoded
+
+
+# Markup in a feed's title: comments, declarations, and tags of HTML (also SVG and MathML roots)
+# elements or with attributes. Elements whose content is code are dropped with their content.
+_HTML_ELEMENTS = (
+    "a|abbr|address|applet|area|article|aside|audio|b|base|basefont|bdi|bdo|big|blink|blockquote|body|br"
+    "|button|canvas|caption|center|cite|code|col|colgroup|data|datalist|dd|del|details|dfn|dialog|dir|div|dl"
+    "|dt|em|embed|fieldset|figcaption|figure|font|footer|form|frame|frameset|h[1-6]|head|header|hgroup|hr"
+    "|html|i|iframe|img|image|input|ins|isindex|kbd|keygen|label|legend|li|link|listing|main|map|mark"
+    "|marquee|math|menu|meta|meter|nav|nobr|noembed|noframes|noscript|object|ol|optgroup|option|output|p"
+    "|param|picture|plaintext|pre|progress|q|rp|rt|ruby|s|samp|script|search|section|select|slot|small"
+    "|source|span|strike|strong|style|sub|summary|sup|svg|table|tbody|td|template|textarea|tfoot|th|thead"
+    "|time|title|tr|track|tt|u|ul|var|video|wbr|xmp"
+)
+_TITLE_MARKUP = re.compile(
+    rf"<!--.*?(?:-->|$)|<![^<>]*>|<\?[^<>]*>|</?(?:{_HTML_ELEMENTS})(?=[\s/>])[^<>]*(?:>|$)"
+    r"|</?[A-Za-z][\w:.-]*(?:\s+[^<>]*|\s*/)>",
+    re.IGNORECASE | re.DOTALL,
+)
+_TITLE_CODE = re.compile(
+    r"<(script|style|template|noscript|iframe|object|svg|math|xmp)\b[^>]*>.*?(?:</\1\s*>|$)",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def clean_title(value: str | None) -> str:
+    """Return a feed's title as one line of plain text: entities decoded, HTML markup and control characters gone.
+
+    Unlike ``clean_line``, angle brackets that are not HTML stay: "Good <News>" is a title, not a tag.
+    """
+    if not value:
+        return ""
+    # To a fixed point, as strip_markup: "&amp;lt;script&amp;gt;" hides a tag behind two escapes.
+    while True:
+        decoded = _INVISIBLE.sub("", html.unescape(value))
+        decoded = _TITLE_MARKUP.sub(" ", _TITLE_CODE.sub(" ", decoded))
+        if decoded == value:
+            break
+        value = decoded
+    return " ".join(value.split())
 
 
 def clean_text(value: str | None) -> str:

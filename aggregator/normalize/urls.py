@@ -62,7 +62,7 @@ _DEFAULT_PORTS = {"http": "80", "https": "443"}
 _PATH_SAFE = "/%:@!$&'()*+,;=-._~"
 _QUERY_SAFE = _PATH_SAFE + "?"
 # WHATWG URL parsing drops tabs and newlines anywhere and trims spaces; other control characters go too.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
 _PORT = re.compile(r":(\d*)$")
 _FEEDBURNER_HOSTS = frozenset({"feedproxy.google.com", "feeds.feedburner.com", "feeds2.feedburner.com"})
 
@@ -161,3 +161,36 @@ def article_url(link: str | None, original_link: str | None, base: str | None) -
         if is_http_url(url):
             return url
     return None
+
+
+# Query parameters that pick a rendition of one picture (size, crop, quality, format, cache buster,
+# CDN signature) rather than another picture: ?w=1024, ?width=700&quality=85&auto=format&s=<sig>.
+_RENDITION_PARAMS = frozenset(
+    {
+        "w", "h", "width", "height", "resize", "fit", "crop", "quality", "q", "auto", "format", "fm", "dpr",
+        "strip", "zoom", "ssl", "size", "sz", "s", "ixlib", "lossy", "im", "impolicy", "imwidth", "ver", "v",
+        "itok", "cache", "rect", "mode", "scale", "output-quality", "output-format",
+    }
+)  # fmt: skip
+# WordPress names its renditions photo-1024x683.jpg beside the original photo.jpg.
+_SIZE_SUFFIX = re.compile(r"-\d{2,5}x\d{2,5}(?=\.[A-Za-z0-9]{2,5}$)")
+
+
+def image_key(url: str) -> str:
+    """Return what identifies a picture across its renditions: host, path, and the query parameters that choose it.
+
+    Two URLs with the same key show the same picture: the scheme, size, crop, format and tracking
+    parameters and a WordPress size suffix do not count; a parameter such as ?id=7 does.
+    """
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return url
+    kept = sorted(
+        pair
+        for pair in parts.query.split("&")
+        if pair and not _is_tracking(pair) and unquote(pair.partition("=")[0]).strip().lower() not in _RENDITION_PARAMS
+    )
+    path = _SIZE_SUFFIX.sub("", unquote(parts.path))
+    host = parts.netloc.rpartition("@")[2].lower().removeprefix("www.")
+    return f"{host}{path}" + (f"?{'&'.join(kept)}" if kept else "")

@@ -11,17 +11,22 @@
 (function () {
   "use strict";
 
+  // The box fits any container down to 280 px: it never asks for more room than it is given
+  // (min-width:0, long words break, teasers wrap to two lines), so a partner's flex or grid sidebar
+  // keeps its width instead of being pushed off screen.
   var CSS =
-    ":host{all:initial;display:block;margin:1rem 0}" +
-    ".nd{font:14px/1.4 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:#1d1f23;" +
-    "border:1px solid #e3e6ea;border-radius:8px;padding:.75rem .9rem;background:#fff;max-width:36rem}" +
+    ":host{all:initial;display:block;margin:1rem 0;min-width:0;max-width:100%}" +
+    ".nd{font:14px/1.4 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:#1d1f23;box-sizing:border-box;" +
+    "border:1px solid #e3e6ea;border-radius:8px;padding:.75rem .9rem;background:#fff;max-width:36rem;min-width:0;" +
+    "overflow-wrap:anywhere}" +
     "h2{font-size:1rem;margin:0 0 .5rem}" +
     "ol{list-style:none;margin:0;padding:0}" +
     "li{padding:.45rem 0;border-top:1px solid #e3e6ea}li:first-child{border-top:0;padding-top:0}" +
     ".meta{color:#5a606b;font-size:.8rem;margin:0}" +
     // Only a real link is link-coloured: an item without one reads as the text around it.
     ".title{font-weight:600;margin:.1rem 0;display:block}a.title{color:#0b57d0}" +
-    ".teaser{margin:0;color:#3c4043;font-size:.85rem;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}" +
+    ".teaser{margin:0;color:#3c4043;font-size:.85rem;display:-webkit-box;-webkit-line-clamp:2;" +
+    "-webkit-box-orient:vertical;overflow:hidden}" +
     ".credit{font-size:.75rem;color:#5a606b;margin:.5rem 0 0}" +
     "a:focus-visible{outline:3px solid #f4b400;outline-offset:2px}";
 

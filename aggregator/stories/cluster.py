@@ -1,0 +1,344 @@
+"""Online story assignment: each arriving article joins the story it matches, or founds a new one.
+
+The algorithm, one article at a time (deterministic for a given arrival order):
+
+1. The article's title and lead become a unit tf-idf vector (`features`); the document
+   frequencies are learned as articles arrive and kept by the store.
+2. Candidate stories come from the store's inverted index of story centroid terms, limited to
+   stories still open at the article's time (last reported less than the quiet period before).
+3. Each candidate scores cosine(article, centroid) x a gentle time factor (1 inside the story's
+   span, falling linearly to `time_floor` at the end of the quiet period). The article joins the
+   best one scoring at least `threshold` and sharing `min_shared_terms` terms; otherwise it
+   abstains and founds a story of one, which is what "show nothing rather than junk" needs.
+4. A story's centroid is the sum of its members' vectors, cut to its heaviest terms: the words
+   the outlets share grow, each outlet's own wording fades, so coverage worded differently still
+   lands on the core names and numbers.
+5. When the article also matches a second story and the two centroids agree (cosine at least
+   `merge_threshold`), the stories were one all along: the smaller is merged into the larger and
+   its id recorded as an alias, so an id once shown keeps working.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+from .features import FeatureSettings, StoryArticle, term_weights, unit_vector
+from .state import StoryChanges, StoryState, StoryStore, TermIndex, in_window, overlap, story_id_for
+
+__all__ = ["Assignment", "StoryAssigner", "StoryMatch", "StorySettings"]
+
+
+@dataclass(frozen=True)
+class StorySettings:
+    """Knobs of story assignment; the defaults are what bench/stories_quality.py --calibrate chose."""
+
+    #: How articles are turned into vectors.
+    features: FeatureSettings = field(default_factory=FeatureSettings)
+    #: Smallest time-weighted cosine to the story's centroid that joins an article to it.
+    threshold: float = 0.2
+    #: Cosine between two stories' centroids above which an article matching both merges them.
+    merge_threshold: float = 0.3
+    #: Terms the article must share with the story's centroid (one common word is not a story).
+    min_shared_terms: int = 2
+    #: Hours after its last article when a story closes: later articles found a new story.
+    quiet_period_hours: float = 72.0
+    #: Weight of a match at the very end of the quiet period (1 inside the story's span).
+    time_floor: float = 0.3
+    #: Terms kept in a story's centroid.
+    centroid_terms: int = 60
+    #: The article's heaviest terms used to look candidate stories up.
+    query_terms: int = 12
+    #: Candidate stories scored per article.
+    candidates: int = 24
+    #: Outlets remembered per story.
+    max_outlets: int = 200
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """Where one article went."""
+
+    #: The article.
+    article_id: str
+    #: The story it belongs to now (aliases followed).
+    story_id: str
+    #: True when the article founded this story.
+    created: bool
+    #: Time-weighted cosine to the story it joined (1.0 for a founder).
+    similarity: float
+    #: Stories merged into ``story_id`` because this article bridged them.
+    merged: tuple[str, ...] = ()
+    #: True when the article had been assigned before (nothing changed).
+    repeated: bool = False
+
+
+@dataclass(frozen=True)
+class StoryMatch:
+    """The story an article we do not store belongs to (read-only lookup)."""
+
+    #: The story (its current state).
+    story: StoryState
+    #: Time-weighted cosine of the article to its centroid.
+    similarity: float
+
+
+class _Batch:
+    """A batch's pending changes layered over the store, so later articles see earlier ones."""
+
+    def __init__(self, store: StoryStore) -> None:
+        self.store = store
+        self.stories: dict[str, StoryState] = {}
+        self.index = TermIndex()
+        # Stories founded in this batch, and how many stored stories the batch changed.
+        self.created: set[str] = set()
+        self.changed_stored = 0
+        self.frequencies: dict[str, int] = {}
+        self.documents = 0
+        self.assignments: dict[str, str] = {}
+        self.aliases: dict[str, str] = {}
+
+    def story_of(self, article_id: str) -> str | None:
+        return self.assignments.get(article_id) or self.store.story_of(article_id)
+
+    def resolve(self, story_id: str) -> str:
+        for _ in range(1000):  # a chain of merges, never a cycle; the bound guards anyway
+            if story_id in self.aliases:
+                story_id = self.aliases[story_id]
+                continue
+            resolved = self.store.resolve(story_id)
+            if resolved == story_id:
+                break
+            story_id = resolved
+        return story_id
+
+    def story(self, story_id: str) -> StoryState | None:
+        return self.stories.get(story_id) or self.store.story(story_id)
+
+    def put(self, story: StoryState) -> None:
+        if story.id not in self.stories and story.id not in self.created:
+            self.changed_stored += 1
+        self.stories[story.id] = story
+        self.index.put(story)
+
+    def candidates(self, terms: Mapping[str, float], start: datetime, end: datetime, limit: int) -> list[StoryState]:
+        """Return the ``limit`` best candidates as if the batch were saved: the same, whatever the batch size."""
+        pending = self.stories
+        # The store ranks stale versions of the stories this batch changed; asking for that many more
+        # guarantees every unchanged story of the true best ``limit`` comes back. Changed and new
+        # stories are ranked in their current state by the batch's own index.
+        found = {
+            story.id: pending.get(story.id, story)
+            for story in self.store.stories_for_terms(terms, start, end, limit + self.changed_stored)
+        }
+        for story_id in self.index.ranked(terms, limit, lambda i: in_window(pending[i], start, end)):
+            found[story_id] = pending[story_id]
+        ranked = sorted(
+            (-overlap(terms, story.centroid), story.id)
+            for story in found.values()
+            if story.merged_into is None and in_window(story, start, end)
+        )
+        return [found[story_id] for _, story_id in ranked[:limit]]
+
+    def changes(self) -> StoryChanges:
+        return StoryChanges(
+            stories=tuple(self.stories.values()),
+            assignments=tuple(self.assignments.items()),
+            aliases=tuple(self.aliases.items()),
+            frequencies=dict(self.frequencies),
+            documents=self.documents,
+        )
+
+
+class StoryAssigner:
+    """Assigns articles to stories through a `StoryStore`; one instance per writer."""
+
+    def __init__(self, store: StoryStore, settings: StorySettings | None = None) -> None:
+        self.store = store
+        self.settings = settings or StorySettings()
+
+    # ------------------------------------------------------------------ public
+
+    def assign(self, article: StoryArticle) -> Assignment:
+        """Return where one article goes, saving the change."""
+        return self.assign_many([article])[0]
+
+    def assign_many(self, articles: Iterable[StoryArticle]) -> list[Assignment]:
+        """Return where each article goes, in order; the batch's changes are saved in one call."""
+        batch = _Batch(self.store)
+        results = [self._assign(batch, article) for article in articles]
+        changes = batch.changes()
+        if changes.assignments or changes.stories:
+            self.store.save(changes)
+        return results
+
+    def find(self, article: StoryArticle) -> StoryMatch | None:
+        """Return the story an article belongs to without assigning it (None when none is close enough)."""
+        batch = _Batch(self.store)
+        known = batch.story_of(article.id)
+        if known is not None:
+            story = batch.story(batch.resolve(known))
+            if story is not None:
+                return StoryMatch(story=story, similarity=1.0)
+        weights = term_weights(article.title, article.text, article.language, self.settings.features)
+        vector = self._vector(batch, weights, counted=False)
+        scored = self._scored(batch, article, vector)
+        if not scored:
+            return None
+        score, _, story = scored[0]
+        return StoryMatch(story=story, similarity=score)
+
+    def vector(self, article: StoryArticle) -> dict[str, float]:
+        """Return the article's unit tf-idf vector as the assigner weighs it now."""
+        weights = term_weights(article.title, article.text, article.language, self.settings.features)
+        return self._vector(_Batch(self.store), weights, counted=False)
+
+    # ------------------------------------------------------------------ internals
+
+    def _vector(self, batch: _Batch, weights: Mapping[str, float], *, counted: bool) -> dict[str, float]:
+        stored = self.store.document_frequencies(weights)
+        pending = batch.frequencies
+        # An article not yet counted is counted here as if it were, so a lookup and an
+        # assignment of the same text weigh it the same.
+        own = 0 if counted else 1
+        frequencies = {term: stored[term] + pending.get(term, 0) + own for term in weights}
+        documents = self.store.document_count() + batch.documents + own
+        return unit_vector(weights, frequencies.__getitem__, documents, self.settings.features)
+
+    def _scored(
+        self, batch: _Batch, article: StoryArticle, vector: Mapping[str, float]
+    ) -> list[tuple[float, float, StoryState]]:
+        """Return (time-weighted score, cosine, story) of every eligible candidate, best first."""
+        settings = self.settings
+        if not vector:
+            return []
+        query = dict(list(vector.items())[: settings.query_terms])
+        quiet = timedelta(hours=settings.quiet_period_hours)
+        when = article.published_at
+        candidates = batch.candidates(query, when - quiet, when + quiet, settings.candidates)
+        scored: list[tuple[float, float, StoryState]] = []
+        quiet_seconds = quiet.total_seconds()
+        for story in candidates:
+            centroid = story.centroid
+            # Intersect in C; fsum is exact, so the set's (hash-seeded) order cannot change the result.
+            shared = vector.keys() & centroid.keys()
+            if len(shared) < settings.min_shared_terms:
+                continue
+            dot = math.fsum(vector[term] * centroid[term] for term in shared)
+            if dot <= 0.0:
+                continue
+            cosine = dot / story.norm
+            if when > story.last_seen:
+                gap = (when - story.last_seen).total_seconds()
+            elif when < story.first_seen:
+                gap = (story.first_seen - when).total_seconds()
+            else:
+                gap = 0.0
+            if gap > quiet_seconds:
+                continue
+            factor = 1.0 - (1.0 - settings.time_floor) * (gap / quiet_seconds if quiet_seconds else 0.0)
+            score = cosine * factor
+            if score >= settings.threshold:
+                scored.append((score, cosine, story))
+        scored.sort(key=lambda item: (-item[0], item[2].first_seen, item[2].id))
+        return scored
+
+    def _assign(self, batch: _Batch, article: StoryArticle) -> Assignment:
+        known = batch.story_of(article.id)
+        if known is not None:
+            return Assignment(article.id, batch.resolve(known), created=False, similarity=0.0, repeated=True)
+        weights = term_weights(article.title, article.text, article.language, self.settings.features)
+        for term in weights:
+            batch.frequencies[term] = batch.frequencies.get(term, 0) + 1
+        batch.documents += 1
+        vector = self._vector(batch, weights, counted=True)
+        scored = self._scored(batch, article, vector)
+        if not scored:
+            story = StoryState(
+                id=story_id_for(article.id),
+                centroid=_top(vector, self.settings.centroid_terms),
+                first_seen=article.published_at,
+                last_seen=article.published_at,
+                members=1,
+                outlets=(article.outlet,) if article.outlet else (),
+            )
+            batch.created.add(story.id)
+            batch.put(story)
+            batch.assignments[article.id] = story.id
+            return Assignment(article.id, story.id, created=True, similarity=1.0)
+        score, _, best = scored[0]
+        joined = self._join(best, vector, article)
+        survivor, merged = self._merge(batch, joined, [story for _, _, story in scored[1:]])
+        batch.assignments[article.id] = best.id
+        return Assignment(article.id, survivor.id, created=False, similarity=score, merged=merged)
+
+    def _join(self, story: StoryState, vector: Mapping[str, float], article: StoryArticle) -> StoryState:
+        centroid = dict(story.centroid)
+        for term, weight in vector.items():
+            centroid[term] = centroid.get(term, 0.0) + weight
+        outlets = story.outlets
+        if article.outlet and article.outlet not in outlets and len(outlets) < self.settings.max_outlets:
+            outlets = (*outlets, article.outlet)
+        return replace(
+            story,
+            centroid=_top(centroid, self.settings.centroid_terms),
+            first_seen=min(story.first_seen, article.published_at),
+            last_seen=max(story.last_seen, article.published_at),
+            members=story.members + 1,
+            outlets=outlets,
+        )
+
+    def _merge(
+        self, batch: _Batch, joined: StoryState, others: Sequence[StoryState]
+    ) -> tuple[StoryState, tuple[str, ...]]:
+        """Return the surviving story after merging ``joined`` with the others it is one story with, and the merged ids."""
+        group = [joined]
+        for other in others:
+            if _cosine(joined.centroid, other.centroid) >= self.settings.merge_threshold:
+                group.append(other)
+        if len(group) == 1:
+            batch.put(joined)
+            return joined, ()
+        # The biggest (then oldest) keeps its id: the one readers most likely saw.
+        group.sort(key=lambda s: (-s.members, s.first_seen, s.id))
+        survivor = group[0]
+        centroid = dict(survivor.centroid)
+        outlets = list(survivor.outlets)
+        members = survivor.members
+        first_seen, last_seen = survivor.first_seen, survivor.last_seen
+        for other in group[1:]:
+            for term, weight in other.centroid.items():
+                centroid[term] = centroid.get(term, 0.0) + weight
+            outlets.extend(o for o in other.outlets if o not in outlets)
+            members += other.members
+            first_seen = min(first_seen, other.first_seen)
+            last_seen = max(last_seen, other.last_seen)
+            batch.put(replace(other, merged_into=survivor.id))
+            batch.aliases[other.id] = survivor.id
+        survivor = replace(
+            survivor,
+            centroid=_top(centroid, self.settings.centroid_terms),
+            outlets=tuple(outlets[: self.settings.max_outlets]),
+            members=members,
+            first_seen=first_seen,
+            last_seen=last_seen,
+        )
+        batch.put(survivor)
+        return survivor, tuple(sorted(other.id for other in group[1:]))
+
+
+def _top(weights: Mapping[str, float], size: int) -> dict[str, float]:
+    # Heaviest first, always: a centroid's order is part of its state (prefix norms use it).
+    ranked = sorted(weights.items(), key=lambda item: (-item[1], item[0]))
+    return dict(ranked[:size])
+
+
+def _norm(vector: Mapping[str, float]) -> float:
+    return math.sqrt(sum(w * w for w in vector.values())) or 1.0
+
+
+def _cosine(a: Mapping[str, float], b: Mapping[str, float]) -> float:
+    dot = math.fsum(a[term] * b[term] for term in a.keys() & b.keys())
+    return dot / (_norm(a) * _norm(b)) if dot > 0 else 0.0

@@ -1,0 +1,286 @@
+"""What story assignment remembers, and the interface of the store that keeps it.
+
+A story's state is small and serializable: its id, the heaviest terms of the sum of its
+members' vectors (the centroid), when it was first and last reported, how many articles and
+which outlets it has, and whether it was merged into another story. The store is the source of
+truth (every node must see the same stories), so the assigner reads and writes through the
+`StoryStore` protocol; `MemoryStoryStore` implements it in memory for tests and benchmarks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
+from typing import Any, Protocol
+
+__all__ = [
+    "MemoryStoryStore",
+    "StoryChanges",
+    "StoryState",
+    "StoryStore",
+    "TermIndex",
+    "in_window",
+    "overlap",
+    "story_id_for",
+]
+
+
+def story_id_for(article_id: str) -> str:
+    """Return the id of a story founded by an article: stable, URL-safe, the same on every node."""
+    # Derived from the founder rather than counted, so assigning the same articles in the same
+    # order from scratch (a rebuild, another node) gives the same ids.
+    return "s" + hashlib.blake2b(article_id.encode(), digest_size=8).hexdigest()
+
+
+@dataclass(frozen=True)
+class StoryState:
+    """One story as the assigner needs it between articles."""
+
+    #: Story id ("s" + 16 hex digits, derived from the founding article's id).
+    id: str
+    #: The heaviest terms of the sum of its members' unit vectors: term -> weight (never mutated).
+    centroid: Mapping[str, float]
+    #: Earliest publication time among its members (UTC).
+    first_seen: datetime
+    #: Latest publication time among its members (UTC); the quiet period runs from here.
+    last_seen: datetime
+    #: Number of articles assigned to it (including those of stories merged into it).
+    members: int
+    #: Distinct outlets that covered it, in the order they joined (capped).
+    outlets: tuple[str, ...] = ()
+    #: Id of the story it was merged into, or None while it stands on its own.
+    merged_into: str | None = None
+
+    @cached_property
+    def norm(self) -> float:
+        """Return the length of the centroid (computed once per state)."""
+        return math.sqrt(sum(w * w for w in self.centroid.values())) or 1.0
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the state as plain JSON-able values (what a store may persist as one document)."""
+        return {
+            "id": self.id,
+            "centroid": dict(self.centroid),
+            "first_seen": self.first_seen.isoformat(),
+            "last_seen": self.last_seen.isoformat(),
+            "members": self.members,
+            "outlets": list(self.outlets),
+            "merged_into": self.merged_into,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> StoryState:
+        """Return the state that `to_json` wrote."""
+        return cls(
+            id=str(data["id"]),
+            centroid={str(term): float(weight) for term, weight in data["centroid"].items()},
+            first_seen=datetime.fromisoformat(data["first_seen"]),
+            last_seen=datetime.fromisoformat(data["last_seen"]),
+            members=int(data["members"]),
+            outlets=tuple(str(outlet) for outlet in data["outlets"]),
+            merged_into=data.get("merged_into"),
+        )
+
+
+@dataclass(frozen=True)
+class StoryChanges:
+    """Everything a batch of assignments changed; a store writes it in one transaction."""
+
+    #: New or changed stories, each in its final state for the batch (merged ones have `merged_into`).
+    stories: tuple[StoryState, ...] = ()
+    #: (article id, story id) for each newly assigned article; the id is the story it joined then.
+    assignments: tuple[tuple[str, str], ...] = ()
+    #: (merged story id, surviving story id): the merged id keeps redirecting to the survivor.
+    aliases: tuple[tuple[str, str], ...] = ()
+    #: Term -> number of the batch's articles that contain it (add to the document frequencies).
+    frequencies: Mapping[str, int] = field(default_factory=dict)
+    #: Number of articles the batch added to the document count.
+    documents: int = 0
+
+
+class StoryStore(Protocol):
+    """What the assigner needs from the store; `MemoryStoryStore` is the reference implementation."""
+
+    def stories_for_terms(
+        self, terms: Mapping[str, float], start: datetime, end: datetime, limit: int
+    ) -> list[StoryState]:
+        """Return the ``limit`` best unmerged stories with a centroid term among ``terms`` whose span
+        reaches into [start, end] (last_seen >= start and first_seen <= end), ranked by `overlap`
+        (ties by id). Returning more is harmless: the assigner ranks again and keeps ``limit``."""
+        ...
+
+    def document_frequencies(self, terms: Iterable[str]) -> dict[str, int]:
+        """Return term -> number of assigned articles containing it (0 for unknown terms)."""
+        ...
+
+    def document_count(self) -> int:
+        """Return the number of articles whose terms were counted."""
+        ...
+
+    def story_of(self, article_id: str) -> str | None:
+        """Return the story id an article was assigned to (not following aliases), or None."""
+        ...
+
+    def resolve(self, story_id: str) -> str:
+        """Return the story id that ``story_id`` stands for now, following merge aliases."""
+        ...
+
+    def story(self, story_id: str) -> StoryState | None:
+        """Return a story's state by id (merged ones too), or None."""
+        ...
+
+    def save(self, changes: StoryChanges) -> None:
+        """Persist a batch's changes atomically."""
+        ...
+
+
+class TermIndex:
+    """An inverted index of story centroid terms: term -> {story id: centroid weight}."""
+
+    def __init__(self) -> None:
+        # Insertion-ordered dicts throughout, so nothing depends on the process's hash seed.
+        self.postings: dict[str, dict[str, float]] = {}
+        self.terms_of: dict[str, Mapping[str, float]] = {}
+
+    def put(self, story: StoryState) -> None:
+        """Index a story's current centroid (a merged story is taken out)."""
+        old = self.terms_of.get(story.id)
+        new: Mapping[str, float] = story.centroid if story.merged_into is None else {}
+        if old is not None:
+            for term in old:
+                if term not in new:
+                    posting = self.postings[term]
+                    del posting[story.id]
+                    if not posting:
+                        del self.postings[term]
+        for term, weight in new.items():
+            self.postings.setdefault(term, {})[story.id] = weight
+        if new:
+            self.terms_of[story.id] = new
+        else:
+            self.terms_of.pop(story.id, None)
+
+    def remove(self, story_id: str) -> None:
+        """Take a story out of the index."""
+        for term in self.terms_of.pop(story_id, {}):
+            posting = self.postings[term]
+            del posting[story_id]
+            if not posting:
+                del self.postings[term]
+
+    def ranked(self, terms: Mapping[str, float], limit: int, accept: Callable[[str], bool]) -> list[str]:
+        """Return up to ``limit`` accepted story ids sharing a term, best first by `overlap`, ties by id."""
+        scores: dict[str, float] = {}
+        get = scores.get
+        # Summed term by term in the query's order, exactly as `overlap` does, so both rank alike.
+        for term, weight in terms.items():
+            posting = self.postings.get(term)
+            if posting:
+                for story_id, other in posting.items():
+                    scores[story_id] = get(story_id, 0.0) + weight * other
+        best = heapq.nsmallest(limit, ((-score, i) for i, score in scores.items() if accept(i)))
+        return [story_id for _, story_id in best]
+
+
+def overlap(terms: Mapping[str, float], centroid: Mapping[str, float]) -> float:
+    """Return the partial dot product stores rank candidates by: query weight x centroid weight, summed."""
+    total = 0.0
+    for term, weight in terms.items():
+        other = centroid.get(term)
+        if other is not None:
+            total += weight * other
+    return total
+
+
+def in_window(story: StoryState, start: datetime, end: datetime) -> bool:
+    """Return True when a story's span reaches into [start, end]."""
+    return story.last_seen >= start and story.first_seen <= end
+
+
+class MemoryStoryStore:
+    """A `StoryStore` in memory: stories, an inverted index of centroid terms, aliases, frequencies."""
+
+    def __init__(self, *, retain_seconds: float = 4 * 86400) -> None:
+        #: Story id -> latest state (merged ones included, for aliases and inspection).
+        self.stories: dict[str, StoryState] = {}
+        #: Article id -> story id it was assigned to.
+        self.assignments: dict[str, str] = {}
+        #: Merged story id -> the story it was merged into.
+        self.aliases: dict[str, str] = {}
+        self._frequencies: dict[str, int] = {}
+        self._documents = 0
+        self._index = TermIndex()
+        # Stories quiet for longer than this before the newest one leave the term index; keep it above
+        # the quiet period plus how late an article may arrive after newer ones (4 days: 72 h + 1 day).
+        self._retain = retain_seconds
+        self._latest: datetime | None = None
+        self._saves = 0
+
+    def stories_for_terms(
+        self, terms: Mapping[str, float], start: datetime, end: datetime, limit: int
+    ) -> list[StoryState]:
+        """Return up to ``limit`` unmerged stories sharing a term and overlapping [start, end], best first."""
+        stories = self.stories
+        ranked = self._index.ranked(terms, limit, lambda story_id: in_window(stories[story_id], start, end))
+        return [stories[story_id] for story_id in ranked]
+
+    def document_frequencies(self, terms: Iterable[str]) -> dict[str, int]:
+        """Return term -> number of articles containing it."""
+        frequencies = self._frequencies
+        return {term: frequencies.get(term, 0) for term in terms}
+
+    def document_count(self) -> int:
+        """Return the number of articles counted."""
+        return self._documents
+
+    def story_of(self, article_id: str) -> str | None:
+        """Return the story an article was assigned to, or None."""
+        return self.assignments.get(article_id)
+
+    def resolve(self, story_id: str) -> str:
+        """Return the story id ``story_id`` redirects to now."""
+        seen = 0
+        while story_id in self.aliases and seen < 1000:  # a chain, never a cycle; the bound guards anyway
+            story_id = self.aliases[story_id]
+            seen += 1
+        return story_id
+
+    def story(self, story_id: str) -> StoryState | None:
+        """Return a story's state by id, or None."""
+        return self.stories.get(story_id)
+
+    def members(self) -> dict[str, str]:
+        """Return article id -> the story it belongs to now (aliases followed)."""
+        return {article_id: self.resolve(story_id) for article_id, story_id in self.assignments.items()}
+
+    def save(self, changes: StoryChanges) -> None:
+        """Apply a batch's changes."""
+        for story in changes.stories:
+            self.stories[story.id] = story
+            self._index.put(story)
+            if self._latest is None or story.last_seen > self._latest:
+                self._latest = story.last_seen
+        self.assignments.update(changes.assignments)
+        self.aliases.update(changes.aliases)
+        frequencies = self._frequencies
+        for term, count in changes.frequencies.items():
+            frequencies[term] = frequencies.get(term, 0) + count
+        self._documents += changes.documents
+        self._saves += 1
+        if self._saves % 500 == 0:
+            self._prune()
+
+    def _prune(self) -> None:
+        # Stories quiet for longer than the retention can no longer be joined (the assigner asks only
+        # for recent ones); dropping them from the term index keeps lookups short on long streams.
+        if self._latest is None:
+            return
+        horizon = self._latest.timestamp() - self._retain
+        stale = [i for i in self._index.terms_of if self.stories[i].last_seen.timestamp() < horizon]
+        for story_id in stale:
+            self._index.remove(story_id)

@@ -1,0 +1,133 @@
+"""Stories kept in the store (SQLite always, PostgreSQL when NEWSDESK_TEST_DATABASE_URL is set)."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from aggregator.models import Entry, Source
+from aggregator.store import Store, open_store
+from aggregator.store_stories import SqlStoryStore, StoriesMoved, assign_pending
+from aggregator.stories import StoryAssigner, StoryChanges, article_from_entry
+from tests.support.story_articles import EXPLOSION, OTHERS, OUTLETS, Article
+
+T0 = datetime(2026, 2, 10, 6, 0, tzinfo=UTC)
+
+
+def entry_of(article: Article) -> Entry:
+    title, site = OUTLETS[article.outlet]
+    text = "\n\n".join(article.paragraphs)
+    return Entry(
+        id=f"{article.outlet}-{article.slug}",
+        feed_key=f"https://{article.outlet}.example/feed",
+        identity=article.slug,
+        url=f"{site}{article.slug}",
+        title=article.title,
+        authors=(),
+        published_at=T0 + timedelta(hours=article.hours),
+        updated_at=None,
+        summary=text[:300],
+        content_html="",
+        text=text,
+        image=None,
+        tags=("world",),
+        language="en",
+        word_count=len(text.split()),
+        fingerprint=hash(article.slug) & 0xFFFFFFFF,
+        source=Source(feed_url=f"https://{article.outlet}.example/feed", title=title, site_url=site),
+    )
+
+
+def store_articles(store: Store, articles: tuple[Article, ...]) -> None:
+    for article in sorted(articles, key=lambda a: a.hours):
+        title, _site = OUTLETS[article.outlet]
+        feed = store.add_feed(f"https://{article.outlet}.example/feed", title=title)
+        store.save_entries(feed.id, [entry_of(article)])
+
+
+def assign(store: Store) -> SqlStoryStore:
+    stories = SqlStoryStore(store.engine)
+    assign_pending(store, stories, StoryAssigner(stories))
+    return stories
+
+
+def test_three_outlets_form_one_story_and_others_stay_apart(any_store: Store) -> None:
+    store_articles(any_store, EXPLOSION + OTHERS)
+    stories = assign(any_store)
+    ids = stories.stories_of([entry_of(a).id for a in EXPLOSION + OTHERS])
+    story = {ids[entry_of(a).id] for a in EXPLOSION}
+    assert len(story) == 1
+    (story_id,) = story
+    assert all(ids[entry_of(a).id] != story_id for a in OTHERS)
+    row = stories.story_row(story_id)
+    assert row is not None and row.outlet_count == 3 and row.members == 3
+    assert stories.member_ids(story_id) == [entry_of(a).id for a in EXPLOSION]
+    top, total = stories.top(min_outlets=2, limit=10)
+    assert [r.id for r in top] == [story_id] and total == 1
+    assert stories.top(min_outlets=2, limit=10, tags=["world"])[1] == 1
+    assert stories.top(min_outlets=2, limit=10, tags=["sport"])[1] == 0
+    assert stories.top(min_outlets=2, limit=10, sources=["Nordic Ledger"])[1] == 1
+    assert stories.top(min_outlets=2, limit=10, languages=["fr"])[1] == 0
+    assert stories.top(min_outlets=4, limit=10)[1] == 0
+
+
+def test_assignment_resumes_and_survives_a_new_process(any_store: Store) -> None:
+    first, *rest = sorted(EXPLOSION + OTHERS, key=lambda a: a.hours)
+    store_articles(any_store, (first,))
+    before = assign(any_store).stories_of([entry_of(first).id])
+    store_articles(any_store, tuple(rest))
+    again = open_store(any_store.url)  # another process: nothing in memory
+    try:
+        stories = assign(again)
+        after = stories.stories_of([entry_of(a).id for a in EXPLOSION + OTHERS])
+        assert after[entry_of(first).id] == before[entry_of(first).id]
+        assert len({after[entry_of(a).id] for a in EXPLOSION}) == 1
+        assert stories.cursor() == any_store.last_seq()
+        # Nothing new: a second run assigns nothing and changes nothing.
+        assert assign_pending(again, stories, StoryAssigner(stories)) == 0
+        assert stories.stories_of(list(after)) == after
+    finally:
+        again.close()
+
+
+def test_a_merge_is_an_alias_that_redirects(any_store: Store) -> None:
+    store_articles(any_store, EXPLOSION[:1] + OTHERS[:1])
+    stories = assign(any_store)
+    keep = stories.stories_of([entry_of(EXPLOSION[0]).id])[entry_of(EXPLOSION[0]).id]
+    gone = stories.stories_of([entry_of(OTHERS[0]).id])[entry_of(OTHERS[0]).id]
+    survivor, merged = stories.story(keep), stories.story(gone)
+    assert survivor is not None and merged is not None
+    seq = stories.cursor()
+    changes = StoryChanges(
+        stories=(
+            dataclasses.replace(survivor, members=2, outlets=(*survivor.outlets, "x.example")),
+            dataclasses.replace(merged, merged_into=keep),
+        ),
+        aliases=((gone, keep),),
+    )
+    stories.save_at(changes, seq, seq)
+    assert stories.resolve_stored(gone) == keep
+    assert stories.resolve_stored(keep) == keep
+    assert stories.resolve_stored("s-unknown") is None
+    assert set(stories.member_ids(keep)) == {entry_of(EXPLOSION[0]).id, entry_of(OTHERS[0]).id}
+    fresh = SqlStoryStore(any_store.engine)
+    fresh.refresh()
+    assert fresh.resolve(gone) == keep
+    # A writer that fell behind cannot save over what another one wrote.
+    with pytest.raises(StoriesMoved):
+        stories.save_at(StoryChanges(), seq - 1, seq)
+
+
+def test_find_places_an_article_we_do_not_store(any_store: Store) -> None:
+    store_articles(any_store, EXPLOSION + OTHERS)
+    stories = assign(any_store)
+    story_id = stories.stories_of([entry_of(EXPLOSION[0]).id])[entry_of(EXPLOSION[0]).id]
+    visitor = dataclasses.replace(article_from_entry(entry_of(EXPLOSION[1])), id="visitor", outlet="elsewhere.example")
+    match = SqlStoryStore(any_store.engine).find(StoryAssigner(stories), visitor)
+    assert match is not None and match.story.id == story_id
+    unrelated = dataclasses.replace(
+        visitor, title="Ski jumping world cup opens in Lahti", text="The ski jumping season opened in Lahti."
+    )
+    assert SqlStoryStore(any_store.engine).find(StoryAssigner(stories), unrelated) is None

@@ -1,0 +1,229 @@
+"""Stories on the web: the story page (/stories/<id>), its Atom feed, the story API and the front page's top stories.
+
+Stories live in the store (`aggregator.store_stories`); a merged story's id answers 301 to the
+story it lives on in, so a link once shared keeps working.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+from flask import Blueprint, Response, abort, current_app, jsonify, redirect, render_template, request, url_for
+from lxml.builder import ElementMaker
+
+from aggregator.errors import QueryError
+from aggregator.models import Entry
+from aggregator.store_stories import StoryRow
+from index.query import parse_date
+
+from .api import int_arg
+from .front import StoryCard, story_card, story_path
+from .related import safe_link, teaser
+from .serialize import entry_link, iso
+from .services import Services, services_of
+from .syndication import ATOM, _link, _tag_uri, _xml, public_root, xml_text
+
+stories = Blueprint("stories", __name__)
+
+#: Top stories on the front page.
+FRONT_STORIES = 6
+#: Most stories per API page.
+MAX_STORIES_PER_PAGE = 50
+#: Articles listed per story in the story list API.
+LIST_ARTICLES = 10
+
+
+@dataclass(frozen=True)
+class Story:
+    """A story as its page shows it."""
+
+    #: The story's row (counts, span).
+    row: StoryRow
+    #: Its stored articles, oldest first (the first reported first).
+    entries: tuple[Entry, ...]
+
+    @property
+    def outlets(self) -> int:
+        """Return how many distinct outlets the stored articles come from."""
+        return len({entry.source.title for entry in self.entries})
+
+    @property
+    def image(self) -> str | None:
+        """Return the best picture: the first report's, else the earliest one any outlet gave."""
+        for entry in self.entries:
+            link = safe_link(entry.image.url if entry.image else None)
+            if link:
+                return link
+        return None
+
+
+def load_story(services: Services, story_id: str) -> Story | None:
+    """Return a standing story with its stored articles, or None."""
+    row = services.stories.story_row(story_id)
+    if row is None:
+        return None
+    ids = services.stories.member_ids(story_id)
+    found = services.store.get_entries(ids)
+    return Story(row=row, entries=tuple(found[i] for i in ids if i in found))
+
+
+def _story_or_redirect(story_id: str, endpoint: str) -> Story | Response:
+    services = services_of(current_app)
+    current = services.stories.resolve_stored(story_id)
+    if current is None:
+        abort(404, description=f"no story with id {story_id!r}")
+    if current != story_id:
+        # A merged story: its id redirects for good to the story it is part of now.
+        return redirect(url_for(endpoint, story_id=current, **request.args), 301)  # type: ignore[return-value]
+    story = load_story(services, current)
+    if story is None or not story.entries:
+        abort(404, description=f"no story with id {story_id!r}")
+    return story
+
+
+def top_cards(services: Services, limit: int = FRONT_STORIES) -> list[StoryCard]:
+    """Return the front page's top-story cards: stories of enough outlets, by breadth and recency."""
+    options = services.config.stories
+    rows, _ = services.stories.top(
+        min_outlets=options.min_outlets, limit=limit, window=timedelta(seconds=float(options.quiet_period))
+    )
+    ids = {row.id: services.stories.member_ids(row.id) for row in rows}
+    found = services.store.get_entries([i for members in ids.values() for i in members])
+    cards = []
+    for row in rows:
+        entries = [found[i] for i in ids[row.id] if i in found]
+        if entries:
+            card = story_card(row.id, entries)
+            if card.outlet_count >= options.min_outlets:
+                cards.append(card)
+    return cards
+
+
+def article_json(entry: Entry, *, first: bool = False) -> dict[str, Any]:
+    """Return an article of a story as the story API lists it."""
+    return {
+        "id": entry.id,
+        "url": entry_link(entry),
+        "title": entry.title,
+        "source": entry.source.title,
+        "published_at": iso(entry.published_at),
+        "teaser": teaser(entry),
+        "first": first,
+    }
+
+
+def story_json(story: Story, *, articles: int | None = None) -> dict[str, Any]:
+    """Return the public JSON form of a story (``articles`` caps the list, newest outlets kept)."""
+    entries = story.entries
+    listed = entries if articles is None else entries[:articles]
+    return {
+        "id": story.row.id,
+        "url": f"{public_root()}/stories/{quote(story.row.id, safe='')}",
+        "title": entries[0].title if entries else "",
+        "outlet_count": story.outlets,
+        "article_count": len(entries),
+        "first_seen": iso(story.row.first_seen),
+        "last_seen": iso(story.row.last_seen),
+        "image": story.image,
+        "articles": [article_json(entry, first=i == 0) for i, entry in enumerate(listed)],
+    }
+
+
+def _since_arg() -> datetime | None:
+    raw = (request.args.get("since") or "").strip()
+    if not raw:
+        return None
+    value = parse_date(raw, end=False)
+    if value is None:
+        try:
+            value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError:
+            raise QueryError(f"since must be a date such as 2024-05-01 or a date-time, got {raw!r}") from None
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return value
+
+
+@stories.get("/stories/<story_id>")
+def story_page(story_id: str) -> Any:
+    found = _story_or_redirect(story_id, "stories.story_page")
+    if isinstance(found, Response):
+        return found
+    return render_template("pages/story.html", story=found, story_path=story_path)
+
+
+@stories.get("/stories/<story_id>.atom")
+def story_atom(story_id: str) -> Any:
+    found = _story_or_redirect(story_id, "stories.story_atom")
+    if isinstance(found, Response):
+        return found
+    root = public_root()
+    page = f"{root}/stories/{quote(found.row.id, safe='')}"
+    E = ElementMaker(namespace=ATOM, nsmap={None: ATOM})
+    feed = E.feed(
+        E.title(xml_text(f"Newsdesk story: {found.entries[0].title}")),
+        E.subtitle("Every outlet's coverage of one story, newest first"),
+        E.id(xml_text(page)),
+        E.updated(iso(max(entry.published_at for entry in found.entries))),
+        E.link(rel="self", type="application/atom+xml", href=xml_text(page + ".atom")),
+        E.link(rel="alternate", type="text/html", href=xml_text(page)),
+        E.generator("Newsdesk"),
+    )
+    for entry in sorted(found.entries, key=lambda e: (e.published_at, e.id), reverse=True):
+        item = E.entry(
+            E.title(xml_text(entry.title)),
+            E.id(_tag_uri(entry.id)),
+            E.link(rel="alternate", type="text/html", href=xml_text(_link(entry))),
+            E.published(iso(entry.published_at)),
+            E.updated(iso(entry.updated_at or entry.published_at)),
+            E.summary(xml_text(teaser(entry, 400))),
+            E.author(E.name(xml_text(entry.source.title))),
+        )
+        feed.append(item)
+    return _xml(feed, "application/atom+xml")
+
+
+@stories.get("/api/v1/stories")
+def stories_api() -> Any:
+    services = services_of(current_app)
+    options = services.config.stories
+
+    def values(name: str) -> list[str]:
+        return [v.strip() for v in request.args.getlist(name) if v.strip()]
+
+    page = int_arg("page", 1, low=1, high=10_000)
+    per_page = int_arg("per_page", 10, low=1, high=MAX_STORIES_PER_PAGE)
+    rows, total = services.stories.top(
+        min_outlets=options.min_outlets,
+        limit=per_page,
+        offset=(page - 1) * per_page,
+        since=_since_arg(),
+        window=timedelta(seconds=float(options.quiet_period)),
+        tags=values("tag"),
+        languages=values("lang"),
+        sources=values("source"),
+    )
+    items = [story for row in rows if (story := load_story(services, row.id)) is not None and story.entries]
+    return jsonify(
+        total=total,
+        page=page,
+        per_page=per_page,
+        pages=max(1, -(-total // per_page)),
+        stories=[story_json(story, articles=LIST_ARTICLES) for story in items],
+    )
+
+
+@stories.get("/api/v1/stories/<story_id>")
+def story_api(story_id: str) -> Any:
+    found = _story_or_redirect(story_id, "stories.story_api")
+    if isinstance(found, Response):
+        return found
+    return jsonify(story_json(found))
+
+
+def story_ids(services: Services, entry_ids: Sequence[str]) -> dict[str, str]:
+    """Return entry id -> story id for the entries that have one (for hits, entries and related items)."""
+    return services.stories.stories_of(list(entry_ids)) if entry_ids else {}
