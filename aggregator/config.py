@@ -154,6 +154,28 @@ class StoriesConfig:
 
 
 @dataclass(frozen=True)
+class NodeConfig:
+    """This process among several sharing one PostgreSQL store (`newsdesk poller`, `newsdesk serve --follow`)."""
+
+    #: This node's name in poll leases and logs ("": host name and process id).
+    name: str = ""
+    #: Where this node keeps its search index ("": data_dir/index); a web follower's own replica.
+    index_dir: str = ""
+    #: How long a poller's claim on a feed lasts unless renewed (a dead poller's feeds free up after it).
+    lease: Duration = Duration(120)
+    #: Feeds a poller claims at once.
+    claim_batch: int = 64
+    #: Parse worker processes of a poller (0: one per core; with several pollers on one machine, share the cores).
+    parse_workers: int = 0
+    #: How often a web follower looks for new changes in the store.
+    follow_interval: Duration = Duration(1.0)
+    #: Changes a web follower applies per index commit.
+    follow_batch: int = 2000
+    #: /readyz of a web follower fails while its replica is further behind the store than this.
+    max_replica_lag: Duration = Duration(60)
+
+
+@dataclass(frozen=True)
 class FeedConfig:
     """One [[feeds]] table."""
 
@@ -199,6 +221,8 @@ class Config:
     front: FrontConfig = field(default_factory=FrontConfig)
     #: Story options.
     stories: StoriesConfig = field(default_factory=StoriesConfig)
+    #: This node, when several share one PostgreSQL store.
+    node: NodeConfig = field(default_factory=NodeConfig)
     #: The feeds to poll.
     feeds: tuple[FeedConfig, ...] = ()
     #: The file this was read from ("" when built in code).
@@ -211,8 +235,8 @@ class Config:
 
     @property
     def index_dir(self) -> Path:
-        """Return the directory of the live Whoosh index."""
-        return self.data_dir / "index"
+        """Return the directory of the live Whoosh index (``node.index_dir`` when set)."""
+        return Path(self.node.index_dir) if self.node.index_dir else self.data_dir / "index"
 
 
 def parse_duration(value: Any, where: str) -> Duration:
@@ -384,6 +408,17 @@ def _validate(config: Config, label: str) -> None:
         problems.append(("server.rate_limit_per_minute", "must be 0 (no limit) or more"))
     if config.related.max_per_source < 1:
         problems.append(("related.max_per_source", "must be at least 1"))
+    node = config.node
+    if node.lease < 1:
+        problems.append(("node.lease", "must be at least 1 second"))
+    if node.claim_batch < 1:
+        problems.append(("node.claim_batch", "must be at least 1"))
+    if node.parse_workers < 0:
+        problems.append(("node.parse_workers", "must be 0 (one per core) or more"))
+    if node.follow_batch < 1:
+        problems.append(("node.follow_batch", "must be at least 1"))
+    if node.follow_interval <= 0:
+        problems.append(("node.follow_interval", "must be longer than 0"))
     section_keys: dict[str, int] = {}
     for i, tag in enumerate(config.front.sections or ()):
         key = " ".join(tag.casefold().split())
@@ -425,6 +460,9 @@ def config_from_dict(table: Mapping[str, Any], *, label: str = "config.toml", ba
         raise ConfigError(f"{label}: {exc}") from None
     if base_dir is not None and not config.data_dir.is_absolute():
         config = dataclasses.replace(config, data_dir=(base_dir / config.data_dir))
+    if base_dir is not None and config.node.index_dir and not Path(config.node.index_dir).is_absolute():
+        node = dataclasses.replace(config.node, index_dir=str(base_dir / config.node.index_dir))
+        config = dataclasses.replace(config, node=node)
     _validate(config, label)
     return config
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
+from typing import Protocol
 from urllib.parse import urlsplit
 
 
@@ -81,3 +82,22 @@ class HostLimiter:
         """Return how many requests to ``host`` are in flight now."""
         with self._cond:
             return self._in_flight.get(host, 0)
+
+
+class HostSlots(Protocol):
+    """What the poller needs of a per-host limiter: this process's (HostLimiter) or all pollers' (SharedHostLimiter)."""
+
+    #: Highest number of requests this process had in flight to each host.
+    peak: dict[str, int]
+
+    def try_acquire(self, host: str) -> float:
+        """Take a slot for ``host`` and return 0, or return seconds until one may free up."""
+        ...
+
+    def release(self, host: str) -> None:
+        """Give back a slot taken for ``host``."""
+        ...
+
+    def hold(self, host: str) -> AbstractContextManager[None]:
+        """Block until a slot for ``host`` is free and hold it for the block."""
+        ...

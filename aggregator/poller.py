@@ -25,7 +25,7 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
@@ -34,9 +34,10 @@ from typing import Any
 from .config import Config
 from .errors import FetchError, NewsdeskError
 from .fetch import make_client
-from .hosts import HostLimiter, host_of
+from .hosts import HostLimiter, HostSlots, host_of
 from .models import Feed, FetchResult, UpdateResult
 from .observe import PollObserver, check_outcome
+from .policy import PollingPolicy
 from .store import Store
 from .update import (
     Document,
@@ -54,6 +55,12 @@ from .update import (
 from .workers import WorkerLimitError, WorkerLimits, WorkerPool, WorkerTaskError
 
 log = logging.getLogger("newsdesk.poll")
+
+#: Writes one finished check: (store, feed, fetched, document, checked_at, policy, rng, started) -> result.
+Recorder = Callable[
+    [Store, Feed, FetchResult | FetchError, Document | None, datetime, PollingPolicy, random.Random, float],
+    UpdateResult,
+]
 
 #: Batches at least this large parse in worker processes (below it, a pool's start-up is not worth it).
 PROCESS_POOL_MIN_FEEDS = 24
@@ -103,14 +110,19 @@ class Poller:
         rng: random.Random | None = None,
         observer: PollObserver | None = None,
         stop: threading.Event | None = None,
+        hosts: HostSlots | None = None,
+        record: Recorder | None = None,
     ) -> None:
         self.store = store
         self.config = config
         p = config.polling
         self.policy = policy_from_config(config)
         self.client = make_client(limits_from_config(config), max_connections=p.concurrency)
-        #: Per-host slots; its ``peak`` shows the most requests ever in flight to each host.
-        self.hosts = HostLimiter(p.per_host_concurrency, p.per_host_delay)
+        #: Per-host slots (this process's own unless given, e.g. shared by all pollers); its ``peak`` shows
+        #: the most requests ever in flight to each host.
+        self.hosts: HostSlots = hosts or HostLimiter(p.per_host_concurrency, p.per_host_delay)
+        #: Writes a finished check to the store (``safe_record``; under a poll lease for `newsdesk poller`).
+        self.record: Recorder = record or safe_record
         self.rng = rng or random.Random()
         # None: decide per batch (one worker process when parse limits are set, one per core for big
         # batches on machines with more than one core). 0 parses inline, without the limits.
@@ -405,7 +417,7 @@ class _Run:
     ) -> None:
         poller = self.poller
         try:
-            self.results[index] = safe_record(
+            self.results[index] = poller.record(
                 poller.store, self.feeds[index], fetched, document, checked_at, poller.policy, poller.rng, started
             )
         except Exception as exc:

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import SQLAlchemyError
 
+from . import schema_pg
 from . import tables_stories as _tables_stories  # noqa: F401  (registers the story tables for create_all)
 from .errors import StorageError
 from .models import Feed, FeedUpdate
@@ -25,6 +26,7 @@ from .store_errors import database_errors, describe
 from .tables import (
     SCHEMA_VERSION,
     _now,
+    add_column,
     changes_table,
     content_hash,
     create_engine_for,
@@ -34,6 +36,7 @@ from .tables import (
     host_title,
     meta_table,
     metadata,
+    missing_columns,
 )
 
 __all__ = ["SCHEMA_VERSION", "Store", "content_hash", "create_engine_for", "host_title", "open_store"]
@@ -59,7 +62,9 @@ class Store(EntryStore):
         """Create or upgrade the schema to SCHEMA_VERSION; refuse a newer database."""
         try:
             with self.engine.begin() as conn:
+                # Several processes (or nodes sharing one PostgreSQL store) may start at once.
                 _lock_for_migration(conn)
+                postgres = conn.dialect.name == "postgresql"
                 metadata.create_all(conn)
                 row = conn.execute(sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")).first()
                 if row is None:
@@ -70,12 +75,17 @@ class Store(EntryStore):
                         f"({SCHEMA_VERSION}); upgrade Newsdesk"
                     )
                 elif int(row[0]) < SCHEMA_VERSION:
-                    # Every step so far only added tables, which create_all has just made.
+                    # Every step so far only added tables (which create_all has just made) and nullable columns.
+                    for table, column in missing_columns(conn):
+                        add_column(conn, table, column)
                     conn.execute(
                         sa.update(meta_table)
                         .where(meta_table.c.key == "schema_version")
                         .values(value=str(SCHEMA_VERSION))
                     )
+                if postgres and (row is None or int(row[0]) < 3):
+                    # Once, when the tables are made or upgraded: ALTER TABLE locks the change log.
+                    schema_pg.prepare(conn, backfill=row is not None)
         except SQLAlchemyError as exc:
             raise StorageError(f"cannot prepare the database {self.url!r}: {describe(exc)}") from exc
 

@@ -76,7 +76,7 @@ class EntryStore:
                 old = existing.get(entry.id)
                 if old is None:
                     inserts.append(self._entry_values(entry, feed_id, digest, seen_at, seen_at))
-                    change_rows.append({"entry_id": entry.id, "op": "upsert", "at": seen_at})
+                    change_rows.append(_upsert_change(entry.id, seen_at, entry.fingerprint, entry.published_at))
                     new += 1
                 elif old.content_hash != digest:
                     values = self._entry_values(entry, feed_id, digest, old.first_seen_at, seen_at)
@@ -85,7 +85,7 @@ class EntryStore:
                         values["published_at"] = old.published_at
                     del values["id"]
                     conn.execute(sa.update(entries_table).where(entries_table.c.id == entry.id).values(**values))
-                    change_rows.append({"entry_id": entry.id, "op": "upsert", "at": seen_at})
+                    change_rows.append(_upsert_change(entry.id, seen_at, entry.fingerprint, values["published_at"]))
                     updated += 1
             if inserts:
                 conn.execute(sa.insert(entries_table), inserts)
@@ -252,3 +252,8 @@ class EntryStore:
         with self.engine.connect() as conn:
             count, oldest = conn.execute(query).one()
         return int(count), oldest
+
+
+def _upsert_change(entry_id: str, at: datetime, fingerprint: int, published_at: datetime) -> dict[str, Any]:
+    """Return a change-log row for an inserted or updated entry, with what near-duplicate grouping needs."""
+    return {"entry_id": entry_id, "op": "upsert", "at": at, "fingerprint": fingerprint, "published_at": published_at}

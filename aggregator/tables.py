@@ -16,8 +16,14 @@ from .errors import StorageError
 from .models import Entry
 
 #: Bump when the schema changes; `migrate()` knows how to get from each older version.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # 1 -> 2: the entry_digests table (created by create_all; nothing else changes).
+# 2 -> 3: scale-out (several pollers and web followers on one PostgreSQL): poll leases on feeds, the
+#         hosts table, and on changes the writing transaction (txid), the commit-ish time (logged_at)
+#         and the inputs of near-duplicate grouping (fingerprint, published_at). Added columns are
+#         created by ``missing_columns`` in Store.migrate; see aggregator/schema_pg.py.
+# The story tables (aggregator/tables_stories.py, registered on ``metadata`` by aggregator/store.py) are
+# part of the schema too; they only add tables, which create_all makes on any version, so they need no bump.
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
@@ -79,6 +85,11 @@ feeds_table = sa.Table(
     sa.Column("min_interval_seconds", sa.Integer),
     sa.Column("body_hash", sa.String(64)),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    # Poll leases (PostgreSQL pollers only; see aggregator/leases.py): who holds the feed, under which
+    # claim, until when. A lease past lease_until is free again: the lease is the visibility timeout.
+    sa.Column("lease_owner", sa.Text),
+    sa.Column("lease_token", sa.String(36)),
+    sa.Column("lease_until", UTCDateTime),
 )
 
 entries_table = sa.Table(
@@ -117,6 +128,15 @@ changes_table = sa.Table(
     sa.Column("entry_id", sa.String(64), nullable=False),
     sa.Column("op", sa.String(8), nullable=False),
     sa.Column("at", UTCDateTime, nullable=False),
+    # On PostgreSQL, the writing transaction's id (xid8 as a number) and its start time, set by column
+    # defaults (aggregator/schema_pg.py): followers read in (txid, seq) order below the oldest running
+    # transaction, because sequence values do not follow commit order. NULL on SQLite (one writer).
+    sa.Column("txid", sa.BigInteger),
+    sa.Column("logged_at", UTCDateTime),
+    # What near-duplicate grouping needs of an upsert, as it was at that change: replicas fold the log
+    # in one order with these, so every node derives the same groups (NULL for deletes).
+    sa.Column("fingerprint", sa.BigInteger),
+    sa.Column("published_at", UTCDateTime),
     sa.Index("ix_changes_entry", "entry_id"),
 )
 
@@ -130,6 +150,35 @@ entry_digests_table = sa.Table(
     sa.Column("digest", sa.String(32), primary_key=True),
     sa.Column("entry_id", sa.String(64), nullable=False),
 )
+
+
+# Per-host politeness shared by every poller (PostgreSQL only; see aggregator/sharedhosts.py): the
+# earliest time (epoch seconds, on the database's clock) the next request to the host may start.
+hosts_table = sa.Table(
+    "hosts",
+    metadata,
+    sa.Column("host", sa.Text, primary_key=True),
+    sa.Column("next_allowed_at", sa.Float, nullable=False, default=0.0),
+)
+
+
+def missing_columns(conn: sa.Connection) -> list[tuple[str, sa.Column[Any]]]:
+    """Return (table name, column) for every column our tables declare that the database lacks."""
+    inspector = sa.inspect(conn)
+    missing: list[tuple[str, sa.Column[Any]]] = []
+    for table in metadata.sorted_tables:
+        if not inspector.has_table(table.name):
+            continue  # create_all makes it whole
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        missing.extend((table.name, column) for column in table.columns if column.name not in present)
+    return missing
+
+
+def add_column(conn: sa.Connection, table: str, column: sa.Column[Any]) -> None:
+    """Add a nullable column to an existing table (the only kind of change our migrations make)."""
+    kind = column.type.compile(dialect=conn.dialect)
+    preparer = conn.dialect.identifier_preparer
+    conn.execute(sa.text(f"ALTER TABLE {preparer.quote(table)} ADD COLUMN {preparer.quote(column.name)} {kind}"))
 
 
 def _now() -> datetime:

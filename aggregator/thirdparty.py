@@ -114,6 +114,12 @@ PRIVATE_NAMES: tuple[PrivateName, ...] = (
     ),
     PrivateName(
         "whoosh-reloaded",
+        "whoosh.index:FileIndex._segments",
+        "index/follower.py",
+        "the segment count that decides when a web follower's replica merges; tests/test_follower.py",
+    ),
+    PrivateName(
+        "whoosh-reloaded",
         "whoosh.searching:Searcher()._ix",
         "index/related.py",
         "the index folder that names a cache generation (read with getattr and a default); tests/test_related.py",

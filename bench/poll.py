@@ -60,6 +60,8 @@ def serve(args: argparse.Namespace) -> None:
     counts: Counter[str] = Counter()
     in_flight: Counter[str] = Counter()
     peak: Counter[str] = Counter()
+    # Requests per feed, for bench/scale.py: several pollers must never fetch one feed twice in a pass.
+    per_feed: Counter[int] = Counter()
 
     versions: dict[tuple[int, int], tuple[bytes, bytes]] = {}
 
@@ -75,6 +77,7 @@ def serve(args: argparse.Namespace) -> None:
     def reset() -> None:
         counts.clear()
         peak.clear()
+        per_feed.clear()
 
     async def respond(writer: asyncio.StreamWriter, status: str, headers: dict[str, str], body: bytes) -> None:
         head = "".join(f"{k}: {v}\r\n" for k, v in {**headers, "Content-Length": str(len(body))}.items())
@@ -93,7 +96,13 @@ def serve(args: argparse.Namespace) -> None:
                 }
                 if target.startswith("/_"):
                     # The counters as they were, then the action: a pass's figures end where the next begins.
-                    stats = {**counts, "round": state["round"], "peak_per_host": max(peak.values(), default=0)}
+                    stats = {
+                        **counts,
+                        "round": state["round"],
+                        "peak_per_host": max(peak.values(), default=0),
+                        "feeds_fetched": len(per_feed),
+                        "repeat_fetches": sum(n - 1 for n in per_feed.values()),
+                    }
                     if target == "/_round":
                         state["round"] += 1
                         reset()
@@ -104,6 +113,7 @@ def serve(args: argparse.Namespace) -> None:
                     continue
                 index = int(target.rsplit("/", 1)[1])
                 counts["requests"] += 1
+                per_feed[index] += 1
                 in_flight[host] += 1
                 peak[host] = max(peak[host], in_flight[host])
                 try:

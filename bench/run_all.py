@@ -14,6 +14,7 @@ BENCHES = [
     "language_fields.py",
     "load.py",
     "stories_quality.py",
+    "scale.py",
 ]
 
 

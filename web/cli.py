@@ -1,8 +1,8 @@
 """The `newsdesk` command: a thin click layer over the same functions the web uses.
 
 This module assembles the command (the console script's entry point, ``main``): the group and what
-every command shares live in cli_group.py, the commands here and in cli_feeds.py and cli_search.py,
-which register on the group when imported; none of them imports this module.
+every command shares live in cli_group.py, the commands here and in cli_feeds.py, cli_search.py and
+cli_roles.py, which register on the group when imported; none of them imports this module.
 
 Each command imports the libraries it uses when it runs (Flask, SQLAlchemy, Whoosh, numpy, httpx
 take seconds to import on a busy machine): `newsdesk --help` and a mistyped option answer at once.
@@ -10,21 +10,28 @@ take seconds to import on a busy machine): `newsdesk --help` and a mistyped opti
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import threading
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
-from aggregator.config import Config
 from aggregator.errors import IndexBusyError, SearchIndexError
 
-from . import cli_feeds, cli_search  # noqa: F401  (importing them registers their commands on main)
-from .cli_group import CliState, assign_stories, catch_up_index, fail, main
-from .lifecycle import Shutdown, exit_now, exit_soon, serve_until_stopped
+from . import cli_feeds, cli_roles, cli_search  # noqa: F401  (importing them registers their commands on main)
+from .cli_group import (
+    CliState,
+    assign_stories,
+    bind_server,
+    catch_up_index,
+    fail,
+    listen_options,
+    main,
+    serve_forever,
+)
+from .lifecycle import Shutdown, exit_now, exit_soon
 
 if TYPE_CHECKING:
     from .services import Services
@@ -89,72 +96,6 @@ def inspect(state: CliState, source: str, as_json: bool) -> None:
             )
 
 
-def listen_options(command: Any) -> Any:
-    """Add --host and --port (overriding server.host and server.port) to a command that serves the web."""
-
-    def remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-        if value is not None:
-            ctx.ensure_object(CliState).listen[str(param.name)] = value
-        return value
-
-    command = click.option(
-        "--port", type=click.IntRange(1, 65535), expose_value=False, callback=remember, help="Override server.port."
-    )(command)
-    return click.option(
-        "--host", metavar="ADDRESS", expose_value=False, callback=remember, help="Override server.host."
-    )(command)
-
-
-def bind_server(config: Config, services: Services) -> Any:
-    """Return a waitress server listening on the configured address, or exit with one line saying why it cannot.
-
-    `serve` and `run` bind before they start anything else (scheduler, polling, index catch-up), so a
-    port in use stops them at once, with nothing half-started to shut down.
-    """
-    from waitress.server import create_server
-
-    from .app import create_app
-
-    host, port = config.server.host, config.server.port
-    try:
-        return create_server(
-            create_app(config, services),
-            host=host,
-            port=port,
-            threads=config.server.threads,
-            ident="newsdesk",
-            # Keep X-Forwarded-For/Forwarded for /metrics, which refuses any request a proxy says came from
-            # outside server.metrics_allow (waitress drops them by default; nothing else reads or trusts them).
-            clear_untrusted_proxy_headers=False,
-        )
-    except (OSError, ValueError) as error:
-        # waitress turns a host name it cannot resolve (socket.gaierror) into "ValueError: Invalid host/port".
-        exc = error if isinstance(error, OSError) else error.__context__
-        if not isinstance(exc, OSError):
-            exc = OSError(0, str(error))
-        where = config.source_path or "config.toml"
-        known = {
-            errno.EADDRINUSE: ("address already in use", f"set server.port in {where} or pass --port"),
-            errno.EACCES: ("permission denied", f"choose a port above 1023 in {where} or with --port"),
-            errno.EADDRNOTAVAIL: ("no such address on this machine", f"set server.host in {where} or pass --host"),
-        }
-        reason, advice = known.get(
-            exc.errno or 0,
-            ((exc.strerror or str(exc)).lower(), f"check server.host and server.port in {where}, or --host/--port"),
-        )
-        fail(f"cannot listen on {host}:{port}: {reason} ({advice})")
-
-
-def serve_forever(server: Any, config: Config, shutdown: Shutdown) -> None:
-    """Say where the server listens and serve requests until a stop is requested (requests in flight are answered)."""
-    address = f"Newsdesk on http://{server.effective_host}:{server.effective_port}/"
-    if config.log_format == "json":
-        logging.getLogger("newsdesk").info(address)  # stderr stays one JSON object per line
-    else:
-        click.echo(address, err=True)
-    serve_until_stopped(server, shutdown)
-
-
 def log_features(services: Services) -> None:
     """Log each optional feature this installation lacks, with how many feeds ask for it (one line each)."""
     from aggregator.features import check_features
@@ -163,13 +104,20 @@ def log_features(services: Services) -> None:
 
 
 @main.command()
+@click.option("--follow", is_flag=True, help="Keep this node's own index replica, following the PostgreSQL store.")
+@click.option("--index-dir", default=None, help="With --follow: where the replica lives (default: node.index_dir).")
 @listen_options
 @click.pass_obj
-def serve(state: CliState) -> None:
+def serve(state: CliState, follow: bool, index_dir: str | None) -> None:
     """Serve the web front end only (production WSGI server; reads the index, never writes it).
 
     SIGTERM or SIGINT stops it: requests in flight are answered, then it exits 0.
     """
+    if follow or index_dir:
+        if not follow:
+            fail("--index-dir goes with --follow (without it, set node.index_dir in the config)")
+        cli_roles.serve_following(state, index_dir)
+        return
     shutdown = Shutdown()
     shutdown.install()
     services = state.services

@@ -1,12 +1,14 @@
 """The `newsdesk` click group and what every command shares: the per-invocation state and the one-line failure.
 
-The subcommand modules (cli.py, cli_feeds.py, cli_search.py) register their commands on ``main``
-here; cli.py imports them all and is the console script's entry point.
+The subcommand modules (cli.py, cli_feeds.py, cli_search.py, cli_roles.py) register their commands on
+``main`` here; cli.py imports them all and is the console script's entry point. Binding and serving the
+web (``bind_server``, ``serve_forever``) live here too: `serve`, `run` and `serve --follow` share them.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import logging
 import sys
 import threading
@@ -17,6 +19,8 @@ import click
 
 from aggregator.config import Config, load_config, resolve_config_path
 from aggregator.errors import IndexBusyError, NewsdeskError
+
+from .lifecycle import Shutdown, serve_until_stopped
 
 if TYPE_CHECKING:
     from .services import Services
@@ -121,3 +125,69 @@ def catch_up_index(services: Services, stop: threading.Event | None = None) -> N
         logging.getLogger("newsdesk.index").info(
             "index caught up to seq=%d (+%d -%d)", stats.seq, stats.upserts, stats.deletes
         )
+
+
+def listen_options(command: Any) -> Any:
+    """Add --host and --port (overriding server.host and server.port) to a command that serves the web."""
+
+    def remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        if value is not None:
+            ctx.ensure_object(CliState).listen[str(param.name)] = value
+        return value
+
+    command = click.option(
+        "--port", type=click.IntRange(1, 65535), expose_value=False, callback=remember, help="Override server.port."
+    )(command)
+    return click.option(
+        "--host", metavar="ADDRESS", expose_value=False, callback=remember, help="Override server.host."
+    )(command)
+
+
+def bind_server(config: Config, services: Services) -> Any:
+    """Return a waitress server listening on the configured address, or exit with one line saying why it cannot.
+
+    `serve` and `run` bind before they start anything else (scheduler, polling, index catch-up), so a
+    port in use stops them at once, with nothing half-started to shut down.
+    """
+    from waitress.server import create_server
+
+    from .app import create_app
+
+    host, port = config.server.host, config.server.port
+    try:
+        return create_server(
+            create_app(config, services),
+            host=host,
+            port=port,
+            threads=config.server.threads,
+            ident="newsdesk",
+            # Keep X-Forwarded-For/Forwarded for /metrics, which refuses any request a proxy says came from
+            # outside server.metrics_allow (waitress drops them by default; nothing else reads or trusts them).
+            clear_untrusted_proxy_headers=False,
+        )
+    except (OSError, ValueError) as error:
+        # waitress turns a host name it cannot resolve (socket.gaierror) into "ValueError: Invalid host/port".
+        exc = error if isinstance(error, OSError) else error.__context__
+        if not isinstance(exc, OSError):
+            exc = OSError(0, str(error))
+        where = config.source_path or "config.toml"
+        known = {
+            errno.EADDRINUSE: ("address already in use", f"set server.port in {where} or pass --port"),
+            errno.EACCES: ("permission denied", f"choose a port above 1023 in {where} or with --port"),
+            errno.EADDRNOTAVAIL: ("no such address on this machine", f"set server.host in {where} or pass --host"),
+        }
+        reason, advice = known.get(
+            exc.errno or 0,
+            ((exc.strerror or str(exc)).lower(), f"check server.host and server.port in {where}, or --host/--port"),
+        )
+        fail(f"cannot listen on {host}:{port}: {reason} ({advice})")
+
+
+def serve_forever(server: Any, config: Config, shutdown: Shutdown) -> None:
+    """Say where the server listens and serve requests until a stop is requested (requests in flight are answered)."""
+    address = f"Newsdesk on http://{server.effective_host}:{server.effective_port}/"
+    if config.log_format == "json":
+        logging.getLogger("newsdesk").info(address)  # stderr stays one JSON object per line
+    else:
+        click.echo(address, err=True)
+    serve_until_stopped(server, shutdown)

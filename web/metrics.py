@@ -11,7 +11,7 @@ import ipaddress
 import logging
 import re
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -50,7 +50,9 @@ FETCH_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 class Metrics:
     """The metrics of one Newsdesk process, in a registry of their own (never the global default)."""
 
-    def __init__(self, store: Store, index_dir: Path) -> None:
+    def __init__(
+        self, store: Store, index_dir: Path, replica_status: Callable[[datetime], dict[str, Any] | None] | None = None
+    ) -> None:
         # A registry per Services: tests and several apps in one process never see each other's samples.
         self.registry = CollectorRegistry()
         r = self.registry
@@ -81,7 +83,7 @@ class Metrics:
             self.polls.labels(outcome)
         for kind in ("new", "updated"):
             self.entries_ingested.labels(kind)
-        r.register(StoreCollector(store, index_dir))
+        r.register(StoreCollector(store, index_dir, replica_status))
         ProcessCollector(registry=r)
         PlatformCollector(registry=r)
         GCCollector(registry=r)
@@ -139,9 +141,13 @@ class _PollMetrics(PollObserver):
 class StoreCollector:
     """Gauges read at scrape time: index lag, feeds by state, stored entries, last check, store reachability."""
 
-    def __init__(self, store: Store, index_dir: Path) -> None:
+    def __init__(
+        self, store: Store, index_dir: Path, replica_status: Callable[[datetime], dict[str, Any] | None] | None = None
+    ) -> None:
         self.store = store
         self.index_dir = index_dir
+        #: A web follower's replica status (index.follower.Follower.status; None: no replica), read per scrape.
+        self.replica_status = replica_status
 
     def describe(self) -> Iterable[Metric]:
         """Return the families this collector yields, without reading the store."""
@@ -165,10 +171,15 @@ class StoreCollector:
         up, lag_changes, lag_seconds, states, entries, last_check = self._families()
         try:
             now = datetime.now(UTC)
-            seq = Indexer(self.index_dir, store).indexed_seq()
-            pending, oldest = store.pending_changes(seq)
+            replica = self.replica_status(now) if self.replica_status is not None else None
+            if replica is not None:  # a web node's own replica: its lag behind the change log
+                pending, lag = replica["lag_changes"], replica["lag_seconds"]
+            else:
+                seq = Indexer(self.index_dir, store).indexed_seq()
+                pending, oldest = store.pending_changes(seq)
+                lag = max(0.0, (now - oldest).total_seconds()) if oldest else 0.0
             lag_changes.add_metric([], pending)
-            lag_seconds.add_metric([], max(0.0, (now - oldest).total_seconds()) if oldest else 0.0)
+            lag_seconds.add_metric([], lag)
             counts = dict.fromkeys(FEED_STATES, 0)
             for (enabled, reason, checked, failing), count in store.feed_state_counts().items():
                 state = feed_state(enabled=enabled, disabled_reason=reason, checked=checked, failing=failing)

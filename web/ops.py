@@ -62,6 +62,7 @@ def readiness(services: Services, now: datetime) -> dict[str, Any]:
         ("store", _check_store),
         ("index", _check_index),
         ("scheduler", _check_scheduler),
+        ("replica", _check_replica),
         ("polling", _check_polling),
         ("features", _check_features),
     ):
@@ -91,6 +92,10 @@ def _check_store(services: Services, now: datetime) -> dict[str, Any]:
 
 def _check_index(services: Services, now: datetime) -> dict[str, Any]:
     root = services.config.index_dir
+    if services.follower is not None:  # a web follower: its position and lag are the replica check's
+        if IndexLocation(root).current_dir() is None or services.reader.searcher() is None:
+            return {"ok": False, "error": f"the replica in {root} is being built from the store's change log"}
+        return {"ok": True}
     if not root.is_dir():
         return {"ok": False, "error": f"the index directory {root} is missing; `newsdesk reindex` rebuilds it"}
     if IndexLocation(root).current_dir() is None or services.reader.searcher() is None:
@@ -119,6 +124,24 @@ def _check_scheduler(services: Services, now: datetime) -> dict[str, Any] | None
     if behind > grace:
         result["error"] = f"the poll job is {behind:.0f} s behind its schedule"
     return result
+
+
+def _check_replica(services: Services, now: datetime) -> dict[str, Any] | None:
+    follower = services.follower
+    if follower is None:
+        return None  # no replica of its own: `run` indexes, plain `serve` reads what `run` wrote
+    status: dict[str, Any] = follower.status(now)
+    limit = float(services.config.node.max_replica_lag)
+    status["max_lag_seconds"] = limit
+    status["ok"] = not status["replaying"] and status["lag_seconds"] <= limit
+    if status["replaying"]:
+        status["error"] = f"the replica is replaying the change log ({status['lag_changes']} changes to go)"
+    elif not status["ok"]:
+        status["error"] = (
+            f"the replica is {status['lag_seconds']:.0f} s behind the store ({status['lag_changes']} changes; "
+            f"node.max_replica_lag is {limit:g} s)"
+        )
+    return status
 
 
 def _check_polling(services: Services, now: datetime) -> dict[str, Any]:

@@ -34,6 +34,8 @@ class Services:
     reader: IndexReader
     #: The polling scheduler this process runs (`newsdesk run`), for /readyz; None when it runs none.
     scheduler: Any = None
+    #: The index replica this web node keeps (`newsdesk serve --follow`, an index.follower.Follower), for /readyz.
+    follower: Any = None
     #: When this process started watching (readiness counts a feed's lateness from here at the earliest).
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
@@ -46,7 +48,11 @@ class Services:
         """Return this process's Prometheus metrics (built on first use, in a registry of their own)."""
         from .metrics import Metrics
 
-        return Metrics(self.store, self.config.index_dir)
+        return Metrics(self.store, self.config.index_dir, self.replica_status)
+
+    def replica_status(self, now: datetime) -> dict[str, Any] | None:
+        """Return the status of this web node's own replica (its lag behind the store), or None without one."""
+        return self.follower.status(now) if self.follower is not None else None
 
     @functools.cached_property
     def stories(self) -> SqlStoryStore:

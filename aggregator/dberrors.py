@@ -1,0 +1,14 @@
+"""One-line descriptions of database errors, for log lines and messages an operator reads."""
+
+from __future__ import annotations
+
+
+def describe(exc: BaseException) -> str:
+    """Return the driver's own message of a (SQLAlchemy-wrapped) database error, on one line.
+
+    SQLAlchemy's text adds the statement, its parameters and a link on further lines; the operator
+    needs what the server said ("terminating connection due to administrator command").
+    """
+    cause = getattr(exc, "orig", None) or exc
+    lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
+    return f"{type(cause).__name__}: {lines[0]}" if lines else type(cause).__name__
