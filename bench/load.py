@@ -3,9 +3,9 @@
 What runs, each in its own process (the load client never shares a GIL with the server):
 
 - `newsdesk serve`, the real console script (waitress, `server.threads` threads), on 127.0.0.1;
-- `newsdesk run` on the same data dir, polling --feeds local feeds every 60 s and indexing what they
-  publish (each feed publishes a new article every --publish-every seconds), so the index changes
-  under the load exactly as it does in production (`run` writes, `serve` reads);
+- `newsdesk run` (default tick) on the same data dir, polling --feeds local feeds every 60 s and
+  indexing what they publish (each feed publishes a new article every --publish-every seconds), so
+  the index changes under the load exactly as it does in production (`run` writes, `serve` reads);
 - a local feed server for those feeds;
 - a "hello" WSGI app (one constant 6-byte answer) under waitress with the same settings: the
   ceiling of this stack on this machine, measured in the same run;
@@ -723,7 +723,7 @@ def main() -> int:
             wait_for(feed_urls[0], processes["feeds"], 30, "the feed server")
             write_config(workdir / "writer.toml", data_dir, free_port(), args.threads, feed_urls)
             processes["writer"] = subprocess.Popen(
-                [NEWSDESK, "--config", str(workdir / "writer.toml"), "run", "--tick", "5"],
+                [NEWSDESK, "--config", str(workdir / "writer.toml"), "run"],
                 stdout=logs["writer"],
                 stderr=subprocess.STDOUT,
                 env=env,
