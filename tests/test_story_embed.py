@@ -90,8 +90,3 @@ def test_an_alias_resolves_and_an_unknown_story_is_404(newsroom: tuple[Services,
     frame = client.get("/embed/related?story=s-nope")
     assert frame.status_code == 404 and "No other coverage" in frame.get_data(as_text=True)
     assert 'data-status="404"' in frame.get_data(as_text=True)
-
-
-def test_the_script_embed_passes_data_story() -> None:
-    script = (Path(__file__).resolve().parents[1] / "web" / "static" / "embed.js").read_text()
-    assert 'params.set("story", data.story' in script
