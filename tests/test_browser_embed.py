@@ -242,3 +242,27 @@ def test_items_without_a_link_read_as_plain_text(browser: Any, live_newsroom: tu
             assert title["tag"] == "span", (where, title)
             assert title["color"] == title["text"] and title["decoration"] == "none", (where, title)
             assert title["color"] != linked[0]["color"] and title["cursor"] != "pointer", (where, title)
+
+
+def test_the_script_embed_lists_a_story_named_by_data_story(
+    browser: Any, live_newsroom: tuple[Flask, LiveServer]
+) -> None:
+    app, live = live_newsroom
+    services = services_of(app)
+    services.assign_stories()
+    members = [entry_of(services.store, outlet) for outlet in STORY_OUTLETS]
+    (story_id,) = set(services.stories.stories_of([e.id for e in members]).values())
+    # The page itself is about something else: data-story alone decides what the box lists.
+    page_html = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Sourdough at home</title>
+<link rel="canonical" href="https://recipes.example/sourdough"></head><body><h1>Sourdough</h1>
+<script async src="{live.base}/embed.js" data-newsdesk-related data-story="{story_id}" data-limit="10"></script>
+</body></html>""".encode()
+    with FeedServer() as third_party:
+        third_party.route("/post.html", Reply(200, page_html, {"Content-Type": "text/html"}))
+        context, page, _dialogs = open_page(browser, third_party.url("/post.html"))
+        try:
+            page.locator(".newsdesk-related li").first.wait_for(timeout=10_000)
+            titles = page.locator(".newsdesk-related a.title").all_inner_texts()
+            assert sorted(titles) == sorted(e.title for e in members)
+        finally:
+            context.close()

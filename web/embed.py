@@ -17,8 +17,10 @@ from .related import (
     limit_arg,
     public_url_for,
     related_items,
+    requested_story,
     resolve_article,
     seconds_until_allowed,
+    story_items,
 )
 
 embed = Blueprint("embed", __name__)
@@ -64,8 +66,12 @@ def related_frame() -> Any:
         status, reason = 429, f"rate limit reached; retry in {retry_after} s"
     else:
         try:
-            article, entry = resolve_article()
-            items = related_items(article, entry, limit_arg())
+            story_id = requested_story()
+            if story_id is not None:
+                items = story_items(story_id, limit_arg())
+            else:
+                article, entry = resolve_article()
+                items = related_items(article, entry, limit_arg())
         except QueryError as exc:
             status, reason = 400, str(exc)
         except NotFound as exc:

@@ -95,6 +95,11 @@ RELATED_PARAMETERS = [
     _query("text", "Its description or text."),
     _query("date", "Its publication time (ISO 8601; default now)."),
     _query("limit", "How many items (default 5, at most 20).", {"type": "integer", "minimum": 1}),
+    _query(
+        "story",
+        "A story id (a merged story's old id resolves to the story it is part of now): lists the story's "
+        "articles, one per outlet, newest first, wire copies once. Takes precedence over the other parameters.",
+    ),
 ]
 
 
@@ -125,7 +130,7 @@ def more_paths() -> dict[str, Any]:
                     ),
                     "304": {"description": "Not modified (If-None-Match matched the ETag)."},
                     "400": json_response("A parameter is missing or invalid.", ERROR),
-                    "404": json_response("No such entry, or an unknown url without title.", ERROR),
+                    "404": json_response("No such entry or story, or an unknown url without title.", ERROR),
                     "429": json_response("Rate limited; see Retry-After.", ERROR),
                 },
             },

@@ -99,7 +99,7 @@ def page_paths() -> dict[str, Any]:
                     for status, description in (
                         ("200", "The related items, or a quiet empty box"),
                         ("400", "A parameter is missing or invalid"),
-                        ("404", "No such entry, or an unknown url without title"),
+                        ("404", "No such entry or story, or an unknown url without title"),
                         ("429", "Rate limited; see Retry-After"),
                     )
                 },

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -9,9 +10,11 @@ from flask import Blueprint, abort, current_app, render_template, request, url_f
 
 from aggregator.errors import QueryError
 from index.facets import DATE_BUCKETS
-from index.search import SORTS
+from index.search import SORTS, SearchHit
 
 from .api import SearchRequest, run_search, search_request
+from .front import story_path
+from .search_groups import StoryHit, group_by_story
 from .services import services_of
 
 pages = Blueprint("pages", __name__)
@@ -83,9 +86,23 @@ def search_page() -> Any:
             language_labels=LANGUAGE_LABELS,
             feed_args={k: v for k, v in args.to_dict(flat=False).items() if k != "page"},
             back_args=search_args(args),
+            groups=story_groups(results.hits) if results is not None else [],
+            story_path=story_path,
         ),
         400 if error else 200,
     )
+
+
+def story_groups(hits: Sequence[SearchHit]) -> list[StoryHit]:
+    """Return a results page's hits grouped by story (see `group_by_story`)."""
+    services = services_of(current_app)
+    story_ids = services.stories.stories_of([hit.entry.id for hit in hits]) if hits else {}
+    outlets = {
+        story_id: row.outlet_count
+        for story_id in set(story_ids.values())
+        if (row := services.stories.story_row(story_id)) is not None
+    }
+    return group_by_story(hits, story_ids, outlets, services.config.stories.min_outlets)
 
 
 def front_page() -> Any:

@@ -280,6 +280,9 @@ def related_json() -> Any:
     limited = rate_limited(current_app)
     if limited is not None:
         return limited
+    story_id = requested_story()
+    if story_id is not None:
+        return cacheable(jsonify(items=story_items(story_id, limit_arg())))
     article, entry = resolve_article()
     return cacheable(jsonify(items=related_items(article, entry, limit_arg())))
 
@@ -395,6 +398,23 @@ def story_members(story_id: str, article: ArticleQuery, entry: Entry | None, lim
         if len(chosen) >= limit:
             break
     return chosen
+
+
+def requested_story() -> str | None:
+    """Return the standing story a story= argument names (an alias resolves to its survivor), None without one; 404 when unknown."""
+    raw = request.args.get("story", "").strip()
+    if not raw:
+        return None
+    story_id = services_of(current_app).stories.resolve_stored(raw[:64])
+    if story_id is None:
+        abort(404, description=f"no story with id {raw[:64]!r}")
+    return story_id
+
+
+def story_items(story_id: str, limit: int) -> list[dict[str, Any]]:
+    """Return a story's articles as related JSON items: one per outlet, newest first, wire copies once."""
+    members = story_members(story_id, ArticleQuery(title=""), None, limit)
+    return [{**item_json(RelatedItem(entry=m, score=1.0, similarity=1.0)), "story_id": story_id} for m in members]
 
 
 def related_items(article: ArticleQuery, entry: Entry | None, limit: int) -> list[dict[str, Any]]:

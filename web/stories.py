@@ -18,6 +18,7 @@ from lxml.builder import ElementMaker
 from aggregator.errors import QueryError
 from aggregator.models import Entry
 from aggregator.store_stories import StoryRow
+from aggregator.stories import StoryState
 from index.query import parse_date
 
 from .api import int_arg
@@ -35,6 +36,12 @@ FRONT_STORIES = 6
 MAX_STORIES_PER_PAGE = 50
 #: Articles listed per story in the story list API.
 LIST_ARTICLES = 10
+#: Most related stories listed under a story's timeline.
+RELATED_STORIES = 4
+#: Candidate stories (sharing the heaviest terms) examined to find them.
+RELATED_CANDIDATES = 30
+#: Smallest cosine of two stories' centroids for them to count as related.
+RELATED_STORY_SIMILARITY = 0.2
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,67 @@ class Story:
             if link:
                 return link
         return None
+
+
+@dataclass(frozen=True)
+class RelatedStory:
+    """A closely related other story as the story page links it (or a lone article, not shown as a story)."""
+
+    #: Its headline: the story's first report, or the lone article's title.
+    title: str
+    #: Where it links: the story's page, or the article's page.
+    href: str
+    #: Outlets covering it (1 for a lone article).
+    outlet_count: int
+    #: The story's id; None for a lone article.
+    story_id: str | None
+
+
+def centroid_cosine(a: StoryState, b: StoryState) -> float:
+    """Return the cosine of two stories' centroids (1 for the same terms in the same proportions)."""
+    small, large = (a.centroid, b.centroid) if len(a.centroid) <= len(b.centroid) else (b.centroid, a.centroid)
+    return sum(weight * large.get(term, 0.0) for term, weight in small.items()) / (a.norm * b.norm)
+
+
+def related_stories(services: Services, story: Story, limit: int = RELATED_STORIES) -> list[RelatedStory]:
+    """Return up to ``limit`` other stories close to this one: centroids alike, within the related window."""
+    known = services.stories
+    known.refresh()
+    window = timedelta(seconds=float(services.config.related.window))
+    with known.lock:
+        state = known.story(story.row.id)
+        if state is None or not state.centroid:
+            return []
+        candidates = known.stories_for_terms(
+            state.centroid, state.first_seen - window, state.last_seen + window, RELATED_CANDIDATES
+        )
+    # The story's own centroid finds the stories sharing its heaviest terms; only those alike as a
+    # whole count (a same-company or same-city story shares a name or two, not the event's words).
+    scored = sorted(
+        (
+            (score, other.id)
+            for other in candidates
+            if other.id != state.id
+            and other.merged_into is None
+            and (score := centroid_cosine(state, other)) >= RELATED_STORY_SIMILARITY
+        ),
+        reverse=True,
+    )[:limit]
+    chosen: list[RelatedStory] = []
+    min_outlets = services.config.stories.min_outlets
+    for _, other in scored:
+        row = known.story_row(other)
+        first_ids = known.member_ids(other)[:1]
+        first = services.store.get_entries(first_ids)
+        if row is None or not first:
+            continue
+        lead = first[first_ids[0]]
+        if row.outlet_count >= min_outlets:
+            chosen.append(RelatedStory(lead.title, story_path(other), row.outlet_count, other))
+        else:
+            # One outlet's article is not shown as a story: link the article itself.
+            chosen.append(RelatedStory(lead.title, url_for("pages.entry_page", entry_id=lead.id), 1, None))
+    return chosen
 
 
 def load_story(services: Services, story_id: str) -> Story | None:
@@ -144,7 +212,8 @@ def story_page(story_id: str) -> Any:
     found = _story_or_redirect(story_id, "stories.story_page")
     if isinstance(found, Response):
         return found
-    return render_template("pages/story.html", story=found, story_path=story_path)
+    related = related_stories(services_of(current_app), found)
+    return render_template("pages/story.html", story=found, story_path=story_path, related=related)
 
 
 @stories.get("/stories/<story_id>.atom")

@@ -3,7 +3,7 @@
  *   <script async src="https://HOST/embed.js" data-newsdesk-related></script>
  *
  * Reads the page's canonical URL, og:title, description and article:published_time (or the
- * script's data-url, data-title, data-text, data-date, data-limit attributes), asks
+ * script's data-url, data-title, data-text, data-date, data-limit attributes, or data-story to name a story), asks
  * HOST/api/v1/related, and renders a small box in a shadow root right after the script tag
  * (or inside the element named by data-target). Every string from the server is inserted as
  * text, never as HTML, and only http(s) links are made clickable.
@@ -113,14 +113,16 @@
     var origin = new URL(src).origin;
     var data = script.dataset;
     var params = new URLSearchParams();
-    var url = data.url || meta('link[rel="canonical"]') || meta('meta[property="og:url"]') || location.href;
+    // data-story names a story outright: its outlets are listed whatever page the box sits on.
+    if (data.story) params.set("story", data.story.slice(0, 64));
+    var url = data.story ? "" : data.url || meta('link[rel="canonical"]') || meta('meta[property="og:url"]') || location.href;
     var pageUrl = httpUrl(url, document.baseURI);
     if (pageUrl) params.set("url", pageUrl);
-    var title = data.title || meta('meta[property="og:title"]') || document.title || "";
+    var title = data.story ? "" : data.title || meta('meta[property="og:title"]') || document.title || "";
     if (title) params.set("title", title.slice(0, 500));
-    var text = data.text || meta('meta[property="og:description"]') || meta('meta[name="description"]');
+    var text = data.story ? "" : data.text || meta('meta[property="og:description"]') || meta('meta[name="description"]');
     if (text) params.set("text", text.slice(0, 2000));
-    var date = data.date || meta('meta[property="article:published_time"]');
+    var date = data.story ? "" : data.date || meta('meta[property="article:published_time"]');
     if (date && !isNaN(new Date(date).getTime())) params.set("date", new Date(date).toISOString());
     if (data.limit) params.set("limit", data.limit);
 

@@ -1,0 +1,135 @@
+"""Related stories on the story page: other stories close to this one, linked below the timeline.
+
+A real poll of fixture feeds on 127.0.0.1: the Norvane explosion (three outlets), a follow-up story two
+days later once the first has gone quiet (two outlets), and same-topic news that is not either story.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+import pytest
+from flask import Flask
+
+from aggregator.config import config_from_dict
+from aggregator.update import sync_config_feeds, update_feeds
+from web.app import create_app, services_of
+from web.services import Services, build_services
+
+from .support.httpserver import FeedServer, Reply
+from .support.story_articles import EXPLOSION, OTHERS, OUTLETS, Article
+
+#: The follow-up story: published after the explosion's story has ended (the default quiet period is 72 h).
+FOLLOW_UP = (
+    Article(
+        "harbour",
+        "norvane-shut-month",
+        "Norvane to keep Talvik plant shut for a month after solvent hall explosion",
+        (
+            "Norvane will keep its Talvik chemical plant closed for at least a month while investigators "
+            "examine the solvent storage hall where last week's explosion injured 14 workers.",
+            "The company said staff would be paid during the shutdown and that the blast site remained sealed. "
+            "Talvik's mayor welcomed the decision and asked for a public report on the explosion.",
+        ),
+        100.0,
+        False,
+    ),
+    Article(
+        "ledger",
+        "norvane-ventilation",
+        "Safety board points to ventilation fault in Norvane Talvik blast",
+        (
+            "Investigators from the national safety board said a ventilation fault let solvent vapour build up "
+            "in the storage hall of Norvane's Talvik plant before the explosion that injured 14 workers.",
+            "Norvane said it would keep the Talvik plant shut until the board's findings were addressed, "
+            "and its shares slipped again in Oslo.",
+        ),
+        103.0,
+        False,
+    ),
+)
+
+
+def rss(outlet: str, articles: list[Article], first: datetime) -> bytes:
+    title, site = OUTLETS[outlet]
+    items = "".join(
+        f"<item><title>{escape(a.title)}</title><link>{site}{a.slug}</link><guid>{site}{a.slug}</guid>"
+        f"<pubDate>{format_datetime(first + timedelta(hours=a.hours))}</pubDate>"
+        f"<description>{escape(''.join(f'<p>{p}</p>' for p in a.paragraphs))}</description></item>"
+        for a in articles
+    )
+    return (
+        f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>{escape(title)}</title>'
+        f"<link>{site}</link><description>{escape(title)}</description>{items}</channel></rss>"
+    ).encode()
+
+
+@pytest.fixture
+def world(tmp_path: Path, feed_server: FeedServer) -> Iterator[tuple[Services, Flask]]:
+    first = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=110)
+    urls = []
+    for outlet in OUTLETS:
+        articles = [a for a in EXPLOSION + FOLLOW_UP + OTHERS if a.outlet == outlet]
+        body = rss(outlet, articles, first)
+        feed_server.route(f"/{outlet}.xml", Reply(200, body, {"Content-Type": "application/rss+xml"}))
+        urls.append(feed_server.url(f"/{outlet}.xml"))
+    config = config_from_dict(
+        {
+            "data_dir": str(tmp_path / "data"),
+            "polling": {"per_host_delay": 0, "per_host_concurrency": 8},
+            "feeds": [{"url": url} for url in urls],
+        },
+        label="test-config.toml",
+    )
+    services = build_services(config)
+    for result in update_feeds(services.store, sync_config_feeds(services.store, config), config):
+        assert result.error is None, result
+    services.indexer().catch_up()
+    services.assign_stories()
+    app = create_app(config)
+    yield services, app
+    services_of(app).close()
+    services.close()
+
+
+def story_of(services: Services, articles: tuple[Article, ...]) -> str:
+    titles = {a.title for a in articles}
+    ids = [e.id for e in services.store.iter_entries() if e.title in titles]
+    assert len(ids) == len(articles)
+    (story_id,) = set(services.stories.stories_of(ids).values())
+    return story_id
+
+
+def test_a_story_page_links_its_related_stories(world: tuple[Services, Flask]) -> None:
+    services, app = world
+    explosion, follow_up = story_of(services, EXPLOSION), story_of(services, FOLLOW_UP)
+    assert explosion != follow_up
+    client = app.test_client()
+    page = client.get(f"/stories/{explosion}").get_data(as_text=True)
+    related = page.split("Related stories", 1)[1]
+    assert f'href="/stories/{follow_up}"' in related and escape(FOLLOW_UP[0].title) in related
+    assert f"/stories/{explosion}" not in related
+    # Same-town and same-company news of the week is not a related story.
+    assert not any(escape(a.title) in related for a in OTHERS)
+    back = client.get(f"/stories/{follow_up}").get_data(as_text=True).split("Related stories", 1)[1]
+    assert f'href="/stories/{explosion}"' in back and escape(EXPLOSION[0].title) in back
+
+
+def test_a_related_story_of_too_few_outlets_links_its_article(world: tuple[Services, Flask]) -> None:
+    services, _ = world
+    config = services.config
+    strict = dataclasses.replace(config, stories=dataclasses.replace(config.stories, min_outlets=3))
+    app = create_app(strict)
+    try:
+        explosion, follow_up = story_of(services, EXPLOSION), story_of(services, FOLLOW_UP)
+        page = app.test_client().get(f"/stories/{explosion}").get_data(as_text=True)
+        related = page.split("Related stories", 1)[1]
+        lead = next(e for e in services.store.iter_entries() if e.title == FOLLOW_UP[0].title)
+        assert f'href="/entries/{lead.id}"' in related and f"/stories/{follow_up}" not in related
+    finally:
+        services_of(app).close()
