@@ -483,10 +483,10 @@ def wait_for(url: str, process: subprocess.Popen[Any], timeout: float, what: str
     raise SystemExit(f"{what} did not answer {url} within {timeout:.0f}s")
 
 
-def rss_mib(pid: int) -> float:
-    """Return a process's resident memory in MiB."""
+def rss_mib(pid: int, kind: str = "VmRSS") -> float:
+    """Return a process's resident memory in MiB (``kind`` "RssAnon": its own heap, not mapped files)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{kind}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -542,13 +542,16 @@ def measure(
     seed: int,
     probe: Probe | None,
     feed_urls: list[str],
+    writer_pid: int | None = None,
 ) -> dict[str, Any]:
     """Run one step against one server and return its summary (latencies by kind kept for the JSON)."""
+    writer_start = cpu_seconds(writer_pid) if writer_pid else 0.0
     live_before = probe.live_entries(feed_urls) if probe and feed_urls else 0
     seq_before = probe.sequences() if probe else (0, 0)
     rss_start, cpu_start = [rss_mib(p) for p in pids], sum(cpu_seconds(p) for p in pids)
     raw = run_client(ports, connections, duration, pool, seed)
     rss_end, cpu_end = [rss_mib(p) for p in pids], sum(cpu_seconds(p) for p in pids)
+    writer_cpu = (cpu_seconds(writer_pid) - writer_start) if writer_pid else 0.0
     seq_after = probe.sequences() if probe else (0, 0)
     everything = [v for values in raw["latencies"].values() for v in values]
     count = len(everything)
@@ -568,12 +571,16 @@ def measure(
         "rss_start_mib": sum(rss_start),
         "rss_end_mib": sum(rss_end),
         "rss_end_mib_by_process": rss_end,
+        # Resident pages of mapped index files are page cache that several processes share; the rest is each one's own.
+        "rss_anon_end_mib": sum(rss_mib(p, "RssAnon") for p in pids),
         "server_cpu_ms_per_request": (cpu_end - cpu_start) * 1000 / max(1, count),
         "client_cpu_ms_per_request": raw["client_cpu_seconds"] * 1000 / max(1, count),
         "by_kind": {
             kind: dict(zip(("n", "p50_ms", "p95_ms", "p99_ms"), (len(v), *percentiles(v)), strict=True))
             for kind, v in raw["latencies"].items()
         },
+        # The writer competes for the same cores: its share tells polling's cost from the server's own.
+        "writer_cpu_share": writer_cpu / raw["elapsed"],
         "live_entries_ingested": (probe.live_entries(feed_urls) - live_before) if probe and feed_urls else 0,
         "index_changes_applied": seq_after[1] - seq_before[1],
         "index_lag_changes_at_end": seq_after[0] - seq_after[1],
@@ -764,6 +771,7 @@ def main() -> int:
         pool_path, hello_pool = workdir / "pool.json", workdir / "hello.json"
         pool_path.write_text(json.dumps(probe.request_pool(feed_urls, args.seed)))
         hello_pool.write_text(json.dumps({"weights": {"hello": 1}, "paths": {"hello": ["/"]}}))
+        writer_pid = processes["writer"].pid if "writer" in processes else None
         serve_pids = [processes[f"serve{n}"].pid for n in range(servers)]
         hello_pids = [processes[f"hello{n}"].pid for n in range(servers)]
         rss_at_start = sum(rss_mib(pid) for pid in serve_pids)
@@ -778,13 +786,23 @@ def main() -> int:
                 ("hello", hello_ports, hello_pids, hello_pool),
             ):
                 step = measure(
-                    label, ports, pids, connections, args.duration, pool, args.seed + number, probe, feed_urls
+                    label,
+                    ports,
+                    pids,
+                    connections,
+                    args.duration,
+                    pool,
+                    args.seed + number,
+                    probe,
+                    feed_urls,
+                    writer_pid,
                 )
                 steps.append(step)
                 print(
                     f"{label:9} c={connections:<3} {step['rps']:8.1f} req/s  p50 {step['p50_ms']:6.1f}  "
                     f"p99 {step['p99_ms']:7.1f} ms  errors {step['errors']}  RSS {step['rss_start_mib']:.0f}→"
-                    f"{step['rss_end_mib']:.0f} MiB  ingested {step['live_entries_ingested']}  "
+                    f"{step['rss_end_mib']:.0f} MiB (anon {step['rss_anon_end_mib']:.0f})  ingested {step['live_entries_ingested']}  "
+                    f"writer CPU {step['writer_cpu_share']:.0%}  "
                     f"load {step['load_average']:.1f}",
                     flush=True,
                 )
@@ -793,7 +811,6 @@ def main() -> int:
                         raise SystemExit(f"{name} exited with status {process.returncode}; see {workdir}/{name}.log")
         serve_rss = [rss_at_start] + [s["rss_end_mib"] for s in steps if s["target"] == "newsdesk"]
         summary = print_report(steps, serve_rss)
-        writer_pid = processes["writer"].pid if "writer" in processes else None
         if writer_pid:
             summary["writer_rss_mib_at_end"] = rss_mib(writer_pid)
             print(f"writer (`newsdesk run`) RSS at the end: {summary['writer_rss_mib_at_end']:.0f} MiB")
