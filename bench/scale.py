@@ -167,6 +167,10 @@ class CpuSampler:
         """Return the CPU seconds of every process seen."""
         return sum(self.seen.values())
 
+    def roots_only(self) -> float:
+        """Return the CPU seconds of the root processes themselves (the pollers, without their parse workers)."""
+        return sum(cpu for (pid, _), cpu in self.seen.items() if pid in self.roots)
+
 
 def percentile(values: list[float], q: float) -> float:
     if not values:
@@ -219,6 +223,7 @@ def run_pollers(args: argparse.Namespace, port: int, count: int, work: Path) -> 
         "failed": failed,
         "entries": entries,
         "cpu": cpu.total(),
+        "cpu_pollers": cpu.roots_only(),
         "cpu_database": sum(cpu.database.values()),
         "requests": stats.get("requests", 0),
         "feeds_fetched": stats.get("feeds_fetched", 0),
@@ -479,8 +484,11 @@ def main() -> int:
             f"{r['cpu_database'] * per_feed:>14.1f}{r['repeat_fetches']:>9}{r['peak_per_host']:>10}{r['failed']:>8}"
         )
     for r in results:
+        per_feed = 1000 / max(r["checked"], 1)
         print(
-            f"  {r['pollers']} poller(s): {r['checked']}/{args.feeds} feeds checked, {r['feeds_fetched']} fetched by the server "
+            f"  {r['pollers']} poller(s): CPU per feed {r['cpu_pollers'] * per_feed:.1f} ms in the pollers (fetch, leases, "
+            f"host slots, store writes) + {(r['cpu'] - r['cpu_pollers']) * per_feed:.1f} ms in parse workers + "
+            f"{r['cpu_database'] * per_feed:.1f} ms in PostgreSQL; {r['checked']}/{args.feeds} feeds checked, {r['feeds_fetched']} fetched by the server "
             f"({r['requests']} requests), {r['entries']} entries, first to last check {r['window']:.1f} s, "
             f"leases left {r['leftover_leases']}, exit codes {r['exit_codes']}"
         )
