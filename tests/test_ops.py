@@ -369,11 +369,12 @@ def test_run_shares_one_set_of_metrics_between_poller_and_web(tmp_path: Path, fe
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=20)
-    # With log_format = "json" the whole of stderr is JSON lines: start-up, polls, indexing, and third-party
-    # loggers too (APScheduler's; waitress logs nothing of its own since `run` binds its server itself).
+    # With log_format = "json" the whole of stderr is JSON lines (every line parses above): start-up,
+    # polls and indexing; third-party loggers go through the same handler (APScheduler logs only
+    # warnings by default, and waitress nothing of its own since `run` binds its server itself).
     records = [json.loads(line) for line in (tmp_path / "newsdesk.log").read_text().splitlines()]
     loggers = {r["logger"] for r in records}
-    assert {"newsdesk", "newsdesk.poll", "apscheduler.scheduler"} <= loggers, loggers
+    assert {"newsdesk", "newsdesk.poll", "newsdesk.index"} <= loggers, loggers
 
 
 # ---------------------------------------------------------------------- logs
