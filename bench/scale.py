@@ -1,7 +1,7 @@
 """Scale-out on one PostgreSQL: 1, 2 and 4 `newsdesk poller` processes over the same feeds, then 2 web followers' lag.
 
 Usage: .venv/bin/python bench/scale.py [--feeds 2000] [--hosts 250] [--latency 0.1] [--pollers 1,2,4]
-                                       [--concurrency 16] [--lag-feeds 300] [--lag-window 60] [--queries 40]
+                                       [--concurrency 16] [--lag-feeds 100] [--lag-window 60] [--queries 40]
                                        [--database-url postgresql://postgres@127.0.0.1:5432/test]
 
 Feeds are served by bench/poll.py's server (the 200 real bodies of ../shared/corpus, replicated over
@@ -411,7 +411,7 @@ def main() -> int:
     parser.add_argument("--latency", type=float, default=0.1, help="seconds added to every response")
     parser.add_argument("--pollers", default="1,2,4", help="poller process counts to compare")
     parser.add_argument("--concurrency", type=int, default=16, help="polling.concurrency of each poller")
-    parser.add_argument("--lag-feeds", type=int, default=300, help="feeds polled while the followers follow (0: skip)")
+    parser.add_argument("--lag-feeds", type=int, default=100, help="feeds polled while the followers follow (0: skip)")
     parser.add_argument("--lag-window", type=float, default=60, help="seconds over which those feeds fall due")
     parser.add_argument("--queries", type=int, default=40, help="queries compared between the two followers")
     parser.add_argument(
