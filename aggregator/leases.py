@@ -31,7 +31,7 @@ from .models import Feed, FetchResult, UpdateResult
 from .policy import PollingPolicy
 from .store import Store
 from .tables import feeds_table
-from .update import Document, log_fields, record_check
+from .update import Document, log_fields, record_check, storage_failure
 
 log = logging.getLogger("newsdesk.poll")
 
@@ -247,10 +247,7 @@ class LeasedRecorder:
             log.warning("poll %s", log_fields(feed=feed.url, error=str(exc)))
             return UpdateResult(url=feed.url, status=None, error=str(exc))
         except NewsdeskError as exc:
-            gone = store.get_feed(feed.id) is None
-            message = "the feed was removed while it was being checked" if gone else f"could not store the check: {exc}"
-            (log.info if gone else log.error)("poll %s", log_fields(feed=feed.url, error=message))
-            return UpdateResult(url=feed.url, status=None, error=message)
+            return storage_failure(store, feed, exc)
 
 
 @contextmanager

@@ -445,11 +445,16 @@ def safe_record(
             duration=time.monotonic() - started,
         )
     except NewsdeskError as exc:
-        # Most often the feed was removed while it was being checked; the other feeds go on.
-        gone = store.get_feed(feed.id) is None
-        message = "the feed was removed while it was being checked" if gone else f"could not store the check: {exc}"
-        (log.info if gone else log.error)("poll %s", log_fields(feed=feed.url, error=message))
-        return UpdateResult(url=feed.url, status=None, error=message)
+        return storage_failure(store, feed, exc)
+
+
+def storage_failure(store: Store, feed: Feed, exc: NewsdeskError) -> UpdateResult:
+    """Return (and log) the per-feed result of a check whose writes failed; the other feeds go on."""
+    # Most often the feed was removed while it was being checked.
+    gone = store.get_feed(feed.id) is None
+    message = "the feed was removed while it was being checked" if gone else f"could not store the check: {exc}"
+    (log.info if gone else log.error)("poll %s", log_fields(feed=feed.url, error=message))
+    return UpdateResult(url=feed.url, status=None, error=message)
 
 
 def update_feeds(
