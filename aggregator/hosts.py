@@ -63,20 +63,9 @@ class HostLimiter:
                 self._in_flight.pop(host, None)
             self._cond.notify_all()
 
-    @contextmanager
-    def hold(self, host: str) -> Iterator[None]:
+    def hold(self, host: str) -> AbstractContextManager[None]:
         """Block until a slot for ``host`` is free, hold it for the block, then give it back."""
-        while True:
-            wait = self.try_acquire(host)
-            if wait == 0:
-                break
-            with self._cond:
-                # Bounded: a release between try_acquire and wait would otherwise be missed.
-                self._cond.wait(timeout=min(wait, 0.25))
-        try:
-            yield
-        finally:
-            self.release(host)
+        return holding_slot(self.try_acquire, self.release, self._cond, host)
 
     def in_flight(self, host: str) -> int:
         """Return how many requests to ``host`` are in flight now."""
@@ -101,3 +90,21 @@ class HostSlots(Protocol):
     def hold(self, host: str) -> AbstractContextManager[None]:
         """Block until a slot for ``host`` is free and hold it for the block."""
         ...
+
+
+@contextmanager
+def holding_slot(
+    try_acquire: Callable[[str], float], release: Callable[[str], None], cond: threading.Condition, host: str
+) -> Iterator[None]:
+    """Wait (on ``cond``) until ``try_acquire(host)`` answers 0, hold the slot for the block, then release it."""
+    while True:
+        wait = try_acquire(host)
+        if wait == 0:
+            break
+        with cond:
+            # Bounded: a release between try_acquire and wait would otherwise be missed.
+            cond.wait(timeout=min(wait, 0.25))
+    try:
+        yield
+    finally:
+        release(host)

@@ -16,14 +16,15 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from .dberrors import describe
+from .hosts import holding_slot
 
 log = logging.getLogger("newsdesk.hosts")
 
@@ -178,19 +179,9 @@ class SharedHostLimiter:
                 self._lost(exc)
             self._lock.notify_all()
 
-    @contextmanager
-    def hold(self, host: str) -> Iterator[None]:
+    def hold(self, host: str) -> AbstractContextManager[None]:
         """Block until a slot for ``host`` is free, hold it for the block, then give it back."""
-        while True:
-            wait = self.try_acquire(host)
-            if wait == 0:
-                break
-            with self._lock:
-                self._lock.wait(timeout=min(wait, 0.25))
-        try:
-            yield
-        finally:
-            self.release(host)
+        return holding_slot(self.try_acquire, self.release, self._lock, host)
 
     def in_flight(self, host: str) -> int:
         """Return how many requests to ``host`` this process has in flight now."""
