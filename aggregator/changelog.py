@@ -49,6 +49,18 @@ _COMMITTED_BETWEEN = sa.text(
     """
 )
 
+# The first committed change past a sequence cursor, and the watermark, read under one snapshot: every
+# change below the watermark that this does not find has a sequence number at or below the cursor.
+_FIRST_PAST_SEQ = sa.text(
+    f"""
+    SELECT w.watermark, c.txid, c.seq
+    FROM (SELECT {_WATERMARK} AS watermark) AS w
+    LEFT JOIN LATERAL (
+        SELECT txid, seq FROM changes WHERE seq > :seq AND txid < w.watermark ORDER BY txid, seq LIMIT 1
+    ) AS c ON true
+    """
+)
+
 _PENDING_AFTER = sa.text("SELECT count(*), min(COALESCE(logged_at, at)) FROM changes WHERE (txid, seq) > (:txid, :seq)")
 
 
@@ -116,6 +128,24 @@ class ChangeLog:
                 return [_change(tuple(row)) for row in conn.execute(query, params)]
         except SQLAlchemyError as exc:
             raise StorageError(f"cannot read the change log: {describe(exc)}") from exc
+
+    def position_covering_seq(self, seq: int) -> LogPosition:
+        """Return a position at or before which every change lies that a sequence cursor ``seq`` has consumed or could not see.
+
+        Everything up to the returned position has a sequence number at or below ``seq``: a reader moving
+        from a sequence cursor to positions starts there and misses nothing (it may read again changes the
+        sequence cursor already covered).
+        """
+        if seq <= 0:
+            return LogPosition()
+        try:
+            with self.store.engine.connect() as conn:
+                watermark, txid, first_seq = conn.execute(_FIRST_PAST_SEQ, {"seq": seq}).one()
+        except SQLAlchemyError as exc:
+            raise StorageError(f"cannot read the change log: {describe(exc)}") from exc
+        if txid is None:  # every committed change is covered: start before the oldest transaction still running
+            return LogPosition(int(watermark), 0)
+        return LogPosition(int(txid), int(first_seq) - 1)
 
     def pending_after(self, position: LogPosition) -> tuple[int, datetime | None]:
         """Return how many changes were logged after ``position`` and when the oldest of them was (replica lag)."""

@@ -15,8 +15,12 @@ import os
 import socket
 import threading
 
+import sqlalchemy as sa
+from sqlalchemy.exc import SQLAlchemyError
+
 from .config import Config
-from .errors import NewsdeskError
+from .dberrors import describe
+from .errors import NewsdeskError, StorageError
 from .leases import Heartbeat, LeasedRecorder, Leases
 from .observe import PollObserver
 from .poller import PROCESS_POOL_MIN_FEEDS, Poller
@@ -29,6 +33,26 @@ log = logging.getLogger("newsdesk.poller")
 IDLE_SECONDS = 5.0
 #: Sleep after the store failed, before trying again.
 RETRY_SECONDS = 2.0
+
+
+# Pollers connect as "newsdesk-poller NAME"; one that died moments ago still holds leases until they end.
+_ACTIVE_POLLERS = sa.text(
+    """
+    SELECT substr(application_name, 17) FROM pg_stat_activity
+    WHERE datname = current_database() AND application_name LIKE 'newsdesk-poller %' AND pid <> pg_backend_pid()
+    UNION
+    SELECT lease_owner FROM feeds WHERE lease_until > timezone('UTC', clock_timestamp()) AND lease_owner IS NOT NULL
+    """
+)
+
+
+def active_pollers(store: Store) -> list[str]:
+    """Return the names of the `newsdesk poller` nodes connected to this PostgreSQL store or holding leases in it."""
+    try:
+        with store.engine.connect() as conn:
+            return sorted(str(name) for (name,) in conn.execute(_ACTIVE_POLLERS))
+    except SQLAlchemyError as exc:
+        raise StorageError(f"cannot tell which pollers are running: {describe(exc)}") from exc
 
 
 def node_name(config: Config) -> str:

@@ -4,8 +4,10 @@ The assigner (`aggregator.stories`) is pure; this module keeps its state in the 
 of truth, so `reindex`, a restart and every web process see the same stories. One writer consumes
 the change log in order (`assign_pending`): each batch's `StoryChanges` and the advanced cursor
 are written in one transaction, guarded by a compare-and-set on the cursor so two writers (a `run`
-and a `poll --once`) can never assign a batch twice. Readers keep the recent stories' centroids in
-memory and load only what changed since (``stories.updated_seq``).
+and a `poll --once`) can never assign a batch twice. On a scaled-out PostgreSQL store the cursor is
+a change-log position instead (``aggregator.story_leader``); the batch code here serves both.
+Readers keep the recent stories' centroids in memory and load only what changed since: every saved
+batch takes the next story version (``meta``), written on the rows it touched (``updated_seq``).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,13 +32,14 @@ from .tables import entries_table, feeds_table, meta_table
 from .tables_stories import (
     STORIES_DOCUMENTS_KEY,
     STORIES_SEQ_KEY,
+    STORIES_VERSION_KEY,
     stories_table,
     story_aliases_table,
     story_members_table,
     story_terms_table,
 )
 
-__all__ = ["SqlStoryStore", "StoryRow", "assign_pending"]
+__all__ = ["CursorMove", "SqlStoryStore", "StoryRow", "articles_of", "assign_pending"]
 
 log = logging.getLogger("newsdesk.stories")
 
@@ -46,6 +49,10 @@ _CHUNK = 500
 
 class StoriesMoved(StorageError):
     """Another writer advanced the story cursor first: this batch's work is dropped, the cache reloaded."""
+
+
+#: Advances a story cursor inside a batch's transaction, or raises StoriesMoved when another writer moved it.
+CursorMove = Callable[[Connection], None]
 
 
 @dataclass(frozen=True)
@@ -77,14 +84,14 @@ class SqlStoryStore:
         # Stories quiet longer than this before the newest are not kept in memory (the assigner asks
         # only for stories open at an article's time): above the quiet period plus late arrivals.
         self._retain = retain
-        self._loaded_seq = -1
+        self._loaded_version = -1
         self._stories: dict[str, StoryState] = {}
         self._index = TermIndex()
         self._aliases: dict[str, str] = {}
         self._frequencies: dict[str, int] = {}
         self._documents = 0
         self._known: dict[str, str | None] = {}
-        self._target: tuple[int, int] | None = None
+        self._target: CursorMove | None = None
         self._saved = False
 
     # ------------------------------------------------------------------ cursor and cache
@@ -97,22 +104,22 @@ class SqlStoryStore:
     def refresh(self) -> None:
         """Load what other writers changed since this view was last loaded (cheap when nothing did)."""
         with self.lock, self.engine.connect() as conn:
-            seq = _meta_int(conn, STORIES_SEQ_KEY)
-            if seq == self._loaded_seq:
+            version = _version(conn)
+            if version == self._loaded_version:
                 return
             s = stories_table.c
             query = sa.select(s.state).where(s.merged_into.is_(None))
-            if self._loaded_seq < 0 or seq < self._loaded_seq:
+            if self._loaded_version < 0 or version < self._loaded_version:
                 self._reset()
                 newest = conn.execute(sa.select(sa.func.max(s.last_seen))).scalar()
                 if newest is not None:
                     query = query.where(s.last_seen >= newest - self._retain)
                 aliases = conn.execute(sa.select(story_aliases_table.c.alias, story_aliases_table.c.story_id))
             else:
-                query = sa.select(s.state).where(s.updated_seq > self._loaded_seq)
+                query = sa.select(s.state).where(s.updated_seq > self._loaded_version)
                 aliases = conn.execute(
                     sa.select(story_aliases_table.c.alias, story_aliases_table.c.story_id).where(
-                        story_aliases_table.c.seq > self._loaded_seq
+                        story_aliases_table.c.seq > self._loaded_version
                     )
                 )
             self._aliases.update({alias: story_id for alias, story_id in aliases})
@@ -120,7 +127,7 @@ class SqlStoryStore:
                 self._put(StoryState.from_json(json.loads(state)))
             self._documents = _meta_int(conn, STORIES_DOCUMENTS_KEY)
             self._frequencies.clear()  # others counted terms too: read them afresh
-            self._loaded_seq = seq
+            self._loaded_version = version
 
     def _reset(self) -> None:
         self._stories.clear()
@@ -200,7 +207,7 @@ class SqlStoryStore:
     def save_at(self, changes: StoryChanges, from_seq: int, to_seq: int) -> None:
         """Persist changes made from the change log (from_seq, to_seq] and advance the cursor (one transaction)."""
         with self.lock:
-            self._target = (from_seq, to_seq)
+            self._target = _seq_move(from_seq, to_seq)
             try:
                 self.save(changes)
             finally:
@@ -208,19 +215,19 @@ class SqlStoryStore:
 
     def save(self, changes: StoryChanges) -> None:
         """Persist a batch's changes and advance the cursor, all in one transaction (see `assign_pending`)."""
-        target = self._target
-        if target is None:
+        move = self._target
+        if move is None:
             raise StorageError("story changes are saved only by assign_pending, which advances the cursor")
-        seq = target[1]
         try:
             with self.engine.begin() as conn:
-                _advance(conn, *target)
-                self._write(conn, changes, seq)
+                move(conn)
+                previous, version = _next_version(conn)
+                self._write(conn, changes, version)
         except SQLAlchemyError as exc:
-            self._loaded_seq = -1
+            self._loaded_version = -1
             raise StorageError(f"cannot save stories: {exc}") from exc
         except StoriesMoved:
-            self._loaded_seq = -1
+            self._loaded_version = -1
             raise
         self._saved = True
         # The database has it; the in-memory view follows without reading it back.
@@ -236,7 +243,8 @@ class SqlStoryStore:
             if term in self._frequencies:
                 self._frequencies[term] += count
         self._documents += changes.documents
-        self._loaded_seq = seq
+        if previous == self._loaded_version:  # else another writer saved since our view: refresh loads both
+            self._loaded_version = version
 
     def _final(self, story_id: str, pending: Mapping[str, str]) -> str:
         for _ in range(1000):  # a chain, never a cycle; the bound guards anyway
@@ -246,7 +254,7 @@ class SqlStoryStore:
             story_id = nxt
         return story_id
 
-    def _write(self, conn: Connection, changes: StoryChanges, seq: int) -> None:
+    def _write(self, conn: Connection, changes: StoryChanges, version: int) -> None:
         s = stories_table
         ids = [story.id for story in changes.stories]
         for start in range(0, len(ids), _CHUNK):
@@ -263,7 +271,7 @@ class SqlStoryStore:
                         "outlet_count": max(1, len(story.outlets)),
                         "merged_into": story.merged_into,
                         "state": json.dumps(story.to_json(), ensure_ascii=False),
-                        "updated_seq": seq,
+                        "updated_seq": version,
                     }
                     for story in changes.stories
                 ],
@@ -271,7 +279,7 @@ class SqlStoryStore:
         if changes.assignments:
             conn.execute(
                 sa.insert(story_members_table),
-                [{"entry_id": a, "story_id": story_id, "seq": seq} for a, story_id in changes.assignments],
+                [{"entry_id": a, "story_id": story_id, "seq": version} for a, story_id in changes.assignments],
             )
         pending = dict(changes.aliases)
         m, al = story_members_table, story_aliases_table
@@ -279,9 +287,9 @@ class SqlStoryStore:
             final = self._final(story_id, pending)
             # Members and older aliases move to the survivor, so every read is one lookup.
             conn.execute(sa.update(m).where(m.c.story_id == alias).values(story_id=final))
-            conn.execute(sa.update(al).where(al.c.story_id == alias).values(story_id=final, seq=seq))
+            conn.execute(sa.update(al).where(al.c.story_id == alias).values(story_id=final, seq=version))
             conn.execute(sa.delete(al).where(al.c.alias == alias))
-            conn.execute(sa.insert(al).values(alias=alias, story_id=final, seq=seq))
+            conn.execute(sa.insert(al).values(alias=alias, story_id=final, seq=version))
         self._count_terms(conn, changes.frequencies)
         if changes.documents:
             _meta_add(conn, STORIES_DOCUMENTS_KEY, changes.documents)
@@ -308,16 +316,22 @@ class SqlStoryStore:
 
     def assign(self, assigner: StoryAssigner, articles: Sequence[StoryArticle], from_seq: int, to_seq: int) -> int:
         """Assign a batch of articles taken from the change log (from_seq, to_seq]; return how many were new."""
+        return self.assign_moving(assigner, articles, _seq_move(from_seq, to_seq))
+
+    def assign_moving(self, assigner: StoryAssigner, articles: Sequence[StoryArticle], move: CursorMove) -> int:
+        """Assign a batch of articles, advancing the cursor with ``move`` in the same transaction; return how many were new."""
         with self.lock:
             self._known = self._members([article.id for article in articles])
-            self._target = (from_seq, to_seq)
+            self._target = move
             self._saved = False
             try:
                 results = assigner.assign_many(articles)
                 if not self._saved:
-                    with self.engine.begin() as conn:
-                        _advance(conn, from_seq, to_seq)
-                    self._loaded_seq = to_seq
+                    try:
+                        with self.engine.begin() as conn:
+                            move(conn)
+                    except SQLAlchemyError as exc:
+                        raise StorageError(f"cannot save the story cursor: {exc}") from exc
             finally:
                 self._target = None
                 self._known = {}
@@ -481,11 +495,38 @@ def _meta_int(conn: Connection, key: str) -> int:
     return int(value) if value is not None else 0
 
 
+def _version(conn: Connection) -> int:
+    """Return the story version readers compare (before versions existed, the sequence cursor played that part)."""
+    value = conn.execute(sa.select(meta_table.c.value).where(meta_table.c.key == STORIES_VERSION_KEY)).scalar()
+    return int(value) if value is not None else _meta_int(conn, STORIES_SEQ_KEY)
+
+
+def _next_version(conn: Connection) -> tuple[int, int]:
+    """Take the next story version for a batch being saved; return (previous, new)."""
+    m = meta_table.c
+    # Incremented in the database: the row lock orders two writers, so each batch gets a version of its own.
+    bumped = conn.execute(
+        sa.update(meta_table)
+        .where(m.key == STORIES_VERSION_KEY)
+        .values(value=sa.cast(sa.cast(m.value, sa.BigInteger) + 1, sa.Text))
+        .returning(m.value)
+    ).scalar()
+    if bumped is not None:
+        return int(bumped) - 1, int(bumped)
+    previous = _meta_int(conn, STORIES_SEQ_KEY)
+    conn.execute(sa.insert(meta_table).values(key=STORIES_VERSION_KEY, value=str(previous + 1)))
+    return previous, previous + 1
+
+
 def _meta_add(conn: Connection, key: str, amount: int) -> None:
     value = _meta_int(conn, key) + amount
     changed = conn.execute(sa.update(meta_table).where(meta_table.c.key == key).values(value=str(value))).rowcount
     if not changed:
         conn.execute(sa.insert(meta_table).values(key=key, value=str(value)))
+
+
+def _seq_move(from_seq: int, to_seq: int) -> CursorMove:
+    return lambda conn: _advance(conn, from_seq, to_seq)
 
 
 def _advance(conn: Connection, from_seq: int, to_seq: int) -> None:
@@ -505,6 +546,17 @@ def _advance(conn: Connection, from_seq: int, to_seq: int) -> None:
         except IntegrityError:
             pass
     raise StoriesMoved(f"story assignment moved past change {from_seq} in another process")
+
+
+def articles_of(entries: Iterable[Entry | None]) -> list[StoryArticle]:
+    """Return the articles to assign for a batch of logged changes' entries, in log order (None: deleted since)."""
+    seen: set[str] = set()
+    articles: list[StoryArticle] = []
+    for entry in entries:
+        if entry is not None and entry.id not in seen:
+            seen.add(entry.id)
+            articles.append(article_from_entry(entry))
+    return articles
 
 
 def assign_pending(
@@ -527,13 +579,7 @@ def assign_pending(
         batch = changes.changes_since(seq, limit=batch_size)
         if not batch:
             break
-        seen: set[str] = set()
-        articles: list[StoryArticle] = []
-        for change in batch:
-            entry: Entry | None = change.entry
-            if entry is not None and entry.id not in seen:
-                seen.add(entry.id)
-                articles.append(article_from_entry(entry))
+        articles = articles_of(change.entry for change in batch)
         try:
             assigned += stories.assign(assigner, articles, seq, batch[-1].seq)
         except StoriesMoved as exc:

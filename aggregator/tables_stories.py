@@ -8,8 +8,9 @@ Schema step "stories" (adds tables only, so `create_all` makes them on an existi
 - ``story_members``: entry id -> its story (rewritten to the survivor when stories merge);
 - ``story_terms``: document frequencies the assigner learned (term -> articles containing it).
 
-The change-log sequence the assignment has reached and the number of counted articles are kept
-in ``meta`` (keys below), written in the same transaction as a batch's stories.
+The change-log sequence the assignment has reached (on a scaled-out PostgreSQL store: the change-log
+position), the story version readers load changes by and the number of counted articles are kept in
+``meta`` (keys below), written in the same transaction as a batch's stories.
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ from .tables import UTCDateTime, metadata
 
 #: meta key: the change-log sequence story assignment has consumed.
 STORIES_SEQ_KEY = "stories_seq"
+#: meta key: the change-log position ("txid:seq") story assignment has consumed on a scaled-out store.
+STORIES_POSITION_KEY = "stories_position"
+#: meta key: the number of the last batch saved; rows carry the version that last wrote them.
+STORIES_VERSION_KEY = "stories_version"
 #: meta key: articles whose terms are counted in story_terms.
 STORIES_DOCUMENTS_KEY = "stories_documents"
 
@@ -36,7 +41,7 @@ stories_table = sa.Table(
     sa.Column("merged_into", sa.String(32)),
     # StoryState.to_json(): centroid and outlets, what the assigner needs between batches.
     sa.Column("state", sa.Text, nullable=False),
-    # The change-log sequence of the batch that last wrote it: readers load what changed since.
+    # The story version of the batch that last wrote it: readers load what changed since.
     sa.Column("updated_seq", _SEQ, nullable=False),
     sa.Index("ix_stories_rank", "merged_into", "outlet_count", "last_seen"),
     sa.Index("ix_stories_last_seen", "last_seen"),

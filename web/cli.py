@@ -154,6 +154,7 @@ def run(state: CliState, tick: float) -> None:
     shutdown.install()  # before the slow start-up: a stop during it is as clean as one later
     stopping = shutdown.requested
     services = state.services
+    cli_roles.refuse_beside_pollers(services.store, "run")
     server = bind_server(state.config, services)
     sync_config_feeds(services.store, state.config)
     log_features(services)

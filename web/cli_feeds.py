@@ -14,6 +14,7 @@ from aggregator.config import check_feed_url
 from aggregator.errors import ConfigError, FeedError
 
 from .cli_group import CliState, catch_up_index, fail, main
+from .cli_roles import refuse_beside_pollers
 from .terminal import terminal_safe
 
 if TYPE_CHECKING:
@@ -52,6 +53,7 @@ def poll(state: CliState, once: bool, check_all: bool, no_index: bool, feed: str
     from .serialize import iso
 
     services = state.services
+    refuse_beside_pollers(services.store, "poll")
     sync_config_feeds(services.store, state.config)
     now = datetime.now(UTC)
     if feed:

@@ -12,7 +12,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import click
@@ -23,7 +23,13 @@ from aggregator.errors import ConfigError
 from .cli_group import CliState, bind_server, main, serve_forever
 from .lifecycle import Shutdown, exit_now
 
+if TYPE_CHECKING:
+    from aggregator.store import Store
+
 log = logging.getLogger("newsdesk.node")
+
+#: Seconds `newsdesk poller --once` waits at its end for the story lock (another poller may hold it).
+STORY_DRAIN_SECONDS = 60.0
 
 
 def require_postgres(config: Config, role: str) -> None:
@@ -32,6 +38,21 @@ def require_postgres(config: Config, role: str) -> None:
         raise ConfigError(
             f"`newsdesk {role}` needs a PostgreSQL store shared by every node (database_url = "
             '"postgresql://..."); on SQLite, one `newsdesk run` polls, indexes and serves'
+        )
+
+
+def refuse_beside_pollers(store: Store, role: str) -> None:
+    """Raise ConfigError (one line) when `newsdesk poller` nodes poll this PostgreSQL store: ``role`` would poll it too."""
+    from aggregator.pollnode import active_pollers
+
+    if store.engine.dialect.name != "postgresql":
+        return
+    pollers = active_pollers(store)
+    if pollers:
+        raise ConfigError(
+            f"`newsdesk {role}` polls without leases, and `newsdesk poller` nodes poll this store "
+            f"({', '.join(pollers[:5])}{', ...' if len(pollers) > 5 else ''}): stop them first, "
+            "or add feeds and let the pollers poll (`newsdesk serve --follow` serves beside them)"
         )
 
 
@@ -60,10 +81,14 @@ def _stop_on_signals(stop: threading.Event, role: str) -> None:
 @click.option("--once", is_flag=True, help="Poll until no feed is free to claim, then exit (cron, benchmarks).")
 @click.pass_obj
 def poller(state: CliState, once: bool) -> None:
-    """Claim due feeds under leases and poll them; writes the store only (PostgreSQL; run as many as you like)."""
+    """Claim due feeds under leases and poll them; writes the store only (PostgreSQL; run as many as you like).
+
+    One poller at a time also assigns stories (the one holding the story lock; another takes over when it stops).
+    """
     from aggregator.leases import exclusive
     from aggregator.pollnode import PollNode, node_name
     from aggregator.store import open_store
+    from aggregator.story_leader import StoryLeader
     from aggregator.update import sync_config_feeds
 
     config = state.config
@@ -73,13 +98,22 @@ def poller(state: CliState, once: bool) -> None:
     with exclusive(store, "config-sync"):  # pollers starting together would add the same feed twice
         sync_config_feeds(store, config)
     node = PollNode(store, config, name=name)
+    leader = StoryLeader(store, config, name)
     stop = threading.Event()
     _stop_on_signals(stop, f"poller {name}")
+    stories = threading.Thread(target=leader.run, args=(stop,), name="newsdesk-stories", daemon=True)
+    stories.start()
     log.info("poller %s: polling the feeds of %s", name, urlsplit(config.db_url)._replace(netloc="…").geturl())
     try:
         checked = node.run(stop, until_idle=once)
+        if once and not stop.is_set():
+            stop.set()
+            stories.join()
+            leader.drain(STORY_DRAIN_SECONDS)  # what this run stored leaves with its stories
     finally:
+        stop.set()
         node.close()
+        stories.join(timeout=30)  # a batch in hand is committed or, cut short, assigned again by the next holder
         store.close()
     log.info("poller %s: stopped after %d checks", name, checked)
 

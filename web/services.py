@@ -64,16 +64,15 @@ class Services:
     @functools.cached_property
     def story_assigner(self) -> StoryAssigner:
         """Return the story assigner over ``stories``, with the [stories] options applied."""
-        from aggregator.stories import StoryAssigner, StorySettings
+        from aggregator.story_leader import story_assigner
 
-        hours = float(self.config.stories.quiet_period) / 3600
-        return StoryAssigner(self.stories, StorySettings(quiet_period_hours=hours))
+        return story_assigner(self.config, self.stories)
 
     def assign_stories(self, stop: threading.Event | None = None) -> int:
         """Assign stories to the entries stored since the last assignment (the writer calls this); return how many."""
-        from aggregator.store_stories import assign_pending
+        from aggregator.story_leader import assign_stories
 
-        return assign_pending(self.store, self.stories, self.story_assigner, stop=stop)
+        return assign_stories(self.store, self.stories, self.story_assigner, stop=stop)
 
     def close(self) -> None:
         """Release the database and the searcher."""
