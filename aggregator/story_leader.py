@@ -124,7 +124,7 @@ def stored_position(engine: Engine) -> LogPosition | None:
     return LogPosition(int(txid), int(seq))
 
 
-def _move(old: LogPosition, new: LogPosition) -> CursorMove:
+def move_position(old: LogPosition, new: LogPosition) -> CursorMove:
     """Return the compare-and-set that moves the story position from ``old`` to ``new`` in a batch's transaction."""
 
     def move(conn: Connection) -> None:
@@ -180,7 +180,7 @@ def assign_logged(
         found = changelog.get_entries(list(dict.fromkeys(change.entry_id for change in batch)))
         articles = articles_of(found.get(change.entry_id) for change in batch)
         try:
-            assigned += stories.assign_moving(assigner, articles, _move(position, batch[-1].position))
+            assigned += stories.assign_moving(assigner, articles, move_position(position, batch[-1].position))
         except StoriesMoved as exc:
             log.info("%s; going on from there", exc)
             stories.refresh()
