@@ -63,6 +63,8 @@ class SessionLock:
         #: What the lock stands for; its key is derived from it and the database and schema.
         self.name = name
         self._conn: Connection | None = None
+        #: Why the lock was last found gone (the database's own words), for the log line that says so.
+        self.lost_because = ""
 
     def acquire(self) -> bool:
         """Take the lock if no other session holds it; return whether this one holds it now."""
@@ -91,7 +93,8 @@ class SessionLock:
             return False
         try:
             self._conn.execute(sa.text("SELECT 1"))
-        except SQLAlchemyError:
+        except SQLAlchemyError as exc:
+            self.lost_because = describe(exc)
             self._drop()
             return False
         return True
@@ -233,9 +236,10 @@ class StoryLeader:
         if not self.lock.holding():
             if self.leading:
                 log.warning(
-                    "stories: poller %s lost the story lock (its database session ended); "
+                    "stories: poller %s lost the story lock (its database session ended: %s); "
                     "another poller or this one takes over from the stored position",
                     self.name,
+                    self.lock.lost_because,
                 )
                 self.leading = False
             if not self.lock.acquire():

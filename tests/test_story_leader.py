@@ -192,6 +192,7 @@ def test_one_assigner_at_a_time_and_another_takes_over_when_its_session_ends(
         assert one.step() == 0 and one.step() == 0  # it noticed, said so once, and stands by
     lost = [r for r in caplog.records if "lost the story lock" in r.getMessage()]
     assert len(lost) == 1 and lost[0].levelno == logging.WARNING and "poller-1" in lost[0].getMessage()
+    assert "terminating connection due to administrator command" in lost[0].getMessage()
     assert not one.leading and not [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert_each_entry_has_one_story(store)
 
