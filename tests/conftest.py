@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +83,29 @@ def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]
     try:
         yield store
     finally:
+        store.close()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """Yield the URL of a fresh PostgreSQL database of its own (skips without NEWSDESK_TEST_DATABASE_URL)."""
+    from .support.pg import fresh_database
+
+    with fresh_database() as url:
+        yield url
+
+
+@pytest.fixture
+def stores(pg_url: str) -> Iterator[Callable[[], Store]]:
+    """Yield a factory of Stores on one PostgreSQL database (each its own engine: separate processes' view)."""
+    opened: list[Store] = []
+
+    def make() -> Store:
+        opened.append(open_store(pg_url))
+        return opened[-1]
+
+    yield make
+    for store in opened:
         store.close()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,37 +16,15 @@ from whoosh import index as whoosh_index
 from aggregator.changelog import ChangeLog, LogPosition
 from aggregator.errors import StorageError
 from aggregator.models import Entry
-from aggregator.store import Store, open_store
+from aggregator.store import Store
 from index.follower import FOLLOWER_STATE, Follower, read_position
 from index.indexer import IndexLocation
 
-from .support.pg import fresh_database
 from .test_store import make_entry
 
 pytestmark = pytest.mark.postgres
 
 T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """Yield the URL of a fresh database of its own."""
-    with fresh_database() as url:
-        yield url
-
-
-@pytest.fixture
-def stores(pg_url: str) -> Iterator[Callable[[], Store]]:
-    """Yield a factory of Stores on one database (each its own engine: separate processes' view)."""
-    opened: list[Store] = []
-
-    def make() -> Store:
-        opened.append(open_store(pg_url))
-        return opened[-1]
-
-    yield make
-    for store in opened:
-        store.close()
 
 
 def replica(root: Path) -> dict[str, str]:

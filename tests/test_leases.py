@@ -30,13 +30,6 @@ pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
-def pg_url() -> Iterator[str]:
-    """Yield the URL of a fresh database of its own."""
-    with fresh_database() as url:
-        yield url
-
-
-@pytest.fixture
 def two_stores(pg_url: str) -> Iterator[tuple[Store, Store]]:
     """Yield two Stores on one database, as two poller processes would hold (separate engines and locks)."""
     a, b = open_store(pg_url), open_store(pg_url)

@@ -6,7 +6,6 @@ import itertools
 import random
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -20,19 +19,16 @@ from index.follower import Follower
 from index.indexer import IndexLocation
 
 from .support.nodes import FeedHosts, free_port, replica_status, rss, running, start_node, until
-from .support.pg import fresh_database
+from .support.pg import end_sessions
 from .test_store import make_entry
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 HOSTS = ["127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"]
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """Yield the URL of a fresh database of its own."""
-    with fresh_database() as url:
-        yield url
+#: Every node's database sessions (they name themselves `newsdesk-poller NAME`, `newsdesk-web NAME`).
+NODE_SESSIONS = (
+    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'newsdesk-%'"
+)
 
 
 def write_config(path: Path, url: str, name: str, *, port: int = 8080, node: str = "", polling: str = "") -> Path:
@@ -154,15 +150,8 @@ def test_two_pollers_and_two_followers(pg_url: str, tmp_path: Path) -> None:
                 )
 
             # pg_terminate_backend on every node's connections: each reconnects and carries on.
-            with store.engine.connect() as conn:
-                killed = conn.execute(
-                    sa.text(
-                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                        "WHERE datname = current_database() AND application_name LIKE 'newsdesk-%'"
-                    )
-                ).scalar()
-                conn.commit()
-            assert killed and killed >= 4
+            killed = end_sessions(store.engine, NODE_SESSIONS)
+            assert killed >= 4
             more = serve_feeds(hosts, store, 6, first=36)
             until(lambda: store.count_entries() == expected + 30, 90, "feeds added after the disconnect stored")
             for port in ports:

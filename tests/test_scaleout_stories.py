@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,22 +14,15 @@ from aggregator.store import Store, open_store
 
 from .support.cli import newsdesk
 from .support.nodes import FeedHosts, free_port, replica_status, rss, running, start_node, until
-from .support.pg import fresh_database
+from .support.pg import end_sessions
 from .support.story_articles import EXPLOSION, OTHERS, OUTLETS
-from .test_scaleout import HOSTS, log_lines, serve_feeds, words, write_config
+from .test_scaleout import HOSTS, NODE_SESSIONS, log_lines, serve_feeds, words, write_config
 from .test_store import make_entry
 from .test_story_leader import assert_each_entry_has_one_story, members
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 ARTICLES = EXPLOSION + OTHERS
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """Yield the URL of a fresh database of its own."""
-    with fresh_database() as url:
-        yield url
 
 
 def serve_outlets(hosts: FeedHosts, store: Store) -> None:
@@ -151,14 +143,7 @@ def test_one_poller_assigns_stories_and_followers_show_the_same(pg_url: str, tmp
             until(lambda: all_assigned(store, expected), 60, "the late entry in a story too")
 
             # Every node's connections ended: each reconnects; the assigner takes its lock again.
-            with store.engine.connect() as conn:
-                conn.execute(
-                    sa.text(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                        "WHERE datname = current_database() AND application_name LIKE 'newsdesk-%'"
-                    )
-                )
-                conn.commit()
+            assert end_sessions(store.engine, NODE_SESSIONS) >= 4
             serve_feeds(hosts, store, 4, first=16)
             expected += 20
             until(lambda: all_assigned(store, expected), 90, "feeds added after the disconnect in stories")

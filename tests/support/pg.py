@@ -6,6 +6,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -41,3 +42,13 @@ def fresh_database(prefix: str = "newsdesk_t") -> Iterator[str]:
     finally:
         with psycopg.connect(url, autocommit=True) as admin:
             admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def end_sessions(engine: Any, sessions: str) -> int:
+    """End (pg_terminate_backend) the sessions whose ``pid`` the SELECT ``sessions`` returns; return how many."""
+    import sqlalchemy as sa
+
+    with engine.connect() as conn:
+        ended = conn.execute(sa.text(f"SELECT count(pg_terminate_backend(pid)) FROM ({sessions}) AS chosen")).scalar()
+        conn.commit()
+    return int(ended or 0)
