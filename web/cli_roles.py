@@ -50,9 +50,9 @@ def refuse_beside_pollers(store: Store, role: str) -> None:
     pollers = active_pollers(store)
     if pollers:
         raise ConfigError(
-            f"`newsdesk {role}` polls without leases, and `newsdesk poller` nodes poll this store "
-            f"({', '.join(pollers[:5])}{', ...' if len(pollers) > 5 else ''}): stop them first, "
-            "or add feeds and let the pollers poll (`newsdesk serve --follow` serves beside them)"
+            f"`newsdesk {role}` would poll without leases beside the `newsdesk poller` nodes polling this store "
+            f"({', '.join(pollers[:5])}{', ...' if len(pollers) > 5 else ''}): stop them first; beside pollers, "
+            "serve with `newsdesk serve --follow` and add feeds with `newsdesk feeds add`"
         )
 
 
