@@ -45,12 +45,12 @@ from .pipeline import (
     fetch,
     read,
     read_failed,
+    record,
     start,
     stored_digests,
     wants_article_pages,
     warm_up,
 )
-from .pipeline import record as record_check
 from .store import Store
 from .workers import WorkerLimitError, WorkerLimits, WorkerPool, WorkerTaskError
 
@@ -105,7 +105,7 @@ class Poller:
         observer: PollObserver | None = None,
         stop: threading.Event | None = None,
         hosts: HostSlots | None = None,
-        record: Recorder | None = None,
+        recorder: Recorder | None = None,
     ) -> None:
         self.store = store
         self.config = config
@@ -117,7 +117,7 @@ class Poller:
         self.hosts: HostSlots = hosts or HostLimiter(p.per_host_concurrency, p.per_host_delay)
         #: The record stage: writes a finished check to the store (``pipeline.record``; under a poll lease
         #: for `newsdesk poller`).
-        self.record: Recorder = record or record_check
+        self.recorder: Recorder = recorder or record
         self.rng = rng or random.Random()
         # None: decide per batch (one worker process when parse limits are set, one per core for big
         # batches on machines with more than one core). 0 parses inline, without the limits.
@@ -363,7 +363,7 @@ class _Run:
         poller = self.poller
         result: UpdateResult | None = None
         try:
-            result = poller.record(check, poller.store, poller.policy, poller.rng).result
+            result = poller.recorder(check, poller.store, poller.policy, poller.rng).result
         except Exception as exc:
             log.exception("recording a check failed feed=%s", check.feed.url)
             result = UpdateResult(url=check.feed.url, status=None, error=f"internal error: {exc}")
