@@ -47,8 +47,9 @@ def _result_line(result: UpdateResult) -> str:
 @click.pass_obj
 def poll(state: CliState, once: bool, check_all: bool, no_index: bool, feed: str | None) -> None:
     """Check feeds for new entries once, then exit (FEED: one feed's URL or id, checked now)."""
+    from aggregator.configfeeds import sync_config_feeds
     from aggregator.policy import waiting_reason
-    from aggregator.update import sync_config_feeds, update_feeds
+    from aggregator.poller import update_feeds
 
     from .serialize import iso
 
@@ -95,8 +96,8 @@ def feeds() -> None:
 @click.pass_obj
 def feeds_list(state: CliState, as_json: bool) -> None:
     """Show every feed and its polling state."""
+    from aggregator.configfeeds import sync_config_feeds
     from aggregator.features import feed_warnings
-    from aggregator.update import sync_config_feeds
 
     from .feeds import relative
     from .serialize import feed_json
@@ -138,7 +139,7 @@ def feeds_add(
     """Add a feed by URL or path; a web page's advertised feed is found and added (polled on the next tick)."""
     from aggregator.discover import discover
     from aggregator.fetch import make_client
-    from aggregator.update import limits_from_config
+    from aggregator.from_config import limits_from_config
 
     url = check_feed_url(url, "url")
     store = state.services.store
@@ -254,8 +255,8 @@ def feeds_import(state: CliState, file: Path) -> None:
 @click.pass_obj
 def feeds_export(state: CliState, output: Path | None) -> None:
     """Write every feed as OPML 2.0 (tags become folders and categories)."""
+    from aggregator.configfeeds import sync_config_feeds
     from aggregator.opml import write_opml
-    from aggregator.update import sync_config_feeds
 
     store = state.services.store
     sync_config_feeds(store, state.config)

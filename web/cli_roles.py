@@ -85,11 +85,11 @@ def poller(state: CliState, once: bool) -> None:
 
     One poller at a time also assigns stories (the one holding the story lock; another takes over when it stops).
     """
+    from aggregator.configfeeds import sync_config_feeds
     from aggregator.leases import exclusive
     from aggregator.pollnode import PollNode, node_name
     from aggregator.store import open_store
     from aggregator.story_leader import StoryLeader
-    from aggregator.update import sync_config_feeds
 
     config = state.config
     require_postgres(config, "poller")
