@@ -16,7 +16,7 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -26,7 +26,7 @@ from .errors import StorageError
 from .models import Entry
 from .stories import StoryArticle, StoryAssigner, StoryChanges, StoryMatch, StoryState, article_from_entry
 from .stories.state import TermIndex, in_window
-from .tables import entries_table, feeds_table, meta_table
+from .tables import entries_table, feeds_table, host_title, meta_table
 from .tables_stories import (
     STORIES_DOCUMENTS_KEY,
     STORIES_SEQ_KEY,
@@ -36,7 +36,7 @@ from .tables_stories import (
     story_terms_table,
 )
 
-__all__ = ["SqlStoryStore", "StoryRow", "assign_pending"]
+__all__ = ["MemberRow", "SqlStoryStore", "StoryRow", "assign_pending"]
 
 log = logging.getLogger("newsdesk.stories")
 
@@ -62,6 +62,17 @@ class StoryRow:
     members: int
     #: Distinct outlets that covered it.
     outlet_count: int
+
+
+class MemberRow(NamedTuple):
+    """A story's article as a card picks from: no text, so a story of hundreds of articles is cheap to scan."""
+
+    #: The entry's id.
+    entry_id: str
+    #: Its outlet as pages name it (the feed's title).
+    outlet: str
+    #: Its picture's URL as stored (not checked), or None.
+    image_url: str | None
 
 
 class SqlStoryStore:
@@ -366,6 +377,34 @@ class SqlStoryStore:
             row = conn.execute(_row_select().where(s.id == story_id, s.merged_into.is_(None))).first()
         return None if row is None else _story_row(row)
 
+    def story_rows(self, story_ids: Sequence[str]) -> dict[str, StoryRow]:
+        """Return the rows of the standing stories among ``story_ids``, by id."""
+        s = stories_table.c
+        found: dict[str, StoryRow] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(story_ids), _CHUNK):
+                chunk = list(story_ids[start : start + _CHUNK])
+                for row in conn.execute(_row_select().where(s.id.in_(chunk), s.merged_into.is_(None))):
+                    found[row.id] = _story_row(row)
+        return found
+
+    def first_members(self, story_ids: Sequence[str]) -> dict[str, str]:
+        """Return story id -> the id of its first report still stored (earliest, then lowest id)."""
+        m, e = story_members_table.c, entries_table.c
+        found: dict[str, str] = {}
+        with self.engine.connect() as conn:
+            for story_id in story_ids:
+                first = conn.execute(
+                    sa.select(m.entry_id)
+                    .join(entries_table, e.id == m.entry_id)
+                    .where(m.story_id == story_id)
+                    .order_by(e.published_at, e.id)
+                    .limit(1)
+                ).scalar()
+                if first is not None:
+                    found[story_id] = str(first)
+        return found
+
     def member_ids(self, story_id: str) -> list[str]:
         """Return the ids of a story's articles that are still stored, oldest first."""
         m, e = story_members_table.c, entries_table.c
@@ -377,6 +416,26 @@ class SqlStoryStore:
         )
         with self.engine.connect() as conn:
             return list(conn.execute(query).scalars())
+
+    def member_rows(self, story_ids: Sequence[str]) -> dict[str, list[MemberRow]]:
+        """Return each story's stored articles as light rows, oldest first (by publication, then id; stories
+        without any are left out)."""
+        m, e, f = story_members_table.c, entries_table.c, feeds_table.c
+        found: dict[str, list[MemberRow]] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(story_ids), _CHUNK):
+                query = (
+                    sa.select(m.story_id, m.entry_id, e.image_url, f.config_title, f.doc_title, f.url)
+                    .select_from(
+                        story_members_table.join(entries_table, e.id == m.entry_id).join(feeds_table, f.id == e.feed_id)
+                    )
+                    .where(m.story_id.in_(list(story_ids[start : start + _CHUNK])))
+                    .order_by(e.published_at, e.id)
+                )
+                for row in conn.execute(query):
+                    outlet = row.config_title or row.doc_title or host_title(row.url)
+                    found.setdefault(row.story_id, []).append(MemberRow(row.entry_id, outlet, row.image_url))
+        return found
 
     def stories_of(self, entry_ids: Sequence[str]) -> dict[str, str]:
         """Return entry id -> the story it belongs to now, for the entries that have one."""
