@@ -10,6 +10,7 @@ memory and load only what changed since (``stories.updated_seq``).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
@@ -36,12 +37,14 @@ from .tables_stories import (
     story_terms_table,
 )
 
-__all__ = ["MemberRow", "SqlStoryStore", "StoryRow", "assign_pending"]
+__all__ = ["HALVE_FREQUENCIES_AT", "MemberRow", "SqlStoryStore", "StoryRow", "assign_pending", "rebuilt"]
 
 log = logging.getLogger("newsdesk.stories")
 
 #: Rows per IN (...) list: well under SQLite's bound on variables.
 _CHUNK = 500
+#: Counted articles at which the document frequencies halve (see `SqlStoryStore`).
+HALVE_FREQUENCIES_AT = 200_000
 
 
 class StoriesMoved(StorageError):
@@ -81,8 +84,17 @@ class SqlStoryStore:
     Thread-safe through ``lock``: the writer holds it for a batch, readers (``find``) for a lookup.
     """
 
-    def __init__(self, engine: Engine, *, retain: timedelta = timedelta(days=4)) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        retain: timedelta = timedelta(days=4),
+        halve_frequencies_at: int = HALVE_FREQUENCIES_AT,
+    ) -> None:
         self.engine = engine
+        # When the counted articles reach this many, every document frequency and the count halve
+        # (terms left at zero go): the table follows the recent vocabulary and stays bounded.
+        self._halve_at = halve_frequencies_at
         #: Held while the in-memory view is read or changed.
         self.lock = threading.RLock()
         # Stories quiet longer than this before the newest are not kept in memory (the assigner asks
@@ -226,7 +238,7 @@ class SqlStoryStore:
         try:
             with self.engine.begin() as conn:
                 _advance(conn, *target)
-                self._write(conn, changes, seq)
+                halved = self._write(conn, changes, seq)
         except SQLAlchemyError as exc:
             self._loaded_seq = -1
             raise StorageError(f"cannot save stories: {exc}") from exc
@@ -243,10 +255,14 @@ class SqlStoryStore:
                 self._aliases[alias] = self._final(story_id, final)
         for story in changes.stories:
             self._put(story)
-        for term, count in changes.frequencies.items():
-            if term in self._frequencies:
-                self._frequencies[term] += count
-        self._documents += changes.documents
+        if halved is not None:
+            self._frequencies.clear()
+            self._documents = halved
+        else:
+            for term, count in changes.frequencies.items():
+                if term in self._frequencies:
+                    self._frequencies[term] += count
+            self._documents += changes.documents
         self._loaded_seq = seq
 
     def _final(self, story_id: str, pending: Mapping[str, str]) -> str:
@@ -257,28 +273,9 @@ class SqlStoryStore:
             story_id = nxt
         return story_id
 
-    def _write(self, conn: Connection, changes: StoryChanges, seq: int) -> None:
-        s = stories_table
-        ids = [story.id for story in changes.stories]
-        for start in range(0, len(ids), _CHUNK):
-            conn.execute(sa.delete(s).where(s.c.id.in_(ids[start : start + _CHUNK])))
-        if changes.stories:
-            conn.execute(
-                sa.insert(s),
-                [
-                    {
-                        "id": story.id,
-                        "first_seen": story.first_seen,
-                        "last_seen": story.last_seen,
-                        "members": story.members,
-                        "outlet_count": max(1, len(story.outlets)),
-                        "merged_into": story.merged_into,
-                        "state": json.dumps(story.to_json(), ensure_ascii=False),
-                        "updated_seq": seq,
-                    }
-                    for story in changes.stories
-                ],
-            )
+    def _write(self, conn: Connection, changes: StoryChanges, seq: int) -> int | None:
+        """Write a batch's changes; return the halved article count when the frequencies were halved, else None."""
+        _write_states(conn, changes.stories, seq)
         if changes.assignments:
             conn.execute(
                 sa.insert(story_members_table),
@@ -294,8 +291,17 @@ class SqlStoryStore:
             conn.execute(sa.delete(al).where(al.c.alias == alias))
             conn.execute(sa.insert(al).values(alias=alias, story_id=final, seq=seq))
         self._count_terms(conn, changes.frequencies)
-        if changes.documents:
-            _meta_add(conn, STORIES_DOCUMENTS_KEY, changes.documents)
+        if not changes.documents:
+            return None
+        documents = _meta_add(conn, STORIES_DOCUMENTS_KEY, changes.documents)
+        if documents < self._halve_at:
+            return None
+        t = story_terms_table
+        conn.execute(sa.update(t).values(documents=t.c.documents // 2))
+        conn.execute(sa.delete(t).where(t.c.documents < 1))
+        _meta_add(conn, STORIES_DOCUMENTS_KEY, documents // 2 - documents)
+        log.info("story term frequencies halved at %d articles", documents)
+        return documents // 2
 
     @staticmethod
     def _count_terms(conn: Connection, frequencies: Mapping[str, int]) -> None:
@@ -346,6 +352,37 @@ class SqlStoryStore:
                 )
                 known.update({row[0]: row[1] for row in rows})
         return known
+
+    def forget(self, assigner: StoryAssigner, entries: Any, entry_ids: Sequence[str], seq: int) -> int:
+        """Take deleted entries out of their stories; return how many were members.
+
+        Each story that lost an article is rebuilt from the articles it still has (``entries`` is the
+        store: ``get_entries``): its centroid from their vectors, its span, member count and outlets,
+        so a removed outlet no longer counts towards the front page. A story left with no article
+        keeps its id (links to it answer 404) and matches nothing. Idempotent: safe to run again after
+        a crash. Document frequencies are not lowered (the deleted text is gone); their halving
+        (``halve_frequencies_at``) fades them like every other count.
+        """
+        with self.lock:
+            gone = {i: s for i, s in self._members(list(entry_ids)).items() if s is not None}
+            if not gone:
+                return 0
+            states: list[StoryState] = []
+            for story_id in sorted(set(gone.values())):
+                state = self.story(story_id)
+                if state is None:
+                    continue
+                kept = entries.get_entries([i for i in self.member_ids(story_id) if i not in gone])
+                states.append(rebuilt(state, [article_from_entry(e) for e in kept.values()], assigner))
+            with self.engine.begin() as conn:
+                m = story_members_table
+                ids = sorted(gone)
+                for start in range(0, len(ids), _CHUNK):
+                    conn.execute(sa.delete(m).where(m.c.entry_id.in_(ids[start : start + _CHUNK])))
+                _write_states(conn, states, seq)
+            for state in states:
+                self._put(state)
+            return len(gone)
 
     def find(self, assigner: StoryAssigner, article: StoryArticle) -> StoryMatch | None:
         """Return the story an article we do not store belongs to (read-only), or None."""
@@ -492,6 +529,28 @@ class SqlStoryStore:
         return {"stories": int(stories), "multi_outlet": int(shown), "aliases": int(aliases), "seq": seq}
 
 
+def rebuilt(state: StoryState, articles: Sequence[StoryArticle], assigner: StoryAssigner) -> StoryState:
+    """Return a story's state made again from the articles it still has (none: an empty story that matches nothing)."""
+    if not articles:
+        return dataclasses.replace(state, centroid={}, members=0, outlets=())
+    in_time = sorted(articles, key=lambda a: (a.published_at, a.id))
+    centroid: dict[str, float] = {}
+    for article in in_time:
+        for term, weight in assigner.vector(article).items():
+            centroid[term] = centroid.get(term, 0.0) + weight
+    # Heaviest first, as the assigner keeps a centroid, cut to the same size.
+    ranked = sorted(centroid.items(), key=lambda item: (-item[1], item[0]))[: assigner.settings.centroid_terms]
+    outlets = tuple(dict.fromkeys(a.outlet for a in in_time if a.outlet))
+    return dataclasses.replace(
+        state,
+        centroid=dict(ranked),
+        first_seen=in_time[0].published_at,
+        last_seen=in_time[-1].published_at,
+        members=len(in_time),
+        outlets=outlets[: assigner.settings.max_outlets],
+    )
+
+
 def _row_select() -> sa.Select[Any]:
     s = stories_table.c
     return sa.select(s.id, s.first_seen, s.last_seen, s.members, s.outlet_count)
@@ -540,11 +599,37 @@ def _meta_int(conn: Connection, key: str) -> int:
     return int(value) if value is not None else 0
 
 
-def _meta_add(conn: Connection, key: str, amount: int) -> None:
+def _meta_add(conn: Connection, key: str, amount: int) -> int:
     value = _meta_int(conn, key) + amount
     changed = conn.execute(sa.update(meta_table).where(meta_table.c.key == key).values(value=str(value))).rowcount
     if not changed:
         conn.execute(sa.insert(meta_table).values(key=key, value=str(value)))
+    return value
+
+
+def _write_states(conn: Connection, states: Sequence[StoryState], seq: int) -> None:
+    """Replace the rows of these stories with their new states, marked as written by change ``seq``."""
+    s = stories_table
+    ids = [story.id for story in states]
+    for start in range(0, len(ids), _CHUNK):
+        conn.execute(sa.delete(s).where(s.c.id.in_(ids[start : start + _CHUNK])))
+    if states:
+        conn.execute(
+            sa.insert(s),
+            [
+                {
+                    "id": story.id,
+                    "first_seen": story.first_seen,
+                    "last_seen": story.last_seen,
+                    "members": story.members,
+                    "outlet_count": max(1, len(story.outlets)),
+                    "merged_into": story.merged_into,
+                    "state": json.dumps(story.to_json(), ensure_ascii=False),
+                    "updated_seq": seq,
+                }
+                for story in states
+            ],
+        )
 
 
 def _advance(conn: Connection, from_seq: int, to_seq: int) -> None:
@@ -588,11 +673,16 @@ def assign_pending(
             break
         seen: set[str] = set()
         articles: list[StoryArticle] = []
+        deleted: list[str] = []
         for change in batch:
             entry: Entry | None = change.entry
-            if entry is not None and entry.id not in seen:
+            if entry is None:
+                deleted.append(change.entry_id)  # gone from the store (its feed removed, or pruned)
+            elif entry.id not in seen:
                 seen.add(entry.id)
                 articles.append(article_from_entry(entry))
+        if deleted:
+            stories.forget(assigner, changes, deleted, batch[-1].seq)
         try:
             assigned += stories.assign(assigner, articles, seq, batch[-1].seq)
         except StoriesMoved as exc:
