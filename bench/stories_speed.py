@@ -16,7 +16,7 @@ then reports, each next to a baseline measured in the same run:
   page p95 <= 50 ms, related p95 <= 30 ms.
 
 Usage: .venv/bin/python bench/stories_speed.py [--data-dir DIR] [--reuse] [--limit N]
-           [--requests 300] [--increment 2000] [--threads 8]
+           [--requests 300] [--increment 2000] [--threads 8] [--no-web] [--newsdesk PATH]
 
 DIR defaults to a temp dir removed at the end; keep a built one outside the repo (e.g.
 /work/wt/benchdata-storyspeed) and pass --reuse to measure again without building.
@@ -28,7 +28,6 @@ import argparse
 import importlib.util
 import os
 import random
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -212,7 +211,7 @@ def web_pass(services: Any, data_dir: Path, workdir: Path, args: argparse.Namesp
     with log_path.open("w") as log:
         started = time.perf_counter()
         process = subprocess.Popen(
-            [NEWSDESK, "--config", str(config_path), "serve"], stdout=log, stderr=subprocess.STDOUT, env=env
+            [args.newsdesk, "--config", str(config_path), "serve"], stdout=log, stderr=subprocess.STDOUT, env=env
         )
         try:
             base = f"http://127.0.0.1:{port}"
@@ -270,18 +269,21 @@ def main() -> int:
     parser.add_argument("--increment", type=int, default=2000, help="New entries of the steady-state step (0: none).")
     parser.add_argument("--threads", type=int, default=8, help="server.threads of waitress (default 8, as shipped).")
     parser.add_argument("--no-web", action="store_true", help="Measure the writer only.")
+    parser.add_argument(
+        "--newsdesk",
+        default=NEWSDESK,
+        help="The `newsdesk` console script to serve with (another checkout's, to compare; default: this one's).",
+    )
     parser.add_argument("--seed", type=int, default=11)
     args = parser.parse_args()
     if not (corpus.REUTERS.is_dir() and corpus.BBC.is_dir() and corpus.UCI.exists()):
         print("../shared/corpus is not present: nothing to measure", file=sys.stderr)
         return 0
-    workdir = args.data_dir.resolve() if args.data_dir else Path(tempfile.mkdtemp(prefix="newsdesk-bench-stories-"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    try:
-        return run(workdir, args)
-    finally:
-        if args.data_dir is None:
-            shutil.rmtree(workdir, ignore_errors=True)
+    if args.data_dir is not None:
+        args.data_dir.mkdir(parents=True, exist_ok=True)
+        return run(args.data_dir.resolve(), args)
+    with tempfile.TemporaryDirectory(prefix="newsdesk-bench-stories-") as temporary:
+        return run(Path(temporary), args)
 
 
 def run(workdir: Path, args: argparse.Namespace) -> int:
