@@ -76,6 +76,12 @@ class MemberRow(NamedTuple):
     outlet: str
     #: Its picture's URL as stored (not checked), or None.
     image_url: str | None
+    #: Its title (copies of one wire text share it).
+    title: str = ""
+    #: Its near-duplicate fingerprint (0: none).
+    fingerprint: int = 0
+    #: Its outlet's site, else the entry's own URL ("" when unknown).
+    site_url: str = ""
 
 
 class SqlStoryStore:
@@ -462,7 +468,18 @@ class SqlStoryStore:
         with self.engine.connect() as conn:
             for start in range(0, len(story_ids), _CHUNK):
                 query = (
-                    sa.select(m.story_id, m.entry_id, e.image_url, f.config_title, f.doc_title, f.url)
+                    sa.select(
+                        m.story_id,
+                        m.entry_id,
+                        e.image_url,
+                        e.title,
+                        e.fingerprint,
+                        e.url.label("entry_url"),
+                        f.site_url,
+                        f.config_title,
+                        f.doc_title,
+                        f.url,
+                    )
                     .select_from(
                         story_members_table.join(entries_table, e.id == m.entry_id).join(feeds_table, f.id == e.feed_id)
                     )
@@ -471,7 +488,16 @@ class SqlStoryStore:
                 )
                 for row in conn.execute(query):
                     outlet = row.config_title or row.doc_title or host_title(row.url)
-                    found.setdefault(row.story_id, []).append(MemberRow(row.entry_id, outlet, row.image_url))
+                    found.setdefault(row.story_id, []).append(
+                        MemberRow(
+                            row.entry_id,
+                            outlet,
+                            row.image_url,
+                            row.title,
+                            int(row.fingerprint or 0),
+                            row.site_url or row.entry_url or "",
+                        )
+                    )
         return found
 
     def stories_of(self, entry_ids: Sequence[str]) -> dict[str, str]:
