@@ -111,6 +111,8 @@ class SqlStoryStore:
         self._index = TermIndex()
         self._aliases: dict[str, str] = {}
         self._frequencies: dict[str, int] = {}
+        # True when _frequencies holds the whole table (the writer's view): an unknown term is 0, unread.
+        self._complete = False
         self._documents = 0
         self._known: dict[str, str | None] = {}
         self._target: tuple[int, int] | None = None
@@ -149,6 +151,7 @@ class SqlStoryStore:
                 self._put(StoryState.from_json(json.loads(state)))
             self._documents = _meta_int(conn, STORIES_DOCUMENTS_KEY)
             self._frequencies.clear()  # others counted terms too: read them afresh
+            self._complete = False
             self._loaded_seq = seq
 
     def _reset(self) -> None:
@@ -156,6 +159,18 @@ class SqlStoryStore:
         self._index = TermIndex()
         self._aliases.clear()
         self._frequencies.clear()
+        self._complete = False
+
+    def _load_frequencies(self) -> None:
+        """Read the whole frequency table once (the writer's view): every article then looks its terms up in memory.
+
+        Asking the database for each article's unseen terms cost one query per article; the table is
+        bounded by its halving (a few hundred thousand terms, tens of MiB).
+        """
+        t = story_terms_table.c
+        with self.engine.connect() as conn:
+            self._frequencies = {term: int(count) for term, count in conn.execute(sa.select(t.term, t.documents))}
+        self._complete = True
 
     def _put(self, story: StoryState) -> None:
         if story.merged_into is None:
@@ -178,8 +193,10 @@ class SqlStoryStore:
 
     def document_frequencies(self, terms: Iterable[str]) -> dict[str, int]:
         """Return term -> number of counted articles containing it."""
-        terms = list(terms)
         cache = self._frequencies
+        if self._complete:
+            return {term: cache.get(term, 0) for term in terms}
+        terms = list(terms)
         missing = [term for term in terms if term not in cache]
         if missing:
             with self.engine.connect() as conn:
@@ -263,11 +280,15 @@ class SqlStoryStore:
             self._put(story)
         if halved is not None:
             self._frequencies.clear()
+            self._complete = False
             self._documents = halved
         else:
+            cache = self._frequencies
             for term, count in changes.frequencies.items():
-                if term in self._frequencies:
-                    self._frequencies[term] += count
+                if term in cache:
+                    cache[term] += count
+                elif self._complete:
+                    cache[term] = count
             self._documents += changes.documents
         self._loaded_seq = seq
 
@@ -332,6 +353,8 @@ class SqlStoryStore:
     def assign(self, assigner: StoryAssigner, articles: Sequence[StoryArticle], from_seq: int, to_seq: int) -> int:
         """Assign a batch of articles taken from the change log (from_seq, to_seq]; return how many were new."""
         with self.lock:
+            if not self._complete:
+                self._load_frequencies()
             self._known = self._members([article.id for article in articles])
             self._target = (from_seq, to_seq)
             self._saved = False
