@@ -108,6 +108,50 @@ def writer_pass(services: Any, label: str) -> dict[str, float]:
     return {"indexed": indexed, "index_s": index_seconds, "assigned": assigned, "assign_s": assign_seconds}
 
 
+def assign_cost_by_cpu(services: Any, sample: int) -> None:
+    """Assign stories to everything stored (CPU time of this process), against indexing a sample's CPU time.
+
+    For a machine too busy to index 200,000 entries in good time: CPU seconds per entry do not depend
+    on what else runs. Indexing is timed as raw Whoosh adding the entries' documents in batches of
+    2,000 (our indexer runs at 1.02x raw Whoosh, bench/search.py).
+    """
+    from whoosh import index as whoosh_index
+
+    from index.schema import build_schema, entry_document
+
+    cpu, wall = time.process_time(), time.perf_counter()
+    assigned = services.assign_stories()
+    assign_cpu, assign_wall = time.process_time() - cpu, time.perf_counter() - wall
+    print(
+        f"stories: assigned {assigned} in {assign_wall:.0f}s wall, {assign_cpu:.1f}s CPU "
+        f"({assign_cpu * 1000 / max(1, assigned):.2f} ms CPU per entry)",
+        flush=True,
+    )
+    entries = []
+    for entry in services.store.iter_entries():
+        entries.append(entry)
+        if len(entries) >= sample:
+            break
+    with tempfile.TemporaryDirectory(prefix="newsdesk-bench-whoosh-") as folder:
+        ix = whoosh_index.create_in(folder, build_schema())
+        cpu = time.process_time()
+        for start in range(0, len(entries), INDEX_BATCH):
+            writer = ix.writer(limitmb=128)
+            for entry in entries[start : start + INDEX_BATCH]:
+                writer.add_document(**entry_document(entry))
+            writer.commit(merge=True)
+        index_cpu = time.process_time() - cpu
+    per_index = index_cpu * 1000 / len(entries)
+    per_assign = assign_cpu * 1000 / max(1, assigned)
+    share = per_assign / (per_index + per_assign)
+    print(
+        f"indexing {len(entries)} of them (raw Whoosh): {index_cpu:.1f}s CPU ({per_index:.2f} ms per entry); "
+        f"stories cost {share:.1%} of the writer's CPU per entry (target <= {ASSIGN_COST_SHARE:.0%}: "
+        f"{'met' if share <= ASSIGN_COST_SHARE else 'NOT met'})",
+        flush=True,
+    )
+
+
 def add_increment(services: Any, count: int, seed: int) -> int:
     """Store ``count`` new entries in the newest week of the store, as a poll of the outlets would; return how many."""
     import sqlalchemy as sa
@@ -270,6 +314,14 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=8, help="server.threads of waitress (default 8, as shipped).")
     parser.add_argument("--no-web", action="store_true", help="Measure the writer only.")
     parser.add_argument(
+        "--assign-cpu",
+        type=int,
+        default=0,
+        metavar="N",
+        help="With --reuse: assign stories to the stored corpus and compare CPU time per entry with indexing N "
+        "of its entries (for a machine too busy for wall-clock figures), then stop.",
+    )
+    parser.add_argument(
         "--newsdesk",
         default=NEWSDESK,
         help="The `newsdesk` console script to serve with (another checkout's, to compare; default: this one's).",
@@ -296,6 +348,10 @@ def run(workdir: Path, args: argparse.Namespace) -> int:
     config = config_from_dict({"data_dir": str(data_dir)}, label="bench")
     services = build_services(config)
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; data dir {data_dir}", flush=True)
+    if args.assign_cpu and args.reuse and services.store.count_entries():
+        assign_cost_by_cpu(services, args.assign_cpu)
+        services.close()
+        return 0
     if not (args.reuse and services.store.count_entries()):
         store_corpus(services, args.limit)
         writer_pass(services, "build")
