@@ -94,6 +94,9 @@ def writer_pass(services: Any, label: str) -> dict[str, float]:
     assigned = services.assign_stories()
     assign_seconds = time.perf_counter() - started
     indexed = stats.upserts
+    if not indexed:
+        print(f"{label}: nothing to index; stories assigned to {assigned} in {assign_seconds:.1f}s", flush=True)
+        return {"indexed": 0, "index_s": index_seconds, "assigned": assigned, "assign_s": assign_seconds}
     without = indexed / index_seconds if index_seconds else float("nan")
     with_stories = indexed / (index_seconds + assign_seconds) if indexed else float("nan")
     share = assign_seconds / (index_seconds + assign_seconds) if indexed else float("nan")
