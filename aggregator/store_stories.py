@@ -12,13 +12,14 @@ batch takes the next story version (``meta``), written on the rows it touched (`
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -28,7 +29,7 @@ from .errors import StorageError
 from .models import Entry
 from .stories import StoryArticle, StoryAssigner, StoryChanges, StoryMatch, StoryState, article_from_entry
 from .stories.state import TermIndex, in_window
-from .tables import entries_table, feeds_table, meta_table
+from .tables import entries_table, feeds_table, host_title, meta_table
 from .tables_stories import (
     STORIES_DOCUMENTS_KEY,
     STORIES_SEQ_KEY,
@@ -39,12 +40,24 @@ from .tables_stories import (
     story_terms_table,
 )
 
-__all__ = ["CursorMove", "SqlStoryStore", "StoryRow", "articles_of", "assign_pending"]
+__all__ = [
+    "HALVE_FREQUENCIES_AT",
+    "CursorMove",
+    "MemberRow",
+    "SqlStoryStore",
+    "StoryRow",
+    "articles_of",
+    "assign_pending",
+    "rebuilt",
+    "take_out_deleted",
+]
 
 log = logging.getLogger("newsdesk.stories")
 
 #: Rows per IN (...) list: well under SQLite's bound on variables.
 _CHUNK = 500
+#: Counted articles at which the document frequencies halve (see `SqlStoryStore`).
+HALVE_FREQUENCIES_AT = 200_000
 
 
 class StoriesMoved(StorageError):
@@ -71,14 +84,40 @@ class StoryRow:
     outlet_count: int
 
 
+class MemberRow(NamedTuple):
+    """A story's article as a card picks from: no text, so a story of hundreds of articles is cheap to scan."""
+
+    #: The entry's id.
+    entry_id: str
+    #: Its outlet as pages name it (the feed's title).
+    outlet: str
+    #: Its picture's URL as stored (not checked), or None.
+    image_url: str | None
+    #: Its title (copies of one wire text share it).
+    title: str = ""
+    #: Its near-duplicate fingerprint (0: none).
+    fingerprint: int = 0
+    #: Its outlet's site, else the entry's own URL ("" when unknown).
+    site_url: str = ""
+
+
 class SqlStoryStore:
     """The `StoryStore` protocol over the database, with an in-memory view of the recent stories.
 
     Thread-safe through ``lock``: the writer holds it for a batch, readers (``find``) for a lookup.
     """
 
-    def __init__(self, engine: Engine, *, retain: timedelta = timedelta(days=4)) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        retain: timedelta = timedelta(days=4),
+        halve_frequencies_at: int = HALVE_FREQUENCIES_AT,
+    ) -> None:
         self.engine = engine
+        # When the counted articles reach this many, every document frequency and the count halve
+        # (terms left at zero go): the table follows the recent vocabulary and stays bounded.
+        self._halve_at = halve_frequencies_at
         #: Held while the in-memory view is read or changed.
         self.lock = threading.RLock()
         # Stories quiet longer than this before the newest are not kept in memory (the assigner asks
@@ -89,6 +128,8 @@ class SqlStoryStore:
         self._index = TermIndex()
         self._aliases: dict[str, str] = {}
         self._frequencies: dict[str, int] = {}
+        # True when _frequencies holds the whole table (the writer's view): an unknown term is 0, unread.
+        self._complete = False
         self._documents = 0
         self._known: dict[str, str | None] = {}
         self._target: CursorMove | None = None
@@ -127,6 +168,7 @@ class SqlStoryStore:
                 self._put(StoryState.from_json(json.loads(state)))
             self._documents = _meta_int(conn, STORIES_DOCUMENTS_KEY)
             self._frequencies.clear()  # others counted terms too: read them afresh
+            self._complete = False
             self._loaded_version = version
 
     def _reset(self) -> None:
@@ -134,6 +176,18 @@ class SqlStoryStore:
         self._index = TermIndex()
         self._aliases.clear()
         self._frequencies.clear()
+        self._complete = False
+
+    def _load_frequencies(self) -> None:
+        """Read the whole frequency table once (the writer's view): every article then looks its terms up in memory.
+
+        Asking the database for each article's unseen terms cost one query per article; the table is
+        bounded by its halving (a few hundred thousand terms, tens of MiB).
+        """
+        t = story_terms_table.c
+        with self.engine.connect() as conn:
+            self._frequencies = {term: int(count) for term, count in conn.execute(sa.select(t.term, t.documents))}
+        self._complete = True
 
     def _put(self, story: StoryState) -> None:
         if story.merged_into is None:
@@ -156,8 +210,10 @@ class SqlStoryStore:
 
     def document_frequencies(self, terms: Iterable[str]) -> dict[str, int]:
         """Return term -> number of counted articles containing it."""
-        terms = list(terms)
         cache = self._frequencies
+        if self._complete:
+            return {term: cache.get(term, 0) for term in terms}
+        terms = list(terms)
         missing = [term for term in terms if term not in cache]
         if missing:
             with self.engine.connect() as conn:
@@ -222,7 +278,7 @@ class SqlStoryStore:
             with self.engine.begin() as conn:
                 move(conn)
                 previous, version = _next_version(conn)
-                self._write(conn, changes, version)
+                halved = self._write(conn, changes, version)
         except SQLAlchemyError as exc:
             self._loaded_version = -1
             raise StorageError(f"cannot save stories: {exc}") from exc
@@ -239,10 +295,18 @@ class SqlStoryStore:
                 self._aliases[alias] = self._final(story_id, final)
         for story in changes.stories:
             self._put(story)
-        for term, count in changes.frequencies.items():
-            if term in self._frequencies:
-                self._frequencies[term] += count
-        self._documents += changes.documents
+        if halved is not None:
+            self._frequencies.clear()
+            self._complete = False
+            self._documents = halved
+        else:
+            cache = self._frequencies
+            for term, count in changes.frequencies.items():
+                if term in cache:
+                    cache[term] += count
+                elif self._complete:
+                    cache[term] = count
+            self._documents += changes.documents
         if previous == self._loaded_version:  # else another writer saved since our view: refresh loads both
             self._loaded_version = version
 
@@ -254,28 +318,9 @@ class SqlStoryStore:
             story_id = nxt
         return story_id
 
-    def _write(self, conn: Connection, changes: StoryChanges, version: int) -> None:
-        s = stories_table
-        ids = [story.id for story in changes.stories]
-        for start in range(0, len(ids), _CHUNK):
-            conn.execute(sa.delete(s).where(s.c.id.in_(ids[start : start + _CHUNK])))
-        if changes.stories:
-            conn.execute(
-                sa.insert(s),
-                [
-                    {
-                        "id": story.id,
-                        "first_seen": story.first_seen,
-                        "last_seen": story.last_seen,
-                        "members": story.members,
-                        "outlet_count": max(1, len(story.outlets)),
-                        "merged_into": story.merged_into,
-                        "state": json.dumps(story.to_json(), ensure_ascii=False),
-                        "updated_seq": version,
-                    }
-                    for story in changes.stories
-                ],
-            )
+    def _write(self, conn: Connection, changes: StoryChanges, version: int) -> int | None:
+        """Write a batch's changes; return the halved article count when the frequencies were halved, else None."""
+        _write_states(conn, changes.stories, version)
         if changes.assignments:
             conn.execute(
                 sa.insert(story_members_table),
@@ -291,8 +336,17 @@ class SqlStoryStore:
             conn.execute(sa.delete(al).where(al.c.alias == alias))
             conn.execute(sa.insert(al).values(alias=alias, story_id=final, seq=version))
         self._count_terms(conn, changes.frequencies)
-        if changes.documents:
-            _meta_add(conn, STORIES_DOCUMENTS_KEY, changes.documents)
+        if not changes.documents:
+            return None
+        documents = _meta_add(conn, STORIES_DOCUMENTS_KEY, changes.documents)
+        if documents < self._halve_at:
+            return None
+        t = story_terms_table
+        conn.execute(sa.update(t).values(documents=t.c.documents // 2))
+        conn.execute(sa.delete(t).where(t.c.documents < 1))
+        _meta_add(conn, STORIES_DOCUMENTS_KEY, documents // 2 - documents)
+        log.info("story term frequencies halved at %d articles", documents)
+        return documents // 2
 
     @staticmethod
     def _count_terms(conn: Connection, frequencies: Mapping[str, int]) -> None:
@@ -321,6 +375,8 @@ class SqlStoryStore:
     def assign_moving(self, assigner: StoryAssigner, articles: Sequence[StoryArticle], move: CursorMove) -> int:
         """Assign a batch of articles, advancing the cursor with ``move`` in the same transaction; return how many were new."""
         with self.lock:
+            if not self._complete:
+                self._load_frequencies()
             self._known = self._members([article.id for article in articles])
             self._target = move
             self._saved = False
@@ -349,6 +405,40 @@ class SqlStoryStore:
                 )
                 known.update({row[0]: row[1] for row in rows})
         return known
+
+    def forget(self, assigner: StoryAssigner, entries: Any, entry_ids: Sequence[str]) -> int:
+        """Take deleted entries out of their stories; return how many were members.
+
+        Each story that lost an article is rebuilt from the articles it still has (``entries`` is the
+        store: ``get_entries``): its centroid from their vectors, its span, member count and outlets,
+        so a removed outlet no longer counts towards the front page. A story left with no article
+        keeps its id (links to it answer 404) and matches nothing. Idempotent: safe to run again after
+        a crash. Document frequencies are not lowered (the deleted text is gone); their halving
+        (``halve_frequencies_at``) fades them like every other count.
+        """
+        with self.lock:
+            gone = {i: s for i, s in self._members(list(entry_ids)).items() if s is not None}
+            if not gone:
+                return 0
+            states: list[StoryState] = []
+            for story_id in sorted(set(gone.values())):
+                state = self.story(story_id)
+                if state is None:
+                    continue
+                kept = entries.get_entries([i for i in self.member_ids(story_id) if i not in gone])
+                states.append(rebuilt(state, [article_from_entry(e) for e in kept.values()], assigner))
+            with self.engine.begin() as conn:
+                m = story_members_table
+                ids = sorted(gone)
+                for start in range(0, len(ids), _CHUNK):
+                    conn.execute(sa.delete(m).where(m.c.entry_id.in_(ids[start : start + _CHUNK])))
+                previous, version = _next_version(conn)
+                _write_states(conn, states, version)
+            for state in states:
+                self._put(state)
+            if previous == self._loaded_version:
+                self._loaded_version = version
+            return len(gone)
 
     def find(self, assigner: StoryAssigner, article: StoryArticle) -> StoryMatch | None:
         """Return the story an article we do not store belongs to (read-only), or None."""
@@ -380,6 +470,34 @@ class SqlStoryStore:
             row = conn.execute(_row_select().where(s.id == story_id, s.merged_into.is_(None))).first()
         return None if row is None else _story_row(row)
 
+    def story_rows(self, story_ids: Sequence[str]) -> dict[str, StoryRow]:
+        """Return the rows of the standing stories among ``story_ids``, by id."""
+        s = stories_table.c
+        found: dict[str, StoryRow] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(story_ids), _CHUNK):
+                chunk = list(story_ids[start : start + _CHUNK])
+                for row in conn.execute(_row_select().where(s.id.in_(chunk), s.merged_into.is_(None))):
+                    found[row.id] = _story_row(row)
+        return found
+
+    def first_members(self, story_ids: Sequence[str]) -> dict[str, str]:
+        """Return story id -> the id of its first report still stored (earliest, then lowest id)."""
+        m, e = story_members_table.c, entries_table.c
+        found: dict[str, str] = {}
+        with self.engine.connect() as conn:
+            for story_id in story_ids:
+                first = conn.execute(
+                    sa.select(m.entry_id)
+                    .join(entries_table, e.id == m.entry_id)
+                    .where(m.story_id == story_id)
+                    .order_by(e.published_at, e.id)
+                    .limit(1)
+                ).scalar()
+                if first is not None:
+                    found[story_id] = str(first)
+        return found
+
     def member_ids(self, story_id: str) -> list[str]:
         """Return the ids of a story's articles that are still stored, oldest first."""
         m, e = story_members_table.c, entries_table.c
@@ -391,6 +509,46 @@ class SqlStoryStore:
         )
         with self.engine.connect() as conn:
             return list(conn.execute(query).scalars())
+
+    def member_rows(self, story_ids: Sequence[str]) -> dict[str, list[MemberRow]]:
+        """Return each story's stored articles as light rows, oldest first (by publication, then id; stories
+        without any are left out)."""
+        m, e, f = story_members_table.c, entries_table.c, feeds_table.c
+        found: dict[str, list[MemberRow]] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(story_ids), _CHUNK):
+                query = (
+                    sa.select(
+                        m.story_id,
+                        m.entry_id,
+                        e.image_url,
+                        e.title,
+                        e.fingerprint,
+                        e.url.label("entry_url"),
+                        f.site_url,
+                        f.config_title,
+                        f.doc_title,
+                        f.url,
+                    )
+                    .select_from(
+                        story_members_table.join(entries_table, e.id == m.entry_id).join(feeds_table, f.id == e.feed_id)
+                    )
+                    .where(m.story_id.in_(list(story_ids[start : start + _CHUNK])))
+                    .order_by(e.published_at, e.id)
+                )
+                for row in conn.execute(query):
+                    outlet = row.config_title or row.doc_title or host_title(row.url)
+                    found.setdefault(row.story_id, []).append(
+                        MemberRow(
+                            row.entry_id,
+                            outlet,
+                            row.image_url,
+                            row.title,
+                            int(row.fingerprint or 0),
+                            row.site_url or row.entry_url or "",
+                        )
+                    )
+        return found
 
     def stories_of(self, entry_ids: Sequence[str]) -> dict[str, str]:
         """Return entry id -> the story it belongs to now, for the entries that have one."""
@@ -445,6 +603,28 @@ class SqlStoryStore:
             aliases = conn.execute(sa.select(sa.func.count()).select_from(story_aliases_table)).scalar_one()
             seq = _meta_int(conn, STORIES_SEQ_KEY)
         return {"stories": int(stories), "multi_outlet": int(shown), "aliases": int(aliases), "seq": seq}
+
+
+def rebuilt(state: StoryState, articles: Sequence[StoryArticle], assigner: StoryAssigner) -> StoryState:
+    """Return a story's state made again from the articles it still has (none: an empty story that matches nothing)."""
+    if not articles:
+        return dataclasses.replace(state, centroid={}, members=0, outlets=())
+    in_time = sorted(articles, key=lambda a: (a.published_at, a.id))
+    centroid: dict[str, float] = {}
+    for article in in_time:
+        for term, weight in assigner.vector(article).items():
+            centroid[term] = centroid.get(term, 0.0) + weight
+    # Heaviest first, as the assigner keeps a centroid, cut to the same size.
+    ranked = sorted(centroid.items(), key=lambda item: (-item[1], item[0]))[: assigner.settings.centroid_terms]
+    outlets = tuple(dict.fromkeys(a.outlet for a in in_time if a.outlet))
+    return dataclasses.replace(
+        state,
+        centroid=dict(ranked),
+        first_seen=in_time[0].published_at,
+        last_seen=in_time[-1].published_at,
+        members=len(in_time),
+        outlets=outlets[: assigner.settings.max_outlets],
+    )
 
 
 def _row_select() -> sa.Select[Any]:
@@ -518,11 +698,37 @@ def _next_version(conn: Connection) -> tuple[int, int]:
     return previous, previous + 1
 
 
-def _meta_add(conn: Connection, key: str, amount: int) -> None:
+def _meta_add(conn: Connection, key: str, amount: int) -> int:
     value = _meta_int(conn, key) + amount
     changed = conn.execute(sa.update(meta_table).where(meta_table.c.key == key).values(value=str(value))).rowcount
     if not changed:
         conn.execute(sa.insert(meta_table).values(key=key, value=str(value)))
+    return value
+
+
+def _write_states(conn: Connection, states: Sequence[StoryState], seq: int) -> None:
+    """Replace the rows of these stories with their new states, marked as written by change ``seq``."""
+    s = stories_table
+    ids = [story.id for story in states]
+    for start in range(0, len(ids), _CHUNK):
+        conn.execute(sa.delete(s).where(s.c.id.in_(ids[start : start + _CHUNK])))
+    if states:
+        conn.execute(
+            sa.insert(s),
+            [
+                {
+                    "id": story.id,
+                    "first_seen": story.first_seen,
+                    "last_seen": story.last_seen,
+                    "members": story.members,
+                    "outlet_count": max(1, len(story.outlets)),
+                    "merged_into": story.merged_into,
+                    "state": json.dumps(story.to_json(), ensure_ascii=False),
+                    "updated_seq": seq,
+                }
+                for story in states
+            ],
+        )
 
 
 def _seq_move(from_seq: int, to_seq: int) -> CursorMove:
@@ -559,6 +765,18 @@ def articles_of(entries: Iterable[Entry | None]) -> list[StoryArticle]:
     return articles
 
 
+def take_out_deleted(
+    stories: SqlStoryStore, assigner: StoryAssigner, entries: Any, batch: Sequence[tuple[str, Entry | None]]
+) -> int:
+    """Take a batch's logged entries that are gone from the store out of their stories; return how many were members.
+
+    ``batch`` pairs each change's entry id with its entry as the store has it now (None: deleted since,
+    its feed removed or pruned); ``entries`` is what reads the kept members (``get_entries``).
+    """
+    deleted = list(dict.fromkeys(entry_id for entry_id, entry in batch if entry is None))
+    return stories.forget(assigner, entries, deleted) if deleted else 0
+
+
 def assign_pending(
     changes: Any,
     stories: SqlStoryStore,
@@ -579,7 +797,9 @@ def assign_pending(
         batch = changes.changes_since(seq, limit=batch_size)
         if not batch:
             break
-        articles = articles_of(change.entry for change in batch)
+        pairs = [(change.entry_id, change.entry) for change in batch]
+        take_out_deleted(stories, assigner, changes, pairs)
+        articles = articles_of(entry for _, entry in pairs)
         try:
             assigned += stories.assign(assigner, articles, seq, batch[-1].seq)
         except StoriesMoved as exc:

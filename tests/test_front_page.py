@@ -132,6 +132,24 @@ def test_front_page_lists_the_latest_articles_with_outlet_time_teaser_and_thumbn
     assert "Top stories" not in page.text_content()
 
 
+def test_front_page_is_built_again_when_the_index_changes(newsroom: Services) -> None:
+    # The page is kept between requests (it is the same for everyone) and built again when the
+    # store's change log, the index or the stories move: an outlet removed is gone from the next page.
+    app = create_app(newsroom.config, newsroom)
+    before = page_of(app, "/")
+    outlets = set(texts(before.cssselect("section.latest .source")))
+    assert len(outlets) >= 2
+    assert texts(page_of(app, "/").cssselect("section.latest .source")) == texts(
+        before.cssselect("section.latest .source")
+    )
+    gone = sorted(outlets)[0]
+    feed = next(feed for feed in newsroom.store.list_feeds() if feed.title == gone)
+    assert newsroom.store.remove_feed(feed.id)
+    newsroom.indexer().catch_up()
+    after = set(texts(page_of(app, "/").cssselect("section.latest .source")))
+    assert after and gone not in after
+
+
 def test_sections_follow_the_operators_tags(tmp_path: Path, feed_server: FeedServer) -> None:
     config = newsroom_config(tmp_path, feed_server)
     services = build_newsroom(config)
@@ -171,6 +189,14 @@ def test_sections_follow_the_operators_tags(tmp_path: Path, feed_server: FeedSer
         for feed in feeds:
             services.store.add_feed(feed.url, tags=(*feed.tags, "news"))
         assert "news" not in section_tags(None, services.store.list_feeds())
+        # The page reads only the tagged feeds, given how many are enabled in all: the same sections,
+        # here with an untagged outlet that makes "news" no longer every feed's tag.
+        services.store.add_feed(feed_server.url("/untagged.xml"), title="Untagged outlet")
+        tagged = services.store.list_feeds(counts=False, tagged_only=True)
+        assert "Untagged outlet" not in {feed.title for feed in tagged}
+        every = section_tags(None, services.store.list_feeds())
+        assert "news" in every
+        assert section_tags(None, tagged, services.store.count_feeds(enabled_only=True)) == every
     finally:
         services.close()
 

@@ -6,11 +6,20 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from aggregator.models import Entry, Source
 from aggregator.store import Store, open_store
 from aggregator.store_stories import SqlStoryStore, StoriesMoved, assign_pending
-from aggregator.stories import StoryAssigner, StoryChanges, article_from_entry
+from aggregator.stories import (
+    MemoryStoryStore,
+    StoryArticle,
+    StoryAssigner,
+    StoryChanges,
+    article_from_entry,
+    story_id_for,
+)
+from aggregator.tables_stories import story_terms_table
 from tests.support.story_articles import EXPLOSION, OTHERS, OUTLETS, Article
 
 T0 = datetime(2026, 2, 10, 6, 0, tzinfo=UTC)
@@ -131,3 +140,81 @@ def test_find_places_an_article_we_do_not_store(any_store: Store) -> None:
         visitor, title="Ski jumping world cup opens in Lahti", text="The ski jumping season opened in Lahti."
     )
     assert SqlStoryStore(any_store.engine).find(StoryAssigner(stories), unrelated) is None
+
+
+def test_deleted_entries_leave_their_story(any_store: Store) -> None:
+    store_articles(any_store, EXPLOSION + OTHERS)
+    stories = assign(any_store)
+    ids = [entry_of(a).id for a in EXPLOSION]
+    (story_id,) = set(stories.stories_of(ids).values())
+    before = stories.story(story_id)
+    assert before is not None and before.members == 3 and len(before.outlets) == 3
+    # Terms only the courier's report has, some of them in the centroid while it is a member.
+    assigner = StoryAssigner(stories)
+    vectors = [assigner.vector(article_from_entry(entry_of(a))) for a in EXPLOSION]
+    own = set(vectors[2]) - set(vectors[0]) - set(vectors[1])
+    assert own & set(before.centroid)
+
+    def remove(outlet: str) -> None:
+        feed = any_store.find_feed(f"https://{outlet}.example/feed")
+        assert feed is not None and any_store.remove_feed(feed.id)
+        assign_pending(any_store, stories, StoryAssigner(stories))
+
+    remove(EXPLOSION[2].outlet)  # the courier's feed goes, and its report with it
+    for view in (stories, SqlStoryStore(any_store.engine)):  # the writer's memory and a fresh reader alike
+        view.refresh()
+        after = view.story(story_id)
+        assert after is not None and after.members == 2
+        assert after.outlets == before.outlets[:2] and not own & set(after.centroid)
+        assert (after.first_seen, after.last_seen) == (before.first_seen, entry_of(EXPLOSION[1]).published_at)
+        row = view.story_row(story_id)
+        assert row is not None and (row.members, row.outlet_count) == (2, 2)
+        assert view.member_ids(story_id) == ids[:2]
+        assert view.stories_of(ids) == {ids[0]: story_id, ids[1]: story_id}
+    # One outlet left: not a top story any more; none left: an empty story that matches nothing.
+    remove(EXPLOSION[1].outlet)
+    assert stories.top(min_outlets=2, limit=10)[1] == 0
+    remove(EXPLOSION[0].outlet)
+    empty = SqlStoryStore(any_store.engine).story(story_id)
+    assert empty is not None and empty.members == 0 and not empty.centroid and not empty.outlets
+    assert stories.member_ids(story_id) == []
+    # A story that outlet publishes again later is new: nothing of the emptied story matches it.
+    store_articles(any_store, EXPLOSION[:1])
+    fresh = assign(any_store)
+    assert fresh.stories_of([ids[0]]) == {ids[0]: story_id}  # re-assigned once more, founding the story again
+    assert fresh.stories_of([ids[0]])[ids[0]] == story_id_for(ids[0])
+
+
+def _article(number: int) -> StoryArticle:
+    # A common word every article has, and three no other article shares.
+    words = " ".join(f"zq{number}x{k}" for k in "abc")
+    return StoryArticle(
+        id=f"a{number}", title=f"Harbour {words}", published_at=T0 + timedelta(hours=number), outlet="x.example"
+    )
+
+
+def test_document_frequencies_stay_bounded(any_store: Store) -> None:
+    # Without a bound the table would hold 3 new terms per article: 316 rows after 105 articles.
+    stories = SqlStoryStore(any_store.engine, halve_frequencies_at=40)
+    memory = MemoryStoryStore(halve_frequencies_at=40)
+    assigner, reference = StoryAssigner(stories), StoryAssigner(memory)
+    for start in range(0, 105, 5):
+        batch = [_article(n) for n in range(start, start + 5)]
+        stories.assign(assigner, batch, start, start + 5)
+        reference.assign_many(batch)
+    with any_store.engine.connect() as conn:
+        rows = dict(conn.execute(sa.select(story_terms_table.c.term, story_terms_table.c.documents)).all())
+    fresh = SqlStoryStore(any_store.engine)
+    fresh.refresh()
+    for view in (stories, fresh):
+        documents = view.document_count()
+        # The count halves whenever it reaches 40 (after 40, 60, 80 and 100 articles): 20 + the last 5.
+        assert documents == 25
+        # Every article has "harbour": its count halves with the document count, so idf stays right.
+        assert view.document_frequencies(["harbour"]) == {"harbour": documents}
+    assert len(rows) <= 1 + 3 * 40 and rows["harbour"] == fresh.document_count()
+    # Terms seen once before the last halving are gone; the newest articles' are counted.
+    assert "zq0xa" not in rows and "zq99xa" not in rows and rows["zq104xa"] == 1
+    # The reference store in memory halves the same way.
+    assert memory.document_count() == fresh.document_count()
+    assert memory.document_frequencies(rows) == rows

@@ -6,8 +6,10 @@ plain records; the template decides nothing but layout.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import quote
@@ -16,7 +18,9 @@ from flask import request
 
 from aggregator.config import FeedConfig
 from aggregator.models import Entry, Feed
+from aggregator.store_stories import MemberRow
 from index.latest import newest_ids
+from index.related import index_version
 
 from .related import safe_link, teaser
 from .services import Services
@@ -29,6 +33,8 @@ SECTION_COUNT = 5
 DEFAULT_SECTION_COUNT = 4
 #: Other outlets' headlines under a story card's lead.
 CARD_OTHERS = 3
+#: Seconds a built front page may be served again while nothing it was built from changed.
+FRONT_CACHE_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -69,22 +75,39 @@ def story_card(story_id: str, entries: Sequence[Entry]) -> StoryCard:
     if not entries:
         raise ValueError("a story card needs at least one entry")
     in_time = sorted(entries, key=lambda e: (e.published_at, e.id))
+    rows = [MemberRow(e.id, e.source.title, e.image.url if e.image else None) for e in in_time]
+    card = card_from_rows(story_id, rows, {e.id: e for e in entries})
+    assert card is not None  # every row's entry is given
+    return card
+
+
+def card_picks(rows: Sequence[MemberRow]) -> tuple[MemberRow, list[MemberRow]]:
+    """Return the article a story's card leads with and the other outlets' it lists (``rows`` oldest first)."""
     # The first report leads: it does not change as coverage grows, so the card does not jump around.
-    lead = in_time[0]
-    pictures = [url for e in in_time if (url := safe_link(e.image.url if e.image else None))]
-    others: list[Entry] = []
-    outlets = {lead.source.title}
-    for entry in sorted(in_time[1:], key=lambda e: (e.published_at, e.id), reverse=True):
-        if entry.source.title not in outlets and len(others) < CARD_OTHERS:
-            others.append(entry)
-        outlets.add(entry.source.title)
-    lead_item = article_item(lead)
+    lead = rows[0]
+    others: list[MemberRow] = []
+    outlets = {lead.outlet}
+    for row in reversed(rows[1:]):  # the newest first, one per outlet
+        if row.outlet not in outlets:
+            others.append(row)
+            outlets.add(row.outlet)
+            if len(others) >= CARD_OTHERS:
+                break
+    return lead, others
+
+
+def card_from_rows(story_id: str, rows: Sequence[MemberRow], entries: Mapping[str, Entry]) -> StoryCard | None:
+    """Return a story's card from its articles' light rows, oldest first, and the entries it shows (None when one is gone)."""
+    lead, others = card_picks(rows)
+    if lead.entry_id not in entries or any(row.entry_id not in entries for row in others):
+        return None
     return StoryCard(
         story_id=story_id,
-        lead=lead_item,
-        thumbnail=lead_item.thumbnail or (pictures[0] if pictures else None),
-        outlet_count=len(outlets),
-        others=tuple(others),
+        lead=article_item(entries[lead.entry_id]),
+        # The lead's picture, else the earliest other one of the story.
+        thumbnail=next((url for row in rows if (url := safe_link(row.image_url))), None),
+        outlet_count=len({row.outlet for row in rows}),
+        others=tuple(entries[row.entry_id] for row in others),
     )
 
 
@@ -98,11 +121,17 @@ def topic_key(tag: str) -> str:
     return " ".join(tag.replace(",", " ").casefold().split())
 
 
-def section_tags(configured: Sequence[str] | None, feeds: Sequence[Feed]) -> list[str]:
-    """Return the front page's section tags: the configured ones, else the tags most enabled feeds carry."""
+def section_tags(
+    configured: Sequence[str] | None, feeds: Sequence[Feed], enabled_count: int | None = None
+) -> list[str]:
+    """Return the front page's section tags: the configured ones, else the tags most enabled feeds carry.
+
+    ``enabled_count`` is how many feeds are enabled in all, when ``feeds`` are only the tagged ones.
+    """
     if configured is not None:
         return list(configured)
     enabled = [feed for feed in feeds if feed.enabled]
+    everyone = len(enabled) if enabled_count is None else enabled_count
     counts: Counter[str] = Counter()
     spelled: dict[str, str] = {}
     for feed in enabled:
@@ -114,7 +143,7 @@ def section_tags(configured: Sequence[str] | None, feeds: Sequence[Feed]) -> lis
         for key, tag in keys.items():
             spelled.setdefault(key, tag)
     # A tag every feed carries makes a section that repeats "Latest"; one feed's tag is a section too.
-    useful = [tag for tag, count in counts.items() if count < len(enabled)]
+    useful = [tag for tag, count in counts.items() if count < everyone]
     useful.sort(key=lambda tag: (-counts[tag], tag))
     return [spelled[tag] for tag in useful[:DEFAULT_SECTION_COUNT]]
 
@@ -180,10 +209,14 @@ def build_front_page(services: Services, stories: Sequence[StoryCard] = ()) -> F
     latest_ids = newest_ids(services.reader, LATEST_COUNT)
     if not latest_ids:
         return _welcome_page(services)
-    feeds = services.store.list_feeds(counts=False)  # only their tags, keys and titles: no counting
+    # Only the feeds carrying a tag, and only their tags, keys and titles (no counting): an install of
+    # thousands of untagged outlets would otherwise read them all for every front page.
+    feeds = services.store.list_feeds(counts=False, tagged_only=True)
     wanted: list[tuple[str, list[Feed], list[str]]] = []
     topics = [(feed, {topic_key(t) for t in feed.tags}) for feed in feeds]
-    for tag in section_tags(services.config.front.sections, feeds):
+    configured = services.config.front.sections
+    enabled = None if configured is not None else services.store.count_feeds(enabled_only=True)
+    for tag in section_tags(configured, feeds, enabled):
         members = [feed for feed, keys in topics if topic_key(tag) in keys]
         ids = newest_ids(services.reader, SECTION_COUNT, feed_keys={feed.key for feed in members})
         wanted.append((tag, members, ids))
@@ -206,6 +239,43 @@ def build_front_page(services: Services, stories: Sequence[StoryCard] = ()) -> F
     if not latest:  # the index still lists entries the store has just removed: nothing to show after all
         return _welcome_page(services)
     return FrontPage(stories=tuple(stories), latest=latest, sections=sections)
+
+
+class FrontCache:
+    """The last front page built and the state it was built from, shared by a process's threads.
+
+    The page changes only when the index commits, the store logs a change or stories are assigned,
+    so it is built once per such change (one thread builds, the others wait for it) instead of on
+    every request; feeds' tags and titles, which change no log, show within ``seconds``.
+    """
+
+    def __init__(self, seconds: float = FRONT_CACHE_SECONDS) -> None:
+        self.seconds = seconds
+        self._lock = threading.Lock()
+        self._key: Hashable = None
+        self._page: FrontPage | None = None
+        self._built = 0.0
+
+    def page(self, key: Hashable, build: Callable[[], FrontPage]) -> FrontPage:
+        """Return the page built for ``key`` when it is recent enough, else build (and keep) a new one."""
+        with self._lock:
+            now = time.monotonic()
+            if self._page is not None and self._key == key and now - self._built < self.seconds:
+                return self._page
+            page = build()
+            # A welcome says when the first poll is due and counts what waits: never kept.
+            if page.welcome is None:
+                self._key, self._page, self._built = key, page, now
+            else:
+                self._page = None
+            return page
+
+
+def front_version(services: Services) -> Hashable:
+    """Return what the front page is built from: the index state, the store's change log and the story cursor."""
+    with services.reader.lease() as searcher:
+        index = None if searcher is None else index_version(searcher)
+    return (index, services.store.last_seq(), services.stories.cursor())
 
 
 def _welcome_page(services: Services) -> FrontPage:

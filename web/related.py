@@ -367,21 +367,21 @@ def story_members(story_id: str, article: ArticleQuery, entry: Entry | None, lim
     """Return the other outlets' articles of a story: one per outlet, newest first, wire copies once."""
     services = services_of(current_app)
     settings = services.config.related
-    ids = services.stories.member_ids(story_id)
-    found = services.store.get_entries(ids)
-    members = sorted((found[i] for i in ids if i in found), key=lambda e: (e.published_at, e.id), reverse=True)
+    # Chosen from light rows (no text): a story of hundreds of articles costs the few it lists.
+    members = services.stories.member_rows([story_id]).get(story_id, [])
+    own_id = entry.id if entry is not None else None
     own_source = entry.source.title if entry is not None else None
     own_site = article.site
     outlets: dict[str, int] = {}
     seen_titles: set[str] = set()
     seen_prints: set[int] = {entry.fingerprint} if entry is not None and entry.fingerprint else set()
-    chosen: list[Entry] = []
-    for member in members:
-        if entry is not None and member.id == entry.id:
+    chosen: list[str] = []
+    for member in reversed(members):  # newest first
+        if member.entry_id == own_id:
             continue
-        outlet = member.source.title
+        outlet = member.outlet
         if settings.exclude_same_source and (
-            outlet == own_source or (own_site and site_of(member.source.site_url or member.url) == own_site)
+            outlet == own_source or (own_site and site_of(member.site_url) == own_site)
         ):
             continue
         title = " ".join(member.title.casefold().split())
@@ -394,10 +394,11 @@ def story_members(story_id: str, article: ArticleQuery, entry: Entry | None, lim
         seen_titles.add(title)
         if member.fingerprint:
             seen_prints.add(member.fingerprint)
-        chosen.append(member)
+        chosen.append(member.entry_id)
         if len(chosen) >= limit:
             break
-    return chosen
+    found = services.store.get_entries(chosen)
+    return [found[i] for i in chosen if i in found]
 
 
 def requested_story() -> str | None:

@@ -22,7 +22,7 @@ from aggregator.stories import StoryState
 from index.query import parse_date
 
 from .api import int_arg
-from .front import StoryCard, story_card, story_path
+from .front import StoryCard, card_from_rows, card_picks, story_path
 from .related import article_fields, safe_link, teaser
 from .serialize import iso
 from .services import Services, services_of
@@ -114,13 +114,16 @@ def related_stories(services: Services, story: Story, limit: int = RELATED_STORI
     )[:limit]
     chosen: list[RelatedStory] = []
     min_outlets = services.config.stories.min_outlets
-    for _, other in scored:
-        row = known.story_row(other)
-        first_ids = known.member_ids(other)[:1]
-        first = services.store.get_entries(first_ids)
-        if row is None or not first:
+    # One read each for their rows, their first reports' ids and those entries, whatever the count.
+    ids = [other for _, other in scored]
+    rows = known.story_rows(ids)
+    firsts = known.first_members(ids)
+    leads = services.store.get_entries(list(firsts.values()))
+    for other in ids:
+        row = rows.get(other)
+        lead = leads.get(firsts.get(other, ""))
+        if row is None or lead is None:
             continue
-        lead = first[first_ids[0]]
         if row.outlet_count >= min_outlets:
             chosen.append(RelatedStory(lead.title, story_path(other), row.outlet_count, other))
         else:
@@ -159,14 +162,17 @@ def top_cards(services: Services, limit: int = FRONT_STORIES) -> list[StoryCard]
     rows, _ = services.stories.top(
         min_outlets=options.min_outlets, limit=limit, window=timedelta(seconds=float(options.quiet_period))
     )
-    ids = {row.id: services.stories.member_ids(row.id) for row in rows}
-    found = services.store.get_entries([i for members in ids.values() for i in members])
+    # Light rows of every member pick what each card shows; only those few entries are read in full
+    # (a big story has hundreds of articles, and reading them all cost the front page a second).
+    members = services.stories.member_rows([row.id for row in rows])
+    picks = {story_id: card_picks(found) for story_id, found in members.items() if found}
+    wanted = [r.entry_id for lead, others in picks.values() for r in (lead, *others)]
+    entries = services.store.get_entries(wanted)
     cards = []
     for row in rows:
-        entries = [found[i] for i in ids[row.id] if i in found]
-        if entries:
-            card = story_card(row.id, entries)
-            if card.outlet_count >= options.min_outlets:
+        if row.id in picks:
+            card = card_from_rows(row.id, members[row.id], entries)
+            if card is not None and card.outlet_count >= options.min_outlets:
                 cards.append(card)
     return cards
 

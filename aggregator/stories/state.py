@@ -205,7 +205,7 @@ def in_window(story: StoryState, start: datetime, end: datetime) -> bool:
 class MemoryStoryStore:
     """A `StoryStore` in memory: stories, an inverted index of centroid terms, aliases, frequencies."""
 
-    def __init__(self, *, retain_seconds: float = 4 * 86400) -> None:
+    def __init__(self, *, retain_seconds: float = 4 * 86400, halve_frequencies_at: int = 200_000) -> None:
         #: Story id -> latest state (merged ones included, for aliases and inspection).
         self.stories: dict[str, StoryState] = {}
         #: Article id -> story id it was assigned to.
@@ -220,6 +220,8 @@ class MemoryStoryStore:
         self._retain = retain_seconds
         self._latest: datetime | None = None
         self._saves = 0
+        # As the SQL store does: when the counted articles reach this many, every count halves.
+        self._halve_at = halve_frequencies_at
 
     def stories_for_terms(
         self, terms: Mapping[str, float], start: datetime, end: datetime, limit: int
@@ -271,6 +273,9 @@ class MemoryStoryStore:
         for term, count in changes.frequencies.items():
             frequencies[term] = frequencies.get(term, 0) + count
         self._documents += changes.documents
+        if changes.documents and self._documents >= self._halve_at:
+            self._frequencies = {term: count // 2 for term, count in frequencies.items() if count >= 2}
+            self._documents //= 2
         self._saves += 1
         if self._saves % 500 == 0:
             self._prune()
