@@ -28,9 +28,6 @@ plain single-pass tf-idf centroid clusterer (one threshold, calibrated on the sa
 from __future__ import annotations
 
 import argparse
-import csv
-import gzip
-import hashlib
 import io
 import itertools
 import json
@@ -40,7 +37,7 @@ import sys
 import time
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -56,99 +53,23 @@ from aggregator.stories import (  # noqa: E402
     StorySettings,
 )
 from aggregator.stories.features import term_weights, unit_vector  # noqa: E402
+from bench.story_data import (  # noqa: E402
+    ALLSIDES,
+    SHARED,
+    UCI,
+    Item,
+    as_published,
+    headlines_for_a_third,
+    read_allsides,
+    read_uci,
+    split,
+    spread,
+)
 
-SHARED = REPO.parent / "shared"
-UCI = SHARED / "corpus" / "stories" / "uci-news-aggregator-dev.tsv.gz"
-ALLSIDES = SHARED / "corpus" / "stories" / "allsides-roundups-dev.jsonl.gz"
 SEED_FEED = SHARED / "seed" / "story-feed.xml"
 BBC = SHARED / "corpus" / "news" / "bbc_greene2006__moztom__bbc_ml" / "bbc"
 SEED_FIXTURES = REPO / "tests" / "fixtures" / "stories" / "seed_rewrites.json"
 BATCH = 200
-
-
-@dataclass(frozen=True)
-class Item:
-    """One labelled article."""
-
-    id: str
-    title: str
-    text: str
-    outlet: str
-    story: str
-    published_at: datetime
-
-
-# ---------------------------------------------------------------- data
-
-
-def read_uci(path: Path, limit: int | None) -> list[Item]:
-    """Return the UCI headlines (title only), in file order."""
-    items = []
-    with gzip.open(path, "rt", encoding="utf-8", newline="") as handle:
-        reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
-        next(reader)
-        for record in reader:
-            if len(record) != 8:
-                continue
-            rid, title, _url, publisher, _category, story, hostname, stamp = record
-            when = datetime.fromtimestamp(int(stamp) / 1000, UTC)
-            items.append(Item(f"uci:{rid}", title, "", hostname or publisher, story, when))
-            if limit and len(items) >= limit:
-                break
-    return items
-
-
-def read_allsides(path: Path) -> list[Item]:
-    """Return the AllSides articles (title and lead paragraphs)."""
-    items = []
-    with gzip.open(path, "rt", encoding="utf-8") as handle:
-        for line in handle:
-            row = json.loads(line)
-            when = datetime.fromisoformat(row["published_at"]).astimezone(UTC)
-            items.append(Item(row["id"], row["title"], row["text"], row["source"], row["cluster"], when))
-    return items
-
-
-def held_out(story: str) -> bool:
-    """Return True for the stories kept apart from calibration (a stable half, by hash)."""
-    return hashlib.blake2b(story.encode(), digest_size=2).digest()[0] % 2 == 1
-
-
-def split(items: Sequence[Item]) -> tuple[list[Item], list[Item]]:
-    """Return (calibration, held-out) items."""
-    calibration = [item for item in items if not held_out(item.story)]
-    return calibration, [item for item in items if held_out(item.story)]
-
-
-def spread(items: Sequence[Item], seed: int, *, squeeze: float = 1.0) -> list[Item]:
-    """Return the items with each story's members spread over 2-72 hours, interleaved in time order."""
-    rng = random.Random(seed)
-    by_story: dict[str, list[Item]] = defaultdict(list)
-    for item in items:
-        by_story[item.story].append(item)
-    origin = min(item.published_at for item in items)
-    out = []
-    for story in sorted(by_story):
-        members = by_story[story]
-        anchor = min(m.published_at for m in members)
-        anchor = origin + (anchor - origin) / squeeze
-        hours = math.exp(rng.uniform(math.log(2), math.log(72)))
-        for member in sorted(members, key=lambda m: m.id):
-            out.append(replace(member, published_at=anchor + timedelta(hours=rng.uniform(0, hours))))
-    return sorted(out, key=lambda m: (m.published_at, m.id))
-
-
-def as_published(items: Sequence[Item], *, squeeze: float = 1.0) -> list[Item]:
-    """Return the items in corpus time order (optionally with dates packed closer)."""
-    origin = min(item.published_at for item in items)
-    out = [replace(i, published_at=origin + (i.published_at - origin) / squeeze) for i in items]
-    return sorted(out, key=lambda m: (m.published_at, m.id))
-
-
-def headlines_for_a_third(items: Sequence[Item], seed: int) -> list[Item]:
-    """Return the items with a third of them (at random) reduced to their headline."""
-    rng = random.Random(seed)
-    return [replace(i, text="") if rng.random() < 1 / 3 else i for i in items]
 
 
 # ---------------------------------------------------------------- metrics
