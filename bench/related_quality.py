@@ -40,7 +40,7 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
@@ -77,22 +77,25 @@ def bench_config(work: Path) -> Config:
 
 
 def ingest(items: Sequence[Item], work: Path) -> None:
-    """Store ``items`` (one feed per outlet, text as the summary), assign their stories and index them."""
+    """Store ``items`` as hourly polls of one feed per outlet (text as the summary), assign their stories, index them.
+
+    Articles arrive in time order, an hour's worth per poll, as a running `newsdesk run` sees them."""
     from web.services import build_services
 
     config = bench_config(work)
     services = build_services(config)
     store = services.store
     store.migrate()
-    by_outlet: dict[str, list[Item]] = defaultdict(list)
+    feeds = {}
+    for outlet in sorted({item.outlet for item in items}):
+        feeds[outlet] = store.add_feed(feed_key(outlet), title=outlet, origin="bench")
+    polls: dict[tuple[datetime, str], list[Item]] = defaultdict(list)
     for item in items:
-        by_outlet[item.outlet].append(item)
+        hour = item.published_at.replace(minute=0, second=0, microsecond=0)
+        polls[(hour, item.outlet)].append(item)
     started = time.perf_counter()
-    fetched_at = max(item.published_at for item in items) + timedelta(days=1)
-    for count, (outlet, group) in enumerate(sorted(by_outlet.items()), 1):
-        key = feed_key(outlet)
+    for count, ((hour, outlet), group) in enumerate(sorted(polls.items()), 1):
         site = f"https://{group[0].host}/"
-        feed = store.add_feed(key, title=outlet, origin="bench")
         parsed = ParsedFeed(
             title=outlet,
             site_url=site,
@@ -122,12 +125,17 @@ def ingest(items: Sequence[Item], work: Path) -> None:
             ),
             version="rss20",
         )
+        fetched_at = hour + timedelta(hours=1)
         context = FeedContext(
-            feed_key=feed.key, feed_url=key, source_title=outlet, site_url=site, fetched_at=fetched_at
+            feed_key=feeds[outlet].key,
+            feed_url=feed_key(outlet),
+            source_title=outlet,
+            site_url=site,
+            fetched_at=fetched_at,
         )
-        store.save_entries(feed.id, normalize_feed(parsed, context), seen_at=fetched_at)
-        if count % 2000 == 0:
-            print(f"  stored {count}/{len(by_outlet)} outlets ({time.perf_counter() - started:.0f}s)", flush=True)
+        store.save_entries(feeds[outlet].id, normalize_feed(parsed, context), seen_at=fetched_at)
+        if count % 20000 == 0:
+            print(f"  stored {count}/{len(polls)} polls ({time.perf_counter() - started:.0f}s)", flush=True)
     stored = time.perf_counter()
     print(f"  stored {store.count_entries()} entries in {stored - started:.0f}s; assigning stories...", flush=True)
     assigned = services.assign_stories()
@@ -170,9 +178,23 @@ class RelatedApi:
 
     def ask(self, params: dict[str, str], limit: int = 5) -> list[str]:
         """Return the entry ids the API answers for ``params``, in order."""
+        return [entry_id for entry_id, _ in self.scored(params, limit)]
+
+    def scored(self, params: dict[str, str], limit: int = 5) -> list[tuple[str, float]]:
+        """Return (entry id, score) of what the API answers for ``params``, in order (the story's own articles score 1)."""
         response = self.client.get("/api/v1/related", query_string={**params, "limit": str(limit)})
         assert response.status_code == 200, (response.status_code, response.get_data(as_text=True)[:200])
-        return [item["id"] for item in response.get_json()["items"]]
+        return [(item["id"], item["score"]) for item in response.get_json()["items"]]
+
+
+def fill_table(fills: Sequence[tuple[float, bool]]) -> str:
+    """Return how precise the related-coverage items below a story's own articles are, by smallest score kept."""
+    lines = ["  items below the story's own (score < 1), by smallest score kept: kept / precision"]
+    for floor in (0.0, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6):
+        kept = [right for score, right in fills if score >= floor]
+        share = sum(kept) / len(kept) if kept else float("nan")
+        lines.append(f"    >= {floor:<4}  {len(kept):>5} items  precision {share:.3f}")
+    return "\n".join(lines)
 
 
 def embed_params(item: Item) -> dict[str, str]:
@@ -311,7 +333,13 @@ def uci_main(args: argparse.Namespace) -> int:
     print(f"corpus: {len(rows)} headlines, {len(stories)} stories, {len({r.outlet for r in rows})} publishers")
 
     work: Path = args.work_dir
-    signature = {"corpus": "uci", "rows": len(indexed_rows), "seed": args.seed, "held_out": args.held_out}
+    signature = {
+        "corpus": "uci",
+        "rows": len(indexed_rows),
+        "seed": args.seed,
+        "held_out": args.held_out,
+        "order": "hourly polls",
+    }
     ids = prepare(indexed_rows, work, signature)
     rows_by_entry = {ids[row.id]: row for row in indexed_rows if row.id in ids}
     print(f"index: {len(rows_by_entry)} entries of {len(indexed_rows)} rows")
@@ -335,9 +363,12 @@ def uci_main(args: argparse.Namespace) -> int:
 
     # ------------------------------------------------------------ ours, through the API
     ours = Scores()
+    fills: list[tuple[float, bool]] = []
     started = time.perf_counter()
     for row, eligible in sample:
-        shown = [rows_by_entry[i] for i in api.ask({"entry": ids[row.id]})]
+        answer = api.scored({"entry": ids[row.id]})
+        shown = [rows_by_entry[i] for i, _ in answer]
+        fills.extend((s, rows_by_entry[i].story == row.story) for i, s in answer if s < 1.0)
         score(ours, row, shown, eligible)
     ours_seconds = time.perf_counter() - started
     false_related = sum(1 for row in probes if api.ask(embed_params(row)))
@@ -361,6 +392,7 @@ def uci_main(args: argparse.Namespace) -> int:
         f"floor={settings.time_floor}  window=+/-7d  max_per_source={settings.max_per_source}"
     )
     print(ours.line("newsdesk related"))
+    print(fill_table(fills))
     print(base.line("whoosh more_like"))
     print(
         f"false-related rate     newsdesk={false_related / len(probes):.1%}  "
@@ -521,7 +553,7 @@ def allsides_main(args: argparse.Namespace) -> int:
         f"{len(probes)} stories left out of the index (probes)"
     )
     work: Path = args.work_dir
-    signature = {"corpus": "allsides", "rows": len(indexed), "seed": args.seed}
+    signature = {"corpus": "allsides", "rows": len(indexed), "seed": args.seed, "order": "hourly polls"}
     ids = prepare(indexed, work, signature)
     by_entry = {ids[item.id]: item for item in indexed}
     outlets: dict[str, set[str]] = defaultdict(set)
@@ -532,14 +564,19 @@ def allsides_main(args: argparse.Namespace) -> int:
     for part, wanted in (("calibration", False), ("held-out", True)):
         by_id = Coverage()
         by_text = Coverage()
+        fills: list[tuple[float, bool]] = []
         for item in indexed:
             others = outlets[item.story] - {item.outlet}
             if held_out(item.story) == wanted and others:
-                by_id.add(item, [by_entry[i] for i in api.ask({"entry": ids[item.id]})], others)
+                answer = api.scored({"entry": ids[item.id]})
+                fills.extend((s, by_entry[i].story == item.story) for i, s in answer if s < 1.0)
+                by_id.add(item, [by_entry[i] for i, _ in answer], others)
         for item in withheld:
             others = outlets[item.story] - {item.outlet}
             if held_out(item.story) == wanted and others:
-                by_text.add(item, [by_entry[i] for i in api.ask(embed_params(item))], others)
+                answer = api.scored(embed_params(item))
+                fills.extend((s, by_entry[i].story == item.story) for i, s in answer if s < 1.0)
+                by_text.add(item, [by_entry[i] for i, _ in answer], others)
         for item in probes:
             if held_out(item.story) == wanted:
                 by_text.probes += 1
@@ -547,6 +584,7 @@ def allsides_main(args: argparse.Namespace) -> int:
         print(f"\n== {part} stories")
         print(by_id.line("by entry"))
         print(by_text.line("by title+text (article not stored)"))
+        print(fill_table(fills))
         report[part] = {"by_entry": by_id.figures(), "by_title_text": by_text.figures()}
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))

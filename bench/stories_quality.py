@@ -53,6 +53,7 @@ from aggregator.stories import (  # noqa: E402
     StorySettings,
 )
 from aggregator.stories.features import term_weights, unit_vector  # noqa: E402
+from aggregator.stories.state import StoryState, TermIndex, in_window  # noqa: E402
 from bench.story_data import (  # noqa: E402
     ALLSIDES,
     SHARED,
@@ -267,6 +268,61 @@ def _grid(sets: dict[str, list[Item]], candidates: list[tuple[str, StorySettings
     print(f"best: {best}")
 
 
+# ---------------------------------------------------------------- related stories (story page)
+
+
+def related_story_links(items: Sequence[Item], settings: StorySettings) -> list[tuple[float, bool, bool]]:
+    """Return (centroid cosine, same labelled story, same labelled topic) of every pair of predicted
+    stories the story page could link: sharing a heavy term, within 7 days, as web/stories.py finds them.
+
+    A link between fragments of one labelled story is surely right (the clusterer split it); one
+    between stories of different labelled topics (UCI's business / tech / entertainment / health) is
+    surely wrong; the rest is in between (a follow-up, another story on the same subject)."""
+    from web.stories import RELATED_CANDIDATES, centroid_cosine
+
+    store = MemoryStoryStore()
+    assigner = StoryAssigner(store, settings)
+    stream = articles(items)
+    for start in range(0, len(stream), BATCH):
+        assigner.assign_many(stream[start : start + BATCH])
+    label = {item.id: (item.story, item.topic) for item in items}
+    votes: dict[str, Counter[tuple[str, str]]] = defaultdict(Counter)
+    for article_id, story_id in store.members().items():
+        votes[story_id][label[article_id]] += 1
+    standing = [store.stories[s] for s in votes if store.stories[s].merged_into is None]
+    index = TermIndex()
+    for story in standing:
+        index.put(story)
+    by_id = {story.id: story for story in standing}
+    window = timedelta(days=7)
+    links = []
+    for story in standing:
+
+        def near(other: str, story: StoryState = story) -> bool:
+            return other != story.id and in_window(by_id[other], story.first_seen - window, story.last_seen + window)
+
+        for other_id in index.ranked(story.centroid, RELATED_CANDIDATES, near):
+            if other_id < story.id:
+                continue  # each pair once
+            (own_story, own_topic), _ = votes[story.id].most_common(1)[0]
+            (other_story, other_topic), _ = votes[other_id].most_common(1)[0]
+            links.append((centroid_cosine(story, by_id[other_id]), own_story == other_story, own_topic == other_topic))
+    return links
+
+
+def related_story_table(name: str, links: Sequence[tuple[float, bool, bool]]) -> None:
+    """Print, per threshold, the links kept and how many join one labelled story or cross topics."""
+    print(f" {name}: {len(links)} candidate links (pairs of stories sharing a heavy term within 7 days)")
+    for threshold in (0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5):
+        kept = [link for link in links if link[0] >= threshold]
+        same = sum(1 for _, story, _ in kept if story)
+        cross = sum(1 for _, _, topic in kept if not topic)
+        print(
+            f"   cosine >= {threshold:<4}  {len(kept):>6} links  same labelled story {same / max(len(kept), 1):6.1%}"
+            f"  other labelled topic {cross / max(len(kept), 1):6.1%}"
+        )
+
+
 # ---------------------------------------------------------------- seed story
 
 
@@ -346,6 +402,9 @@ def main() -> int:
     """Run the benchmark; return 0 (also when the corpus is absent: the bench is skipped)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calibrate", action="store_true", help="grid-search constants on the calibration split")
+    parser.add_argument(
+        "--related-stories", action="store_true", help="measure the story page's related-stories threshold"
+    )
     parser.add_argument("--uci-limit", type=int, default=None, help="read only the first N UCI rows")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures as JSON")
     parser.add_argument("--seed", type=int, default=7)
@@ -369,6 +428,13 @@ def main() -> int:
                 "allsides-mixed-dense": headlines_for_a_third(spread(all_cal, args.seed, squeeze=4), args.seed),
             }
         )
+        return 0
+
+    if args.related_stories:
+        for part, uci, allsides in (("calibration", uci_cal, all_cal), ("held-out", uci_held, all_held)):
+            print(f"\n== {part}: related stories of the story page (web/stories.py RELATED_STORY_SIMILARITY)")
+            related_story_table("UCI headlines, spread", related_story_links(spread(uci, args.seed), StorySettings()))
+            related_story_table("AllSides, spread", related_story_links(spread(allsides, args.seed), StorySettings()))
         return 0
 
     settings = StorySettings()

@@ -47,6 +47,8 @@ class Item:
     url: str = ""
     #: The outlet's host name.
     host: str = ""
+    #: The labelled topic: UCI's category (b, t, e, m), AllSides' story topic.
+    topic: str = ""
 
 
 def read_uci(path: Path = UCI, limit: int | None = None) -> list[Item]:
@@ -58,9 +60,9 @@ def read_uci(path: Path = UCI, limit: int | None = None) -> list[Item]:
         for record in reader:
             if len(record) != 8:
                 continue
-            rid, title, url, publisher, _category, story, hostname, stamp = record
+            rid, title, url, publisher, category, story, hostname, stamp = record
             when = datetime.fromtimestamp(int(stamp) / 1000, UTC)
-            items.append(Item(f"uci:{rid}", title, "", publisher, story, when, url, hostname))
+            items.append(Item(f"uci:{rid}", title, "", publisher, story, when, url, hostname, category))
             if limit and len(items) >= limit:
                 break
     return items
@@ -74,7 +76,17 @@ def read_allsides(path: Path = ALLSIDES) -> list[Item]:
             row = json.loads(line)
             when = datetime.fromisoformat(row["published_at"]).astimezone(UTC)
             items.append(
-                Item(row["id"], row["title"], row["text"], row["source"], row["cluster"], when, row["url"], row["host"])
+                Item(
+                    row["id"],
+                    row["title"],
+                    row["text"],
+                    row["source"],
+                    row["cluster"],
+                    when,
+                    row["url"],
+                    row["host"],
+                    row.get("story_topic", ""),
+                )
             )
     return items
 
