@@ -148,18 +148,47 @@ def ingest(items: Sequence[Item], work: Path) -> None:
 
 
 def prepare(items: Sequence[Item], work: Path, signature: dict[str, Any]) -> dict[str, str]:
-    """Ingest ``items`` into ``work`` unless a run with the same signature did; return item id -> entry id."""
+    """Ingest ``items`` into ``work`` unless a run with the same signature did; return item id -> entry id.
+
+    When only the story settings changed since, the stories are assigned afresh over the same entries."""
+    from aggregator.stories import StorySettings
+
+    stories = repr(StorySettings())
     marker = work / "bench-ready.json"
-    if not marker.exists() or json.loads(marker.read_text()) != signature:
+    done = json.loads(marker.read_text()) if marker.exists() else {}
+    if done.get("ingest") != signature:
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
         print(f"ingesting {len(items)} articles into {work} ...", flush=True)
         ingest(items, work)
-        marker.write_text(json.dumps(signature))
+    elif done.get("stories") != stories:
+        print("story settings changed: assigning the stories afresh ...", flush=True)
+        reassign(work)
+    marker.write_text(json.dumps({"ingest": signature, "stories": stories}))
     store = open_store(f"sqlite:///{work / 'store.db'}")
     ids = {entry.identity: entry.id for entry in store.iter_entries(5000)}
     store.close()
     return ids
+
+
+def reassign(work: Path) -> None:
+    """Forget the stories of the bench's store and assign them again from the change log."""
+    import sqlalchemy as sa
+
+    from aggregator import tables_stories as t
+    from aggregator.tables import meta_table
+    from web.services import build_services
+
+    services = build_services(bench_config(work))
+    with services.store.engine.begin() as conn:
+        for table in (t.stories_table, t.story_aliases_table, t.story_members_table, t.story_terms_table):
+            conn.execute(sa.delete(table))
+        keys = (t.STORIES_SEQ_KEY, t.STORIES_DOCUMENTS_KEY)
+        conn.execute(sa.delete(meta_table).where(meta_table.c.key.in_(keys)))
+    started = time.perf_counter()
+    assigned = services.assign_stories()
+    print(f"  assigned {assigned} in {time.perf_counter() - started:.0f}s", flush=True)
+    services.close()
 
 
 def feed_key(outlet: str) -> str:
@@ -222,50 +251,64 @@ def eligible_counts(row: Item, story_rows: list[Item]) -> tuple[int, int]:
 
 
 @dataclass
-class Scores:
-    """Quality figures of one method."""
+class Coverage:
+    """Related-coverage figures of one kind of query (top 5 shown per query)."""
 
+    #: Queries whose story has other outlets' articles in the index.
+    queries: int = 0
+    #: Items shown, and how many of them are of the query's story.
     shown: int = 0
     correct: int = 0
-    hit1: int = 0
+    #: Sum over queries of (coverage found in the top 5 / coverage there is to find, at most 5).
     recall: float = 0.0
-    publishers: int = 0
-    queries: int = 0
+    #: Queries whose first item is of the query's story.
+    hit1: int = 0
+    #: Queries that showed nothing although coverage exists.
     empty: int = 0
+    #: Sum over queries of the distinct outlets shown.
+    outlets: int = 0
+    #: Probes of stories absent from the index, and those that showed anything.
+    probes: int = 0
+    false_related: int = 0
+
+    def add(self, item: Item, shown: list[Item], found: int, there: int) -> None:
+        """Add one query's top 5: ``found`` of the ``there`` pieces of coverage to find are in it."""
+        shown = shown[:5]
+        self.queries += 1
+        self.shown += len(shown)
+        self.correct += sum(1 for s in shown if s.story == item.story)
+        self.recall += found / min(5, there) if there else 0.0
+        self.hit1 += bool(shown) and shown[0].story == item.story
+        self.empty += not shown
+        self.outlets += len({s.outlet for s in shown})
+
+    def probe(self, shown: list[Item]) -> None:
+        """Add one probe of a story absent from the index (anything shown is false-related)."""
+        self.probes += 1
+        self.false_related += bool(shown)
+
+    def figures(self) -> dict[str, float]:
+        """Return the figures as shares."""
+        q = max(self.queries, 1)
+        return {
+            "queries": self.queries,
+            "recall_at_5": round(self.recall / q, 4),
+            "precision_at_5": round(self.correct / max(self.shown, 1), 4),
+            "hit_at_1": round(self.hit1 / q, 4),
+            "empty": round(self.empty / q, 4),
+            "outlets_at_5": round(self.outlets / q, 3),
+            "probes": self.probes,
+            "false_related": round(self.false_related / max(self.probes, 1), 4),
+        }
 
     def line(self, name: str) -> str:
         """Return the figures as one report line."""
-        q = max(self.queries, 1)
+        f = self.figures()
+        probes = f"  false-related={f['false_related']:.1%} ({self.probes} absent stories)" if self.probes else ""
         return (
-            f"{name:<22} P@5={self.correct / max(self.shown, 1):.3f}  Hit@1={self.hit1 / q:.3f}  "
-            f"nR@5={self.recall / q:.3f}  publishers@5={self.publishers / q:.2f}  "
-            f"shown/query={self.shown / q:.2f}  empty={self.empty / q:.1%}"
+            f"  {name:<34} R@5={f['recall_at_5']:.3f}  P@5={f['precision_at_5']:.3f}  Hit@1={f['hit_at_1']:.3f}  "
+            f"empty={f['empty']:.1%}  outlets@5={f['outlets_at_5']:.2f}  ({self.queries} queries){probes}"
         )
-
-    def as_dict(self) -> dict[str, float]:
-        """Return the figures as a dict (for --json)."""
-        q = max(self.queries, 1)
-        return {
-            "p_at_5": round(self.correct / max(self.shown, 1), 4),
-            "hit_at_1": round(self.hit1 / q, 4),
-            "nr_at_5": round(self.recall / q, 4),
-            "publishers_at_5": round(self.publishers / q, 3),
-            "empty_share": round(self.empty / q, 4),
-            "queries": self.queries,
-        }
-
-
-def score(scores: Scores, row: Item, shown: list[Item], eligible: int) -> None:
-    """Add one query's top 5 to the figures (``eligible``: the other outlets' items there are to find)."""
-    shown = shown[:5]
-    same = [s for s in shown if s.story == row.story]
-    scores.queries += 1
-    scores.shown += len(shown)
-    scores.correct += len(same)
-    scores.hit1 += bool(shown and shown[0].story == row.story)
-    scores.recall += len({s.outlet for s in same}) / min(5, eligible) if eligible else 0.0
-    scores.publishers += len({s.outlet for s in shown})
-    scores.empty += not shown
 
 
 def baseline_related(searcher: Any, row: Item, entry_id: str | None, rows_by_entry: dict[str, Item]) -> list[Item]:
@@ -362,28 +405,31 @@ def uci_main(args: argparse.Namespace) -> int:
     api = RelatedApi(work)
 
     # ------------------------------------------------------------ ours, through the API
-    ours = Scores()
+    ours = Coverage()
     fills: list[tuple[float, bool]] = []
     started = time.perf_counter()
     for row, eligible in sample:
         answer = api.scored({"entry": ids[row.id]})
         shown = [rows_by_entry[i] for i, _ in answer]
         fills.extend((s, rows_by_entry[i].story == row.story) for i, s in answer if s < 1.0)
-        score(ours, row, shown, eligible)
+        ours.add(row, shown, sum(1 for s in shown[:5] if s.story == row.story), eligible)
     ours_seconds = time.perf_counter() - started
-    false_related = sum(1 for row in probes if api.ask(embed_params(row)))
+    for row in probes:
+        ours.probe([rows_by_entry[i] for i in api.ask(embed_params(row))])
 
     # ------------------------------------------------------------ baseline
     store = open_store(f"sqlite:///{work / 'store.db'}")
     reader = IndexReader(work / "index")
     searcher = reader.searcher()
     assert searcher is not None
-    base = Scores()
+    base = Coverage()
     started = time.perf_counter()
     for row, eligible in sample:
-        score(base, row, baseline_related(searcher, row, ids[row.id], rows_by_entry), eligible)
+        shown = baseline_related(searcher, row, ids[row.id], rows_by_entry)
+        base.add(row, shown, sum(1 for s in shown[:5] if s.story == row.story), eligible)
     base_seconds = time.perf_counter() - started
-    base_false = sum(1 for row in probes if baseline_related(searcher, row, None, rows_by_entry))
+    for row in probes:
+        base.probe(baseline_related(searcher, row, None, rows_by_entry))
 
     print()
     print(
@@ -391,30 +437,28 @@ def uci_main(args: argparse.Namespace) -> int:
         f"(x exp(-h/{settings.evidence_hours:g}h))  ranking time scale={settings.time_hours:g}h "
         f"floor={settings.time_floor}  window=+/-7d  max_per_source={settings.max_per_source}"
     )
-    print(ours.line("newsdesk related"))
-    print(fill_table(fills))
+    print(ours.line("newsdesk related (API)"))
     print(base.line("whoosh more_like"))
-    print(
-        f"false-related rate     newsdesk={false_related / len(probes):.1%}  "
-        f"more_like={base_false / len(probes):.1%}  ({len(probes)} held-out stories)"
-    )
+    print(fill_table(fills))
     print(
         f"time/query  newsdesk (API, in process)={ours_seconds / len(sample) * 1000:.1f} ms  "
         f"more_like={base_seconds / len(sample) * 1000:.1f} ms"
     )
-    report["newsdesk"] = {**ours.as_dict(), "false_related": round(false_related / len(probes), 4)}
-    report["more_like"] = {**base.as_dict(), "false_related": round(base_false / len(probes), 4)}
+    report["newsdesk"] = ours.figures()
+    report["more_like"] = base.figures()
 
     if args.sweep:
         print("\nevidence-threshold sweep (the related-coverage finder alone; the abstention knob):")
         for threshold in (0.15, 0.2, 0.25, 0.3, 0.35):
             swept = RelatedFinder(reader, store, replace(settings, evidence_threshold=threshold))
-            s = Scores()
+            figures = Coverage()
             for row, eligible in sample:
                 items = swept.find(_entry_query(store, ids[row.id]), limit=5)
-                score(s, row, [rows_by_entry[i.entry.id] for i in items], eligible)
-            fr = sum(1 for row in probes if swept.find(_title_query(row), limit=5)) / len(probes)
-            print(f"  {s.line(f't={threshold}')}  false-related={fr:.1%}")
+                shown = [rows_by_entry[i.entry.id] for i in items]
+                figures.add(row, shown, sum(1 for s in shown if s.story == row.story), eligible)
+            for row in probes:
+                figures.probe([rows_by_entry[i.entry.id] for i in swept.find(_title_query(row), limit=5)])
+            print(figures.line(f"t={threshold}"))
 
     if not args.skip_latency:
         latency_ids = [ids[row.id] for row, _ in sample[: args.latency_queries]]
@@ -461,59 +505,6 @@ def _title_query(row: Item) -> ArticleQuery:
 
 
 # --------------------------------------------------------------------------- AllSides
-
-
-@dataclass
-class Coverage:
-    """Related-coverage figures of one kind of query on one half of the stories."""
-
-    #: Queries whose story has other outlets' articles in the index.
-    queries: int = 0
-    #: Items shown (top 5) and how many of them are of the query's story.
-    shown: int = 0
-    correct: int = 0
-    #: Sum over queries of (other outlets found in the top 5 / other outlets there are, at most 5).
-    recall: float = 0.0
-    #: Queries whose first item is of the query's story.
-    hit1: int = 0
-    #: Queries that showed nothing although coverage exists.
-    empty: int = 0
-    #: Probes of stories absent from the index, and those that showed anything.
-    probes: int = 0
-    false_related: int = 0
-
-    def add(self, item: Item, shown: list[Item], others: set[str]) -> None:
-        """Add one query's top 5; ``others`` are the other outlets of its story in the index."""
-        shown = shown[:5]
-        same = [s for s in shown if s.story == item.story]
-        self.queries += 1
-        self.shown += len(shown)
-        self.correct += len(same)
-        self.recall += len({s.outlet for s in same} & others) / min(5, len(others))
-        self.hit1 += bool(shown) and shown[0].story == item.story
-        self.empty += not shown
-
-    def figures(self) -> dict[str, float]:
-        """Return the figures as shares."""
-        q = max(self.queries, 1)
-        return {
-            "queries": self.queries,
-            "recall_at_5": round(self.recall / q, 4),
-            "precision_at_5": round(self.correct / max(self.shown, 1), 4),
-            "hit_at_1": round(self.hit1 / q, 4),
-            "empty": round(self.empty / q, 4),
-            "probes": self.probes,
-            "false_related": round(self.false_related / max(self.probes, 1), 4),
-        }
-
-    def line(self, name: str) -> str:
-        """Return the figures as one report line."""
-        f = self.figures()
-        probes = f"  false-related={f['false_related']:.1%} ({self.probes} absent stories)" if self.probes else ""
-        return (
-            f"  {name:<34} R@5={f['recall_at_5']:.3f}  P@5={f['precision_at_5']:.3f}  Hit@1={f['hit_at_1']:.3f}  "
-            f"empty={f['empty']:.1%}  ({self.queries} queries){probes}"
-        )
 
 
 def allsides_plan(items: Sequence[Item], seed: int) -> tuple[list[Item], list[Item], list[Item]]:
@@ -570,17 +561,22 @@ def allsides_main(args: argparse.Namespace) -> int:
             if held_out(item.story) == wanted and others:
                 answer = api.scored({"entry": ids[item.id]})
                 fills.extend((s, by_entry[i].story == item.story) for i, s in answer if s < 1.0)
-                by_id.add(item, [by_entry[i] for i, _ in answer], others)
+                shown = [by_entry[i] for i, _ in answer]
+                by_id.add(
+                    item, shown, len({s.outlet for s in shown[:5] if s.story == item.story} & others), len(others)
+                )
         for item in withheld:
             others = outlets[item.story] - {item.outlet}
             if held_out(item.story) == wanted and others:
                 answer = api.scored(embed_params(item))
                 fills.extend((s, by_entry[i].story == item.story) for i, s in answer if s < 1.0)
-                by_text.add(item, [by_entry[i] for i, _ in answer], others)
+                shown = [by_entry[i] for i, _ in answer]
+                by_text.add(
+                    item, shown, len({s.outlet for s in shown[:5] if s.story == item.story} & others), len(others)
+                )
         for item in probes:
             if held_out(item.story) == wanted:
-                by_text.probes += 1
-                by_text.false_related += bool(api.ask(embed_params(item)))
+                by_text.probe([by_entry[i] for i in api.ask(embed_params(item))])
         print(f"\n== {part} stories")
         print(by_id.line("by entry"))
         print(by_text.line("by title+text (article not stored)"))

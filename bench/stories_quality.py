@@ -276,8 +276,9 @@ def related_story_links(items: Sequence[Item], settings: StorySettings) -> list[
     stories the story page could link: sharing a heavy term, within 7 days, as web/stories.py finds them.
 
     A link between fragments of one labelled story is surely right (the clusterer split it); one
-    between stories of different labelled topics (UCI's business / tech / entertainment / health) is
-    surely wrong; the rest is in between (a follow-up, another story on the same subject)."""
+    between UCI stories of different topics (entertainment, health, business and technology, the
+    last two taken as one: a company's product is both) is surely wrong; the rest is in between (a
+    follow-up, another story on the same subject). AllSides' topics are too fine to tell."""
     from web.stories import RELATED_CANDIDATES, centroid_cosine
 
     store = MemoryStoryStore()
@@ -285,7 +286,7 @@ def related_story_links(items: Sequence[Item], settings: StorySettings) -> list[
     stream = articles(items)
     for start in range(0, len(stream), BATCH):
         assigner.assign_many(stream[start : start + BATCH])
-    label = {item.id: (item.story, item.topic) for item in items}
+    label = {item.id: (item.story, UCI_TOPICS.get(item.topic, item.topic)) for item in items}
     votes: dict[str, Counter[tuple[str, str]]] = defaultdict(Counter)
     for article_id, story_id in store.members().items():
         votes[story_id][label[article_id]] += 1
@@ -308,6 +309,10 @@ def related_story_links(items: Sequence[Item], settings: StorySettings) -> list[
             (other_story, other_topic), _ = votes[other_id].most_common(1)[0]
             links.append((centroid_cosine(story, by_id[other_id]), own_story == other_story, own_topic == other_topic))
     return links
+
+
+#: UCI's categories as the related-stories check compares them: business and technology are one.
+UCI_TOPICS = {"b": "business and technology", "t": "business and technology"}
 
 
 def related_story_table(name: str, links: Sequence[tuple[float, bool, bool]]) -> None:
