@@ -271,9 +271,10 @@ def _grid(sets: dict[str, list[Item]], candidates: list[tuple[str, StorySettings
 # ---------------------------------------------------------------- related stories (story page)
 
 
-def related_story_links(items: Sequence[Item], settings: StorySettings) -> list[tuple[float, bool, bool]]:
-    """Return (centroid cosine, same labelled story, same labelled topic) of every pair of predicted
-    stories the story page could link: sharing a heavy term, within 7 days, as web/stories.py finds them.
+def related_story_links(items: Sequence[Item], settings: StorySettings) -> list[tuple[float, bool, bool, int]]:
+    """Return (centroid cosine, same labelled story, same labelled topic, shared terms) of every link a
+    story page (a story of 2+ outlets) could show: another story sharing a heavy term within 7 days,
+    found as web/stories.py finds them.
 
     A link between fragments of one labelled story is surely right (the clusterer split it); one
     between UCI stories of different topics (entertainment, health, business and technology, the
@@ -303,11 +304,11 @@ def related_story_links(items: Sequence[Item], settings: StorySettings) -> list[
             return other != story.id and in_window(by_id[other], story.first_seen - window, story.last_seen + window)
 
         for other_id in index.ranked(story.centroid, RELATED_CANDIDATES, near):
-            if other_id < story.id:
-                continue  # each pair once
             (own_story, own_topic), _ = votes[story.id].most_common(1)[0]
             (other_story, other_topic), _ = votes[other_id].most_common(1)[0]
-            links.append((centroid_cosine(story, by_id[other_id]), own_story == other_story, own_topic == other_topic))
+            other = by_id[other_id]
+            shared = len(story.centroid.keys() & other.centroid.keys())
+            links.append((centroid_cosine(story, other), own_story == other_story, own_topic == other_topic, shared))
     return links
 
 
@@ -315,17 +316,19 @@ def related_story_links(items: Sequence[Item], settings: StorySettings) -> list[
 UCI_TOPICS = {"b": "business and technology", "t": "business and technology"}
 
 
-def related_story_table(name: str, links: Sequence[tuple[float, bool, bool]]) -> None:
-    """Print, per threshold, the links kept and how many join one labelled story or cross topics."""
-    print(f" {name}: {len(links)} candidate links (pairs of stories sharing a heavy term within 7 days)")
-    for threshold in (0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5):
-        kept = [link for link in links if link[0] >= threshold]
-        same = sum(1 for _, story, _ in kept if story)
-        cross = sum(1 for _, _, topic in kept if not topic)
-        print(
-            f"   cosine >= {threshold:<4}  {len(kept):>6} links  same labelled story {same / max(len(kept), 1):6.1%}"
-            f"  other labelled topic {cross / max(len(kept), 1):6.1%}"
-        )
+def related_story_table(name: str, links: Sequence[tuple[float, bool, bool, int]]) -> None:
+    """Print, per threshold (alone, then with 2+ shared terms), the links kept and how many join one
+    labelled story or cross topics."""
+    print(f" {name}: {len(links)} candidate links from stories of 2+ outlets")
+    for min_shared in (1, 2):
+        for threshold in (0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5):
+            kept = [link for link in links if link[0] >= threshold and link[3] >= min_shared]
+            same = sum(1 for link in kept if link[1])
+            cross = sum(1 for link in kept if not link[2])
+            print(
+                f"   cosine >= {threshold:<4} shared terms >= {min_shared}  {len(kept):>6} links  "
+                f"same labelled story {same / max(len(kept), 1):6.1%}  other labelled topic {cross / max(len(kept), 1):6.1%}"
+            )
 
 
 # ---------------------------------------------------------------- seed story

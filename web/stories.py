@@ -101,13 +101,17 @@ def related_stories(services: Services, story: Story, limit: int = RELATED_STORI
             state.centroid, state.first_seen - window, state.last_seen + window, RELATED_CANDIDATES
         )
     # The story's own centroid finds the stories sharing its heaviest terms; only those alike as a
-    # whole count (a same-company or same-city story shares a name or two, not the event's words).
+    # whole count (a same-company or same-city story shares a name or two, not the event's words),
+    # and on as many terms as an article needs to join a story: a lone headline's centroid is a
+    # few words, and one word in common ("trace", "television") makes a high cosine of nothing.
+    shared_terms = services.story_assigner.settings.min_shared_terms
     scored = sorted(
         (
             (score, other.id)
             for other in candidates
             if other.id != state.id
             and other.merged_into is None
+            and len(state.centroid.keys() & other.centroid.keys()) >= shared_terms
             and (score := centroid_cosine(state, other)) >= RELATED_STORY_SIMILARITY
         ),
         reverse=True,
