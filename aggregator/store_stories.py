@@ -8,6 +8,8 @@ and a `poll --once`) can never assign a batch twice. On a scaled-out PostgreSQL 
 a change-log position instead (``aggregator.story_leader``); the batch code here serves both.
 Readers keep the recent stories' centroids in memory and load only what changed since: every saved
 batch takes the next story version (``meta``), written on the rows it touched (``updated_seq``).
+A lookup (`find`) for an article older than that view reads the stories open around its date from
+the database (`_PastStories`).
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ import dataclasses
 import json
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
@@ -58,6 +61,8 @@ log = logging.getLogger("newsdesk.stories")
 _CHUNK = 500
 #: Counted articles at which the document frequencies halve (see `SqlStoryStore`).
 HALVE_FREQUENCIES_AT = 200_000
+#: Days of past stories a reader keeps loaded for lookups of older articles (until the stories change).
+_PAST_DAYS = 16
 
 
 class StoriesMoved(StorageError):
@@ -134,6 +139,10 @@ class SqlStoryStore:
         self._known: dict[str, str | None] = {}
         self._target: CursorMove | None = None
         self._saved = False
+        # Stories whose last article is older than this are not in memory (None: all are).
+        self._horizon: datetime | None = None
+        # Day -> the stories open around it, read from the database for lookups of older articles.
+        self._past: OrderedDict[date, _PastWindow] = OrderedDict()
 
     # ------------------------------------------------------------------ cursor and cache
 
@@ -148,13 +157,15 @@ class SqlStoryStore:
             version = _version(conn)
             if version == self._loaded_version:
                 return
+            self._past.clear()  # stories changed: past windows are read again when asked
             s = stories_table.c
             query = sa.select(s.state).where(s.merged_into.is_(None))
             if self._loaded_version < 0 or version < self._loaded_version:
                 self._reset()
                 newest = conn.execute(sa.select(sa.func.max(s.last_seen))).scalar()
                 if newest is not None:
-                    query = query.where(s.last_seen >= newest - self._retain)
+                    self._horizon = newest - self._retain
+                    query = query.where(s.last_seen >= self._horizon)
                 aliases = conn.execute(sa.select(story_aliases_table.c.alias, story_aliases_table.c.story_id))
             else:
                 query = sa.select(s.state).where(s.updated_seq > self._loaded_version)
@@ -172,6 +183,8 @@ class SqlStoryStore:
             self._loaded_version = version
 
     def _reset(self) -> None:
+        self._horizon = None
+        self._past.clear()
         self._stories.clear()
         self._index = TermIndex()
         self._aliases.clear()
@@ -309,6 +322,7 @@ class SqlStoryStore:
             self._documents += changes.documents
         if previous == self._loaded_version:  # else another writer saved since our view: refresh loads both
             self._loaded_version = version
+        self._past.clear()
 
     def _final(self, story_id: str, pending: Mapping[str, str]) -> str:
         for _ in range(1000):  # a chain, never a cycle; the bound guards anyway
@@ -436,6 +450,7 @@ class SqlStoryStore:
                 _write_states(conn, states, version)
             for state in states:
                 self._put(state)
+            self._past.clear()
             if previous == self._loaded_version:
                 self._loaded_version = version
             return len(gone)
@@ -444,7 +459,34 @@ class SqlStoryStore:
         """Return the story an article we do not store belongs to (read-only), or None."""
         self.refresh()
         with self.lock:
-            return assigner.find(article)
+            quiet = timedelta(hours=assigner.settings.quiet_period_hours)
+            if self._horizon is None or article.published_at - quiet >= self._horizon:
+                return assigner.find(article)
+            # An embedding page asks about an article older than the stories kept in memory (a page
+            # read a week after it was published): the stories open around its day, from the database.
+            past = _PastStories(self, self._past_window(article.published_at.date(), quiet))
+            return StoryAssigner(past, assigner.settings).find(article)
+
+    def _past_window(self, day: date, quiet: timedelta) -> _PastWindow:
+        """Return the unmerged stories open within ``quiet`` of ``day`` (any time of it), indexed by term."""
+        window = self._past.get(day)
+        if window is not None:
+            self._past.move_to_end(day)
+            return window
+        start = datetime.combine(day, time.min, tzinfo=UTC) - quiet
+        end = datetime.combine(day, time.max, tzinfo=UTC) + quiet
+        s = stories_table.c
+        window = _PastWindow()
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(s.state).where(s.merged_into.is_(None), s.last_seen >= start, s.first_seen <= end)
+            )
+            for (state,) in rows:
+                window.put(StoryState.from_json(json.loads(state)))
+        self._past[day] = window
+        while len(self._past) > _PAST_DAYS:
+            self._past.popitem(last=False)
+        return window
 
     # ------------------------------------------------------------------ reads for pages and the API
 
@@ -625,6 +667,51 @@ def rebuilt(state: StoryState, articles: Sequence[StoryArticle], assigner: Story
         members=len(in_time),
         outlets=outlets[: assigner.settings.max_outlets],
     )
+
+
+class _PastWindow:
+    """Stories read from the database for one past day, with their term index."""
+
+    def __init__(self) -> None:
+        self.stories: dict[str, StoryState] = {}
+        self.index = TermIndex()
+
+    def put(self, story: StoryState) -> None:
+        self.stories[story.id] = story
+        self.index.put(story)
+
+
+class _PastStories:
+    """A read-only `StoryStore` for lookups of older articles: candidates from a past window, the rest from the store."""
+
+    def __init__(self, store: SqlStoryStore, window: _PastWindow) -> None:
+        self.store = store
+        self.window = window
+
+    def stories_for_terms(
+        self, terms: Mapping[str, float], start: datetime, end: datetime, limit: int
+    ) -> list[StoryState]:
+        stories = self.window.stories
+        ranked = self.window.index.ranked(terms, limit, lambda i: in_window(stories[i], start, end))
+        return [stories[story_id] for story_id in ranked]
+
+    def document_frequencies(self, terms: Iterable[str]) -> dict[str, int]:
+        return self.store.document_frequencies(terms)
+
+    def document_count(self) -> int:
+        return self.store.document_count()
+
+    def story_of(self, article_id: str) -> str | None:
+        return self.store.story_of(article_id)
+
+    def resolve(self, story_id: str) -> str:
+        return self.store.resolve(story_id)
+
+    def story(self, story_id: str) -> StoryState | None:
+        return self.store.story(story_id)
+
+    def save(self, changes: StoryChanges) -> None:
+        raise StorageError("a lookup of a past article saves nothing")
 
 
 def _row_select() -> sa.Select[Any]:

@@ -1,38 +1,46 @@
-"""Related-coverage quality and latency on real story clusters, against Whoosh's more_like_this.
+"""Related-coverage quality and latency on labelled stories, through the /api/v1/related code path.
 
     .venv/bin/python bench/related_quality.py [--work-dir DIR] [--queries 2000] [--held-out 1000]
+    .venv/bin/python bench/related_quality.py --corpus allsides [--work-dir DIR] [--sweep]
 
-Reads ../shared/corpus/stories/uci-news-aggregator-dev.tsv.gz (headlines of many outlets, each
-with a STORY id), leaves 1,000 whole stories out, ingests the rest through the real path
-(normalize_feed -> Store.save_entries -> Indexer.catch_up, one feed per publisher), then:
+Both corpora are read by `bench/story_data.py` and ingested through the real path: one feed per
+outlet, normalize_feed -> Store.save_entries -> story assignment (the writer's `assign_stories`) ->
+Indexer.catch_up. Related coverage is then asked of the app itself (`create_app`, Flask's client on
+GET /api/v1/related), so the story-first answer and the related-coverage fill below it are measured
+as a sidebar or an embed gets them.
 
+UCI (headlines of many outlets, each with a STORY id): 1,000 whole stories are left out; the rest are
+ingested, then
 - quality: for 2,000 headlines whose story has >= 5 items from >= 3 other publishers within
   +/- 7 days (identical titles not counted), the top 5 related items: P@5, Hit@1, nR@5, and the
   mean number of distinct publishers shown;
 - abstention: one headline of each held-out story asked by title (as an embedding page would):
   the share that shows anything is the false-related rate;
 - latency of GET /api/v1/related through the real app under waitress on 127.0.0.1.
-
 The baseline is Whoosh's `more_like` with its defaults (title field, 5 key terms, Bo1 model),
-with the same exclusions applied to what it returns. The store and index are kept in the work
-directory and reused by later runs with the same corpus and held-out set.
+with the same exclusions applied to what it returns.
+
+AllSides (a left, a center and a right outlet's lead paragraphs on one story, worded very
+differently; each story's articles spread over 2 to 72 hours): see `allsides_main`.
+
+The store and index are kept in the work directory and reused by later runs with the same input.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
-import gzip
 import io
 import json
 import random
+import shutil
 import statistics
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
@@ -40,68 +48,56 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from aggregator.config import config_from_dict  # noqa: E402
-from aggregator.models import FeedContext, ParsedEntry, ParsedFeed  # noqa: E402
+from aggregator.config import Config, config_from_dict  # noqa: E402
+from aggregator.models import FeedContext, ParsedContent, ParsedEntry, ParsedFeed  # noqa: E402
 from aggregator.normalize import normalize_feed  # noqa: E402
 from aggregator.store import open_store  # noqa: E402
+from bench.story_data import ALLSIDES, UCI, Item, held_out, read_allsides, read_uci, spread  # noqa: E402
 from index.indexer import Indexer  # noqa: E402
 from index.related import ArticleQuery, RelatedFinder, RelatedSettings  # noqa: E402
 from index.related_rank import title_key  # noqa: E402
 from index.search import IndexReader  # noqa: E402
 
-CORPUS = REPO.parent / "shared" / "corpus" / "stories" / "uci-news-aggregator-dev.tsv.gz"
 WINDOW = timedelta(days=7)
 
 
-@dataclass(frozen=True)
-class Row:
-    """One headline of the corpus."""
-
-    id: str
-    title: str
-    url: str
-    publisher: str
-    story: str
-    hostname: str
-    published_at: datetime
+# --------------------------------------------------------------------------- ingestion (shared)
 
 
-def read_rows(path: Path) -> list[Row]:
-    """Return the corpus rows."""
-    rows = []
-    with gzip.open(path, "rt", encoding="utf-8", newline="") as handle:
-        reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
-        next(reader)
-        for record in reader:
-            if len(record) != 8:
-                continue
-            rid, title, url, publisher, _category, story, hostname, stamp = record
-            rows.append(
-                Row(rid, title, url, publisher, story, hostname, datetime.fromtimestamp(int(stamp) / 1000, UTC))
-            )
-    return rows
+def bench_config(work: Path) -> Config:
+    """Return the configuration the bench's store, writer and app share (no rate limit)."""
+    return config_from_dict(
+        {
+            "data_dir": str(work),
+            "database_url": f"sqlite:///{work / 'store.db'}",
+            "server": {"rate_limit_per_minute": 10**9},
+        },
+        label="bench",
+    )
 
 
-def feed_key(publisher: str) -> str:
-    """Return the feed key the bench gives a publisher's feed."""
-    return f"uci-publisher:{publisher}"
+def ingest(items: Sequence[Item], work: Path) -> None:
+    """Store ``items`` as hourly polls of one feed per outlet (text as the summary), assign their stories, index them.
 
+    Articles arrive in time order, an hour's worth per poll, as a running `newsdesk run` sees them."""
+    from web.services import build_services
 
-def ingest(rows: list[Row], work: Path) -> None:
-    """Store and index ``rows`` through normalize -> store -> index, one feed per publisher."""
-    store = open_store(f"sqlite:///{work / 'store.db'}")
+    config = bench_config(work)
+    services = build_services(config)
+    store = services.store
     store.migrate()
-    by_publisher: dict[str, list[Row]] = defaultdict(list)
-    for row in rows:
-        by_publisher[row.publisher].append(row)
+    feeds = {}
+    for outlet in sorted({item.outlet for item in items}):
+        feeds[outlet] = store.add_feed(feed_key(outlet), title=outlet, origin="bench")
+    polls: dict[tuple[datetime, str], list[Item]] = defaultdict(list)
+    for item in items:
+        hour = item.published_at.replace(minute=0, second=0, microsecond=0)
+        polls[(hour, item.outlet)].append(item)
     started = time.perf_counter()
-    fetched_at = datetime(2014, 9, 1, tzinfo=UTC)
-    for count, (publisher, items) in enumerate(sorted(by_publisher.items()), 1):
-        key = feed_key(publisher)
-        site = f"https://{items[0].hostname}/"
-        feed = store.add_feed(key, title=publisher, origin="bench")
+    for count, ((hour, outlet), group) in enumerate(sorted(polls.items()), 1):
+        site = f"https://{group[0].host}/"
         parsed = ParsedFeed(
-            title=publisher,
+            title=outlet,
             site_url=site,
             language="en",
             ttl_minutes=None,
@@ -110,109 +106,212 @@ def ingest(rows: list[Row], work: Path) -> None:
             base=None,
             entries=tuple(
                 ParsedEntry(
-                    guid=f"uci:{row.id}",
-                    link=row.url,
+                    guid=item.id,
+                    link=item.url,
                     original_link=None,
-                    title=row.title,
+                    title=item.title,
                     title_type="text/plain",
-                    summary=None,
+                    summary=ParsedContent(item.text, "text/plain") if item.text else None,
                     contents=(),
                     authors=(),
-                    published_raw=format_datetime(row.published_at),
+                    published_raw=format_datetime(item.published_at),
                     updated_raw=None,
                     tags=(),
                     media=(),
                     language="en",
                     base=None,
                 )
-                for row in items
+                for item in sorted(group, key=lambda i: (i.published_at, i.id))
             ),
             version="rss20",
         )
+        fetched_at = hour + timedelta(hours=1)
         context = FeedContext(
-            feed_key=feed.key, feed_url=key, source_title=publisher, site_url=site, fetched_at=fetched_at
+            feed_key=feeds[outlet].key,
+            feed_url=feed_key(outlet),
+            source_title=outlet,
+            site_url=site,
+            fetched_at=fetched_at,
         )
-        store.save_entries(feed.id, normalize_feed(parsed, context), seen_at=fetched_at)
-        if count % 2000 == 0:
-            print(f"  stored {count}/{len(by_publisher)} publishers ({time.perf_counter() - started:.0f}s)", flush=True)
+        store.save_entries(feeds[outlet].id, normalize_feed(parsed, context), seen_at=fetched_at)
+        if count % 20000 == 0:
+            print(f"  stored {count}/{len(polls)} polls ({time.perf_counter() - started:.0f}s)", flush=True)
     stored = time.perf_counter()
-    print(f"  stored {store.count_entries()} entries in {stored - started:.0f}s; indexing...", flush=True)
-    stats = Indexer(work / "index", store, batch_size=5000).catch_up()
-    Indexer(work / "index", store).optimize()
-    print(f"  indexed {stats.upserts} in {time.perf_counter() - stored:.0f}s", flush=True)
-    store.close()
+    print(f"  stored {store.count_entries()} entries in {stored - started:.0f}s; assigning stories...", flush=True)
+    assigned = services.assign_stories()
+    assigned_at = time.perf_counter()
+    print(f"  assigned {assigned} in {assigned_at - stored:.0f}s; indexing...", flush=True)
+    stats = Indexer(config.index_dir, store, batch_size=5000).catch_up()
+    Indexer(config.index_dir, store).optimize()
+    print(f"  indexed {stats.upserts} in {time.perf_counter() - assigned_at:.0f}s", flush=True)
+    services.close()
 
 
-def entry_ids_by_row(work: Path) -> dict[str, str]:
-    """Return corpus row id -> stored entry id."""
+def prepare(items: Sequence[Item], work: Path, signature: dict[str, Any]) -> dict[str, str]:
+    """Ingest ``items`` into ``work`` unless a run with the same signature did; return item id -> entry id.
+
+    When only the story settings changed since, the stories are assigned afresh over the same entries."""
+    from aggregator.stories import StorySettings
+
+    stories = repr(StorySettings())
+    marker = work / "bench-ready.json"
+    done = json.loads(marker.read_text()) if marker.exists() else {}
+    if done.get("ingest") != signature:
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        print(f"ingesting {len(items)} articles into {work} ...", flush=True)
+        ingest(items, work)
+    elif done.get("stories") != stories:
+        print("story settings changed: assigning the stories afresh ...", flush=True)
+        reassign(work)
+    marker.write_text(json.dumps({"ingest": signature, "stories": stories}))
     store = open_store(f"sqlite:///{work / 'store.db'}")
-    ids = {}
-    for entry in store.iter_entries(5000):
-        ids[entry.identity.removeprefix("uci:")] = entry.id
+    ids = {entry.identity: entry.id for entry in store.iter_entries(5000)}
     store.close()
     return ids
 
 
-def eligible_counts(row: Row, story_rows: list[Row]) -> tuple[int, int]:
+def reassign(work: Path) -> None:
+    """Forget the stories of the bench's store and assign them again from the change log."""
+    import sqlalchemy as sa
+
+    from aggregator import tables_stories as t
+    from aggregator.tables import meta_table
+    from web.services import build_services
+
+    services = build_services(bench_config(work))
+    with services.store.engine.begin() as conn:
+        for table in (t.stories_table, t.story_aliases_table, t.story_members_table, t.story_terms_table):
+            conn.execute(sa.delete(table))
+        keys = (t.STORIES_SEQ_KEY, t.STORIES_DOCUMENTS_KEY)
+        conn.execute(sa.delete(meta_table).where(meta_table.c.key.in_(keys)))
+    started = time.perf_counter()
+    assigned = services.assign_stories()
+    print(f"  assigned {assigned} in {time.perf_counter() - started:.0f}s", flush=True)
+    services.close()
+
+
+def feed_key(outlet: str) -> str:
+    """Return the feed key the bench gives an outlet's feed."""
+    return f"bench-outlet:{outlet}"
+
+
+class RelatedApi:
+    """GET /api/v1/related on the app `newsdesk serve` runs, through Flask's client (no network in between)."""
+
+    def __init__(self, work: Path) -> None:
+        from web.app import create_app
+
+        self.app = create_app(bench_config(work))
+        self.client = self.app.test_client()
+
+    def ask(self, params: dict[str, str], limit: int = 5) -> list[str]:
+        """Return the entry ids the API answers for ``params``, in order."""
+        return [entry_id for entry_id, _ in self.scored(params, limit)]
+
+    def scored(self, params: dict[str, str], limit: int = 5) -> list[tuple[str, float]]:
+        """Return (entry id, score) of what the API answers for ``params``, in order (the story's own articles score 1)."""
+        response = self.client.get("/api/v1/related", query_string={**params, "limit": str(limit)})
+        assert response.status_code == 200, (response.status_code, response.get_data(as_text=True)[:200])
+        return [(item["id"], item["score"]) for item in response.get_json()["items"]]
+
+
+def fill_table(fills: Sequence[tuple[float, bool]]) -> str:
+    """Return how precise the related-coverage items below a story's own articles are, by smallest score kept."""
+    lines = ["  items below the story's own (score < 1), by smallest score kept: kept / precision"]
+    for floor in (0.0, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6):
+        kept = [right for score, right in fills if score >= floor]
+        share = sum(kept) / len(kept) if kept else float("nan")
+        lines.append(f"    >= {floor:<4}  {len(kept):>5} items  precision {share:.3f}")
+    return "\n".join(lines)
+
+
+def embed_params(item: Item) -> dict[str, str]:
+    """Return what an embedding page sends for an article we do not store: title, text, date, its URL."""
+    params = {"title": item.title, "date": item.published_at.isoformat(), "url": item.url}
+    if item.text:
+        params["text"] = item.text
+    return params
+
+
+# --------------------------------------------------------------------------- UCI headlines
+
+
+def eligible_counts(row: Item, story_rows: list[Item]) -> tuple[int, int]:
     """Return (items, publishers) of other outlets' non-identical coverage within the window."""
     own = title_key(row.title)
     items = [
         other
         for other in story_rows
-        if other.publisher != row.publisher
+        if other.outlet != row.outlet
         and title_key(other.title) != own
         and abs(other.published_at - row.published_at) <= WINDOW
     ]
-    return len(items), len({other.publisher for other in items})
+    return len(items), len({other.outlet for other in items})
 
 
 @dataclass
-class Scores:
-    """Quality figures of one method."""
+class Coverage:
+    """Related-coverage figures of one kind of query (top 5 shown per query)."""
 
+    #: Queries whose story has other outlets' articles in the index.
+    queries: int = 0
+    #: Items shown, and how many of them are of the query's story.
     shown: int = 0
     correct: int = 0
-    hit1: int = 0
+    #: Sum over queries of (coverage found in the top 5 / coverage there is to find, at most 5).
     recall: float = 0.0
-    publishers: int = 0
-    queries: int = 0
+    #: Queries whose first item is of the query's story.
+    hit1: int = 0
+    #: Queries that showed nothing although coverage exists.
     empty: int = 0
+    #: Sum over queries of the distinct outlets shown.
+    outlets: int = 0
+    #: Probes of stories absent from the index, and those that showed anything.
+    probes: int = 0
+    false_related: int = 0
+
+    def add(self, item: Item, shown: list[Item], found: int, there: int) -> None:
+        """Add one query's top 5: ``found`` of the ``there`` pieces of coverage to find are in it."""
+        shown = shown[:5]
+        self.queries += 1
+        self.shown += len(shown)
+        self.correct += sum(1 for s in shown if s.story == item.story)
+        self.recall += found / min(5, there) if there else 0.0
+        self.hit1 += bool(shown) and shown[0].story == item.story
+        self.empty += not shown
+        self.outlets += len({s.outlet for s in shown})
+
+    def probe(self, shown: list[Item]) -> None:
+        """Add one probe of a story absent from the index (anything shown is false-related)."""
+        self.probes += 1
+        self.false_related += bool(shown)
+
+    def figures(self) -> dict[str, float]:
+        """Return the figures as shares."""
+        q = max(self.queries, 1)
+        return {
+            "queries": self.queries,
+            "recall_at_5": round(self.recall / q, 4),
+            "precision_at_5": round(self.correct / max(self.shown, 1), 4),
+            "hit_at_1": round(self.hit1 / q, 4),
+            "empty": round(self.empty / q, 4),
+            "outlets_at_5": round(self.outlets / q, 3),
+            "probes": self.probes,
+            "false_related": round(self.false_related / max(self.probes, 1), 4),
+        }
 
     def line(self, name: str) -> str:
         """Return the figures as one report line."""
-        q = max(self.queries, 1)
+        f = self.figures()
+        probes = f"  false-related={f['false_related']:.1%} ({self.probes} absent stories)" if self.probes else ""
         return (
-            f"{name:<22} P@5={self.correct / max(self.shown, 1):.3f}  Hit@1={self.hit1 / q:.3f}  "
-            f"nR@5={self.recall / q:.3f}  publishers@5={self.publishers / q:.2f}  "
-            f"shown/query={self.shown / q:.2f}  empty={self.empty / q:.1%}"
+            f"  {name:<34} R@5={f['recall_at_5']:.3f}  P@5={f['precision_at_5']:.3f}  Hit@1={f['hit_at_1']:.3f}  "
+            f"empty={f['empty']:.1%}  outlets@5={f['outlets_at_5']:.2f}  ({self.queries} queries){probes}"
         )
 
-    def as_dict(self) -> dict[str, float]:
-        """Return the figures as a dict (for --json)."""
-        q = max(self.queries, 1)
-        return {
-            "p_at_5": round(self.correct / max(self.shown, 1), 4),
-            "hit_at_1": round(self.hit1 / q, 4),
-            "nr_at_5": round(self.recall / q, 4),
-            "publishers_at_5": round(self.publishers / q, 3),
-            "empty_share": round(self.empty / q, 4),
-        }
 
-
-def score(scores: Scores, row: Row, shown: list[Row], eligible: int) -> None:
-    """Add one query's top 5 to the figures."""
-    shown = shown[:5]
-    same = [s for s in shown if s.story == row.story]
-    scores.queries += 1
-    scores.shown += len(shown)
-    scores.correct += len(same)
-    scores.hit1 += bool(shown and shown[0].story == row.story)
-    scores.recall += len(same) / min(5, eligible)
-    scores.publishers += len({s.publisher for s in shown})
-    scores.empty += not shown
-
-
-def baseline_related(searcher, row: Row, entry_id: str | None, rows_by_entry: dict[str, Row]) -> list[Row]:
+def baseline_related(searcher: Any, row: Item, entry_id: str | None, rows_by_entry: dict[str, Item]) -> list[Item]:
     """Return Whoosh more_like (defaults) results with the bench's exclusions applied."""
     docnum = searcher.document_number(id=entry_id) if entry_id else None
     results = searcher.more_like(-1 if docnum is None else docnum, "title", text=row.title, top=30)
@@ -220,7 +319,7 @@ def baseline_related(searcher, row: Row, entry_id: str | None, rows_by_entry: di
     shown = []
     for hit in results:
         other = rows_by_entry.get(hit["id"])
-        if other is None or other.publisher == row.publisher or title_key(other.title) == own:
+        if other is None or other.outlet == row.outlet or title_key(other.title) == own:
             continue
         shown.append(other)
         if len(shown) == 5:
@@ -237,15 +336,7 @@ def measure_latency(work: Path, queries: list[str], titles: list[dict[str, str]]
 
     from web.app import create_app
 
-    config = config_from_dict(
-        {
-            "data_dir": str(work),
-            "database_url": f"sqlite:///{work / 'store.db'}",
-            "server": {"rate_limit_per_minute": 10**9},
-        },
-        label="bench",
-    )
-    app = create_app(config)
+    app = create_app(bench_config(work))
     # The real app under waitress on 127.0.0.1, as `newsdesk run` serves it; a daemon thread that
     # ends with the process (closing waitress under a running loop only prints noise).
     server: Any = create_server(app, host="127.0.0.1", port=0, threads=8, ident="newsdesk-bench")
@@ -272,51 +363,27 @@ def measure_latency(work: Path, queries: list[str], titles: list[dict[str, str]]
     return figures
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus", type=Path, default=CORPUS)
-    parser.add_argument("--work-dir", type=Path, default=Path("/tmp/newsdesk-bench-related"))
-    parser.add_argument("--queries", type=int, default=2000)
-    parser.add_argument("--held-out", type=int, default=1000)
-    parser.add_argument("--latency-queries", type=int, default=1000)
-    parser.add_argument("--seed", type=int, default=2014, help="chooses the held-out stories")
-    parser.add_argument(
-        "--query-seed",
-        type=int,
-        default=None,
-        help="draw other queries and probes (a check that the calibration holds)",
-    )
-    parser.add_argument("--threshold", type=float, default=None, help="override the similarity threshold")
-    parser.add_argument("--sweep", action="store_true", help="also print figures over a range of thresholds")
-    parser.add_argument("--skip-latency", action="store_true")
-    parser.add_argument("--json", type=Path, help="write the figures to this file as JSON")
-    args = parser.parse_args()
-    if not args.corpus.exists():
-        print(f"{args.corpus} is not present; nothing to measure", file=sys.stderr)
-        return 2
-
-    rows = read_rows(args.corpus)
+def uci_main(args: argparse.Namespace) -> int:
+    """Measure related coverage on the UCI headlines (by entry; abstention by title); return the exit status."""
+    rows = read_uci(args.corpus_path or UCI)
     rng = random.Random(args.seed)
-    by_story: dict[str, list[Row]] = defaultdict(list)
+    by_story: dict[str, list[Item]] = defaultdict(list)
     for row in rows:
         by_story[row.story].append(row)
     stories = sorted(by_story)
-    held_out = set(rng.sample(stories, args.held_out))
-    indexed_rows = [row for row in rows if row.story not in held_out]
-    print(f"corpus: {len(rows)} headlines, {len(stories)} stories, {len({r.publisher for r in rows})} publishers")
+    absent = set(rng.sample(stories, args.held_out))
+    indexed_rows = [row for row in rows if row.story not in absent]
+    print(f"corpus: {len(rows)} headlines, {len(stories)} stories, {len({r.outlet for r in rows})} publishers")
 
     work: Path = args.work_dir
-    marker = work / "bench-ready.json"
-    signature = {"corpus": str(args.corpus), "rows": len(indexed_rows), "seed": args.seed, "held_out": args.held_out}
-    if not marker.exists() or json.loads(marker.read_text()) != signature:
-        import shutil
-
-        shutil.rmtree(work, ignore_errors=True)
-        work.mkdir(parents=True)
-        print(f"ingesting {len(indexed_rows)} headlines into {work} ...", flush=True)
-        ingest(indexed_rows, work)
-        marker.write_text(json.dumps(signature))
-    ids = entry_ids_by_row(work)
+    signature = {
+        "corpus": "uci",
+        "rows": len(indexed_rows),
+        "seed": args.seed,
+        "held_out": args.held_out,
+        "order": "hourly polls",
+    }
+    ids = prepare(indexed_rows, work, signature)
     rows_by_entry = {ids[row.id]: row for row in indexed_rows if row.id in ids}
     print(f"index: {len(rows_by_entry)} entries of {len(indexed_rows)} rows")
 
@@ -331,35 +398,38 @@ def main() -> int:
         rng = random.Random(args.query_seed)
     sample = rng.sample(candidates, min(args.queries, len(candidates)))
     print(f"quality queries: {len(sample)} (of {len(candidates)} eligible headlines)")
-    probes = [rng.choice(by_story[story]) for story in sorted(held_out)]
+    probes = [rng.choice(by_story[story]) for story in sorted(absent)]
 
-    settings = RelatedSettings() if args.threshold is None else RelatedSettings(threshold=args.threshold)
+    settings = RelatedSettings()
+    report: dict[str, object] = {"settings": dataclasses.asdict(settings)}
+    api = RelatedApi(work)
+
+    # ------------------------------------------------------------ ours, through the API
+    ours = Coverage()
+    fills: list[tuple[float, bool]] = []
+    started = time.perf_counter()
+    for row, eligible in sample:
+        answer = api.scored({"entry": ids[row.id]})
+        shown = [rows_by_entry[i] for i, _ in answer]
+        fills.extend((s, rows_by_entry[i].story == row.story) for i, s in answer if s < 1.0)
+        ours.add(row, shown, sum(1 for s in shown[:5] if s.story == row.story), eligible)
+    ours_seconds = time.perf_counter() - started
+    for row in probes:
+        ours.probe([rows_by_entry[i] for i in api.ask(embed_params(row))])
+
+    # ------------------------------------------------------------ baseline
     store = open_store(f"sqlite:///{work / 'store.db'}")
     reader = IndexReader(work / "index")
     searcher = reader.searcher()
     assert searcher is not None
-    report: dict[str, object] = {"settings": dataclasses.asdict(settings)}
-
-    # ------------------------------------------------------------ ours
-    finder = RelatedFinder(reader, store, settings)
-    ours = Scores()
+    base = Coverage()
     started = time.perf_counter()
     for row, eligible in sample:
-        items = finder.find(_entry_query(store, ids[row.id]), limit=5)
-        score(ours, row, [rows_by_entry[i.entry.id] for i in items], eligible)
-    ours_seconds = time.perf_counter() - started
-    false_related = 0
-    for row in probes:
-        if finder.find(_title_query(row), limit=5):
-            false_related += 1
-
-    # ------------------------------------------------------------ baseline
-    base = Scores()
-    started = time.perf_counter()
-    for row, eligible in sample:
-        score(base, row, baseline_related(searcher, row, ids[row.id], rows_by_entry), eligible)
+        shown = baseline_related(searcher, row, ids[row.id], rows_by_entry)
+        base.add(row, shown, sum(1 for s in shown[:5] if s.story == row.story), eligible)
     base_seconds = time.perf_counter() - started
-    base_false = sum(1 for row in probes if baseline_related(searcher, row, None, rows_by_entry))
+    for row in probes:
+        base.probe(baseline_related(searcher, row, None, rows_by_entry))
 
     print()
     print(
@@ -367,30 +437,28 @@ def main() -> int:
         f"(x exp(-h/{settings.evidence_hours:g}h))  ranking time scale={settings.time_hours:g}h "
         f"floor={settings.time_floor}  window=+/-7d  max_per_source={settings.max_per_source}"
     )
-    print(ours.line("newsdesk related"))
+    print(ours.line("newsdesk related (API)"))
     print(base.line("whoosh more_like"))
+    print(fill_table(fills))
     print(
-        f"false-related rate     newsdesk={false_related / len(probes):.1%}  "
-        f"more_like={base_false / len(probes):.1%}  ({len(probes)} held-out stories)"
+        f"time/query  newsdesk (API, in process)={ours_seconds / len(sample) * 1000:.1f} ms  "
+        f"more_like={base_seconds / len(sample) * 1000:.1f} ms"
     )
-    print(
-        f"in-process time/query  newsdesk={ours_seconds / len(sample) * 1000:.1f} ms  "
-        f"more_like={base_seconds / len(sample) * 1000:.1f} ms  "
-        f"ratio={ours_seconds / max(base_seconds, 1e-9):.2f}x"
-    )
-    report["newsdesk"] = {**ours.as_dict(), "false_related": round(false_related / len(probes), 4)}
-    report["more_like"] = {**base.as_dict(), "false_related": round(base_false / len(probes), 4)}
+    report["newsdesk"] = ours.figures()
+    report["more_like"] = base.figures()
 
     if args.sweep:
-        print("\nevidence-threshold sweep (newsdesk; the abstention knob):")
+        print("\nevidence-threshold sweep (the related-coverage finder alone; the abstention knob):")
         for threshold in (0.15, 0.2, 0.25, 0.3, 0.35):
             swept = RelatedFinder(reader, store, replace(settings, evidence_threshold=threshold))
-            s = Scores()
+            figures = Coverage()
             for row, eligible in sample:
                 items = swept.find(_entry_query(store, ids[row.id]), limit=5)
-                score(s, row, [rows_by_entry[i.entry.id] for i in items], eligible)
-            fr = sum(1 for row in probes if swept.find(_title_query(row), limit=5)) / len(probes)
-            print(f"  {s.line(f't={threshold}')}  false-related={fr:.1%}")
+                shown = [rows_by_entry[i.entry.id] for i in items]
+                figures.add(row, shown, sum(1 for s in shown if s.story == row.story), eligible)
+            for row in probes:
+                figures.probe([rows_by_entry[i.entry.id] for i in swept.find(_title_query(row), limit=5)])
+            print(figures.line(f"t={threshold}"))
 
     if not args.skip_latency:
         latency_ids = [ids[row.id] for row, _ in sample[: args.latency_queries]]
@@ -417,7 +485,7 @@ def main() -> int:
 _ENTRY_CACHE: dict[str, ArticleQuery] = {}
 
 
-def _entry_query(store, entry_id: str) -> ArticleQuery:
+def _entry_query(store: Any, entry_id: str) -> ArticleQuery:
     """Return the query for a stored entry (cached: the sweep asks the same ones again)."""
     from index.related import query_for_entry
 
@@ -429,11 +497,126 @@ def _entry_query(store, entry_id: str) -> ArticleQuery:
     return query
 
 
-def _title_query(row: Row) -> ArticleQuery:
+def _title_query(row: Item) -> ArticleQuery:
     """Return the query an embedding page would send for a headline we do not have."""
     from index.schema import site_of
 
     return ArticleQuery(title=row.title, published_at=row.published_at, site=site_of(row.url) or None)
+
+
+# --------------------------------------------------------------------------- AllSides
+
+
+def allsides_plan(items: Sequence[Item], seed: int) -> tuple[list[Item], list[Item], list[Item]]:
+    """Return (indexed, withheld, probes): what is ingested, the one article per story an embedding page
+    asks about without our having it, and one article of each story left out of the index entirely.
+
+    By a seeded draw per story: a fifth of the stories are left out of the index (their first article
+    by id is a probe); of the rest, half are ingested whole and half without one article (withheld)."""
+    rng = random.Random(seed)
+    by_story: dict[str, list[Item]] = defaultdict(list)
+    for item in items:
+        by_story[item.story].append(item)
+    indexed: list[Item] = []
+    withheld: list[Item] = []
+    probes: list[Item] = []
+    for story in sorted(by_story):
+        members = sorted(by_story[story], key=lambda i: i.id)
+        draw = rng.random()
+        if draw < 0.2:
+            probes.append(members[rng.randrange(len(members))])
+        elif draw < 0.6 and len(members) >= 3:
+            out = members.pop(rng.randrange(len(members)))
+            withheld.append(out)
+            indexed.extend(members)
+        else:
+            indexed.extend(members)
+    return indexed, withheld, probes
+
+
+def allsides_main(args: argparse.Namespace) -> int:
+    """Measure related coverage on the AllSides stories, by entry and by title+text; return the exit status."""
+    items = spread(read_allsides(args.corpus_path or ALLSIDES), args.seed)
+    indexed, withheld, probes = allsides_plan(items, args.seed)
+    print(
+        f"AllSides: {len(items)} articles in {len({i.story for i in items})} stories, spread over 2-72 h each; "
+        f"indexed {len(indexed)}, withheld {len(withheld)} (one per story, asked by title+text), "
+        f"{len(probes)} stories left out of the index (probes)"
+    )
+    work: Path = args.work_dir
+    signature = {"corpus": "allsides", "rows": len(indexed), "seed": args.seed, "order": "hourly polls"}
+    ids = prepare(indexed, work, signature)
+    by_entry = {ids[item.id]: item for item in indexed}
+    outlets: dict[str, set[str]] = defaultdict(set)
+    for item in indexed:
+        outlets[item.story].add(item.outlet)
+    api = RelatedApi(work)
+    report: dict[str, Any] = {"seed": args.seed}
+    for part, wanted in (("calibration", False), ("held-out", True)):
+        by_id = Coverage()
+        by_text = Coverage()
+        fills: list[tuple[float, bool]] = []
+        for item in indexed:
+            others = outlets[item.story] - {item.outlet}
+            if held_out(item.story) == wanted and others:
+                answer = api.scored({"entry": ids[item.id]})
+                fills.extend((s, by_entry[i].story == item.story) for i, s in answer if s < 1.0)
+                shown = [by_entry[i] for i, _ in answer]
+                by_id.add(
+                    item, shown, len({s.outlet for s in shown[:5] if s.story == item.story} & others), len(others)
+                )
+        for item in withheld:
+            others = outlets[item.story] - {item.outlet}
+            if held_out(item.story) == wanted and others:
+                answer = api.scored(embed_params(item))
+                fills.extend((s, by_entry[i].story == item.story) for i, s in answer if s < 1.0)
+                shown = [by_entry[i] for i, _ in answer]
+                by_text.add(
+                    item, shown, len({s.outlet for s in shown[:5] if s.story == item.story} & others), len(others)
+                )
+        for item in probes:
+            if held_out(item.story) == wanted:
+                by_text.probe([by_entry[i] for i in api.ask(embed_params(item))])
+        print(f"\n== {part} stories")
+        print(by_id.line("by entry"))
+        print(by_text.line("by title+text (article not stored)"))
+        print(fill_table(fills))
+        report[part] = {"by_entry": by_id.figures(), "by_title_text": by_text.figures()}
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+    return 0
+
+
+def main() -> int:
+    """Run the benchmark on the chosen corpus; return the exit status."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", choices=("uci", "allsides"), default="uci")
+    parser.add_argument("--corpus-path", type=Path, default=None, help="read the corpus from this file")
+    parser.add_argument("--work-dir", type=Path, default=None, help="default: /tmp/newsdesk-bench-related[-allsides]")
+    parser.add_argument("--queries", type=int, default=2000)
+    parser.add_argument("--held-out", type=int, default=1000)
+    parser.add_argument("--latency-queries", type=int, default=1000)
+    parser.add_argument(
+        "--seed", type=int, default=2014, help="chooses the held-out stories (UCI), the plan (AllSides)"
+    )
+    parser.add_argument(
+        "--query-seed",
+        type=int,
+        default=None,
+        help="draw other queries and probes (a check that the calibration holds)",
+    )
+    parser.add_argument("--sweep", action="store_true", help="also print figures over a range of thresholds")
+    parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--json", type=Path, help="write the figures to this file as JSON")
+    args = parser.parse_args()
+    path = args.corpus_path or (UCI if args.corpus == "uci" else ALLSIDES)
+    if not path.exists():
+        print(f"{path} is not present; nothing to measure", file=sys.stderr)
+        return 2
+    if args.work_dir is None:
+        suffix = "" if args.corpus == "uci" else "-allsides"
+        args.work_dir = Path(f"/tmp/newsdesk-bench-related{suffix}")
+    return uci_main(args) if args.corpus == "uci" else allsides_main(args)
 
 
 if __name__ == "__main__":

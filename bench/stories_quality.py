@@ -28,9 +28,6 @@ plain single-pass tf-idf centroid clusterer (one threshold, calibrated on the sa
 from __future__ import annotations
 
 import argparse
-import csv
-import gzip
-import hashlib
 import io
 import itertools
 import json
@@ -40,7 +37,7 @@ import sys
 import time
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -56,99 +53,24 @@ from aggregator.stories import (  # noqa: E402
     StorySettings,
 )
 from aggregator.stories.features import term_weights, unit_vector  # noqa: E402
+from aggregator.stories.state import StoryState, TermIndex, in_window  # noqa: E402
+from bench.story_data import (  # noqa: E402
+    ALLSIDES,
+    SHARED,
+    UCI,
+    Item,
+    as_published,
+    headlines_for_a_third,
+    read_allsides,
+    read_uci,
+    split,
+    spread,
+)
 
-SHARED = REPO.parent / "shared"
-UCI = SHARED / "corpus" / "stories" / "uci-news-aggregator-dev.tsv.gz"
-ALLSIDES = SHARED / "corpus" / "stories" / "allsides-roundups-dev.jsonl.gz"
 SEED_FEED = SHARED / "seed" / "story-feed.xml"
 BBC = SHARED / "corpus" / "news" / "bbc_greene2006__moztom__bbc_ml" / "bbc"
 SEED_FIXTURES = REPO / "tests" / "fixtures" / "stories" / "seed_rewrites.json"
 BATCH = 200
-
-
-@dataclass(frozen=True)
-class Item:
-    """One labelled article."""
-
-    id: str
-    title: str
-    text: str
-    outlet: str
-    story: str
-    published_at: datetime
-
-
-# ---------------------------------------------------------------- data
-
-
-def read_uci(path: Path, limit: int | None) -> list[Item]:
-    """Return the UCI headlines (title only), in file order."""
-    items = []
-    with gzip.open(path, "rt", encoding="utf-8", newline="") as handle:
-        reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
-        next(reader)
-        for record in reader:
-            if len(record) != 8:
-                continue
-            rid, title, _url, publisher, _category, story, hostname, stamp = record
-            when = datetime.fromtimestamp(int(stamp) / 1000, UTC)
-            items.append(Item(f"uci:{rid}", title, "", hostname or publisher, story, when))
-            if limit and len(items) >= limit:
-                break
-    return items
-
-
-def read_allsides(path: Path) -> list[Item]:
-    """Return the AllSides articles (title and lead paragraphs)."""
-    items = []
-    with gzip.open(path, "rt", encoding="utf-8") as handle:
-        for line in handle:
-            row = json.loads(line)
-            when = datetime.fromisoformat(row["published_at"]).astimezone(UTC)
-            items.append(Item(row["id"], row["title"], row["text"], row["source"], row["cluster"], when))
-    return items
-
-
-def held_out(story: str) -> bool:
-    """Return True for the stories kept apart from calibration (a stable half, by hash)."""
-    return hashlib.blake2b(story.encode(), digest_size=2).digest()[0] % 2 == 1
-
-
-def split(items: Sequence[Item]) -> tuple[list[Item], list[Item]]:
-    """Return (calibration, held-out) items."""
-    calibration = [item for item in items if not held_out(item.story)]
-    return calibration, [item for item in items if held_out(item.story)]
-
-
-def spread(items: Sequence[Item], seed: int, *, squeeze: float = 1.0) -> list[Item]:
-    """Return the items with each story's members spread over 2-72 hours, interleaved in time order."""
-    rng = random.Random(seed)
-    by_story: dict[str, list[Item]] = defaultdict(list)
-    for item in items:
-        by_story[item.story].append(item)
-    origin = min(item.published_at for item in items)
-    out = []
-    for story in sorted(by_story):
-        members = by_story[story]
-        anchor = min(m.published_at for m in members)
-        anchor = origin + (anchor - origin) / squeeze
-        hours = math.exp(rng.uniform(math.log(2), math.log(72)))
-        for member in sorted(members, key=lambda m: m.id):
-            out.append(replace(member, published_at=anchor + timedelta(hours=rng.uniform(0, hours))))
-    return sorted(out, key=lambda m: (m.published_at, m.id))
-
-
-def as_published(items: Sequence[Item], *, squeeze: float = 1.0) -> list[Item]:
-    """Return the items in corpus time order (optionally with dates packed closer)."""
-    origin = min(item.published_at for item in items)
-    out = [replace(i, published_at=origin + (i.published_at - origin) / squeeze) for i in items]
-    return sorted(out, key=lambda m: (m.published_at, m.id))
-
-
-def headlines_for_a_third(items: Sequence[Item], seed: int) -> list[Item]:
-    """Return the items with a third of them (at random) reduced to their headline."""
-    rng = random.Random(seed)
-    return [replace(i, text="") if rng.random() < 1 / 3 else i for i in items]
 
 
 # ---------------------------------------------------------------- metrics
@@ -346,6 +268,69 @@ def _grid(sets: dict[str, list[Item]], candidates: list[tuple[str, StorySettings
     print(f"best: {best}")
 
 
+# ---------------------------------------------------------------- related stories (story page)
+
+
+def related_story_links(items: Sequence[Item], settings: StorySettings) -> list[tuple[float, bool, bool, int]]:
+    """Return (centroid cosine, same labelled story, same labelled topic, shared terms) of every link a
+    story page (a story of 2+ outlets) could show: another story sharing a heavy term within 7 days,
+    found as web/stories.py finds them.
+
+    A link between fragments of one labelled story is surely right (the clusterer split it); one
+    between UCI stories of different topics (entertainment, health, business and technology, the
+    last two taken as one: a company's product is both) is surely wrong; the rest is in between (a
+    follow-up, another story on the same subject). AllSides' topics are too fine to tell."""
+    from web.stories import RELATED_CANDIDATES, centroid_cosine
+
+    store = MemoryStoryStore()
+    assigner = StoryAssigner(store, settings)
+    stream = articles(items)
+    for start in range(0, len(stream), BATCH):
+        assigner.assign_many(stream[start : start + BATCH])
+    label = {item.id: (item.story, UCI_TOPICS.get(item.topic, item.topic)) for item in items}
+    votes: dict[str, Counter[tuple[str, str]]] = defaultdict(Counter)
+    for article_id, story_id in store.members().items():
+        votes[story_id][label[article_id]] += 1
+    standing = [store.stories[s] for s in votes if store.stories[s].merged_into is None]
+    index = TermIndex()
+    for story in standing:
+        index.put(story)
+    by_id = {story.id: story for story in standing}
+    window = timedelta(days=7)
+    links = []
+    for story in standing:
+
+        def near(other: str, story: StoryState = story) -> bool:
+            return other != story.id and in_window(by_id[other], story.first_seen - window, story.last_seen + window)
+
+        for other_id in index.ranked(story.centroid, RELATED_CANDIDATES, near):
+            (own_story, own_topic), _ = votes[story.id].most_common(1)[0]
+            (other_story, other_topic), _ = votes[other_id].most_common(1)[0]
+            other = by_id[other_id]
+            shared = len(story.centroid.keys() & other.centroid.keys())
+            links.append((centroid_cosine(story, other), own_story == other_story, own_topic == other_topic, shared))
+    return links
+
+
+#: UCI's categories as the related-stories check compares them: business and technology are one.
+UCI_TOPICS = {"b": "business and technology", "t": "business and technology"}
+
+
+def related_story_table(name: str, links: Sequence[tuple[float, bool, bool, int]]) -> None:
+    """Print, per threshold (alone, then with 2+ shared terms), the links kept and how many join one
+    labelled story or cross topics."""
+    print(f" {name}: {len(links)} candidate links from stories of 2+ outlets")
+    for min_shared in (1, 2):
+        for threshold in (0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5):
+            kept = [link for link in links if link[0] >= threshold and link[3] >= min_shared]
+            same = sum(1 for link in kept if link[1])
+            cross = sum(1 for link in kept if not link[2])
+            print(
+                f"   cosine >= {threshold:<4} shared terms >= {min_shared}  {len(kept):>6} links  "
+                f"same labelled story {same / max(len(kept), 1):6.1%}  other labelled topic {cross / max(len(kept), 1):6.1%}"
+            )
+
+
 # ---------------------------------------------------------------- seed story
 
 
@@ -425,6 +410,9 @@ def main() -> int:
     """Run the benchmark; return 0 (also when the corpus is absent: the bench is skipped)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calibrate", action="store_true", help="grid-search constants on the calibration split")
+    parser.add_argument(
+        "--related-stories", action="store_true", help="measure the story page's related-stories threshold"
+    )
     parser.add_argument("--uci-limit", type=int, default=None, help="read only the first N UCI rows")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures as JSON")
     parser.add_argument("--seed", type=int, default=7)
@@ -448,6 +436,13 @@ def main() -> int:
                 "allsides-mixed-dense": headlines_for_a_third(spread(all_cal, args.seed, squeeze=4), args.seed),
             }
         )
+        return 0
+
+    if args.related_stories:
+        for part, uci, allsides in (("calibration", uci_cal, all_cal), ("held-out", uci_held, all_held)):
+            print(f"\n== {part}: related stories of the story page (web/stories.py RELATED_STORY_SIMILARITY)")
+            related_story_table("UCI headlines, spread", related_story_links(spread(uci, args.seed), StorySettings()))
+            related_story_table("AllSides, spread", related_story_links(spread(allsides, args.seed), StorySettings()))
         return 0
 
     settings = StorySettings()

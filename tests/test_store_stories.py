@@ -218,3 +218,22 @@ def test_document_frequencies_stay_bounded(any_store: Store) -> None:
     # The reference store in memory halves the same way.
     assert memory.document_count() == fresh.document_count()
     assert memory.document_frequencies(rows) == rows
+
+
+def test_find_places_an_article_older_than_the_stories_kept_in_memory(any_store: Store) -> None:
+    # The explosion's coverage, then (three weeks later) other news: a reader's view keeps only the
+    # stories of the last few days in memory, yet an embedding page may ask about the explosion now.
+    store_articles(any_store, EXPLOSION)
+    later = dataclasses.replace(OTHERS[0], slug="talvik-budget-later", hours=OTHERS[0].hours + 21 * 24)
+    store_articles(any_store, (later,))
+    stories = assign(any_store)
+    story_id = stories.stories_of([entry_of(EXPLOSION[0]).id])[entry_of(EXPLOSION[0]).id]
+    reader = SqlStoryStore(any_store.engine)
+    visitor = dataclasses.replace(article_from_entry(entry_of(EXPLOSION[1])), id="visitor", outlet="elsewhere.example")
+    match = reader.find(StoryAssigner(reader), visitor)
+    assert match is not None and match.story.id == story_id
+    # The same words dated outside the story's quiet period find nothing, past window or not.
+    stale = dataclasses.replace(visitor, published_at=visitor.published_at + timedelta(days=10))
+    assert reader.find(StoryAssigner(reader), stale) is None
+    # Placed the same way when asked again (the window is kept) and after the stories change.
+    assert reader.find(StoryAssigner(reader), visitor) == match

@@ -134,3 +134,35 @@ def test_a_related_story_of_too_few_outlets_links_its_article(world: tuple[Servi
         assert f'href="/entries/{lead.id}"' in related and f"/stories/{follow_up}" not in related
     finally:
         services_of(app).close()
+
+
+def test_a_lone_headline_sharing_one_word_is_not_a_related_story(world: tuple[Services, Flask]) -> None:
+    # A one-word headline's centroid is that word: its cosine with the explosion's centroid is high
+    # on one shared term (the company's name), which is no more a related story than it is the same story.
+    services, app = world
+    explosion = story_of(services, EXPLOSION)
+    feed = services.store.add_feed("https://elsewhere.example/feed", title="Elsewhere Daily")
+    lone = dataclasses.replace(
+        next(e for e in services.store.iter_entries() if e.title == EXPLOSION[-1].title),
+        id="lone-headline",
+        identity="lone-headline",
+        url="https://elsewhere.example/lone",
+        title="Norvane",
+        summary="",
+        text="",
+        content_html="",
+        fingerprint=1,
+    )
+    services.store.save_entries(feed.id, [lone])
+    services.assign_stories()
+    services.stories.refresh()
+    state, other = (
+        services.stories.story(explosion),
+        services.stories.story(services.stories.stories_of(["lone-headline"])["lone-headline"]),
+    )
+    assert state is not None and other is not None and other.id != explosion
+    from web.stories import RELATED_STORY_SIMILARITY, centroid_cosine
+
+    assert centroid_cosine(state, other) >= RELATED_STORY_SIMILARITY  # the cosine alone would link it
+    page = app.test_client().get(f"/stories/{explosion}").get_data(as_text=True)
+    assert "lone-headline" not in page.split("Related stories", 1)[1]

@@ -40,8 +40,11 @@ LIST_ARTICLES = 10
 RELATED_STORIES = 4
 #: Candidate stories (sharing the heaviest terms) examined to find them.
 RELATED_CANDIDATES = 30
-#: Smallest cosine of two stories' centroids for them to count as related.
-RELATED_STORY_SIMILARITY = 0.2
+#: Smallest cosine of two stories' centroids for them to count as related (sharing 2+ terms). Chosen
+#: on the calibration half of the UCI stories (bench/stories_quality.py --related-stories): from 0.15
+#: to 0.5 about 10% of the links join stories of another topic, a floor set by the shared-terms rule;
+#: 0.15 keeps 1.6 times the links of 0.2 and more of them join fragments of one labelled story.
+RELATED_STORY_SIMILARITY = 0.15
 
 
 @dataclass(frozen=True)
@@ -101,13 +104,17 @@ def related_stories(services: Services, story: Story, limit: int = RELATED_STORI
             state.centroid, state.first_seen - window, state.last_seen + window, RELATED_CANDIDATES
         )
     # The story's own centroid finds the stories sharing its heaviest terms; only those alike as a
-    # whole count (a same-company or same-city story shares a name or two, not the event's words).
+    # whole count (a same-company or same-city story shares a name or two, not the event's words),
+    # and on as many terms as an article needs to join a story: a lone headline's centroid is a
+    # few words, and one word in common ("trace", "television") makes a high cosine of nothing.
+    shared_terms = services.story_assigner.settings.min_shared_terms
     scored = sorted(
         (
             (score, other.id)
             for other in candidates
             if other.id != state.id
             and other.merged_into is None
+            and len(state.centroid.keys() & other.centroid.keys()) >= shared_terms
             and (score := centroid_cosine(state, other)) >= RELATED_STORY_SIMILARITY
         ),
         reverse=True,
