@@ -41,7 +41,7 @@ from aggregator.models import FeedContext, ParsedContent, ParsedEntry, ParsedFee
 from aggregator.normalize import normalize_feed  # noqa: E402
 from index.indexer import Indexer  # noqa: E402
 from index.schema import build_schema, entry_document  # noqa: E402
-from index.search import Filters, search  # noqa: E402
+from index.search.engine import Filters, search  # noqa: E402
 from web.services import build_services  # noqa: E402
 
 CORPUS = REPO.parent / "shared" / "corpus"

@@ -205,7 +205,7 @@ def test_changelog_positions_order_by_transaction_then_sequence() -> None:
 
 
 def test_readiness_of_a_web_node_follows_its_replica_lag(stores: Callable[[], Store], tmp_path: Path) -> None:
-    from index.search import IndexReader
+    from index.search.engine import IndexReader
     from web.ops import readiness
     from web.services import Services
 

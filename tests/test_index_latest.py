@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from index.latest import newest_ids
-from index.search import Filters, IndexReader, search
+from index.search.engine import Filters, IndexReader, search
+from index.search.latest import newest_ids
 from tests.fixtures.search.world import build_world
 from web.services import Services
 

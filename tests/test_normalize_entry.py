@@ -11,9 +11,7 @@ import pytest
 from aggregator.models import FeedContext, ParsedContent, ParsedEntry, ParsedFeed, ParsedMedia
 from aggregator.normalize import (
     canonical_url,
-    hamming,
     html_to_text,
-    near_duplicate,
     normalize_entry,
     normalize_feed,
     parse_date,
@@ -23,6 +21,7 @@ from aggregator.normalize import (
 from aggregator.normalize.authors import clean_author
 from aggregator.normalize.fullcontent import extract_article, with_full_content
 from aggregator.parse import parse_feed
+from aggregator.simhash import hamming, near_duplicate
 
 SEED = Path(__file__).resolve().parents[2] / "shared" / "seed" / "story-feed.xml"
 FETCHED = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)

@@ -21,8 +21,8 @@ from whoosh import query as wq
 
 from aggregator.config import Config, config_from_dict
 from aggregator.errors import ConfigError
-from index.budget import CHECK_EVERY, ExpandedTerms, QueryBudget, QueryLimits, QueryTooComplex
-from index.search import search
+from index.search.budget import CHECK_EVERY, ExpandedTerms, QueryBudget, QueryLimits, QueryTooComplex
+from index.search.engine import search
 from tests.fixtures.search.world import NOW, build_world
 from web.app import create_app
 from web.services import Services

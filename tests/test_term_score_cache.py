@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from index.scoring import TermScoreCache, term_scores
-from index.search import search
+from index.search.engine import search
+from index.search.scoring import TermScoreCache, term_scores
 from tests.fixtures.search.world import NOW, build_world
 from web.services import Services
 

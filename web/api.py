@@ -12,10 +12,10 @@ from flask import Blueprint, Flask, abort, current_app, jsonify, request
 
 from aggregator.config import SearchConfig
 from aggregator.errors import QueryError
-from index.budget import QueryLimits
-from index.facets import Facets
-from index.query import parse_date
-from index.search import MAX_PER_PAGE, SORTS, Filters, Ranking, SearchHit, SearchResults, search
+from index.search.budget import QueryLimits
+from index.search.engine import Filters, Ranking, SearchHit, SearchResults, search
+from index.search.facets import Facets
+from index.search.query import MAX_PER_PAGE, SORTS, parse_date
 
 from .openapi import openapi_document
 from .serialize import entry_json, entry_link, iso

@@ -9,7 +9,7 @@ from werkzeug.exceptions import HTTPException
 
 from aggregator.config import Config
 from aggregator.errors import QueryError, SearchIndexError, StorageError
-from index.budget import QueryTooComplex
+from index.search.budget import QueryTooComplex
 
 from .dates import utc_label
 from .security import install as install_security_headers

@@ -94,7 +94,7 @@ def serve_following(state: CliState, index_dir: str | None) -> None:
     from aggregator.pollnode import node_name
     from aggregator.store import open_store
     from index.follower import Follower
-    from index.search import IndexReader
+    from index.search.engine import IndexReader
 
     from .services import Services
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from aggregator.errors import QueryError
-from index.query import MAX_PER_PAGE, SORTS, parse_date
+from index.search.query import MAX_PER_PAGE, SORTS, parse_date
 
 from .cli_group import CliState, assign_stories, main
 from .terminal import terminal_safe
@@ -119,7 +119,7 @@ def search_command(
     no_collapse: bool,
 ) -> None:
     """Search the index (QUERY syntax: see `newsdesk search --help` or the search page's tips)."""
-    from index.search import Filters, Ranking, search
+    from index.search.engine import Filters, Ranking, search
 
     from .api import SearchRequest, query_limits, results_json
     from .serialize import iso

@@ -16,7 +16,7 @@ from flask import request
 
 from aggregator.config import FeedConfig
 from aggregator.models import Entry, Feed
-from index.latest import newest_ids
+from index.search.latest import newest_ids
 
 from .related import safe_link, teaser
 from .services import Services

@@ -21,7 +21,8 @@ from aggregator.config import Config
 from aggregator.errors import QueryError
 from aggregator.models import Entry
 from aggregator.normalize.urls import canonical_url, is_http_url
-from index.related import ArticleQuery, RelatedFinder, RelatedItem, RelatedSettings, query_for_entry
+from index.related.finder import RelatedFinder, RelatedItem, query_for_entry
+from index.related.rank import ArticleQuery, RelatedSettings
 from index.schema import site_of
 
 from .serialize import entry_link, iso

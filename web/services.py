@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from aggregator.config import Config
 from aggregator.store import Store, open_store
 from index.indexer import Indexer
-from index.search import IndexReader
+from index.search.engine import IndexReader
 
 if TYPE_CHECKING:
     from flask import Flask

@@ -19,7 +19,7 @@ from aggregator.errors import QueryError
 from aggregator.models import Entry
 from aggregator.store_stories import StoryRow
 from aggregator.stories import StoryState
-from index.query import parse_date
+from index.search.query import parse_date
 
 from .api import int_arg
 from .front import StoryCard, story_card, story_path

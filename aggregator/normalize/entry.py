@@ -9,7 +9,7 @@ from urllib.parse import urljoin, urlsplit
 from ..models import Entry, FeedContext, Image, ParsedContent, ParsedEntry, Source
 from .authors import clean_authors
 from .dates import parse_date
-from .dedupe import fingerprint_and_word_count
+from .fingerprint import fingerprint_and_word_count
 from .html import ContentImage, clean_content
 from .identity import content_identity, entry_id, guid_identity
 from .language import declared_language, detect_language
