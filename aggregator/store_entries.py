@@ -10,9 +10,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, Row
 
+from .hosts import host_title
 from .models import Change, Entry, Image, Source
 from .store_errors import database_errors
-from .tables import _now, changes_table, content_hash, entries_table, entry_digests_table, feeds_table, host_title
+from .tables import _now, changes_table, content_hash, entries_table, entry_digests_table, feeds_table
 
 
 @database_errors

@@ -25,6 +25,7 @@ from .config import Config
 from .errors import FeedError, FetchError, NewsdeskError, NotAFeedError
 from .features import feed_warnings, unavailable_reason
 from .fetch import FetchLimits, HostGate, fetch_url
+from .hosts import host_title
 from .models import Entry, Feed, FeedContext, FetchResult, ParsedFeed, UpdateResult
 from .normalize.feed import feed_title, normalize_changed, site_link
 from .normalize.fullcontent import with_full_content
@@ -32,7 +33,7 @@ from .normalize.reconcile import reconcile_identities, reconcile_identity
 from .observe import PollObserver
 from .parse import parse_feed
 from .policy import RATE_WINDOW, Check, PollingPolicy, decide, publishing_rate
-from .store import Store, host_title
+from .store import Store
 
 log = logging.getLogger("newsdesk.poll")
 

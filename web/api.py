@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Flask, abort, current_app, jsonify, request
@@ -15,8 +14,9 @@ from aggregator.errors import QueryError
 from index.search.budget import QueryLimits
 from index.search.engine import Filters, Ranking, SearchHit, SearchResults, search
 from index.search.facets import Facets
-from index.search.query import MAX_PER_PAGE, SORTS, parse_date
+from index.search.query import MAX_PER_PAGE, SORTS
 
+from .dates import date_bound
 from .openapi import openapi_document
 from .serialize import entry_json, entry_link, iso
 from .services import services_of
@@ -61,16 +61,6 @@ class SearchRequest:
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 
 
-def _date_arg(args: Mapping[str, str], name: str, *, end: bool) -> datetime | None:
-    raw = (args.get(name) or "").strip()
-    if not raw:
-        return None
-    value = parse_date(raw, end=end)
-    if value is None:
-        raise QueryError(f"{name} must be a date such as 2024-05-01 (or 2024-05, 2024), got {raw!r}")
-    return value
-
-
 def search_request(args: Any, *, per_page: int = 20) -> SearchRequest:
     """Return the SearchRequest in a request's arguments; raise QueryError naming a bad argument."""
     sort = (args.get("sort") or "relevance").strip().lower()
@@ -90,8 +80,8 @@ def search_request(args: Any, *, per_page: int = 20) -> SearchRequest:
             sources=values("source"),
             tags=values("tag"),
             languages=tuple(v.lower() for v in values("lang")),
-            date_from=_date_arg(args, "from", end=False),
-            date_to=_date_arg(args, "to", end=True),
+            date_from=date_bound(args.get("from"), "from", end=False),
+            date_to=date_bound(args.get("to"), "to", end=True),
         ),
         sort=sort,
         page=int_arg("page", 1, low=1, high=10_000),

@@ -63,10 +63,10 @@ def inspect(state: CliState, source: str, as_json: bool) -> None:
     from aggregator.config import check_feed_url
     from aggregator.errors import FeedError
     from aggregator.fetch import fetch_url, is_local, make_client
+    from aggregator.hosts import host_title
     from aggregator.models import Feed
     from aggregator.normalize import normalize_feed
     from aggregator.parse import parse_feed
-    from aggregator.store import host_title
     from aggregator.update import feed_context, limits_from_config
 
     from .serialize import entry_json, iso

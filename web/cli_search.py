@@ -7,15 +7,14 @@ import json
 import logging
 import re
 import threading
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from aggregator.errors import QueryError
-from index.search.query import MAX_PER_PAGE, SORTS, parse_date
+from index.search.query import MAX_PER_PAGE, SORTS
 
 from .cli_group import CliState, assign_stories, main
+from .dates import date_bound
 from .terminal import terminal_safe
 
 if TYPE_CHECKING:
@@ -74,15 +73,6 @@ def index_command(state: CliState, optimize: bool) -> None:
         click.echo(f"merged {before} segments into {indexer.segment_count()}")
 
 
-def _date_option(value: str | None, name: str, *, end: bool) -> datetime | None:
-    if not value:
-        return None
-    parsed = parse_date(value, end=end)
-    if parsed is None:
-        raise QueryError(f"--{name} must be a date such as 2024-05-01 (or 2024-05, 2024), got {value!r}")
-    return parsed
-
-
 _JSON_C1 = {code: f"\\u{code:04x}" for code in range(0x80, 0xA0)}
 
 
@@ -137,8 +127,8 @@ def search_command(
             sources=sources,
             tags=tags,
             languages=tuple(v.lower() for v in languages),
-            date_from=_date_option(date_from, "from", end=False),
-            date_to=_date_option(date_to, "to", end=True),
+            date_from=date_bound(date_from, "--from", end=False),
+            date_to=date_bound(date_to, "--to", end=True),
         ),
         sort=sort,
         page=page,

@@ -25,6 +25,7 @@ from index.related.finder import RelatedFinder, RelatedItem, query_for_entry
 from index.related.rank import ArticleQuery, RelatedSettings
 from index.schema import site_of
 
+from .dates import parse_instant
 from .serialize import entry_link, iso
 from .services import services_of
 
@@ -152,17 +153,6 @@ def entry_for_url(url: str) -> Entry | None:
     return None
 
 
-def parse_date(raw: str | None) -> datetime | None:
-    """Return an ISO 8601 date argument as aware UTC (naive means UTC), None when absent; QueryError when malformed."""
-    if not raw:
-        return None
-    try:
-        value = datetime.fromisoformat(raw.strip())
-    except ValueError:
-        raise QueryError(f"date must be an ISO 8601 date such as 2024-05-01T12:00:00Z, got {raw[:40]!r}") from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def limit_arg(default: int = 5) -> int:
     """Return the limit argument, 1..MAX_LIMIT (larger values are clamped)."""
     raw = request.args.get("limit", "")
@@ -199,7 +189,7 @@ def resolve_article() -> tuple[ArticleQuery, Entry | None]:
     if not title:
         raise QueryError("pass entry=<id>, url=<article URL>, or title=<headline> (with optional text= and date=)")
     site = site_of(url) if url and is_http_url(url) else ""
-    return ArticleQuery(title=title, text=text, published_at=parse_date(args.get("date")), site=site or None), None
+    return ArticleQuery(title=title, text=text, published_at=parse_instant(args.get("date")), site=site or None), None
 
 
 class RateLimiter:

@@ -19,7 +19,7 @@ from aggregator.errors import QueryError
 from aggregator.models import Entry
 from aggregator.store_stories import StoryRow
 from aggregator.stories import StoryState
-from index.search.query import parse_date
+from index.search.query import parse_query_date
 
 from .api import int_arg
 from .front import StoryCard, story_card, story_path
@@ -197,7 +197,7 @@ def _since_arg() -> datetime | None:
     raw = (request.args.get("since") or "").strip()
     if not raw:
         return None
-    value = parse_date(raw, end=False)
+    value = parse_query_date(raw, end=False)
     if value is None:
         try:
             value = datetime.fromisoformat(raw.replace("Z", "+00:00"))

@@ -6,7 +6,7 @@ public so that other stages and tests can use them directly.
 
 from __future__ import annotations
 
-from .dates import parse_date
+from .dates import parse_feed_date
 from .entry import normalize_entry
 from .feed import normalize_feed
 from .fingerprint import simhash
@@ -24,7 +24,7 @@ __all__ = [
     "html_to_text",
     "normalize_entry",
     "normalize_feed",
-    "parse_date",
+    "parse_feed_date",
     "sanitize_html",
     "simhash",
 ]
