@@ -22,7 +22,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
 
 
 def run(world: Services, query: str, **options: object) -> SearchResults:
-    return search(world.reader, world.store, query, now=NOW, **options)  # type: ignore[arg-type]
+    return search(world.index_reader, world.store, query, now=NOW, **options)  # type: ignore[arg-type]
 
 
 def titles(results: SearchResults) -> list[str]:
@@ -273,13 +273,13 @@ def test_array_scoring_matches_whoosh_bm25f(world: Services, query: str) -> None
     from index.search.engine import _score_groups, _scored_matches
     from index.search.query import parse_query
 
-    searcher = world.reader.searcher()
+    searcher = world.index_reader.searcher()
     assert searcher is not None
     parsed = parse_query(query)
     whoosh_query, _ = positive_query(parsed)
     expected_docs, expected_scores = _scored_matches(searcher, whoosh_query, QueryBudget())
-    table = world.reader.tables.table(searcher)
-    docs, scores = _score_groups(searcher, world.reader.tables, table, parsed, QueryBudget())
+    table = world.index_reader.tables.table(searcher)
+    docs, scores = _score_groups(searcher, world.index_reader.tables, table, parsed, QueryBudget())
     order = np.argsort(expected_docs)
     assert docs.tolist() == expected_docs[order].tolist() and len(docs) > 0
     assert np.allclose(scores, expected_scores[order])

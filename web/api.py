@@ -7,19 +7,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, Flask, abort, current_app, jsonify, request
+from flask import Blueprint, abort, current_app, jsonify, request
 
-from aggregator.config import SearchConfig
 from aggregator.errors import QueryError
-from index.search.budget import QueryLimits
-from index.search.engine import Filters, Ranking, SearchHit, SearchResults, search
+from index.search.engine import Filters, SearchHit, SearchResults, search
 from index.search.facets import Facets
 from index.search.query import MAX_PER_PAGE, SORTS
 
 from .dates import date_bound
 from .openapi import openapi_document
 from .serialize import entry_json, entry_link, iso
-from .services import services_of
+from .services import Services, services_of
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -90,27 +88,11 @@ def search_request(args: Any, *, per_page: int = 20) -> SearchRequest:
     )
 
 
-def ranking_of(app: Flask) -> Ranking:
-    """Return the ranking options the app's configuration asks for."""
-    options = app.config["NEWSDESK"].search
-    return Ranking(half_life=float(options.recency_half_life), weight=float(options.recency_weight))
-
-
-def query_limits(options: SearchConfig) -> QueryLimits:
-    """Return the bounds on one query's work that the [search] options set."""
-    return QueryLimits(
-        max_length=options.max_query_length,
-        max_clauses=options.max_clauses,
-        max_expansions=options.max_expansions,
-        max_seconds=float(options.max_query_seconds),
-    )
-
-
-def run_search(wanted: SearchRequest) -> SearchResults:
-    """Return the results of a SearchRequest against the current app's index and store."""
-    services = services_of(current_app)
+def run_search(wanted: SearchRequest, services: Services | None = None) -> SearchResults:
+    """Return the results of a SearchRequest against a process's index and store (the current app's by default)."""
+    services = services or services_of(current_app)
     return search(
-        services.reader,
+        services.index_reader,
         services.store,
         wanted.q,
         page=wanted.page,
@@ -118,8 +100,8 @@ def run_search(wanted: SearchRequest) -> SearchResults:
         filters=wanted.filters,
         sort=wanted.sort,
         collapse=wanted.collapse,
-        ranking=ranking_of(current_app),
-        limits=query_limits(current_app.config["NEWSDESK"].search),
+        ranking=services.ranking,
+        limits=services.query_limits,
     )
 
 

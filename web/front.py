@@ -177,7 +177,7 @@ class FrontPage:
 
 def build_front_page(services: Services, stories: Sequence[StoryCard] = ()) -> FrontPage:
     """Return the front page from the live index and the store, with the given top-story cards."""
-    latest_ids = newest_ids(services.reader, LATEST_COUNT)
+    latest_ids = newest_ids(services.index_reader, LATEST_COUNT)
     if not latest_ids:
         return _welcome_page(services)
     feeds = services.store.list_feeds(counts=False)  # only their tags, keys and titles: no counting
@@ -185,7 +185,7 @@ def build_front_page(services: Services, stories: Sequence[StoryCard] = ()) -> F
     topics = [(feed, {topic_key(t) for t in feed.tags}) for feed in feeds]
     for tag in section_tags(services.config.front.sections, feeds):
         members = [feed for feed, keys in topics if topic_key(tag) in keys]
-        ids = newest_ids(services.reader, SECTION_COUNT, feed_keys={feed.key for feed in members})
+        ids = newest_ids(services.index_reader, SECTION_COUNT, feed_keys={feed.key for feed in members})
         wanted.append((tag, members, ids))
     # One store read for every article on the page.
     entries = services.store.get_entries([*latest_ids, *(i for _, _, ids in wanted for i in ids)])

@@ -23,10 +23,11 @@ from index.search.query import parse_query_date
 
 from .api import int_arg
 from .front import StoryCard, story_card, story_path
+from .public_url import public_root
 from .related import article_fields, safe_link, teaser
 from .serialize import iso
 from .services import Services, services_of
-from .syndication import ATOM, _xml, atom_entry, public_root, xml_text
+from .syndication import ATOM, _xml, atom_entry, xml_text
 
 stories = Blueprint("stories", __name__)
 
