@@ -19,6 +19,11 @@ def host_title(url: str) -> str:
     return Path(parts.path or url).name or url
 
 
+def display_title(config_title: str | None, document_title: str | None, url: str) -> str:
+    """Return the title a feed is shown under: the config's, else its document's, else its host (``host_title``)."""
+    return config_title or document_title or host_title(url)
+
+
 def host_of(url: str) -> str:
     """Return the host name politeness is keyed by ("" for local files)."""
     return (urlsplit(url).hostname or "").lower()

@@ -16,7 +16,7 @@ from index.search.query import MAX_PER_PAGE, SORTS
 
 from .dates import date_bound
 from .openapi import openapi_document
-from .serialize import entry_json, entry_link, iso
+from .serialize import article_ref, entry_json, entry_link, iso
 from .services import Services, services_of
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -122,16 +122,7 @@ def hit_json(hit: SearchHit, story_id: str | None = None) -> dict[str, Any]:
         "language": entry.language,
         "tags": list(entry.tags),
         "duplicate_count": hit.duplicate_count,
-        "duplicates": [
-            {
-                "id": d.entry.id,
-                "url": entry_link(d.entry),
-                "title": d.entry.title,
-                "source": d.entry.source.title,
-                "published_at": iso(d.entry.published_at),
-            }
-            for d in hit.duplicates
-        ],
+        "duplicates": [article_ref(d.entry) for d in hit.duplicates],
     }
 
 

@@ -23,7 +23,7 @@ from index.schema import site_of
 
 from .dates import parse_instant
 from .public_url import public_url_for
-from .serialize import entry_link, iso
+from .serialize import article_ref, entry_link
 from .services import services_of
 
 related_api = Blueprint("related", __name__)
@@ -84,14 +84,7 @@ def item_json(item: RelatedItem) -> dict[str, Any]:
 
 def article_fields(entry: Entry) -> dict[str, Any]:
     """Return what every public list of articles (related items, a story's articles) says of one entry."""
-    return {
-        "id": entry.id,
-        "url": entry_link(entry),
-        "title": entry.title,
-        "source": entry.source.title,
-        "published_at": iso(entry.published_at),
-        "teaser": teaser(entry),
-    }
+    return {**article_ref(entry), "teaser": teaser(entry)}
 
 
 def entry_for_url(url: str) -> Entry | None:
