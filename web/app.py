@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from flask import Flask, jsonify, request
@@ -25,7 +26,12 @@ def create_app(config: Config, services: Services | None = None) -> Flask:
     """Return the web application for ``config`` (web workers only read the index)."""
     app = Flask(__name__)
     app.config["NEWSDESK"] = config
-    app.extensions["newsdesk"] = services = services or build_services(config, Role.WEB)
+    if services is None:
+        services = build_services(config, Role.WEB)
+    elif services.config != config:
+        # The same store and index seen through this app's config (its limits, ranking, public URL).
+        services = dataclasses.replace(services, config=config)
+    app.extensions["newsdesk"] = services
     services.metrics.install(app)  # request timing for /metrics (a registry per Services, never the global one)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     # One way of writing a time for readers, on every page and in the iframe embed (web.dates).

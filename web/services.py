@@ -94,21 +94,41 @@ class Services:
     follower: Any = None
     #: When this process started watching (readiness counts a feed's lateness from here at the earliest).
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    #: Related coverage over the index reader (its caches live as long as the process).
-    related: RelatedFinder = field(init=False)
-    #: The per-client budget of the related endpoints (server.rate_limit_per_minute).
-    rate_limiter: RateLimiter = field(init=False)
-    #: How search ranks by recency ([search] options).
-    ranking: Ranking = field(init=False)
-    #: The bounds on one query's work ([search] options).
-    query_limits: QueryLimits = field(init=False)
+    #: The objects built from the config, each with the options it was built from (see ``_built``).
+    _derived: dict[str, tuple[Any, Any]] = field(init=False, default_factory=dict, repr=False)
+    _derived_lock: threading.Lock = field(init=False, default_factory=threading.Lock, repr=False)
 
-    def __post_init__(self) -> None:
-        # Built here, once, rather than on first use under a lock: cheap to make, and one per process.
-        self.related = RelatedFinder(self.index_reader, self.store, related_settings(self.config.related))
-        self.rate_limiter = RateLimiter(self.config.server.rate_limit_per_minute)
-        self.ranking = search_ranking(self.config.search)
-        self.query_limits = query_limits(self.config.search)
+    def _built(self, name: str, options: Any, build: Any) -> Any:
+        # One object per process, rebuilt only when the options it was built from change (a test or a
+        # reload replacing ``config``), so it never disagrees with the config in effect.
+        with self._derived_lock:
+            held = self._derived.get(name)
+            if held is None or held[0] != options:
+                held = (options, build(options))
+                self._derived[name] = held
+            return held[1]
+
+    @property
+    def related(self) -> RelatedFinder:
+        """Return related coverage over the index reader (its caches live as long as the process)."""
+        return self._built(
+            "related", related_settings(self.config.related), lambda s: RelatedFinder(self.index_reader, self.store, s)
+        )
+
+    @property
+    def rate_limiter(self) -> RateLimiter:
+        """Return the per-client budget of the related endpoints (server.rate_limit_per_minute)."""
+        return self._built("rate_limiter", self.config.server.rate_limit_per_minute, RateLimiter)
+
+    @property
+    def ranking(self) -> Ranking:
+        """Return how search ranks by recency ([search] options)."""
+        return search_ranking(self.config.search)
+
+    @property
+    def query_limits(self) -> QueryLimits:
+        """Return the bounds on one query's work ([search] options)."""
+        return query_limits(self.config.search)
 
     @property
     def public_url(self) -> str:
