@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from .update import warm_up
+from .pipeline import warm_up
 
 try:
     warm_up()

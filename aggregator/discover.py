@@ -10,9 +10,9 @@ import httpx
 from .config import Config
 from .errors import FetchError, NotAFeedError, ParseError
 from .fetch import fetch_url, is_local
+from .from_config import limits_from_config
 from .parse import parse_feed
 from .policy import describe_status
-from .update import limits_from_config
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,10 @@ class StorageError(NewsdeskError):
     """The database refused or failed an operation."""
 
 
+class LeaseLost(StorageError):
+    """A check finished after its feed's poll lease went to another poller: its result is dropped."""
+
+
 class SearchIndexError(NewsdeskError):
     """The search index on disk could not be opened, read or written (it can be rebuilt: `newsdesk reindex`)."""
 

@@ -12,10 +12,11 @@ SQLite keeps its single writer (``newsdesk run``); nothing here runs there.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import logging
 import random
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,12 +27,12 @@ import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
 from .dberrors import describe
-from .errors import FetchError, NewsdeskError, StorageError
-from .models import Feed, FetchResult, UpdateResult
+from .errors import LeaseLost, NewsdeskError, StorageError
+from .models import Feed, UpdateResult
+from .pipeline import FeedCheck, record
 from .policy import PollingPolicy
 from .store import Store
 from .tables import feeds_table
-from .update import Document, log_fields, record_check, storage_failure
 
 log = logging.getLogger("newsdesk.poll")
 
@@ -94,10 +95,6 @@ class Claim:
     token: str
     #: The claimed feeds, earliest due first.
     feeds: tuple[Feed, ...]
-
-
-class LeaseLost(StorageError):
-    """A check finished after its feed's lease went to another poller: its result is dropped."""
 
 
 class Leases:
@@ -203,7 +200,7 @@ class Heartbeat:
 
 
 class LeasedRecorder:
-    """Records checks for the poller like ``update.safe_record``, but only while the feed's lease holds."""
+    """The poller's record stage for `newsdesk poller`: ``pipeline.record``, but only while the feed's lease holds."""
 
     def __init__(self, leases: Leases) -> None:
         self.leases = leases
@@ -215,39 +212,15 @@ class LeasedRecorder:
         with self._lock:
             self._tokens.update((feed.id, claim.token) for feed in claim.feeds)
 
-    def __call__(
-        self,
-        store: Store,
-        feed: Feed,
-        fetched: FetchResult | FetchError,
-        document: Document | None,
-        checked_at: datetime,
-        policy: PollingPolicy,
-        rng: random.Random,
-        started: float,
-    ) -> UpdateResult:
-        """Store what one check found, under its lease; return its summary (a lost lease is a per-feed error)."""
+    def __call__(self, check: FeedCheck, store: Store, policy: PollingPolicy, rng: random.Random) -> FeedCheck:
+        """Return ``check`` recorded under its lease (a lost lease is a per-feed error, and nothing is written)."""
+        feed = check.feed
         with self._lock:
             token = self._tokens.pop(feed.id, None)
         if token is None:
-            return UpdateResult(url=feed.url, status=None, error="internal error: the feed was not claimed")
-        try:
-            with self.leases.held(feed.id, token):
-                return record_check(
-                    store,
-                    feed,
-                    fetched,
-                    document,
-                    checked_at=checked_at,
-                    policy=policy,
-                    rng=rng,
-                    duration=time.monotonic() - started,
-                )
-        except LeaseLost as exc:
-            log.warning("poll %s", log_fields(feed=feed.url, error=str(exc)))
-            return UpdateResult(url=feed.url, status=None, error=str(exc))
-        except NewsdeskError as exc:
-            return storage_failure(store, feed, exc)
+            result = UpdateResult(url=feed.url, status=None, error="internal error: the feed was not claimed")
+            return dataclasses.replace(check, result=result)
+        return record(check, store, policy, rng, hold=functools.partial(self.leases.held, feed.id, token))
 
 
 @contextmanager

@@ -55,14 +55,14 @@ class ObserverGroup(PollObserver):
 
 
 def check_outcome(
-    fetched: FetchResult | FetchError, parse_error: str | None, unchanged: bool, result: UpdateResult
+    fetched: FetchResult | FetchError | None, parse_error: str | None, unchanged: bool, result: UpdateResult
 ) -> str:
     """Return what one check came to, as one of ``OUTCOMES``.
 
     ``parse_error`` is the document's error (a 200 that is not a usable feed), ``unchanged`` whether the
     body was identical to the last one, and ``result`` what was recorded.
     """
-    if isinstance(fetched, FetchError):
+    if fetched is None or isinstance(fetched, FetchError):
         # No usable answer: network, timeouts, size limits, redirect loops.
         return "fetch_error"
     if fetched.status == 304:

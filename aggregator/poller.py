@@ -1,8 +1,11 @@
 """Checks many feeds at once: threads fetch (politely per host), processes parse, one thread writes.
 
+What one check does is ``aggregator/pipeline.py``'s stages; this module only decides where each runs:
+
     dispatcher (caller's thread) --picks a feed whose host has a free slot--> fetch threads
-    fetch thread --200--> parse (worker process, or inline for small batches) --> writer thread
-    fetch thread --304 / error--> writer thread
+    fetch thread: fetch --new 200 body--> read (worker process, or inline for small batches)
+    --> [add_article_pages on a fetch thread] --> record on the writer thread
+    fetch thread: fetch --304 / error / same body--> record on the writer thread
 
 The dispatcher interleaves hosts, so 200 feeds on one site wait for that site's slots without
 holding up the other sites. The writer is the store's single writer: entries and polling state
@@ -15,7 +18,6 @@ an error on that feed alone, its worker is replaced, and the poll goes on (aggre
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import multiprocessing
 import os
@@ -25,42 +27,34 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
-from datetime import UTC, datetime
 from typing import Any
 
 from .config import Config
-from .errors import FetchError, NewsdeskError
 from .fetch import make_client
+from .from_config import limits_from_config, policy_from_config
 from .hosts import HostLimiter, HostSlots, host_of
-from .models import Feed, FetchResult, UpdateResult
+from .models import Feed, UpdateResult
 from .observe import PollObserver, check_outcome
-from .policy import PollingPolicy
-from .store import Store
-from .update import (
-    Document,
-    body_digest,
-    fetch_feed,
-    limits_from_config,
-    log_fields,
-    parse_document,
-    policy_from_config,
-    read_body,
-    safe_record,
+from .pipeline import (
+    FeedCheck,
+    Recorder,
+    add_article_pages,
+    fetch,
+    read,
+    read_failed,
+    record,
+    start,
+    stored_digests,
+    wants_article_pages,
     warm_up,
-    with_article_pages,
 )
+from .store import Store
 from .workers import WorkerLimitError, WorkerLimits, WorkerPool, WorkerTaskError
 
 log = logging.getLogger("newsdesk.poll")
-
-#: Writes one finished check: (store, feed, fetched, document, checked_at, policy, rng, started) -> result.
-Recorder = Callable[
-    [Store, Feed, FetchResult | FetchError, Document | None, datetime, PollingPolicy, random.Random, float],
-    UpdateResult,
-]
 
 #: Batches at least this large parse in worker processes (below it, a pool's start-up is not worth it).
 PROCESS_POOL_MIN_FEEDS = 24
@@ -111,7 +105,7 @@ class Poller:
         observer: PollObserver | None = None,
         stop: threading.Event | None = None,
         hosts: HostSlots | None = None,
-        record: Recorder | None = None,
+        recorder: Recorder | None = None,
     ) -> None:
         self.store = store
         self.config = config
@@ -121,8 +115,9 @@ class Poller:
         #: Per-host slots (this process's own unless given, e.g. shared by all pollers); its ``peak`` shows
         #: the most requests ever in flight to each host.
         self.hosts: HostSlots = hosts or HostLimiter(p.per_host_concurrency, p.per_host_delay)
-        #: Writes a finished check to the store (``safe_record``; under a poll lease for `newsdesk poller`).
-        self.record: Recorder = record or safe_record
+        #: The record stage: writes a finished check to the store (``pipeline.record``; under a poll lease
+        #: for `newsdesk poller`).
+        self.recorder: Recorder = recorder or record
         self.rng = rng or random.Random()
         # None: decide per batch (one worker process when parse limits are set, one per core for big
         # batches on machines with more than one core). 0 parses inline, without the limits.
@@ -277,97 +272,70 @@ class _Run:
                 self.wake.wait(timeout=min(soonest, 0.5))
 
     def _fetch(self, index: int, host: str) -> None:
-        feed = self.feeds[index]
-        checked_at = datetime.now(UTC)
-        started = time.monotonic()
-        hosts = self.poller.hosts
+        poller = self.poller
+        hosts = poller.hosts
+        check = start(self.feeds[index])
 
         def gate(hop_host: str) -> AbstractContextManager[Any]:
             # The first host's slot is already ours; a redirect to another host waits for its own.
             return nullcontext() if hop_host == host else hosts.hold(hop_host)
 
-        fetched: FetchResult | FetchError
         try:
-            fetched = fetch_feed(self.poller.client, feed, self.poller.config, gate)
-        except FetchError as exc:
-            fetched = exc
-        except Exception as exc:  # a bug must cost one feed, never the poll
-            log.exception("fetch failed feed=%s", feed.url)
-            fetched = FetchError(feed.url, f"internal error while fetching: {type(exc).__name__}: {exc}")
+            check = fetch(check, poller.client, poller.config, gate)
         finally:
             hosts.release(host)
             with self.wake:
                 self.in_flight -= 1
                 self.wake.notify_all()
-        self._observe(self.poller.observer.fetched, feed, time.monotonic() - started, fetched.status)
-        if isinstance(fetched, FetchResult) and fetched.status == 200:
-            digest = body_digest(fetched.body)
-            if feed.body_hash == digest:
-                self._write(index, fetched, read_body(feed, fetched, checked_at), checked_at, started)
-                return
-            known = self._known(feed)
-            if self.pool is None:
-                self._write(index, fetched, self._read_inline(feed, fetched, checked_at, known), checked_at, started)
-                return
-            args = (feed, fetched.body, dict(fetched.headers), fetched.final_url, checked_at, known, self.max_new)
-            with self.wake:
-                self.backlog += 1
-            try:
-                future: Future[Document] = self.pool.submit(parse_document, *args)
-            except Exception:  # the pool is shutting down or broken, or a worker could not start
-                self._unqueue()
-                if self.poller.stopping.is_set():
-                    self._abandon()
-                    return
-                self._write(index, fetched, self._read_inline(feed, fetched, checked_at, known), checked_at, started)
-                return
-            future.add_done_callback(lambda f: self._parsed(index, fetched, f, checked_at, started, digest))
+        status = check.fetched.status if check.fetched is not None else None
+        self._observe(poller.observer.fetched, check.feed, time.monotonic() - check.started, status)
+        if not check.has_new_body:  # a 304, an error, or the same body as last time: nothing to read
+            self._write(index, check)
             return
-        self._write(index, fetched, None, checked_at, started)
-
-    def _read_inline(self, feed: Feed, fetched: FetchResult, checked_at: datetime, known: dict[str, str]) -> Document:
+        known = stored_digests(poller.store, check.feed)
+        if self.pool is None:
+            self._write(index, self._read_inline(check, known))
+            return
+        with self.wake:
+            self.backlog += 1
         try:
-            return read_body(feed, fetched, checked_at, known, self.max_new)
+            future: Future[FeedCheck] = self.pool.submit(read, check, known, self.max_new)
+        except Exception:  # the pool is shutting down or broken, or a worker could not start
+            self._unqueue()
+            if poller.stopping.is_set():
+                self._abandon()
+                return
+            self._write(index, self._read_inline(check, known))
+            return
+        future.add_done_callback(lambda f: self._parsed(index, check, f))
+
+    def _read_inline(self, check: FeedCheck, known: dict[str, str]) -> FeedCheck:
+        try:
+            return read(check, known, self.max_new)
         except MemoryError:
-            return Document(error="parsing ran out of memory")
+            return read_failed(check, "parsing ran out of memory")
 
-    def _known(self, feed: Feed) -> dict[str, str]:
-        """Return the feed's item digests (items of its last document), or none if the store cannot say."""
-        try:
-            return self.poller.store.entry_digests(feed.id)
-        except NewsdeskError as exc:  # the check goes on: every item is simply normalized again
-            log.warning("poll %s", log_fields(feed=feed.url, error=f"could not read item digests: {exc}"))
-            return {}
-
-    def _parsed(
-        self,
-        index: int,
-        fetched: FetchResult,
-        future: Future[Document],
-        checked_at: datetime,
-        started: float,
-        digest: str,
-    ) -> None:
+    def _parsed(self, index: int, check: FeedCheck, future: Future[FeedCheck]) -> None:
         self._unqueue()
         try:
-            document = dataclasses.replace(future.result(), body_hash=digest)
+            check = future.result()
         except WorkerLimitError as exc:  # over the time or memory cap, or the worker died: this feed only
             if self.poller.stopping.is_set():
                 # Cancelled or cut short by the stop, not the feed's fault: checked again at the next start.
                 self._abandon()
                 return
             setting = {"timeout": " (polling.parse_timeout)", "memory": " (polling.parse_memory_limit)"}
-            document = Document(error=f"parsing the feed {exc}{setting.get(exc.limit or '', '')}")
+            check = read_failed(check, f"parsing the feed {exc}{setting.get(exc.limit or '', '')}")
         except WorkerTaskError as exc:
-            document = Document(error=f"internal error while reading the feed: {exc}")
+            check = read_failed(check, f"internal error while reading the feed: {exc}")
         except Exception as exc:  # a bug must cost one feed, never the poll: logged, and shown on the feed
             if self.poller.stopping.is_set():
                 # Cancelled or cut short by the stop, not the feed's fault: checked again at the next start.
                 self._abandon()
                 return
-            log.exception("parse failed feed=%s", self.feeds[index].url)
-            document = Document(error=f"internal error while reading the feed: {type(exc).__name__}: {exc}")
-        self._write(index, fetched, document, checked_at, started)
+            log.exception("parse failed feed=%s", check.feed.url)
+            check = read_failed(check, f"internal error while reading the feed: {type(exc).__name__}: {exc}")
+        self._write(index, check)
 
     def _abandon(self) -> None:
         with self.wake:
@@ -379,56 +347,32 @@ class _Run:
             self.backlog -= 1
             self.wake.notify_all()
 
-    def _write(
-        self,
-        index: int,
-        fetched: FetchResult | FetchError,
-        document: Document | None,
-        checked_at: datetime,
-        started: float,
-    ) -> None:
-        feed = self.feeds[index]
-        if feed.full_content and isinstance(fetched, FetchResult) and document is not None and document.entries:
+    def _write(self, index: int, check: FeedCheck) -> None:
+        if wants_article_pages(check):
             # Article pages are fetched like feeds (same client, same per-host slots), off the writer thread.
-            self.fetchers.submit(self._with_pages, index, fetched, document, checked_at, started)
+            self.fetchers.submit(self._with_pages, index, check)
             return
-        self.writer.submit(self._record, index, fetched, document, checked_at, started)
+        self.writer.submit(self._record, index, check)
 
-    def _with_pages(
-        self, index: int, fetched: FetchResult, document: Document, checked_at: datetime, started: float
-    ) -> None:
+    def _with_pages(self, index: int, check: FeedCheck) -> None:
         poller = self.poller
-        try:
-            entries = with_article_pages(
-                poller.store, poller.client, self.feeds[index], document.entries, poller.config, poller.hosts.hold
-            )
-            document = dataclasses.replace(document, entries=entries)
-        except Exception:  # the feed's own content is still good: store that
-            log.exception("full content failed feed=%s", self.feeds[index].url)
-        self.writer.submit(self._record, index, fetched, document, checked_at, started)
+        check = add_article_pages(check, poller.store, poller.client, poller.config, poller.hosts.hold)
+        self.writer.submit(self._record, index, check)
 
-    def _record(
-        self,
-        index: int,
-        fetched: FetchResult | FetchError,
-        document: Document | None,
-        checked_at: datetime,
-        started: float,
-    ) -> None:
+    def _record(self, index: int, check: FeedCheck) -> None:
         poller = self.poller
+        result: UpdateResult | None = None
         try:
-            self.results[index] = poller.record(
-                poller.store, self.feeds[index], fetched, document, checked_at, poller.policy, poller.rng, started
-            )
+            result = poller.recorder(check, poller.store, poller.policy, poller.rng).result
         except Exception as exc:
-            log.exception("recording a check failed feed=%s", self.feeds[index].url)
-            self.results[index] = UpdateResult(url=self.feeds[index].url, status=None, error=f"internal error: {exc}")
+            log.exception("recording a check failed feed=%s", check.feed.url)
+            result = UpdateResult(url=check.feed.url, status=None, error=f"internal error: {exc}")
         finally:
-            result = self.results[index]
+            self.results[index] = result
             if result is not None:
-                parse_error = document.error if document is not None else None
-                outcome = check_outcome(fetched, parse_error, document is not None and document.unchanged, result)
-                self._observe(poller.observer.checked, self.feeds[index], result, outcome)
+                parse_error = check.normalized.error if check.normalized is not None else None
+                outcome = check_outcome(check.fetched, parse_error, check.unchanged, result)
+                self._observe(poller.observer.checked, check.feed, result, outcome)
             with self.wake:
                 self.finished += 1
                 self.wake.notify_all()
@@ -443,3 +387,11 @@ class _Run:
     def shutdown(self) -> None:
         self.fetchers.shutdown(wait=True)
         self.writer.shutdown(wait=True)
+
+
+def update_feeds(
+    store: Store, feeds: Iterable[Feed], config: Config, *, observer: PollObserver | None = None
+) -> list[UpdateResult]:
+    """Check several feeds concurrently, politely per host, and return one result per feed, in input order."""
+    with Poller(store, config, observer=observer) as poller:
+        return poller.poll(feeds)

@@ -63,7 +63,7 @@ class PollNode:
             # None: one worker per core for big batches (the Poller's own rule).
             parse_processes=config.node.parse_workers or None,
             hosts=self.hosts,
-            record=self.recorder,
+            recorder=self.recorder,
         )
         #: Feeds this process has checked (successfully or not).
         self.checked = 0

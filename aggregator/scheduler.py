@@ -19,11 +19,11 @@ from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from .config import Config, load_config
+from .configfeeds import sync_config_feeds
 from .errors import NewsdeskError
 from .observe import PollObserver
 from .poller import PROCESS_POOL_MIN_FEEDS, Poller
 from .store import Store
-from .update import sync_config_feeds
 
 log = logging.getLogger("newsdesk.scheduler")
 

@@ -447,7 +447,7 @@ class Probe:
     def remove_live_feeds(self) -> None:
         """Remove the live feeds and their entries again, and bring the index up to date."""
         from aggregator.config import config_from_dict
-        from aggregator.update import sync_config_feeds
+        from aggregator.configfeeds import sync_config_feeds
 
         sync_config_feeds(self.store, config_from_dict({"data_dir": str(self.config.data_dir)}, label="load bench"))
         self.indexer.catch_up()

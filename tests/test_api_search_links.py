@@ -9,7 +9,7 @@ from flask.testing import FlaskClient
 from lxml import etree
 
 from aggregator.config import config_from_dict
-from aggregator.update import update_feeds
+from aggregator.poller import update_feeds
 from web.app import create_app
 from web.services import build_services
 

@@ -82,10 +82,7 @@ def test_exactly_one_whoosh_distribution_installed() -> None:
 PACKAGES = ("aggregator", "index", "web")
 
 #: Cycles still present, each to be removed by the work named beside it; the set may only shrink.
-KNOWN_CYCLES: dict[frozenset[str], str] = {
-    # update.update_feeds builds a Poller; the one-check-pipeline work (issue 13) takes both apart.
-    frozenset({"aggregator.poller", "aggregator.update"}): "issue 13: one check pipeline",
-}
+KNOWN_CYCLES: dict[frozenset[str], str] = {}
 
 
 def project_modules() -> dict[str, Path]:
@@ -209,6 +206,85 @@ def test_the_cycle_finder_finds_cycles(tmp_path: Path) -> None:
     assert imported_modules("pkg.two", package / "two.py", known) == {"pkg.one"}
 
 
+# --- One check pipeline ----------------------------------------------------------------------------
+
+#: Calls that read a feed's body; outside the check pipeline (aggregator/pipeline.py) only these may make them.
+FEED_READING = frozenset({"parse_feed", "normalize_changed", "normalize_feed"})
+READERS_OUTSIDE_THE_PIPELINE = {
+    # normalize_feed is normalize_changed without the item digests.
+    "aggregator.normalize.feed": {"normalize_changed"},
+    # `feeds add` only asks whether a URL is a feed or a page that links to feeds; it normalizes nothing.
+    "aggregator.discover": {"parse_feed"},
+}
+
+
+def called_names(path: Path) -> set[str]:
+    """Return the names a module calls (``f(...)`` and ``x.f(...)`` both count as ``f``)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Call):
+            if isinstance(node.func, ast.Name):
+                names.add(node.func.id)
+            elif isinstance(node.func, ast.Attribute):
+                names.add(node.func.attr)
+    return names
+
+
+def names_imported_from(name: str, path: Path, source: str) -> set[str]:
+    """Return the names module ``name`` imports from module ``source`` (absolute or relative imports)."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                module = ".".join(base + ([module] if module else []))
+            if module == source:
+                found.update(alias.name for alias in node.names)
+    return found
+
+
+def test_only_the_check_pipeline_reads_feed_bodies() -> None:
+    readers = {
+        name: called
+        for name, path in project_modules().items()
+        if (called := called_names(path) & FEED_READING) and name != "aggregator.pipeline"
+    }
+    assert readers == READERS_OUTSIDE_THE_PIPELINE
+    assert {"parse_feed", "normalize_changed"} <= called_names(project_modules()["aggregator.pipeline"])
+
+
+def test_the_pipeline_checks_see_a_side_path(tmp_path: Path) -> None:
+    # What `inspect` used to do: parse and normalize by itself, beside the pipeline.
+    module = tmp_path / "cli.py"
+    module.write_text(
+        "from aggregator.normalize import normalize_feed\nfrom .pipeline import fetch\n"
+        "def inspect(x):\n    return normalize_feed(parse.parse_feed(x), None)\n"
+    )
+    assert called_names(module) & FEED_READING == {"normalize_feed", "parse_feed"}
+    assert names_imported_from("web.cli", module, "aggregator.pipeline") == set()
+    assert names_imported_from("aggregator.cli", module, "aggregator.pipeline") == {"fetch"}
+
+
+def test_the_poller_and_inspect_run_the_same_stages() -> None:
+    modules = project_modules()
+    # Wherever the CLI lives, the module that defines the `inspect` command.
+    (inspect_module,) = [
+        name
+        for name, path in modules.items()
+        if name.startswith("web")
+        and any(
+            isinstance(node, ast.FunctionDef) and node.name == "inspect"
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        )
+    ]
+    first_stages = {"start", "fetch", "read"}
+    assert first_stages <= names_imported_from(inspect_module, modules[inspect_module], "aggregator.pipeline")
+    poller = names_imported_from("aggregator.poller", modules["aggregator.poller"], "aggregator.pipeline")
+    assert first_stages | {"add_article_pages", "record"} <= poller
+
+
 #: The modules that must stay pure (no network, database or index), and what counts as I/O.
 PURE = ("aggregator.normalize", "aggregator.policy", "aggregator.parse")
 IO_MODULES = frozenset(
@@ -220,7 +296,10 @@ IO_MODULES = frozenset(
         "aggregator.store_entries",
         "aggregator.tables",
         "aggregator.poller",
-        "aggregator.update",
+        "aggregator.pipeline",
+        "aggregator.articlepages",
+        "aggregator.configfeeds",
+        "aggregator.leases",
         "aggregator.workers",
         "aggregator.scheduler",
     }

@@ -6,8 +6,8 @@ import itertools
 from pathlib import Path
 
 from aggregator.config import Config
+from aggregator.poller import update_feeds
 from aggregator.store import Store, open_store
-from aggregator.update import update_feeds
 from index.indexer import Indexer
 from index.search.engine import IndexReader, search
 

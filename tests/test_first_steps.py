@@ -24,7 +24,7 @@ from packaging.utils import canonicalize_name
 
 from aggregator.config import Config
 from aggregator.features import FEATURES, feature_status
-from aggregator.update import update_feeds
+from aggregator.poller import update_feeds
 from index.related.postings import IndexView
 from web.app import create_app
 from web.services import Services, build_services

@@ -24,9 +24,10 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask, render_template
 from lxml import html as lxml_html
 
+from aggregator.configfeeds import sync_config_feeds
 from aggregator.models import Entry
 from aggregator.normalize.urls import image_key
-from aggregator.update import sync_config_feeds, update_feeds
+from aggregator.poller import update_feeds
 from tests.fixtures.front.newsroom import BARRIER_STORY, OUTLETS, build_newsroom, newsroom_config
 from web.app import create_app, services_of
 from web.front import LATEST_COUNT, build_front_page, section_tags, story_card, story_path

@@ -15,11 +15,11 @@ import sqlalchemy as sa
 
 from aggregator.errors import ConfigError, StorageError
 from aggregator.leases import LeasedRecorder, Leases
-from aggregator.models import FetchResult
+from aggregator.models import Feed, FetchResult
+from aggregator.pipeline import FeedCheck, NormalizedFeed
 from aggregator.policy import PollingPolicy
 from aggregator.sharedhosts import SharedHostLimiter
 from aggregator.store import SCHEMA_VERSION, Store, open_store
-from aggregator.update import Document
 
 from .conftest import make_config
 from .support.cli import newsdesk
@@ -53,6 +53,17 @@ def add_feeds(store: Store, count: int) -> list[int]:
 
 def fetched_ok(url: str) -> FetchResult:
     return FetchResult(url=url, final_url=url, status=200, headers={}, body=b"<rss/>")
+
+
+def check_with_one_entry(feed: Feed) -> FeedCheck:
+    """Return a check of ``feed`` that fetched and read one entry, ready for the record stage."""
+    return FeedCheck(
+        feed=feed,
+        checked_at=datetime.now(UTC),
+        started=time.monotonic(),
+        fetched=fetched_ok(feed.url),
+        normalized=NormalizedFeed(entries=(make_entry(feed.key, 1),)),
+    )
 
 
 def test_concurrent_claims_never_overlap(two_stores: tuple[Store, Store]) -> None:
@@ -105,32 +116,14 @@ def test_an_expired_lease_moves_on_and_the_old_holder_cannot_write(two_stores: t
     # The first poller finishes late: its check must not land.
     late = LeasedRecorder(Leases(a, "a", 1))
     late.adopt(first)
-    result = late(
-        a,
-        feed,
-        fetched_ok(feed.url),
-        Document(entries=(make_entry(feed.key, 1),)),
-        datetime.now(UTC),
-        PollingPolicy(),
-        random.Random(1),
-        time.monotonic(),
-    )
+    result = late(check_with_one_entry(feed), a, PollingPolicy(), random.Random(1)).result
     assert result.error is not None and "another poller" in result.error
     assert a.count_entries() == 0 and a.get_feed(feed_id).last_checked_at is None  # type: ignore[union-attr]
 
     # The new owner's check lands and gives the lease back.
     owner = LeasedRecorder(Leases(b, "b", 30))
     owner.adopt(second)
-    result = owner(
-        b,
-        feed,
-        fetched_ok(feed.url),
-        Document(entries=(make_entry(feed.key, 1),)),
-        datetime.now(UTC),
-        PollingPolicy(),
-        random.Random(1),
-        time.monotonic(),
-    )
+    result = owner(check_with_one_entry(feed), b, PollingPolicy(), random.Random(1)).result
     assert result.error is None and result.new_entries == 1
     stored = b.get_feed(feed_id)
     assert stored is not None and stored.last_status == 200 and stored.next_check_at > datetime.now(UTC)  # type: ignore[operator]

@@ -26,8 +26,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from aggregator.config import Config
 from aggregator.errors import ConfigError
+from aggregator.poller import update_feeds
 from aggregator.store import Store
-from aggregator.update import update_feeds
 from web.app import create_app, services_of
 from web.feeds import feed_state
 from web.logs import JsonFormatter

@@ -15,8 +15,8 @@ from flask.testing import FlaskClient
 
 from aggregator.config import Config
 from aggregator.models import Entry
+from aggregator.poller import update_feeds
 from aggregator.store import Store
-from aggregator.update import update_feeds
 from index.indexer import Indexer
 from web.app import create_app, services_of
 

@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import pytest
 
-from aggregator.update import update_feeds
+from aggregator.poller import update_feeds
 from index.search.engine import search
 from tests.fixtures.search.world import NOW, build_world, bulk_feed
 from web.app import create_app

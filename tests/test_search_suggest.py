@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from aggregator.config import config_from_dict
-from aggregator.update import update_feeds
+from aggregator.poller import update_feeds
 from index.search.engine import search
 from tests.fixtures.search.world import NOW
 from web.services import Services, build_services

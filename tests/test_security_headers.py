@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from aggregator.update import update_feeds
+from aggregator.poller import update_feeds
 from tests.fixtures.search.world import build_world
 from web.app import create_app
 from web.security import PAGE_POLICY

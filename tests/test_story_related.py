@@ -17,7 +17,8 @@ import pytest
 from flask import Flask
 
 from aggregator.config import config_from_dict
-from aggregator.update import sync_config_feeds, update_feeds
+from aggregator.configfeeds import sync_config_feeds
+from aggregator.poller import update_feeds
 from web.app import create_app, services_of
 from web.services import Services, build_services
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import click
@@ -36,33 +35,30 @@ __all__ = ["main"]
 def inspect(state: CliState, source: str, as_json: bool) -> None:
     """Fetch, parse and normalize SOURCE (URL or file) and print its entries; stores nothing."""
     from aggregator.config import check_feed_url
-    from aggregator.errors import FeedError
-    from aggregator.fetch import fetch_url, is_local, make_client
-    from aggregator.hosts import host_title
-    from aggregator.models import Feed
-    from aggregator.normalize import normalize_feed
-    from aggregator.parse import parse_feed
-    from aggregator.update import feed_context, limits_from_config
+    from aggregator.errors import FetchError
+    from aggregator.fetch import make_client
+    from aggregator.from_config import limits_from_config
+    from aggregator.pipeline import fetch, read, start, unstored_feed
 
     from .serialize import entry_json, iso
 
     config = state.config
     check_feed_url(source, "SOURCE")
-    try:
-        with make_client(limits_from_config(config)) as client:
-            result = fetch_url(client, source, user_agent=config.polling.user_agent, limits=limits_from_config(config))
-        if result.status != 200:
-            fail(f"{source}: the server answered HTTP {result.status}")
-        parsed = parse_feed(result.body, result.headers, url=result.final_url)
-    except FeedError as exc:
-        fail(str(exc))
+    # The first stages of a poll's check, on a feed that is not stored: nothing is written.
+    with make_client(limits_from_config(config)) as client:
+        check = fetch(start(unstored_feed(source)), client, config)
+    fetched = check.fetched
+    if isinstance(fetched, FetchError):
+        fail(str(fetched))
         return
-    now = datetime.now(UTC)
-    # Titled by its host name, the feed takes the document's own title and link as a poll would: cleaned.
-    feed = Feed(id=0, key=source, url=source, title=host_title(source), site_url=None)
-    final_url = result.final_url if not is_local(source) else source
-    context = feed_context(feed, parsed, final_url, now)
-    for entry in normalize_feed(parsed, context):
+    if fetched is not None and fetched.status != 200:
+        fail(f"{source}: the server answered HTTP {fetched.status}")
+        return
+    normalized = read(check).normalized
+    if normalized is None or normalized.error is not None:
+        fail(f"{source}: {normalized.error if normalized else 'the response could not be read'}")
+        return
+    for entry in normalized.entries:
         if as_json:
             click.echo(json.dumps(entry_json(entry), ensure_ascii=False))
         else:

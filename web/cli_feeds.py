@@ -53,7 +53,7 @@ def _result_line(result: UpdateResult) -> str:
 def poll(state: CliState, once: bool, check_all: bool, no_index: bool, feed: str | None) -> None:
     """Check feeds for new entries once, then exit (FEED: one feed's URL or id, checked now)."""
     from aggregator.policy import waiting_reason
-    from aggregator.update import update_feeds
+    from aggregator.poller import update_feeds
 
     from .serialize import iso
     from .writer import catch_up_index
@@ -154,7 +154,7 @@ def feeds_add(
     """Add a feed by URL or path; a web page's advertised feed is found and added (polled on the next tick)."""
     from aggregator.discover import discover
     from aggregator.fetch import make_client
-    from aggregator.update import limits_from_config
+    from aggregator.from_config import limits_from_config
 
     url = check_feed_url(url, "url")
     store = state.services.store

@@ -71,7 +71,7 @@ class CliState:
     def sync_config_feeds(self) -> None:
         """Make the store's config-declared feeds match config.toml, once per invocation (writers only)."""
         if not self._feeds_synced:
-            from aggregator.update import sync_config_feeds
+            from aggregator.configfeeds import sync_config_feeds
 
             from .services import Role
 

@@ -61,10 +61,10 @@ def _stop_on_signals(stop: threading.Event, role: str) -> None:
 @click.pass_obj
 def poller(state: CliState, once: bool) -> None:
     """Claim due feeds under leases and poll them; writes the store only (PostgreSQL; run as many as you like)."""
+    from aggregator.configfeeds import sync_config_feeds
     from aggregator.leases import exclusive
     from aggregator.pollnode import PollNode, node_name
     from aggregator.store import open_store
-    from aggregator.update import sync_config_feeds
 
     config = state.config
     require_postgres(config, "poller")
