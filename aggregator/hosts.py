@@ -1,4 +1,4 @@
-"""Per-host politeness: at most N requests in flight to one host, and a minimum delay between starts."""
+"""Hosts: a feed's stand-in title from its host, and per-host politeness (N requests in flight, a delay between starts)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,22 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
+
+
+def host_title(url: str) -> str:
+    """Return a readable stand-in title for a feed: its host name, or the file name."""
+    parts = urlsplit(url)
+    if parts.hostname:
+        return parts.hostname.removeprefix("www.")
+    return Path(parts.path or url).name or url
+
+
+def display_title(config_title: str | None, document_title: str | None, url: str) -> str:
+    """Return the title a feed is shown under: the config's, else its document's, else its host (``host_title``)."""
+    return config_title or document_title or host_title(url)
 
 
 def host_of(url: str) -> str:

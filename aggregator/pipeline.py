@@ -53,13 +53,14 @@ from .errors import FeedError, FetchError, LeaseLost, NewsdeskError, NotAFeedErr
 from .features import feed_warnings
 from .fetch import HostGate, fetch_url
 from .from_config import limits_from_config
+from .hosts import host_title
 from .logfields import log_fields
 from .models import Entry, Feed, FeedContext, FetchResult, ParsedFeed, UpdateResult
 from .normalize.feed import feed_title, normalize_changed, site_link
 from .normalize.reconcile import reconcile_identities, reconcile_identity
 from .parse import parse_feed
 from .policy import RATE_WINDOW, Check, PollingPolicy, decide, publishing_rate
-from .store import Store, host_title
+from .store import Store
 
 log = logging.getLogger("newsdesk.poll")
 

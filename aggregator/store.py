@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from . import schema_pg
 from . import tables_stories as _tables_stories  # noqa: F401  (registers the story tables for create_all)
 from .errors import StorageError
+from .hosts import display_title
 from .models import Feed, FeedUpdate
 from .store_entries import EntryStore
 from .store_errors import database_errors, describe
@@ -33,13 +34,12 @@ from .tables import (
     entries_table,
     entry_digests_table,
     feeds_table,
-    host_title,
     meta_table,
     metadata,
     missing_columns,
 )
 
-__all__ = ["SCHEMA_VERSION", "Store", "content_hash", "create_engine_for", "host_title", "open_store"]
+__all__ = ["SCHEMA_VERSION", "Store", "content_hash", "create_engine_for", "open_store"]
 
 
 @database_errors
@@ -234,7 +234,7 @@ class Store(EntryStore):
             id=m["id"],
             key=m["key"],
             url=m["url"],
-            title=m["config_title"] or m["doc_title"] or host_title(m["url"]),
+            title=display_title(m["config_title"], m["doc_title"], m["url"]),
             site_url=m["site_url"],
             tags=tuple(json.loads(m["tags"] or "[]")),
             enabled=bool(m["enabled"]),

@@ -10,9 +10,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, Row
 
+from .hosts import display_title
 from .models import Change, Entry, Image, Source
 from .store_errors import database_errors
-from .tables import _now, changes_table, content_hash, entries_table, entry_digests_table, feeds_table, host_title
+from .tables import _now, changes_table, content_hash, entries_table, entry_digests_table, feeds_table
 
 
 @database_errors
@@ -177,7 +178,7 @@ class EntryStore:
             fingerprint=m["fingerprint"],
             source=Source(
                 feed_url=m["feed_url"],
-                title=m["config_title"] or m["doc_title"] or host_title(m["feed_url"]),
+                title=display_title(m["config_title"], m["doc_title"], m["feed_url"]),
                 site_url=m["site_url"],
             ),
             flags=tuple(json.loads(m["flags"])),

@@ -29,10 +29,11 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from .errors import StorageError
+from .hosts import display_title
 from .models import Entry
 from .stories import StoryArticle, StoryAssigner, StoryChanges, StoryMatch, StoryState, article_from_entry
 from .stories.state import TermIndex, in_window
-from .tables import entries_table, feeds_table, host_title, meta_table
+from .tables import entries_table, feeds_table, meta_table
 from .tables_stories import (
     STORIES_DOCUMENTS_KEY,
     STORIES_SEQ_KEY,
@@ -579,7 +580,7 @@ class SqlStoryStore:
                     .order_by(e.published_at, e.id)
                 )
                 for row in conn.execute(query):
-                    outlet = row.config_title or row.doc_title or host_title(row.url)
+                    outlet = display_title(row.config_title, row.doc_title, row.url)
                     found.setdefault(row.story_id, []).append(
                         MemberRow(
                             row.entry_id,

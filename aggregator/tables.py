@@ -6,7 +6,6 @@ import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -183,14 +182,6 @@ def add_column(conn: sa.Connection, table: str, column: sa.Column[Any]) -> None:
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def host_title(url: str) -> str:
-    """Return a readable stand-in title for a feed: its host name, or the file name."""
-    parts = urlsplit(url)
-    if parts.hostname:
-        return parts.hostname.removeprefix("www.")
-    return Path(parts.path or url).name or url
 
 
 def content_hash(entry: Entry) -> str:

@@ -55,7 +55,7 @@ PINS: tuple[Pin, ...] = (
 
 _TUNED = "aggregator/feedparser_tuned.py"
 _TUNED_WHY = "the tuned parser copies; tests/test_parse_speedups.py compares its records with feedparser's own"
-_SCORING = "index/scoring.py"
+_SCORING = "index/search/scoring.py"
 _SCORING_WHY = (
     "reads a segment's postings a block at a time as arrays, instead of one posting per Python call; "
     "tests/test_term_score_cache.py and tests/test_search.py compare the scores with Whoosh's own"
@@ -103,7 +103,7 @@ PRIVATE_NAMES: tuple[PrivateName, ...] = (
     PrivateName(
         "whoosh-reloaded",
         "whoosh.query.terms:MultiTerm._btexts",
-        "index/budget.py",
+        "index/search/budget.py",
         "the words a prefix or fuzzy term expands to, counted against the query budget; tests/test_query_limits.py",
     ),
     PrivateName(
@@ -121,7 +121,7 @@ PRIVATE_NAMES: tuple[PrivateName, ...] = (
     PrivateName(
         "whoosh-reloaded",
         "whoosh.searching:Searcher()._ix",
-        "index/related.py",
+        "index/related/finder.py",
         "the index folder that names a cache generation (read with getattr and a default); tests/test_related.py",
     ),
     # py3langid: the same classifier with its automaton walk in numpy.

@@ -54,9 +54,13 @@ from aggregator.normalize import normalize_feed  # noqa: E402
 from aggregator.store import open_store  # noqa: E402
 from bench.story_data import ALLSIDES, UCI, Item, held_out, read_allsides, read_uci, spread  # noqa: E402
 from index.indexer import Indexer  # noqa: E402
-from index.related import ArticleQuery, RelatedFinder, RelatedSettings  # noqa: E402
-from index.related_rank import title_key  # noqa: E402
-from index.search import IndexReader  # noqa: E402
+from index.related.finder import RelatedFinder  # noqa: E402
+from index.related.rank import (  # noqa: E402
+    ArticleQuery,
+    RelatedSettings,
+    title_key,
+)
+from index.search.engine import IndexReader  # noqa: E402
 
 WINDOW = timedelta(days=7)
 
@@ -487,7 +491,7 @@ _ENTRY_CACHE: dict[str, ArticleQuery] = {}
 
 def _entry_query(store: Any, entry_id: str) -> ArticleQuery:
     """Return the query for a stored entry (cached: the sweep asks the same ones again)."""
-    from index.related import query_for_entry
+    from index.related.finder import query_for_entry
 
     query = _ENTRY_CACHE.get(entry_id)
     if query is None:

@@ -41,7 +41,7 @@ from aggregator.models import FeedContext, ParsedContent, ParsedEntry, ParsedFee
 from aggregator.normalize import normalize_feed  # noqa: E402
 from index.indexer import Indexer  # noqa: E402
 from index.schema import build_schema, entry_document  # noqa: E402
-from index.search import Filters, search  # noqa: E402
+from index.search.engine import Filters, search  # noqa: E402
 from web.services import build_services  # noqa: E402
 
 CORPUS = REPO.parent / "shared" / "corpus"
@@ -365,7 +365,7 @@ def run(workdir: Path, args: argparse.Namespace) -> int:
     stats = Indexer(config.index_dir, store, batch_size=BATCH).catch_up()
     ours_seconds = time.perf_counter() - started
     ours_rate, raw_rate = stats.upserts / ours_seconds, normalized / raw_seconds
-    live_dir = services.reader.location.current_dir()
+    live_dir = services.index_reader.location.current_dir()
     assert live_dir is not None
     print(
         f"indexing: ours {ours_rate:.0f} docs/s ({ours_seconds:.1f}s, {stats.commits} commits) | "
@@ -419,7 +419,9 @@ def run_queries(
 
     def ours(text: str, options: dict[str, Any]) -> Any:
         filters = Filters(sources=(options["source"],)) if "source" in options else None
-        return search(services.reader, store, text, per_page=20, filters=filters, sort=options.get("sort", "relevance"))
+        return search(
+            services.index_reader, store, text, per_page=20, filters=filters, sort=options.get("sort", "relevance")
+        )
 
     started = time.perf_counter()
     ours("warm up", {})
@@ -441,7 +443,7 @@ def run_queries(
     from web.app import create_app
 
     api_ms: list[float] = []
-    services.reader.tables.term_scores.clear()  # the API pass starts as cold as the first one
+    services.index_reader.tables.term_scores.clear()  # the API pass starts as cold as the first one
     with LiveServer(create_app(config, services)) as live, httpx.Client(base_url=live.base, timeout=30) as client:
         client.get("/api/v1/search", params={"q": "warm up"})
         for _kind, text, options in mix:

@@ -37,7 +37,7 @@ from aggregator.changelog import LoggedChange, LogPosition
 from aggregator.errors import StorageError
 from aggregator.models import Entry
 
-from .dedupe import DupGroups
+from .dupgroups import DupGroups
 from .indexer import IndexLocation, create_index
 from .schema import SCHEMA_VERSION, entry_document
 

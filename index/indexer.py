@@ -23,7 +23,7 @@ from whoosh.writing import IndexingError, SegmentWriter
 from aggregator.errors import NewsdeskError, SearchIndexError
 from aggregator.models import Change, Entry
 
-from .dedupe import DupGroups
+from .dupgroups import DupGroups
 from .health import check_documents, describe
 from .schema import SCHEMA_VERSION, build_schema, entry_document
 from .writelock import DEFAULT_WAIT, WriterLock

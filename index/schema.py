@@ -11,7 +11,7 @@ from whoosh.support.charset import accent_map
 
 from aggregator.models import Entry
 
-from .dedupe import band_tokens
+from .dupgroups import band_tokens
 
 #: Bump when the schema changes; an index of another version is rebuilt by `newsdesk reindex`.
 #: 3: tags are indexed under tag_key() ("Trump, Donald J" -> "trump donald j").

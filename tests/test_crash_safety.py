@@ -28,7 +28,7 @@ import pytest
 
 from aggregator.store import open_store
 from index.indexer import STATE_FILE, Indexer, IndexLocation
-from index.search import IndexReader
+from index.search.engine import IndexReader
 
 from .support.cli import newsdesk
 from .support.httpserver import FeedServer

@@ -9,7 +9,7 @@ from aggregator.config import Config
 from aggregator.poller import update_feeds
 from aggregator.store import Store, open_store
 from index.indexer import Indexer
-from index.search import IndexReader, search
+from index.search.engine import IndexReader, search
 
 from .conftest import make_config
 from .support.httpserver import FeedServer, Reply

@@ -17,7 +17,7 @@ from whoosh import index as whoosh_index
 from aggregator.errors import SearchIndexError, StorageError
 from aggregator.store import Store, open_store
 from index.indexer import Indexer, IndexLocation
-from index.search import IndexReader
+from index.search.engine import IndexReader
 from web.app import create_app
 
 from .conftest import make_config

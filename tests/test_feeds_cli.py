@@ -176,3 +176,30 @@ def test_adding_a_feed_again_only_adds(tmp_path: Path, feed_server: FeedServer) 
     # A feed the config file declares is changed there, not from the command line.
     configured = newsdesk(config, "feeds", "add", feed_server.url("/configured.xml"), "--title", "X", check=False)
     assert configured.returncode == 1 and "declared in the config file" in configured.stderr
+
+
+def test_listing_and_exporting_feeds_write_nothing(tmp_path: Path, feed_server: FeedServer) -> None:
+    feed_server.route("/one.xml", Reply(200, rss(2, title="One")))
+    first, second = feed_server.url("/one.xml"), feed_server.url("/two.xml")
+    config = write_config(tmp_path, first)
+    newsdesk(config, "poll")
+    # The config now declares a second feed and drops nothing: a writer would add it; a reader must not.
+    config.write_text(config.read_text() + f'[[feeds]]\nurl = "{second}"\ntitle = "Two"\n')
+    database = tmp_path / "data" / "newsdesk.db"
+    before = (database.read_bytes(), database.stat().st_mtime_ns)
+
+    text = newsdesk(config, "feeds", "list").stdout
+    as_json = listed(config)
+    exported, _skipped = read_opml(newsdesk(config, "feeds", "export").stdout.encode())
+
+    assert (database.read_bytes(), database.stat().st_mtime_ns) == before
+    assert (
+        not (tmp_path / "data" / "newsdesk.db-wal").exists()
+        or (tmp_path / "data" / "newsdesk.db-wal").stat().st_size == 0
+    )
+    assert as_json[first]["entry_count"] == 2 and as_json[second]["added"] is False
+    assert f"{second}\n     in the config, not added yet" in text
+    assert sorted(item.url for item in exported) == sorted([first, second])
+    # The next writer adds it.
+    newsdesk(config, "poll", check=False)
+    assert listed(config)[second].get("added") is None and listed(config)[second]["id"] is not None

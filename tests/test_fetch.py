@@ -18,6 +18,7 @@ from aggregator.fetch import FetchLimits, fetch_url, make_client
 from aggregator.hosts import HostLimiter
 
 from .feedgen import gzip_bomb, gzipped, rss
+from .support.hostile import trickling_body, trickling_headers
 from .support.httpserver import FeedServer, Reply
 
 LIMITS = FetchLimits(connect_timeout=2, read_timeout=2, deadline=3, max_body_size=15 * 2**20, max_redirects=5)
@@ -113,19 +114,7 @@ def test_50_mib_body_is_refused(feed_server: FeedServer, client: httpx.Client, d
 
 
 def test_trickling_server_is_cut_off_at_the_deadline(feed_server: FeedServer, client: httpx.Client) -> None:
-    def trickle(request: BaseHTTPRequestHandler) -> None:
-        request.send_response(200)
-        request.send_header("Content-Length", "1000")
-        request.end_headers()
-        try:
-            for _ in range(1000):
-                request.wfile.write(b"<")
-                request.wfile.flush()
-                time.sleep(1)
-        except (BrokenPipeError, ConnectionResetError):
-            return
-
-    feed_server.route("/slow", trickle)
+    feed_server.route("/slow", trickling_body)  # one byte every half second, headers at once
     started = time.monotonic()
     with pytest.raises(FetchError, match="took longer than 3 s and was cut off"):
         fetch_url(client, feed_server.url("/slow"), limits=LIMITS)
@@ -134,16 +123,7 @@ def test_trickling_server_is_cut_off_at_the_deadline(feed_server: FeedServer, cl
 
 def test_server_trickling_its_headers_is_cut_off_at_the_deadline(feed_server: FeedServer, client: httpx.Client) -> None:
     # Each byte arrives well within the read timeout; only a deadline that covers the headers ends it.
-    def trickle_head(request: BaseHTTPRequestHandler) -> None:
-        try:
-            for byte in b"HTTP/1.1 200 OK\r\nX-Padding: " + b"a" * 1000:
-                request.wfile.write(bytes([byte]))
-                request.wfile.flush()
-                time.sleep(0.25)
-        except (BrokenPipeError, ConnectionResetError):
-            return
-
-    feed_server.route("/slow-head", trickle_head)
+    feed_server.route("/slow-head", trickling_headers)
     started = time.monotonic()
     with pytest.raises(FetchError, match="took longer than 3 s and was cut off"):
         fetch_url(client, feed_server.url("/slow-head"), limits=LIMITS)

@@ -25,7 +25,7 @@ from packaging.utils import canonicalize_name
 from aggregator.config import Config
 from aggregator.features import FEATURES, feature_status
 from aggregator.poller import update_feeds
-from index.related_postings import IndexView
+from index.related.postings import IndexView
 from web.app import create_app
 from web.services import Services, build_services
 
@@ -150,11 +150,11 @@ def test_related_candidates_on_an_index_without_segments(tmp_path: Path) -> None
     services = build_services(make_config(tmp_path))
     try:
         services.indexer().catch_up()
-        searcher = services.reader.searcher()
+        searcher = services.index_reader.searcher()
         assert searcher is not None and searcher.doc_count_all() == 0
         view = IndexView(searcher)
         assert view.count == 0 and view.published.size == 0
-        table = services.reader.tables.table(searcher)
+        table = services.index_reader.tables.table(searcher)
         assert table.size == 0 and table.ids == []
     finally:
         services.close()

@@ -183,7 +183,7 @@ def test_changelog_positions_order_by_transaction_then_sequence() -> None:
 
 
 def test_readiness_of_a_web_node_follows_its_replica_lag(stores: Callable[[], Store], tmp_path: Path) -> None:
-    from index.search import IndexReader
+    from index.search.engine import IndexReader
     from web.ops import readiness
     from web.services import Services
 
@@ -192,7 +192,7 @@ def test_readiness_of_a_web_node_follows_its_replica_lag(stores: Callable[[], St
     writer, reader = stores(), stores()
     config = make_config(tmp_path, node={"index_dir": str(tmp_path / "replica"), "max_replica_lag": 1})
     follower = Follower(config.index_dir, ChangeLog(reader))
-    services = Services(config=config, store=reader, reader=IndexReader(config.index_dir), follower=follower)
+    services = Services(config=config, store=reader, index_reader=IndexReader(config.index_dir), follower=follower)
     try:
         report = readiness(services, datetime.now(UTC))
         assert report["status"] == "error" and "being built" in report["checks"]["index"]["error"]

@@ -14,7 +14,7 @@ from pathlib import Path
 from aggregator.models import Entry, Source
 from aggregator.store import Store, open_store
 from index.indexer import Indexer
-from index.search import IndexReader, search
+from index.search.engine import IndexReader, search
 
 REPO = Path(__file__).resolve().parents[1]
 START = datetime(2024, 5, 1, tzinfo=UTC)

@@ -11,18 +11,17 @@ import pytest
 from aggregator.models import FeedContext, ParsedContent, ParsedEntry, ParsedFeed, ParsedMedia
 from aggregator.normalize import (
     canonical_url,
-    hamming,
     html_to_text,
-    near_duplicate,
     normalize_entry,
     normalize_feed,
-    parse_date,
+    parse_feed_date,
     sanitize_html,
     simhash,
 )
 from aggregator.normalize.authors import clean_author
 from aggregator.normalize.fullcontent import extract_article, with_full_content
 from aggregator.parse import parse_feed
+from aggregator.simhash import hamming, near_duplicate
 
 SEED = Path(__file__).resolve().parents[2] / "shared" / "seed" / "story-feed.xml"
 FETCHED = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -221,15 +220,15 @@ def test_javascript_links_never_become_the_article_url() -> None:
 
 
 def test_dates_are_utc_and_zone_less_dates_use_the_feed_zone() -> None:
-    assert parse_date("Tue, 31 Dec 2019 16:38:00 -0500") == datetime(2019, 12, 31, 21, 38, tzinfo=UTC)
-    assert parse_date("2024-01-15T10:00:00", "Europe/Paris") == datetime(2024, 1, 15, 9, 0, tzinfo=UTC)
-    assert parse_date("2024-07-15 10:00", "America/New_York") == datetime(2024, 7, 15, 14, 0, tzinfo=UTC)
-    assert parse_date("Mon, 15 Jan 2024 10:00:00", "Asia/Tokyo") == datetime(2024, 1, 15, 1, 0, tzinfo=UTC)
-    assert parse_date("Mon, 15 Jan 2024 10:00:00 GMT", "Asia/Tokyo") == datetime(2024, 1, 15, 10, 0, tzinfo=UTC)
-    assert parse_date("Mon, 15 Jul 2024 10:00:00 CEST") == datetime(2024, 7, 15, 8, 0, tzinfo=UTC)
-    assert parse_date("2024-01-15T10:00:00Z", "Asia/Tokyo") == datetime(2024, 1, 15, 10, 0, tzinfo=UTC)
-    assert parse_date("not a date") is None
-    assert parse_date("1970-01-01T00:00:00Z") is None
+    assert parse_feed_date("Tue, 31 Dec 2019 16:38:00 -0500") == datetime(2019, 12, 31, 21, 38, tzinfo=UTC)
+    assert parse_feed_date("2024-01-15T10:00:00", "Europe/Paris") == datetime(2024, 1, 15, 9, 0, tzinfo=UTC)
+    assert parse_feed_date("2024-07-15 10:00", "America/New_York") == datetime(2024, 7, 15, 14, 0, tzinfo=UTC)
+    assert parse_feed_date("Mon, 15 Jan 2024 10:00:00", "Asia/Tokyo") == datetime(2024, 1, 15, 1, 0, tzinfo=UTC)
+    assert parse_feed_date("Mon, 15 Jan 2024 10:00:00 GMT", "Asia/Tokyo") == datetime(2024, 1, 15, 10, 0, tzinfo=UTC)
+    assert parse_feed_date("Mon, 15 Jul 2024 10:00:00 CEST") == datetime(2024, 7, 15, 8, 0, tzinfo=UTC)
+    assert parse_feed_date("2024-01-15T10:00:00Z", "Asia/Tokyo") == datetime(2024, 1, 15, 10, 0, tzinfo=UTC)
+    assert parse_feed_date("not a date") is None
+    assert parse_feed_date("1970-01-01T00:00:00Z") is None
 
 
 def test_future_dates_are_clamped_and_flagged_missing_dates_fall_back() -> None:

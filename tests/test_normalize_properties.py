@@ -7,7 +7,15 @@ from urllib.parse import urljoin
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aggregator.normalize import canonical_url, clean_line, clean_text, html_to_text, parse_date, sanitize_html, simhash
+from aggregator.normalize import (
+    canonical_url,
+    clean_line,
+    clean_text,
+    html_to_text,
+    parse_feed_date,
+    sanitize_html,
+    simhash,
+)
 from aggregator.normalize.html import _join
 from aggregator.normalize.text import is_boilerplate, is_boilerplate_raw
 from aggregator.normalize.urls import is_http_url
@@ -71,7 +79,7 @@ def test_html_cleaners_never_raise(markup: str, base: str | None) -> None:
 
 @given(st.text())
 def test_parse_date_never_raises(raw: str) -> None:
-    parsed = parse_date(raw, "Europe/Paris")
+    parsed = parse_feed_date(raw, "Europe/Paris")
     assert parsed is None or parsed.utcoffset() is not None
 
 

@@ -22,6 +22,7 @@ from aggregator.store import Store, open_store
 
 from .conftest import make_config
 from .feedgen import gzip_bomb, html_page, rss
+from .support.hostile import trickling_body
 from .support.httpserver import FeedServer, Reply
 
 
@@ -56,19 +57,6 @@ def state(store: Store, url: str) -> Feed:
     return feed
 
 
-def _trickle(request: BaseHTTPRequestHandler) -> None:
-    request.send_response(200)
-    request.send_header("Content-Length", "100000")
-    request.end_headers()
-    try:
-        for _ in range(100):
-            request.wfile.write(b" ")
-            request.wfile.flush()
-            time.sleep(1)
-    except (BrokenPipeError, ConnectionResetError):
-        return
-
-
 def _huge(request: BaseHTTPRequestHandler) -> None:
     request.send_response(200)
     request.send_header("Connection", "close")
@@ -93,7 +81,7 @@ def test_misbehaving_servers_each_end_in_the_right_state(feed_server: FeedServer
         "/failing": Reply(500, b"oops"),
         "/loop1": Reply(302, b"", {"Location": "/loop2"}),
         "/loop2": Reply(302, b"", {"Location": "/loop1"}),
-        "/trickle": _trickle,
+        "/trickle": trickling_body,
         "/huge": _huge,
         "/bomb": Reply(200, gzip_bomb(), {"Content-Encoding": "gzip"}),
         "/page": Reply(200, html_page("/feed.xml"), {"Content-Type": "text/html"}),

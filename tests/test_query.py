@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from index.compile import excluded_query, positive_query
-from index.query import Term, parse_query
+from index.search.compile import excluded_query, positive_query
+from index.search.query import Term, parse_query
 
 NOW = datetime(2024, 5, 20, 12, 0, tzinfo=UTC)
 

@@ -21,8 +21,8 @@ from whoosh import query as wq
 
 from aggregator.config import Config, config_from_dict
 from aggregator.errors import ConfigError
-from index.budget import CHECK_EVERY, ExpandedTerms, QueryBudget, QueryLimits, QueryTooComplex
-from index.search import search
+from index.search.budget import CHECK_EVERY, ExpandedTerms, QueryBudget, QueryLimits, QueryTooComplex
+from index.search.engine import search
 from tests.fixtures.search.world import NOW, build_world
 from web.app import create_app
 from web.services import Services
@@ -142,7 +142,7 @@ def test_the_cli_prints_one_line(world: Services, tmp_path: Path) -> None:
 
 
 def test_the_budget_lists_each_term_once_and_counts_it_once(world: Services) -> None:
-    searcher = world.reader.searcher()
+    searcher = world.index_reader.searcher()
     assert searcher is not None
     budget = QueryBudget(QueryLimits(max_expansions=1000))
     prefix = wq.Or([wq.Prefix("text", "tid"), wq.Prefix("title", "tid")])
@@ -181,8 +181,8 @@ def test_the_clock_can_start_after_the_index_warms_up() -> None:
 
 def test_search_function_takes_limits(world: Services) -> None:
     with pytest.raises(QueryTooComplex, match="too long"):
-        search(world.reader, world.store, "harbour" * 10, now=NOW, limits=QueryLimits(max_length=20))
-    assert search(world.reader, world.store, "harbour", now=NOW, limits=QueryLimits(max_length=20)).total > 0
+        search(world.index_reader, world.store, "harbour" * 10, now=NOW, limits=QueryLimits(max_length=20))
+    assert search(world.index_reader, world.store, "harbour", now=NOW, limits=QueryLimits(max_length=20)).total > 0
 
 
 @pytest.mark.parametrize(

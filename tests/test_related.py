@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from aggregator.models import Entry, Source
-from aggregator.normalize.dedupe import simhash
+from aggregator.normalize.fingerprint import simhash
 from aggregator.store import Store, open_store
 from index.indexer import Indexer
-from index.related import ArticleQuery, RelatedFinder, RelatedSettings
-from index.related_rank import Candidate, cosine, rank, title_key
-from index.search import IndexReader
+from index.related.finder import RelatedFinder
+from index.related.rank import ArticleQuery, Candidate, RelatedSettings, cosine, rank, title_key
+from index.search.engine import IndexReader
 
 NOW = datetime(2024, 5, 6, 12, 0, tzinfo=UTC)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from aggregator.errors import QueryError
-from index.search import Filters, Ranking, SearchResults, search
+from index.search.engine import Filters, Ranking, SearchResults, search
 from tests.fixtures.search.world import BULK_ITEMS, NOW, build_world
 from web.services import Services
 
@@ -22,7 +22,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
 
 
 def run(world: Services, query: str, **options: object) -> SearchResults:
-    return search(world.reader, world.store, query, now=NOW, **options)  # type: ignore[arg-type]
+    return search(world.index_reader, world.store, query, now=NOW, **options)  # type: ignore[arg-type]
 
 
 def titles(results: SearchResults) -> list[str]:
@@ -244,7 +244,7 @@ def test_bad_arguments_are_query_errors(world: Services) -> None:
 
 def test_empty_query_and_missing_index(world: Services, tmp_path: Path) -> None:
     assert run(world, "   ").total == 0
-    from index.search import IndexReader
+    from index.search.engine import IndexReader
 
     assert search(IndexReader(tmp_path / "none"), world.store, "harbour").total == 0
 
@@ -268,18 +268,18 @@ def test_empty_query_and_missing_index(world: Services, tmp_path: Path) -> None:
 def test_array_scoring_matches_whoosh_bm25f(world: Services, query: str) -> None:
     import numpy as np
 
-    from index.budget import QueryBudget
-    from index.compile import positive_query
-    from index.query import parse_query
-    from index.search import _score_groups, _scored_matches
+    from index.search.budget import QueryBudget
+    from index.search.compile import positive_query
+    from index.search.engine import _score_groups, _scored_matches
+    from index.search.query import parse_query
 
-    searcher = world.reader.searcher()
+    searcher = world.index_reader.searcher()
     assert searcher is not None
     parsed = parse_query(query)
     whoosh_query, _ = positive_query(parsed)
     expected_docs, expected_scores = _scored_matches(searcher, whoosh_query, QueryBudget())
-    table = world.reader.tables.table(searcher)
-    docs, scores = _score_groups(searcher, world.reader.tables, table, parsed, QueryBudget())
+    table = world.index_reader.tables.table(searcher)
+    docs, scores = _score_groups(searcher, world.index_reader.tables, table, parsed, QueryBudget())
     order = np.argsort(expected_docs)
     assert docs.tolist() == expected_docs[order].tolist() and len(docs) > 0
     assert np.allclose(scores, expected_scores[order])

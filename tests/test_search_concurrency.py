@@ -14,7 +14,7 @@ from urllib.parse import quote
 import pytest
 
 from aggregator.poller import update_feeds
-from index.search import search
+from index.search.engine import search
 from tests.fixtures.search.world import NOW, build_world, bulk_feed
 from web.app import create_app
 from web.services import Services
@@ -36,16 +36,16 @@ def add_round(services: Services, tmp_path: Path, number: int) -> None:
 def test_a_leased_searcher_stays_open_across_a_commit(tmp_path: Path) -> None:
     services = build_world(tmp_path)
     try:
-        with services.reader.lease() as first:
+        with services.index_reader.lease() as first:
             assert first is not None
             add_round(services, tmp_path, 1)
-            with services.reader.lease() as second:
+            with services.index_reader.lease() as second:
                 assert second is not None and second is not first
             # The query holding the old searcher can still read it (it was closed under it before leases).
             assert not first.reader().is_closed
             assert first.doc_frequency("text", "harbour") > 0
         assert first.reader().is_closed  # closed at its last lease's end, not leaked
-        with services.reader.lease() as third:
+        with services.index_reader.lease() as third:
             assert third is second and third is not None and not third.reader().is_closed
     finally:
         services.close()
@@ -57,13 +57,15 @@ def test_fuzzy_and_prefix_terms_work_over_several_segments(tmp_path: Path) -> No
     services = build_world(tmp_path)
     try:
         add_round(services, tmp_path, 1)
-        searcher = services.reader.searcher()
+        searcher = services.index_reader.searcher()
         assert searcher is not None and len(searcher.reader().leaf_readers()) > 1
-        fuzzy = search(services.reader, services.store, "harbor~", now=NOW)
+        fuzzy = search(services.index_reader, services.store, "harbor~", now=NOW)
         assert fuzzy.total >= 1 and any("harbour" in h.entry.title.lower() for h in fuzzy.hits)
-        tides = search(services.reader, services.store, "tid~ report", now=NOW, collapse=False)
-        assert tides.total == search(services.reader, services.store, "tide report", now=NOW, collapse=False).total
-        assert search(services.reader, services.store, "harb*", now=NOW).total == fuzzy.total
+        tides = search(services.index_reader, services.store, "tid~ report", now=NOW, collapse=False)
+        assert (
+            tides.total == search(services.index_reader, services.store, "tide report", now=NOW, collapse=False).total
+        )
+        assert search(services.index_reader, services.store, "harb*", now=NOW).total == fuzzy.total
     finally:
         services.close()
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from lxml import html as lxml_html
 
-from index.search import SearchHit
+from index.search.engine import SearchHit
 from tests.fixtures.front.newsroom import BARRIER_STORY, build_newsroom, newsroom_config
 from web.app import create_app
 from web.search_groups import group_by_story

@@ -8,7 +8,7 @@ import pytest
 
 from aggregator.config import config_from_dict
 from aggregator.poller import update_feeds
-from index.search import search
+from index.search.engine import search
 from tests.fixtures.search.world import NOW
 from web.services import Services, build_services
 
@@ -50,7 +50,7 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
 
 
 def suggestion(services: Services, query: str) -> str | None:
-    return search(services.reader, services.store, query, now=NOW).suggestion
+    return search(services.index_reader, services.store, query, now=NOW).suggestion
 
 
 @pytest.mark.parametrize(("query", "expected"), [("ukrane", "ukraine"), ("harvst grain", "harvest grain")])

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from index.scoring import TermScoreCache, term_scores
-from index.search import search
+from index.search.engine import search
+from index.search.scoring import TermScoreCache, term_scores
 from tests.fixtures.search.world import NOW, build_world
 from web.services import Services
 
@@ -22,9 +22,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
 
 
 def test_cached_scores_are_the_computed_ones_and_bounded(world: Services) -> None:
-    searcher = world.reader.searcher()
+    searcher = world.index_reader.searcher()
     assert searcher is not None
-    lengths = world.reader.tables.table(searcher).lengths
+    lengths = world.index_reader.tables.table(searcher).lengths
     direct = term_scores(searcher, lengths, "text", "harbour")
     assert len(direct[0]) > 1
     one_term = direct[0].nbytes + direct[1].nbytes
@@ -41,9 +41,9 @@ def test_cached_scores_are_the_computed_ones_and_bounded(world: Services) -> Non
 
 
 def test_repeated_queries_answer_the_same(world: Services) -> None:
-    world.reader.tables.term_scores.clear()
-    runs = [search(world.reader, world.store, "harbour council", now=NOW) for _ in range(2)]
-    assert len(world.reader.tables.term_scores) > 0
+    world.index_reader.tables.term_scores.clear()
+    runs = [search(world.index_reader, world.store, "harbour council", now=NOW) for _ in range(2)]
+    assert len(world.index_reader.tables.term_scores) > 0
     first, second = ([(h.entry.id, h.score) for h in r.hits] for r in runs)
     assert first and first == second
     assert runs[0].total == runs[1].total
@@ -52,13 +52,13 @@ def test_repeated_queries_answer_the_same(world: Services) -> None:
 def test_a_new_searcher_empties_the_cache(tmp_path: Path) -> None:
     services = build_world(tmp_path)
     try:
-        searcher = services.reader.searcher()
+        searcher = services.index_reader.searcher()
         assert searcher is not None
-        lengths = services.reader.tables.table(searcher).lengths
+        lengths = services.index_reader.tables.table(searcher).lengths
         cache = TermScoreCache()
         cache.scores(searcher, lengths, "text", "harbour")
-        services.reader.close()  # the next searcher is a new one, as after the indexer commits
-        newer = services.reader.searcher()
+        services.index_reader.close()  # the next searcher is a new one, as after the indexer commits
+        newer = services.index_reader.searcher()
         assert newer is not None and newer.reader() is not searcher.reader()
         cache.scores(newer, lengths, "text", "mackerel")
         assert len(cache) == 1 and ("text", "mackerel") in cache._entries

@@ -5,21 +5,19 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, Flask, abort, current_app, jsonify, request
+from flask import Blueprint, abort, current_app, jsonify, request
 
-from aggregator.config import SearchConfig
 from aggregator.errors import QueryError
-from index.budget import QueryLimits
-from index.facets import Facets
-from index.query import parse_date
-from index.search import MAX_PER_PAGE, SORTS, Filters, Ranking, SearchHit, SearchResults, search
+from index.search.engine import Filters, SearchHit, SearchResults, search
+from index.search.facets import Facets
+from index.search.query import MAX_PER_PAGE, SORTS
 
+from .dates import date_bound
 from .openapi import openapi_document
-from .serialize import entry_json, entry_link, iso
-from .services import services_of
+from .serialize import article_ref, entry_json, entry_link, iso
+from .services import Services, services_of
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -61,16 +59,6 @@ class SearchRequest:
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 
 
-def _date_arg(args: Mapping[str, str], name: str, *, end: bool) -> datetime | None:
-    raw = (args.get(name) or "").strip()
-    if not raw:
-        return None
-    value = parse_date(raw, end=end)
-    if value is None:
-        raise QueryError(f"{name} must be a date such as 2024-05-01 (or 2024-05, 2024), got {raw!r}")
-    return value
-
-
 def search_request(args: Any, *, per_page: int = 20) -> SearchRequest:
     """Return the SearchRequest in a request's arguments; raise QueryError naming a bad argument."""
     sort = (args.get("sort") or "relevance").strip().lower()
@@ -90,8 +78,8 @@ def search_request(args: Any, *, per_page: int = 20) -> SearchRequest:
             sources=values("source"),
             tags=values("tag"),
             languages=tuple(v.lower() for v in values("lang")),
-            date_from=_date_arg(args, "from", end=False),
-            date_to=_date_arg(args, "to", end=True),
+            date_from=date_bound(args.get("from"), "from", end=False),
+            date_to=date_bound(args.get("to"), "to", end=True),
         ),
         sort=sort,
         page=int_arg("page", 1, low=1, high=10_000),
@@ -100,27 +88,11 @@ def search_request(args: Any, *, per_page: int = 20) -> SearchRequest:
     )
 
 
-def ranking_of(app: Flask) -> Ranking:
-    """Return the ranking options the app's configuration asks for."""
-    options = app.config["NEWSDESK"].search
-    return Ranking(half_life=float(options.recency_half_life), weight=float(options.recency_weight))
-
-
-def query_limits(options: SearchConfig) -> QueryLimits:
-    """Return the bounds on one query's work that the [search] options set."""
-    return QueryLimits(
-        max_length=options.max_query_length,
-        max_clauses=options.max_clauses,
-        max_expansions=options.max_expansions,
-        max_seconds=float(options.max_query_seconds),
-    )
-
-
-def run_search(wanted: SearchRequest) -> SearchResults:
-    """Return the results of a SearchRequest against the current app's index and store."""
-    services = services_of(current_app)
+def run_search(wanted: SearchRequest, services: Services | None = None) -> SearchResults:
+    """Return the results of a SearchRequest against a process's index and store (the current app's by default)."""
+    services = services or services_of(current_app)
     return search(
-        services.reader,
+        services.index_reader,
         services.store,
         wanted.q,
         page=wanted.page,
@@ -128,8 +100,8 @@ def run_search(wanted: SearchRequest) -> SearchResults:
         filters=wanted.filters,
         sort=wanted.sort,
         collapse=wanted.collapse,
-        ranking=ranking_of(current_app),
-        limits=query_limits(current_app.config["NEWSDESK"].search),
+        ranking=services.ranking,
+        limits=services.query_limits,
     )
 
 
@@ -150,16 +122,7 @@ def hit_json(hit: SearchHit, story_id: str | None = None) -> dict[str, Any]:
         "language": entry.language,
         "tags": list(entry.tags),
         "duplicate_count": hit.duplicate_count,
-        "duplicates": [
-            {
-                "id": d.entry.id,
-                "url": entry_link(d.entry),
-                "title": d.entry.title,
-                "source": d.entry.source.title,
-                "published_at": iso(d.entry.published_at),
-            }
-            for d in hit.duplicates
-        ],
+        "duplicates": [article_ref(d.entry) for d in hit.duplicates],
     }
 
 

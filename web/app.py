@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from flask import Flask, jsonify, request
@@ -9,12 +10,13 @@ from werkzeug.exceptions import HTTPException
 
 from aggregator.config import Config
 from aggregator.errors import QueryError, SearchIndexError, StorageError
-from index.budget import QueryTooComplex
+from index.search.budget import QueryTooComplex
 
 from .dates import utc_label
+from .public_url import public_url_for
 from .security import install as install_security_headers
 from .serialize import iso
-from .services import Services, build_services, services_of
+from .services import Role, Services, build_services, services_of
 
 # services_of lives in services.py (the blueprints import it from there); tests and callers may ask here too.
 __all__ = ["create_app", "services_of"]
@@ -24,12 +26,18 @@ def create_app(config: Config, services: Services | None = None) -> Flask:
     """Return the web application for ``config`` (web workers only read the index)."""
     app = Flask(__name__)
     app.config["NEWSDESK"] = config
-    app.extensions["newsdesk"] = services = services or build_services(config)
+    if services is None:
+        services = build_services(config, Role.WEB)
+    elif services.config != config:
+        # The same store and index seen through this app's config (its limits, ranking, public URL).
+        services = dataclasses.replace(services, config=config)
+    app.extensions["newsdesk"] = services
     services.metrics.install(app)  # request timing for /metrics (a registry per Services, never the global one)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     # One way of writing a time for readers, on every page and in the iframe embed (web.dates).
     app.add_template_filter(utc_label, "utc_label")
     app.add_template_filter(iso, "iso")  # the machine form, for <time datetime>
+    app.add_template_global(public_url_for)  # absolute links as readers see them (behind a proxy too)
 
     from .api import api
     from .embed import embed

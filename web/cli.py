@@ -12,24 +12,12 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from typing import TYPE_CHECKING
 
 import click
 
-from aggregator.errors import IndexBusyError, SearchIndexError
-
 from . import cli_feeds, cli_roles, cli_search  # noqa: F401  (importing them registers their commands on main)
-from .cli_group import (
-    CliState,
-    assign_stories,
-    bind_server,
-    catch_up_index,
-    fail,
-    listen_options,
-    main,
-    serve_forever,
-)
+from .cli_group import CliState, bind_server, fail, listen_options, main, serve_forever
 from .lifecycle import Shutdown, exit_now, exit_soon
 
 if TYPE_CHECKING:
@@ -38,19 +26,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("newsdesk")
 
 __all__ = ["main"]
-
-
-def prepare_index(services: Services, stop: threading.Event | None = None) -> None:
-    """At a writer's start: assign pending stories, check the index, rebuild it from the store if missing or damaged (logged), catch up."""
-    assign_stories(services, stop)
-    try:
-        services.indexer(stop).repair()
-    except IndexBusyError as exc:
-        logging.getLogger("newsdesk.index").info("index not checked at start: %s", exc)
-    except SearchIndexError:
-        if stop is None or not stop.is_set():
-            raise
-        # A stop cut the rebuild short; the half-built generation is removed and the next start rebuilds.
 
 
 @main.command()
@@ -114,12 +89,14 @@ def serve(state: CliState, follow: bool, index_dir: str | None) -> None:
             fail("--index-dir goes with --follow (without it, set node.index_dir in the config)")
         cli_roles.serve_following(state, index_dir)
         return
+    from .services import Role
+
     shutdown = Shutdown()
     shutdown.install()
-    services = state.services
+    services = state.services_as(Role.WEB)
     server = bind_server(state.config, services)
     log_features(services)
-    problem = services.indexer().check()  # reads only: the writer (`run`, `index`) rebuilds a damaged index
+    problem = services.index_problem()  # reads only: the writer (`run`, `index`) rebuilds a damaged index
     if problem is not None:
         log.warning(
             "search index %s: %s; `serve` never writes the index, so searches are unavailable or incomplete "
@@ -143,49 +120,34 @@ def run(state: CliState, tick: float) -> None:
     SIGTERM or SIGINT (once or twice) stops it within a few seconds with exit status 0: checks in
     flight are finished or abandoned (abandoned ones run at the next start); a third signal forces it.
     """
-    from aggregator.configfeeds import sync_config_feeds
     from aggregator.scheduler import build_scheduler, install_reload_on_sighup, stop_scheduler
+
+    from .services import Role
+    from .writer import Writer
 
     shutdown = Shutdown()
     shutdown.install()  # before the slow start-up: a stop during it is as clean as one later
     stopping = shutdown.requested
-    services = state.services
+    services = state.services_as(Role.WRITER)
     cli_roles.refuse_beside_pollers(services.store, "run")
-    server = bind_server(state.config, services)
-    sync_config_feeds(services.store, state.config)
+    server = bind_server(state.config, services)  # before the feeds sync: a port in use stops it at once
+    state.sync_config_feeds()
     log_features(services)
-    lock = threading.Lock()
-
-    def after_poll() -> None:
-        with lock:
-            try:
-                catch_up_index(services, stopping)
-            except SearchIndexError as exc:
-                logging.getLogger("newsdesk.index").error("index not caught up: %s", exc)
-
-    def index_if_behind() -> None:
-        # Entries stored by other processes (`feeds add`, `poll --no-index`) or a catch-up that found
-        # the index busy: the poll ticks alone would leave them unindexed until the next due feed.
-        if services.indexer().indexed_seq() < services.store.last_seq():
-            after_poll()
-
-    prepare_index(services, stopping)
+    writer = Writer(services, stopping)
+    writer.prepare()
     if stopping.is_set():
         services.close()
         return
     scheduler = build_scheduler(
         services.store,
         state.config,
-        after_poll=after_poll,
+        after_poll=writer.catch_up,
         tick_seconds=tick,
         stop=stopping,
         observer=services.metrics.observer(),
     )
     services.scheduler = scheduler  # /readyz watches it; /metrics counts its polls
-    scheduler.add_job(
-        index_if_behind, "interval", seconds=max(tick, 5.0), id="index-catch-up", max_instances=1, coalesce=True
-    )
-    cli_search.schedule_index_maintenance(scheduler, services, lock)  # merges index segments every few hours
+    writer.schedule(scheduler, tick)  # catches up with other processes' changes; merges index segments every few hours
     scheduler.start()
     if state.config.source_path:  # SIGHUP re-reads the file: new feeds are polled soon, removed ones stop
         install_reload_on_sighup(scheduler, state.config.source_path)
@@ -195,8 +157,7 @@ def run(state: CliState, tick: float) -> None:
         stop_scheduler(scheduler, grace=shutdown.grace)
         raise
     finished = stop_scheduler(scheduler, grace=shutdown.remaining())
-    if finished and lock.acquire(timeout=shutdown.remaining()):
-        lock.release()
+    if finished and writer.idle(shutdown.remaining()):
         services.close()
         exit_soon(2.0)  # a normal exit (finalizers run); bounded should a stray job hold it
         return

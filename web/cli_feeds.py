@@ -13,11 +13,12 @@ import click
 from aggregator.config import check_feed_url
 from aggregator.errors import ConfigError, FeedError
 
-from .cli_group import CliState, catch_up_index, fail, main
+from .cli_group import CliState, fail, main
 from .cli_roles import refuse_beside_pollers
 from .terminal import terminal_safe
 
 if TYPE_CHECKING:
+    from aggregator.config import Config, FeedConfig
     from aggregator.models import Feed, UpdateResult
     from aggregator.store import Store
 
@@ -29,6 +30,11 @@ def find(store: Store, feed: str) -> Feed:
         fail(f"no feed {feed!r}; see `newsdesk feeds list`")
     assert found is not None
     return found
+
+
+def declared_not_added(store: Store, config: Config) -> list[FeedConfig]:
+    """Return the feeds config.toml declares that no writer (`run`, `poll`, `feeds add`) has added to the store yet."""
+    return [declared for declared in config.feeds if store.find_feed(declared.url) is None]
 
 
 def _result_line(result: UpdateResult) -> str:
@@ -47,15 +53,16 @@ def _result_line(result: UpdateResult) -> str:
 @click.pass_obj
 def poll(state: CliState, once: bool, check_all: bool, no_index: bool, feed: str | None) -> None:
     """Check feeds for new entries once, then exit (FEED: one feed's URL or id, checked now)."""
-    from aggregator.configfeeds import sync_config_feeds
     from aggregator.policy import waiting_reason
     from aggregator.poller import update_feeds
 
     from .serialize import iso
+    from .services import Role
+    from .writer import catch_up_index
 
-    services = state.services
-    refuse_beside_pollers(services.store, "poll")
-    sync_config_feeds(services.store, state.config)
+    services = state.services_as(Role.WRITER)
+    refuse_beside_pollers(services.store, "poll")  # before the feeds sync: nothing is written beside pollers
+    state.sync_config_feeds()
     now = datetime.now(UTC)
     if feed:
         targets = [find(services.store, feed)]
@@ -96,14 +103,15 @@ def feeds() -> None:
 @click.pass_obj
 def feeds_list(state: CliState, as_json: bool) -> None:
     """Show every feed and its polling state."""
-    from aggregator.configfeeds import sync_config_feeds
     from aggregator.features import feed_warnings
 
     from .feeds import relative
     from .serialize import feed_json
+    from .services import Role
 
-    services = state.services
-    sync_config_feeds(services.store, state.config)
+    # A reader: it lists what the store holds and never writes it. Feeds config.toml declares that
+    # no writer (`run`, `poll`) has added yet are listed after the others, marked as such.
+    services = state.services_as(Role.READER)
     now = datetime.now(UTC)
     for feed in services.store.list_feeds():
         if as_json:
@@ -122,6 +130,17 @@ def feeds_list(state: CliState, as_json: bool) -> None:
                 + "".join(f"\n     warning: {warning}" for warning in feed_warnings(feed))
                 + (f"\n     disabled: {feed.disabled_reason}" if feed.disabled_reason else "")
                 + (f"\n     moving to: {feed.pending_redirect_url}" if feed.pending_redirect_url else "")
+            )
+        )
+    for declared in declared_not_added(services.store, state.config):
+        if as_json:
+            pending = {"id": None, "url": declared.url, "title": declared.title or None, "enabled": declared.enabled}
+            click.echo(json.dumps({**pending, "added": False}, ensure_ascii=False))
+            continue
+        click.echo(
+            terminal_safe(
+                f"   - {'on ' if declared.enabled else 'off'} {declared.url}\n"
+                "     in the config, not added yet: the next `newsdesk run` or `newsdesk poll` adds it"
             )
         )
 
@@ -255,12 +274,19 @@ def feeds_import(state: CliState, file: Path) -> None:
 @click.pass_obj
 def feeds_export(state: CliState, output: Path | None) -> None:
     """Write every feed as OPML 2.0 (tags become folders and categories)."""
-    from aggregator.configfeeds import sync_config_feeds
+    from aggregator.hosts import host_title
+    from aggregator.models import Feed
     from aggregator.opml import write_opml
 
-    store = state.services.store
-    sync_config_feeds(store, state.config)
-    data = write_opml(store.list_feeds())
+    from .services import Role
+
+    # A reader, as `feeds list` is: the config's feeds not added yet are written as the config declares them.
+    store = state.services_as(Role.READER).store
+    declared = [
+        Feed(id=0, key=d.url, url=d.url, title=d.title or host_title(d.url), site_url=None, tags=d.tags)
+        for d in declared_not_added(store, state.config)
+    ]
+    data = write_opml([*store.list_feeds(), *declared])
     if output is None:
         click.echo(data.decode("utf-8"), nl=False)
     else:

@@ -11,19 +11,18 @@ import dataclasses
 import errno
 import logging
 import sys
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from aggregator.config import Config, load_config, resolve_config_path
-from aggregator.errors import IndexBusyError, NewsdeskError
+from aggregator.errors import NewsdeskError
 
 from .lifecycle import Shutdown, serve_until_stopped
 
 if TYPE_CHECKING:
-    from .services import Services
+    from .services import Role, Services
 
 
 class CliState:
@@ -34,6 +33,7 @@ class CliState:
         self.verbose = verbose
         self._config: Config | None = None
         self._services: Services | None = None
+        self._feeds_synced = False
         #: --host / --port given to `serve` or `run`, overriding the config's server table.
         self.listen: dict[str, Any] = {}
 
@@ -61,10 +61,31 @@ class CliState:
 
     @property
     def services(self) -> Services:
+        """Return the writer's services (commands that change the store or the index), feeds synced with the config."""
+        from .services import Role
+
+        services = self.services_as(Role.WRITER)
+        self.sync_config_feeds()
+        return services
+
+    def sync_config_feeds(self) -> None:
+        """Make the store's config-declared feeds match config.toml, once per invocation (writers only)."""
+        if not self._feeds_synced:
+            from aggregator.configfeeds import sync_config_feeds
+
+            from .services import Role
+
+            sync_config_feeds(self.services_as(Role.WRITER).store, self.config)
+            self._feeds_synced = True
+
+    def services_as(self, role: Role) -> Services:
+        """Return this invocation's services, built for ``role`` on first use (one role per command)."""
+        if self._services is not None and self._services.role is not role:
+            raise RuntimeError(f"services built for the {self._services.role.value} role, asked for {role.value}")
         if self._services is None:
             from .services import build_services
 
-            self._services = build_services(self.config)
+            self._services = build_services(self.config, role)
         return self._services
 
 
@@ -103,28 +124,6 @@ def main(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
         # lines would drown it at the default level.
         for noisy in ("apscheduler", "httpx", "httpcore"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
-def assign_stories(services: Services, stop: threading.Event | None = None) -> None:
-    """Assign stories to the entries stored since the last run (in change-log order), logging how many."""
-    assigned = services.assign_stories(stop)
-    if assigned:
-        logging.getLogger("newsdesk.stories").info("stories assigned to %d new entries", assigned)
-
-
-def catch_up_index(services: Services, stop: threading.Event | None = None) -> None:
-    """Bring stories and the index up to date with the store's change log; a busy index is logged and left to its writer."""
-    assign_stories(services, stop)
-    try:
-        stats = services.indexer(stop).catch_up()
-    except IndexBusyError as exc:
-        # Another process (`run`, `reindex`) is writing it and catches up with these changes too.
-        logging.getLogger("newsdesk.index").info("index not caught up now: %s", exc)
-        return
-    if stats.upserts or stats.deletes:
-        logging.getLogger("newsdesk.index").info(
-            "index caught up to seq=%d (+%d -%d)", stats.seq, stats.upserts, stats.deletes
-        )
 
 
 def listen_options(command: Any) -> Any:

@@ -128,9 +128,8 @@ def serve_following(state: CliState, index_dir: str | None) -> None:
     from aggregator.pollnode import node_name
     from aggregator.store import open_store
     from index.follower import Follower
-    from index.search import IndexReader
 
-    from .services import Services
+    from .services import Role, build_services
 
     shutdown = Shutdown()
     shutdown.install()
@@ -144,7 +143,7 @@ def serve_following(state: CliState, index_dir: str | None) -> None:
     store = open_store(with_application_name(config.db_url, f"newsdesk-web {name}"))
     follower = Follower(config.index_dir, ChangeLog(store), batch_size=config.node.follow_batch)
     follower.lock()
-    services = Services(config=config, store=store, reader=IndexReader(config.index_dir), follower=follower)
+    services = build_services(config, Role.WEB_NODE, store=store, follower=follower)
     server = bind_server(config, services)  # before the follower starts: a port in use stops it at once
     stop = shutdown.requested
     thread = threading.Thread(

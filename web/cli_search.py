@@ -6,42 +6,18 @@ import html
 import json
 import logging
 import re
-import threading
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
-from aggregator.errors import QueryError
-from index.query import MAX_PER_PAGE, SORTS, parse_date
+from index.search.query import MAX_PER_PAGE, SORTS
 
-from .cli_group import CliState, assign_stories, main
+from .cli_group import CliState, main
+from .dates import date_bound
 from .terminal import terminal_safe
 
 if TYPE_CHECKING:
-    from .services import Services
-
-#: Segments allowed before the scheduled maintenance merges them all.
-MAX_SEGMENTS = 8
-#: Hours between two scheduled index maintenance runs in `newsdesk run`.
-MAINTENANCE_HOURS = 6
-
-
-def index_maintenance(services: Services) -> bool:
-    """Merge the index's segments when there are too many; return whether it did (the `run` schedule calls this)."""
-    return services.indexer().optimize_if_needed(MAX_SEGMENTS)
-
-
-def schedule_index_maintenance(scheduler: Any, services: Services, lock: threading.Lock) -> None:
-    """Add the periodic segment merge to a `run` scheduler (under the writer lock the indexing uses)."""
-
-    def maintain() -> None:
-        with lock:
-            index_maintenance(services)
-
-    scheduler.add_job(
-        maintain, "interval", hours=MAINTENANCE_HOURS, id="index-maintenance", max_instances=1, coalesce=True
-    )
+    pass
 
 
 @main.command()
@@ -49,6 +25,7 @@ def schedule_index_maintenance(scheduler: Any, services: Services, lock: threadi
 def reindex(state: CliState) -> None:
     """Rebuild the search index from the store beside the live one, then swap it in atomically."""
     from .progress import CountingEntries, Progress
+    from .writer import assign_stories
 
     services = state.services
     assign_stories(services)  # only entries not assigned yet: a rebuild of the index keeps every story id
@@ -62,6 +39,8 @@ def reindex(state: CliState) -> None:
 @click.pass_obj
 def index_command(state: CliState, optimize: bool) -> None:
     """Apply pending store changes to the search index."""
+    from .writer import assign_stories
+
     services = state.services
     assign_stories(services)  # stories are kept in the store: assigned once, never re-clustered by a rebuild
     indexer = services.indexer()
@@ -72,15 +51,6 @@ def index_command(state: CliState, optimize: bool) -> None:
         before = indexer.segment_count()
         indexer.optimize()
         click.echo(f"merged {before} segments into {indexer.segment_count()}")
-
-
-def _date_option(value: str | None, name: str, *, end: bool) -> datetime | None:
-    if not value:
-        return None
-    parsed = parse_date(value, end=end)
-    if parsed is None:
-        raise QueryError(f"--{name} must be a date such as 2024-05-01 (or 2024-05, 2024), got {value!r}")
-    return parsed
 
 
 _JSON_C1 = {code: f"\\u{code:04x}" for code in range(0x80, 0xA0)}
@@ -119,14 +89,14 @@ def search_command(
     no_collapse: bool,
 ) -> None:
     """Search the index (QUERY syntax: see `newsdesk search --help` or the search page's tips)."""
-    from index.search import Filters, Ranking, search
+    from index.search.engine import Filters
 
-    from .api import SearchRequest, query_limits, results_json
+    from .api import SearchRequest, results_json, run_search
     from .serialize import iso
+    from .services import Role
 
-    services = state.services
-    options = state.config.search
-    problem = services.indexer().check()  # a reader: it reports, the writer (`run`, `index`) rebuilds
+    services = state.services_as(Role.READER)
+    problem = services.index_problem()  # a reader: it reports, the writer (`run`, `index`) rebuilds
     if problem is not None:
         logging.getLogger("newsdesk.index").warning(
             "search index %s: %s; `newsdesk index` rebuilds it from the store", state.config.index_dir, problem
@@ -137,26 +107,15 @@ def search_command(
             sources=sources,
             tags=tags,
             languages=tuple(v.lower() for v in languages),
-            date_from=_date_option(date_from, "from", end=False),
-            date_to=_date_option(date_to, "to", end=True),
+            date_from=date_bound(date_from, "--from", end=False),
+            date_to=date_bound(date_to, "--to", end=True),
         ),
         sort=sort,
         page=page,
         per_page=per_page,
         collapse=not no_collapse,
     )
-    results = search(
-        services.reader,
-        services.store,
-        query,
-        page=page,
-        per_page=per_page,
-        filters=wanted.filters,
-        sort=sort,
-        collapse=wanted.collapse,
-        ranking=Ranking(half_life=float(options.recency_half_life), weight=float(options.recency_weight)),
-        limits=query_limits(options),
-    )
+    results = run_search(wanted, services)
     if as_json:
         # JSON escapes C0 controls itself; C1 ones (U+0080-U+009F) it writes as they are.
         stories = services.stories.stories_of([hit.entry.id for hit in results.hits])
@@ -193,6 +152,7 @@ def stories_command(state: CliState, as_json: bool, limit: int) -> None:
     from datetime import timedelta
 
     from .serialize import iso
+    from .writer import assign_stories
 
     services = state.services
     assign_stories(services)

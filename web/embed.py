@@ -12,10 +12,10 @@ from werkzeug.exceptions import NotFound
 
 from aggregator.errors import QueryError
 
+from .public_url import public_url_for
 from .related import (
     CACHE_CONTROL,
     limit_arg,
-    public_url_for,
     related_items,
     requested_story,
     resolve_article,

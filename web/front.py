@@ -19,8 +19,8 @@ from flask import request
 from aggregator.config import FeedConfig
 from aggregator.models import Entry, Feed
 from aggregator.store_stories import MemberRow
-from index.latest import newest_ids
-from index.related import index_version
+from index.related.finder import index_version
+from index.search.latest import newest_ids
 
 from .related import safe_link, teaser
 from .services import Services
@@ -206,7 +206,7 @@ class FrontPage:
 
 def build_front_page(services: Services, stories: Sequence[StoryCard] = ()) -> FrontPage:
     """Return the front page from the live index and the store, with the given top-story cards."""
-    latest_ids = newest_ids(services.reader, LATEST_COUNT)
+    latest_ids = newest_ids(services.index_reader, LATEST_COUNT)
     if not latest_ids:
         return _welcome_page(services)
     # Only the feeds carrying a tag, and only their tags, keys and titles (no counting): an install of
@@ -218,7 +218,7 @@ def build_front_page(services: Services, stories: Sequence[StoryCard] = ()) -> F
     enabled = None if configured is not None else services.store.count_feeds(enabled_only=True)
     for tag in section_tags(configured, feeds, enabled):
         members = [feed for feed, keys in topics if topic_key(tag) in keys]
-        ids = newest_ids(services.reader, SECTION_COUNT, feed_keys={feed.key for feed in members})
+        ids = newest_ids(services.index_reader, SECTION_COUNT, feed_keys={feed.key for feed in members})
         wanted.append((tag, members, ids))
     # One store read for every article on the page.
     entries = services.store.get_entries([*latest_ids, *(i for _, _, ids in wanted for i in ids)])
@@ -273,7 +273,7 @@ class FrontCache:
 
 def front_version(services: Services) -> Hashable:
     """Return what the front page is built from: the index state, the store's change log and the story cursor."""
-    with services.reader.lease() as searcher:
+    with services.index_reader.lease() as searcher:
         index = None if searcher is None else index_version(searcher)
     return (index, services.store.last_seq(), services.stories.cursor())
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from index.search import MAX_PER_PAGE, SORTS
+from index.search.query import MAX_PER_PAGE, SORTS
 
 from .openapi_more import more_paths
 from .openapi_pages import page_paths

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from index.search import MAX_PER_PAGE, SORTS
+from index.search.query import MAX_PER_PAGE, SORTS
 
 STRING = {"type": "string"}
 NULLABLE_STRING = {"type": ["string", "null"]}

@@ -93,12 +93,12 @@ def _check_store(services: Services, now: datetime) -> dict[str, Any]:
 def _check_index(services: Services, now: datetime) -> dict[str, Any]:
     root = services.config.index_dir
     if services.follower is not None:  # a web follower: its position and lag are the replica check's
-        if IndexLocation(root).current_dir() is None or services.reader.searcher() is None:
+        if IndexLocation(root).current_dir() is None or services.index_reader.searcher() is None:
             return {"ok": False, "error": f"the replica in {root} is being built from the store's change log"}
         return {"ok": True}
     if not root.is_dir():
         return {"ok": False, "error": f"the index directory {root} is missing; `newsdesk reindex` rebuilds it"}
-    if IndexLocation(root).current_dir() is None or services.reader.searcher() is None:
+    if IndexLocation(root).current_dir() is None or services.index_reader.searcher() is None:
         return {"ok": False, "error": f"no live index in {root}; `newsdesk index` or `newsdesk run` creates it"}
     seq = Indexer(root, services.store).indexed_seq()
     pending, oldest = services.store.pending_changes(seq)

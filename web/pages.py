@@ -9,8 +9,9 @@ from typing import Any
 from flask import Blueprint, abort, current_app, render_template, request, url_for
 
 from aggregator.errors import QueryError
-from index.facets import DATE_BUCKETS
-from index.search import SORTS, SearchHit
+from index.search.engine import SearchHit
+from index.search.facets import DATE_BUCKETS
+from index.search.query import SORTS
 
 from .api import SearchRequest, run_search, search_request
 from .front import story_path

@@ -7,24 +7,23 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
-import threading
-import time
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, Response, abort, current_app, jsonify, request, url_for
+from flask import Blueprint, Flask, Response, abort, current_app, jsonify, request
 
-from aggregator.config import Config
 from aggregator.errors import QueryError
 from aggregator.models import Entry
 from aggregator.normalize.urls import canonical_url, is_http_url
-from index.related import ArticleQuery, RelatedFinder, RelatedItem, RelatedSettings, query_for_entry
+from index.related.finder import RelatedItem, query_for_entry
+from index.related.rank import ArticleQuery
 from index.schema import site_of
 
-from .serialize import entry_link, iso
+from .dates import parse_instant
+from .public_url import public_url_for
+from .serialize import article_ref, entry_link
 from .services import services_of
 
 related_api = Blueprint("related", __name__)
@@ -43,46 +42,6 @@ _ENTRY_PATH = re.compile(r"^/entries/([A-Za-z0-9_-]{1,64})/?$")
 # --------------------------------------------------------------------------- shared by the embeds
 
 
-def related_finder(app: Flask) -> RelatedFinder:
-    """Return the app's RelatedFinder, built on first use (its caches live as long as the app)."""
-    finder: RelatedFinder | None = app.extensions.get("newsdesk.related")
-    if finder is None:
-        with _FINDER_LOCK:
-            finder = app.extensions.get("newsdesk.related")
-            if finder is None:
-                services = services_of(app)
-                finder = RelatedFinder(services.reader, services.store, settings_from_config(services.config))
-                app.extensions["newsdesk.related"] = finder
-    return finder
-
-
-_FINDER_LOCK = threading.Lock()
-
-
-def settings_from_config(config: Config) -> RelatedSettings:
-    """Return the algorithm's settings with the operator's [related] options applied."""
-    options = config.related
-    return RelatedSettings(
-        window=float(options.window),
-        exclude_same_source=options.exclude_same_source,
-        max_per_source=options.max_per_source,
-    )
-
-
-@related_api.app_template_global()
-def public_url_for(endpoint: str, **values: Any) -> str:
-    """Return the absolute URL of an endpoint as readers see it: under server.public_url when set, else this request's."""
-    configured: str = current_app.config["NEWSDESK"].server.public_url
-    if not configured:
-        return url_for(endpoint, _external=True, **values)
-    path = url_for(endpoint, **values)
-    root = request.script_root
-    if root and path.startswith(root + "/"):
-        # A proxy that passes its prefix on (SCRIPT_NAME) makes url_for include it; public_url has it already.
-        path = path[len(root) :]
-    return configured.rstrip("/") + path
-
-
 def own_entry_id(url: str) -> str | None:
     """Return the id in a URL of one of our own /entries/<id> pages (public or request-host form), else None."""
     try:
@@ -92,7 +51,7 @@ def own_entry_id(url: str) -> str | None:
     # (host, path prefix) pairs under which our pages live: the public address, which may carry a path
     # prefix behind a reverse proxy, and the address this request came in on.
     roots = {(request.host.lower(), request.script_root)}
-    configured: str = current_app.config["NEWSDESK"].server.public_url
+    configured = services_of(current_app).public_url
     if configured:
         public = urlsplit(configured)
         roots.add((public.netloc.lower(), public.path.rstrip("/")))
@@ -125,14 +84,7 @@ def item_json(item: RelatedItem) -> dict[str, Any]:
 
 def article_fields(entry: Entry) -> dict[str, Any]:
     """Return what every public list of articles (related items, a story's articles) says of one entry."""
-    return {
-        "id": entry.id,
-        "url": entry_link(entry),
-        "title": entry.title,
-        "source": entry.source.title,
-        "published_at": iso(entry.published_at),
-        "teaser": teaser(entry),
-    }
+    return {**article_ref(entry), "teaser": teaser(entry)}
 
 
 def entry_for_url(url: str) -> Entry | None:
@@ -149,17 +101,6 @@ def entry_for_url(url: str) -> Entry | None:
         if entry is not None and "url_missing" not in entry.flags:
             return entry
     return None
-
-
-def parse_date(raw: str | None) -> datetime | None:
-    """Return an ISO 8601 date argument as aware UTC (naive means UTC), None when absent; QueryError when malformed."""
-    if not raw:
-        return None
-    try:
-        value = datetime.fromisoformat(raw.strip())
-    except ValueError:
-        raise QueryError(f"date must be an ISO 8601 date such as 2024-05-01T12:00:00Z, got {raw[:40]!r}") from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def limit_arg(default: int = 5) -> int:
@@ -198,43 +139,12 @@ def resolve_article() -> tuple[ArticleQuery, Entry | None]:
     if not title:
         raise QueryError("pass entry=<id>, url=<article URL>, or title=<headline> (with optional text= and date=)")
     site = site_of(url) if url and is_http_url(url) else ""
-    return ArticleQuery(title=title, text=text, published_at=parse_date(args.get("date")), site=site or None), None
-
-
-class RateLimiter:
-    """Fixed one-minute windows per client address; thread-safe, in-process."""
-
-    def __init__(self, per_minute: int) -> None:
-        self.per_minute = per_minute
-        self._windows: dict[str, tuple[int, int]] = {}
-        self._lock = threading.Lock()
-
-    def check(self, client: str, now: float | None = None) -> int:
-        """Return 0 when the request may proceed, else the seconds until the client may retry."""
-        if self.per_minute <= 0:
-            return 0
-        now = time.time() if now is None else now
-        window = int(now // 60)
-        with self._lock:
-            start, count = self._windows.get(client, (window, 0))
-            if start != window:
-                start, count = window, 0
-                if len(self._windows) > 100_000:
-                    self._windows = {k: v for k, v in self._windows.items() if v[0] == window}
-            if count >= self.per_minute:
-                return max(1, math.ceil((window + 1) * 60 - now))
-            self._windows[client] = (start, count + 1)
-        return 0
+    return ArticleQuery(title=title, text=text, published_at=parse_instant(args.get("date")), site=site or None), None
 
 
 def seconds_until_allowed(app: Flask) -> int:
     """Return 0 when this client may make the request (and count it), else the seconds until it may retry."""
-    limiter: RateLimiter | None = app.extensions.get("newsdesk.ratelimit")
-    if limiter is None:
-        limiter = app.extensions.setdefault(
-            "newsdesk.ratelimit", RateLimiter(services_of(app).config.server.rate_limit_per_minute)
-        )
-    return limiter.check(request.remote_addr or "unknown")
+    return services_of(app).rate_limiter.check(request.remote_addr or "unknown")
 
 
 def rate_limited(app: Flask) -> Response | None:
@@ -433,7 +343,7 @@ def related_items(article: ArticleQuery, entry: Entry | None, limit: int) -> lis
     if len(items) < limit:
         found = [
             item
-            for item in related_finder(current_app).find(article, limit=limit)
+            for item in services_of(current_app).related.find(article, limit=limit)
             if item.entry.id not in listed
             and sources.get(item.entry.source.title, 0) < services.config.related.max_per_source
         ]

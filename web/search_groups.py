@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from index.search import SearchHit
+from index.search.engine import SearchHit
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,18 @@ def iso(value: datetime | None) -> str | None:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def article_ref(entry: Entry) -> dict[str, Any]:
+    """Return what every public list of articles says of one (search hits' copies, related items, a story's articles)."""
+    return {
+        "id": entry.id,
+        # None when the feed gave no usable link (url_missing): entry.url is then the site's home page.
+        "url": entry_link(entry),
+        "title": entry.title,
+        "source": entry.source.title,
+        "published_at": iso(entry.published_at),
+    }
+
+
 def entry_json(entry: Entry, *, full: bool = False) -> dict[str, Any]:
     """Return the public JSON form of an entry (the `inspect --json` contract)."""
     data: dict[str, Any] = {

@@ -19,14 +19,15 @@ from aggregator.errors import QueryError
 from aggregator.models import Entry
 from aggregator.store_stories import StoryRow
 from aggregator.stories import StoryState
-from index.query import parse_date
+from index.search.query import parse_query_date
 
 from .api import int_arg
 from .front import StoryCard, card_from_rows, card_picks, story_path
+from .public_url import public_root
 from .related import article_fields, safe_link, teaser
 from .serialize import iso
 from .services import Services, services_of
-from .syndication import ATOM, _xml, atom_entry, public_root, xml_text
+from .syndication import ATOM, _xml, atom_entry, xml_text
 
 stories = Blueprint("stories", __name__)
 
@@ -210,7 +211,7 @@ def _since_arg() -> datetime | None:
     raw = (request.args.get("since") or "").strip()
     if not raw:
         return None
-    value = parse_date(raw, end=False)
+    value = parse_query_date(raw, end=False)
     if value is None:
         try:
             value = datetime.fromisoformat(raw.replace("Z", "+00:00"))

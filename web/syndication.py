@@ -8,7 +8,7 @@ from email.utils import format_datetime
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 from lxml import etree
 from lxml.builder import ElementMaker
 
@@ -17,6 +17,7 @@ from aggregator.models import Entry
 from aggregator.normalize.urls import is_http_url
 
 from .api import SearchRequest, run_search, search_request
+from .public_url import public_root
 from .serialize import entry_link, iso
 
 syndication = Blueprint("syndication", __name__)
@@ -36,12 +37,6 @@ _NOT_XML = re.compile("[^\t\n\r\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\U001
 def xml_text(value: str | None) -> str:
     """Return ``value`` without the characters an XML document cannot carry."""
     return _NOT_XML.sub("", value or "")
-
-
-def public_root() -> str:
-    """Return the site's base URL without a trailing slash (server.public_url, else the request's)."""
-    configured = current_app.config["NEWSDESK"].server.public_url
-    return (configured or request.url_root).rstrip("/")
 
 
 def _feed_request() -> SearchRequest:

@@ -6,10 +6,10 @@ public so that other stages and tests can use them directly.
 
 from __future__ import annotations
 
-from .dates import parse_date
-from .dedupe import hamming, near_duplicate, simhash
+from .dates import parse_feed_date
 from .entry import normalize_entry
 from .feed import normalize_feed
+from .fingerprint import simhash
 from .html import clean_content, html_to_text, sanitize_html
 from .identity import entry_id
 from .text import clean_line, clean_text
@@ -21,12 +21,10 @@ __all__ = [
     "clean_line",
     "clean_text",
     "entry_id",
-    "hamming",
     "html_to_text",
-    "near_duplicate",
     "normalize_entry",
     "normalize_feed",
-    "parse_date",
+    "parse_feed_date",
     "sanitize_html",
     "simhash",
 ]

@@ -84,7 +84,7 @@ def _from_feedparser(raw: str, default_zone: tzinfo) -> datetime | None:
     return parsed
 
 
-def parse_date(raw: str | None, default_zone: str | tzinfo = "UTC") -> datetime | None:
+def parse_feed_date(raw: str | None, default_zone: str | tzinfo = "UTC") -> datetime | None:
     """Return ``raw`` as an aware UTC datetime (zone-less dates read in ``default_zone``), or None."""
     if not raw or not raw.strip():
         return None

@@ -8,8 +8,8 @@ from urllib.parse import urljoin, urlsplit
 
 from ..models import Entry, FeedContext, Image, ParsedContent, ParsedEntry, Source
 from .authors import clean_authors
-from .dates import parse_date
-from .dedupe import fingerprint_and_word_count
+from .dates import parse_feed_date
+from .fingerprint import fingerprint_and_word_count
 from .html import ContentImage, clean_content
 from .identity import content_identity, entry_id, guid_identity
 from .language import declared_language, detect_language
@@ -185,8 +185,8 @@ def normalize_entry(
         url = canonical_url(context.site_url or context.feed_url, context.feed_url)
         flags.append("url_missing")
 
-    published = parse_date(parsed.published_raw, context.timezone)
-    updated = parse_date(parsed.updated_raw, context.timezone)
+    published = parse_feed_date(parsed.published_raw, context.timezone)
+    updated = parse_feed_date(parsed.updated_raw, context.timezone)
     limit = fetched_at + timedelta(seconds=future_tolerance_seconds)
     if published is not None and published > limit:
         published = fetched_at

@@ -13,7 +13,7 @@ from operator import attrgetter
 from pathlib import Path
 
 from ..models import Entry, FeedContext, ParsedContent, ParsedEntry, ParsedFeed, ParsedMedia
-from .dates import parse_date
+from .dates import parse_feed_date
 from .entry import normalize_entry
 from .identity import content_identity, repeated_guids
 from .limits import FEED_TITLE, URL, cap_line, fits_url, raw_line
@@ -131,7 +131,7 @@ def newest_first(items: list[ParsedEntry], timezone: str) -> list[int]:
     dated: list[tuple[float, int]] = []
     undated: list[int] = []
     for position, item in enumerate(items):
-        when = parse_date(item.published_raw or item.updated_raw, timezone)
+        when = parse_feed_date(item.published_raw or item.updated_raw, timezone)
         if when is None:
             undated.append(position)
         else:

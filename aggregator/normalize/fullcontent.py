@@ -11,8 +11,8 @@ import logging
 
 from ..features import load
 from ..models import Entry
-from .dedupe import simhash
 from .entry import SUMMARY_LIMIT, capped_body
+from .fingerprint import simhash
 from .html import clean_content
 from .language import detect_language
 from .text import count_words, truncate

@@ -18,7 +18,7 @@ import numpy
 from whoosh.searching import Searcher
 from whoosh.util.times import datetime_to_long
 
-from .doctable import column_values
+from ..search.doctable import column_values
 
 #: (field, factor): a term in the title says more about the story than one in the body.
 FIELD_FACTORS = (("title", 2.0), ("summary", 1.0), ("text", 1.0))

@@ -11,7 +11,6 @@ import numpy as np
 
 from .text import words, words_and_count
 
-_MASK = (1 << 64) - 1
 # Words shorter than this are mostly function words; they would pull every text in a language
 # towards the same fingerprint.
 _MIN_WORD = 3
@@ -67,13 +66,3 @@ def fingerprint_and_word_count(text: str, title: str) -> tuple[int, int]:
         return simhash(title), 0
     tokens, count = words_and_count(text)
     return _simhash_words(tokens), count
-
-
-def hamming(a: int, b: int) -> int:
-    """Return the number of bits in which two 64-bit fingerprints differ."""
-    return ((a ^ b) & _MASK).bit_count()
-
-
-def near_duplicate(a: int, b: int, max_distance: int = 3) -> bool:
-    """Return True when two fingerprints are at most ``max_distance`` bits apart."""
-    return hamming(a, b) <= max_distance

@@ -10,9 +10,9 @@ from typing import Any
 from whoosh import query as wq
 from whoosh.codec.base import Automata
 
+from ..schema import TEXT_FIELDS, name_analyzer, news_analyzer
 from .budget import QueryBudget
 from .query import ParsedQuery, Term
-from .schema import TEXT_FIELDS, name_analyzer, news_analyzer
 
 
 @lru_cache(maxsize=1)

@@ -18,7 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 from whoosh.util.times import datetime_to_long
 
-from .schema import TEXT_FIELDS
+from ..schema import TEXT_FIELDS
 from .scoring import FloatArray, TermScoreCache, field_lengths
 
 # Whoosh stores DATETIME columns as microseconds since datetime.min; this is the Unix epoch in that unit.

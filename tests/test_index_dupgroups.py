@@ -5,7 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from index.dedupe import MAX_SPREAD_SECONDS, DupGroups, band_tokens, bands, hamming
+from aggregator.simhash import hamming
+from index.dupgroups import MAX_SPREAD_SECONDS, DupGroups, band_tokens, bands
 
 SIGNED64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 

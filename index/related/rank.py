@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from aggregator.normalize.dedupe import near_duplicate
+from aggregator.simhash import near_duplicate
 
 #: Turns text into index terms (the schema's analyzer, so query and index agree).
 Analyze = Callable[[str], Iterable[str]]

@@ -137,7 +137,7 @@ class ParsedQuery:
         return replace(self, groups=(terms,) if terms else ())
 
 
-def parse_date(text: str, *, end: bool = False) -> datetime | None:
+def parse_query_date(text: str, *, end: bool = False) -> datetime | None:
     """Return the UTC instant a date like 2019-12-01, 2019-12 or 2019 starts (or ends, with end=True)."""
     text = text.strip()
     try:
@@ -235,7 +235,7 @@ class _Builder:
             else:
                 self.note(f"ignored “{typed}:{raw}”: languages are two-letter codes such as en, fr, de")
         elif name in ("after", "before"):
-            when = parse_date(value, end=name == "before") or relative_range(value, self.now)
+            when = parse_query_date(value, end=name == "before") or relative_range(value, self.now)
             if when is None:
                 self.note(f"ignored “{typed}:{raw}”: dates look like 2019-12-01, 2019-12 or 2019")
             elif name == "after":
@@ -247,7 +247,7 @@ class _Builder:
             if start is not None:
                 self.after = max(self.after, start) if self.after else start
                 return
-            start, end = parse_date(value), parse_date(value, end=True)
+            start, end = parse_query_date(value), parse_query_date(value, end=True)
             if start is None or end is None:
                 self.note(f'ignored “{typed}:{raw}”: try date:"past week", date:today or date:2024-05')
                 return

@@ -2,7 +2,7 @@
 
 Search lists nothing for an empty query (a search box submitted empty should not list the whole
 archive), so "what is new" is asked here instead. The cost is a partial sort of the publication
-dates held in memory (index.doctable), never a pass over the store's rows.
+dates held in memory (index.search.doctable), never a pass over the store's rows.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .doctable import IntArray
-from .search import IndexReader
+from .engine import IndexReader
 
 
 def newest_ids(reader: IndexReader, limit: int, *, feed_keys: Collection[str] | None = None) -> list[str]:

@@ -1,7 +1,7 @@
 """Related coverage: other outlets' articles on the same story, found in the index and ranked.
 
 Candidates come from Whoosh (the article's most distinctive terms, within a time window); the
-pure core in `index.related_rank` re-scores them by cosine similarity, applies exclusions,
+pure core in `index.related.rank` re-scores them by cosine similarity, applies exclusions,
 diversity and the calibrated threshold. Answers are cached per index version, so a commit by
 the indexer (new coverage) invalidates them in every process.
 """
@@ -20,8 +20,10 @@ from whoosh.searching import Searcher
 
 from aggregator.models import Entry
 
-from .related_postings import IndexView
-from .related_rank import (
+from ..schema import site_of
+from ..search.engine import EntryLookup, IndexReader
+from .postings import IndexView
+from .rank import (
     ArticleQuery,
     Candidate,
     RelatedSettings,
@@ -32,8 +34,6 @@ from .related_rank import (
     title_key,
     weigh,
 )
-from .schema import site_of
-from .search import EntryLookup, IndexReader
 
 __all__ = ["ArticleQuery", "RelatedFinder", "RelatedItem", "RelatedSettings", "query_for_entry"]
 

@@ -9,24 +9,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-_MASK = (1 << 64) - 1
-#: Fingerprints at most this many bits apart are the same story.
-MAX_DISTANCE = 3
+from aggregator.simhash import NEAR_DUPLICATE_BITS, hamming
+
+#: Fingerprints at most this many bits apart are the same story (the bands below rely on it being 3).
+MAX_DISTANCE = NEAR_DUPLICATE_BITS
 #: Copies published further apart than this are separate stories (boilerplate collides over years).
 MAX_SPREAD_SECONDS = 7 * 86400
 _BANDS = 4
-
-
-def hamming(a: int, b: int) -> int:
-    """Return the number of bits in which two 64-bit fingerprints differ."""
-    return ((a ^ b) & _MASK).bit_count()
 
 
 def bands(fingerprint: int) -> list[int]:
     """Return the fingerprint's four band keys (band number in the top bits); none for 0 (no text)."""
     if fingerprint == 0:
         return []
-    value = fingerprint & _MASK
+    value = fingerprint & ((1 << 64) - 1)
     return [(i << 16) | ((value >> (16 * i)) & 0xFFFF) for i in range(_BANDS)]
 
 

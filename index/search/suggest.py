@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ..schema import TEXT_FIELDS
 from .compile import analyze
 from .query import ParsedQuery
-from .schema import TEXT_FIELDS
 
 #: A respelling must be found in this many times more documents than the word typed.
 FREQUENCY_MARGIN = 3

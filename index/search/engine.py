@@ -19,6 +19,9 @@ from whoosh.searching import Searcher
 from aggregator.errors import QueryError, SearchIndexError
 from aggregator.models import Entry
 
+from ..health import describe
+from ..indexer import IndexLocation
+from ..schema import tag_key
 from .budget import CHECK_EVERY, QueryBudget, QueryLimits
 from .compile import (
     ArrayPlan,
@@ -32,10 +35,7 @@ from .compile import (
 )
 from .doctable import DocTable, DocTableCache, IntArray
 from .facets import Facets, FacetValue, count_facets
-from .health import describe
-from .indexer import IndexLocation
 from .query import MAX_PER_PAGE, SORTS, ParsedQuery, parse_query
-from .schema import tag_key
 from .scoring import intersect, union
 from .snippets import make_snippet, mark_title
 from .suggest import suggest_query
@@ -392,7 +392,7 @@ def search(
     now: datetime | None = None,
     limits: QueryLimits | None = None,
 ) -> SearchResults:
-    """Return a page of results for ``query`` (query syntax in index.query), best first.
+    """Return a page of results for ``query`` (query syntax in index.search.query), best first.
 
     Raises QueryError for a bad argument, and QueryTooComplex when the query asks for more work than ``limits``.
     """
