@@ -46,6 +46,24 @@ _ACTIVE_POLLERS = sa.text(
 )
 
 
+# `newsdesk run` and `newsdesk poll` on PostgreSQL connect as "newsdesk-writer NAME" (aggregator.sessions).
+_ACTIVE_WRITERS = sa.text(
+    """
+    SELECT DISTINCT substr(application_name, 17) FROM pg_stat_activity
+    WHERE datname = current_database() AND application_name LIKE 'newsdesk-writer %' AND pid <> pg_backend_pid()
+    """
+)
+
+
+def active_writers(store: Store) -> list[str]:
+    """Return the names of the processes polling this PostgreSQL store without leases (`newsdesk run`/`poll`)."""
+    try:
+        with store.engine.connect() as conn:
+            return sorted(str(name) for (name,) in conn.execute(_ACTIVE_WRITERS))
+    except SQLAlchemyError as exc:
+        raise StorageError(f"cannot tell which writers are running: {describe(exc)}") from exc
+
+
 def active_pollers(store: Store) -> list[str]:
     """Return the names of the `newsdesk poller` nodes connected to this PostgreSQL store or holding leases in it."""
     try:

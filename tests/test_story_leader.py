@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -13,13 +14,15 @@ import sqlalchemy as sa
 from aggregator.changelog import ChangeLog
 from aggregator.config import Config
 from aggregator.models import Feed
+from aggregator.sessions import with_application_name
 from aggregator.store import Store, open_store
 from aggregator.store_stories import SqlStoryStore, StoriesMoved, articles_of
 from aggregator.story_leader import StoryLeader, assign_stories, move_position, stored_position, story_assigner
-from web.cli_roles import with_application_name
 
 from .conftest import make_config
 from .support.cli import newsdesk
+from .support.nodes import free_port, running, start_node
+from .support.nodes import until as wait_until
 from .support.pg import end_sessions
 from .test_follower import until
 from .test_store import make_entry
@@ -209,3 +212,29 @@ def test_run_and_poll_refuse_to_poll_beside_pollers(pg_url: str, tmp_path: Path)
         poller.close()
     # Gone: `poll` runs (nothing is due).
     assert newsdesk(config, "poll").returncode == 0
+
+
+def test_a_poller_refuses_to_start_beside_a_running_run(pg_url: str, tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    port = free_port()
+    config.write_text(
+        f'data_dir = "{tmp_path / "data"}"\ndatabase_url = "{pg_url}"\n[server]\nport = {port}\n[node]\nname = "box-1"\n'
+    )
+    run = start_node(config, tmp_path / "run.log", "run")
+    with running(run):
+        wait_until(lambda: _answers(f"http://127.0.0.1:{port}/healthz"), 60, "newsdesk run to serve")
+        result = newsdesk(config, "poller", "--once", check=False)
+        assert result.returncode == 1
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+        assert "`newsdesk run` or `newsdesk poll`" in lines[0] and "box-1" in lines[0]
+    # The run stopped: the poller starts, polls (nothing is due) and exits.
+    assert newsdesk(config, "poller", "--once").returncode == 0
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False

@@ -121,6 +121,7 @@ def run(state: CliState, tick: float) -> None:
     flight are finished or abandoned (abandoned ones run at the next start); a third signal forces it.
     """
     from aggregator.scheduler import build_scheduler, install_reload_on_sighup, stop_scheduler
+    from aggregator.sessions import WRITER_SESSION
 
     from .services import Role
     from .writer import Writer
@@ -128,7 +129,7 @@ def run(state: CliState, tick: float) -> None:
     shutdown = Shutdown()
     shutdown.install()  # before the slow start-up: a stop during it is as clean as one later
     stopping = shutdown.requested
-    services = state.services_as(Role.WRITER)
+    services = state.services_as(Role.WRITER, session=WRITER_SESSION)
     cli_roles.refuse_beside_pollers(services.store, "run")
     server = bind_server(state.config, services)  # before the feeds sync: a port in use stops it at once
     state.sync_config_feeds()

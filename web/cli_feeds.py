@@ -12,6 +12,7 @@ import click
 
 from aggregator.config import check_feed_url
 from aggregator.errors import ConfigError, FeedError
+from aggregator.sessions import WRITER_SESSION
 
 from .cli_group import CliState, fail, main
 from .cli_roles import refuse_beside_pollers
@@ -60,7 +61,7 @@ def poll(state: CliState, once: bool, check_all: bool, no_index: bool, feed: str
     from .services import Role
     from .writer import catch_up_index
 
-    services = state.services_as(Role.WRITER)
+    services = state.services_as(Role.WRITER, session=WRITER_SESSION)
     refuse_beside_pollers(services.store, "poll")  # before the feeds sync: nothing is written beside pollers
     state.sync_config_feeds()
     now = datetime.now(UTC)

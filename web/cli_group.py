@@ -78,14 +78,17 @@ class CliState:
             sync_config_feeds(self.services_as(Role.WRITER).store, self.config)
             self._feeds_synced = True
 
-    def services_as(self, role: Role) -> Services:
-        """Return this invocation's services, built for ``role`` on first use (one role per command)."""
+    def services_as(self, role: Role, *, session: str | None = None) -> Services:
+        """Return this invocation's services, built for ``role`` on first use (one role per command).
+
+        ``session`` names the process to PostgreSQL (`aggregator.sessions`), for the commands that poll.
+        """
         if self._services is not None and self._services.role is not role:
             raise RuntimeError(f"services built for the {self._services.role.value} role, asked for {role.value}")
         if self._services is None:
             from .services import build_services
 
-            self._services = build_services(self.config, role)
+            self._services = build_services(self.config, role, session=session)
         return self._services
 
 

@@ -13,12 +13,13 @@ import sys
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import click
 
 from aggregator.config import Config
 from aggregator.errors import ConfigError
+from aggregator.sessions import POLLER_SESSION, with_application_name
 
 from .cli_group import CliState, bind_server, main, serve_forever
 from .lifecycle import Shutdown, exit_now
@@ -41,6 +42,20 @@ def require_postgres(config: Config, role: str) -> None:
         )
 
 
+def refuse_beside_writers(store: Store) -> None:
+    """Raise ConfigError (one line) when a `newsdesk run` or `newsdesk poll` polls this store without leases."""
+    from aggregator.pollnode import active_writers
+
+    writers = active_writers(store)
+    if writers:
+        store.close()
+        raise ConfigError(
+            "`newsdesk poller` would poll beside a `newsdesk run` or `newsdesk poll` that polls this store without "
+            f"leases ({', '.join(writers[:5])}{', ...' if len(writers) > 5 else ''}): stop it first, then run "
+            "pollers and `newsdesk serve --follow` nodes instead"
+        )
+
+
 def refuse_beside_pollers(store: Store, role: str) -> None:
     """Raise ConfigError (one line) when `newsdesk poller` nodes poll this PostgreSQL store: ``role`` would poll it too."""
     from aggregator.pollnode import active_pollers
@@ -54,14 +69,6 @@ def refuse_beside_pollers(store: Store, role: str) -> None:
             f"({', '.join(pollers[:5])}{', ...' if len(pollers) > 5 else ''}): stop them first; beside pollers, "
             "serve with `newsdesk serve --follow` and add feeds with `newsdesk feeds add`"
         )
-
-
-def with_application_name(url: str, name: str) -> str:
-    """Return the database URL naming this node to PostgreSQL (pg_stat_activity shows who is connected)."""
-    parts = urlsplit(url)
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "application_name"]
-    query.append(("application_name", name[:63]))
-    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def _stop_on_signals(stop: threading.Event, role: str) -> None:
@@ -94,7 +101,8 @@ def poller(state: CliState, once: bool) -> None:
     config = state.config
     require_postgres(config, "poller")
     name = node_name(config)
-    store = open_store(with_application_name(config.db_url, f"newsdesk-poller {name}"))
+    store = open_store(with_application_name(config.db_url, f"{POLLER_SESSION} {name}"))
+    refuse_beside_writers(store)
     with exclusive(store, "config-sync"):  # pollers starting together would add the same feed twice
         sync_config_feeds(store, config)
     node = PollNode(store, config, name=name)

@@ -183,14 +183,24 @@ class Services:
         self.store.close()
 
 
-def build_services(config: Config, role: Role = Role.WRITER, *, store: Store | None = None, **extra: Any) -> Services:
+def build_services(
+    config: Config, role: Role = Role.WRITER, *, store: Store | None = None, session: str | None = None, **extra: Any
+) -> Services:
     """Return Services for ``config`` in ``role``, creating the data directory and schema as needed.
 
     ``store`` replaces the one opened from config.db_url (a node names itself to PostgreSQL);
+    ``session`` names this process's PostgreSQL sessions ``SESSION NODE`` (see `aggregator.sessions`);
     ``extra`` sets the role's own fields (``follower``, ``scheduler``).
     """
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    store = store if store is not None else open_store(config.db_url)
+    if store is None:
+        url = config.db_url
+        if session is not None and url.startswith("postgresql"):
+            from aggregator.pollnode import node_name
+            from aggregator.sessions import with_application_name
+
+            url = with_application_name(url, f"{session} {node_name(config)}")
+        store = open_store(url)
     return Services(config=config, store=store, index_reader=IndexReader(config.index_dir), role=role, **extra)
 
 
