@@ -1,8 +1,9 @@
 """How Newsdesk's processes name themselves to PostgreSQL, so each role can see who else uses a store.
 
 A `newsdesk poller` connects as ``newsdesk-poller NAME``; a process that polls without leases
-(`newsdesk run`, `newsdesk poll`) as ``newsdesk-writer NAME``. Both kinds look the other up in
-``pg_stat_activity`` before they start, and refuse to poll beside it (`aggregator.pollnode`).
+(`newsdesk run`, `newsdesk poll`) as ``newsdesk-writer NAME``; a web node as ``newsdesk-web NAME``.
+Pollers and writers look each other up in ``pg_stat_activity`` before they start, and refuse to
+poll beside the other kind (`aggregator.pollnode`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 POLLER_SESSION = "newsdesk-poller"
 #: The application name prefix of `newsdesk run` / `newsdesk poll` sessions on PostgreSQL.
 WRITER_SESSION = "newsdesk-writer"
+#: The application name prefix of `newsdesk serve --follow` sessions.
+WEB_NODE_SESSION = "newsdesk-web"
 
 
 def with_application_name(url: str, name: str) -> str:

@@ -19,7 +19,7 @@ import click
 
 from aggregator.config import Config
 from aggregator.errors import ConfigError
-from aggregator.sessions import POLLER_SESSION, with_application_name
+from aggregator.sessions import POLLER_SESSION, WEB_NODE_SESSION, with_application_name
 
 from .cli_group import CliState, bind_server, main, serve_forever
 from .lifecycle import Shutdown, exit_now
@@ -95,13 +95,14 @@ def poller(state: CliState, once: bool) -> None:
     from aggregator.configfeeds import sync_config_feeds
     from aggregator.leases import exclusive
     from aggregator.pollnode import PollNode, node_name
-    from aggregator.store import open_store
     from aggregator.story_leader import StoryLeader
+
+    from .services import Role
 
     config = state.config
     require_postgres(config, "poller")
     name = node_name(config)
-    store = open_store(with_application_name(config.db_url, f"{POLLER_SESSION} {name}"))
+    store = state.services_as(Role.POLLER, session=POLLER_SESSION).store  # named "newsdesk-poller NAME"
     refuse_beside_writers(store)
     with exclusive(store, "config-sync"):  # pollers starting together would add the same feed twice
         sync_config_feeds(store, config)
@@ -148,7 +149,7 @@ def serve_following(state: CliState, index_dir: str | None) -> None:
         )
     require_postgres(config, "serve --follow")
     name = node_name(config)
-    store = open_store(with_application_name(config.db_url, f"newsdesk-web {name}"))
+    store = open_store(with_application_name(config.db_url, f"{WEB_NODE_SESSION} {name}"))
     follower = Follower(config.index_dir, ChangeLog(store), batch_size=config.node.follow_batch)
     follower.lock()
     services = build_services(config, Role.WEB_NODE, store=store, follower=follower)
