@@ -30,6 +30,7 @@ from .dberrors import describe
 from .errors import StorageError
 from .models import Entry
 from .store import Store
+from .store_errors import database_errors
 
 _WATERMARK = "(pg_snapshot_xmin(pg_current_snapshot())::text::bigint)"
 
@@ -101,6 +102,7 @@ def _change(row: Sequence[Any]) -> LoggedChange:
     )
 
 
+@database_errors
 class ChangeLog:
     """Committed changes of a PostgreSQL store in follower order, and the entries they name."""
 

@@ -32,6 +32,7 @@ from .models import Feed, UpdateResult
 from .pipeline import FeedCheck, record
 from .policy import PollingPolicy
 from .store import Store
+from .store_errors import database_errors
 from .tables import feeds_table
 
 log = logging.getLogger("newsdesk.poll")
@@ -97,6 +98,7 @@ class Claim:
     feeds: tuple[Feed, ...]
 
 
+@database_errors
 class Leases:
     """Claims, renews and checks poll leases for one poller (``owner``) on a PostgreSQL store."""
 

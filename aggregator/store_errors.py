@@ -15,16 +15,14 @@ from typing import Any, TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from .dberrors import driver_message
 from .errors import StorageError
 
 StoreClass = TypeVar("StoreClass", bound=type)
 
 
-def describe(exc: SQLAlchemyError) -> str:
-    """Return what the database said, in one line (without the SQL statement and the help link SQLAlchemy adds)."""
-    cause = getattr(exc, "orig", None) or exc
-    lines = str(cause).strip().splitlines()
-    return lines[0] if lines else type(cause).__name__
+# The store's messages name what the database said, without the driver's error class.
+describe = driver_message
 
 
 def _wrapped(name: str, method: Callable[..., Any]) -> Callable[..., Any]:

@@ -31,6 +31,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from .errors import StorageError
 from .hosts import display_title
 from .models import Entry
+from .store_errors import database_errors
 from .stories import StoryArticle, StoryAssigner, StoryChanges, StoryMatch, StoryState, article_from_entry
 from .stories.state import TermIndex, in_window
 from .tables import entries_table, feeds_table, meta_table
@@ -107,6 +108,7 @@ class MemberRow(NamedTuple):
     site_url: str = ""
 
 
+@database_errors
 class SqlStoryStore:
     """The `StoryStore` protocol over the database, with an in-memory view of the recent stories.
 
