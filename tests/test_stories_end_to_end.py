@@ -77,6 +77,9 @@ def test_a_polled_story_shows_everywhere_and_keeps_its_id(newsroom: Path) -> Non
         assert client.get("/api/v1/stories?lang=fr").get_json()["total"] == 0
         assert client.get("/api/v1/stories?since=2999-01-01").get_json()["total"] == 0
         assert client.get("/api/v1/stories?since=yesterday-ish").status_code == 400
+        # A date-time works too, "Z" or an offset, down to the second.
+        assert client.get("/api/v1/stories?since=2999-01-01T00:00:00Z").get_json()["total"] == 0
+        assert client.get("/api/v1/stories?since=2000-01-01T00:00:00%2B02:00").get_json()["total"] == 1
         assert client.get("/api/v1/stories/s-nope").status_code == 404
         assert client.get(f"/api/v1/entries/{explosion[1].id}").get_json()["story_id"] == story_id
         hits = client.get("/api/v1/search?q=Norvane&collapse=0").get_json()["hits"]

@@ -51,3 +51,12 @@ def parse_instant(raw: str | None, label: str = "date") -> datetime | None:
     except ValueError:
         raise QueryError(f"{label} must be an ISO 8601 date such as 2024-05-01T12:00:00Z, got {raw[:40]!r}") from None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def date_or_instant(raw: str | None, label: str) -> datetime | None:
+    """Return a day, month or year (its start) or an ISO 8601 date-time as UTC; None when absent; QueryError when neither."""
+    text = (raw or "").strip()
+    if not text:
+        return None
+    day = parse_query_date(text, end=False)
+    return day if day is not None else parse_instant(text, label)

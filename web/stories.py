@@ -8,20 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
 from flask import Blueprint, Response, abort, current_app, jsonify, redirect, render_template, request, url_for
 from lxml.builder import ElementMaker
 
-from aggregator.errors import QueryError
 from aggregator.models import Entry
 from aggregator.store_stories import StoryRow
 from aggregator.stories import StoryState
-from index.search.query import parse_query_date
 
 from .api import int_arg
+from .dates import date_or_instant
 from .front import StoryCard, card_from_rows, card_picks, story_path
 from .public_url import public_root
 from .related import article_fields, safe_link, teaser
@@ -207,20 +206,6 @@ def story_json(story: Story, *, articles: int | None = None) -> dict[str, Any]:
     }
 
 
-def _since_arg() -> datetime | None:
-    raw = (request.args.get("since") or "").strip()
-    if not raw:
-        return None
-    value = parse_query_date(raw, end=False)
-    if value is None:
-        try:
-            value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-        except ValueError:
-            raise QueryError(f"since must be a date such as 2024-05-01 or a date-time, got {raw!r}") from None
-        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    return value
-
-
 @stories.get("/stories/<story_id>")
 def story_page(story_id: str) -> Any:
     found = _story_or_redirect(story_id, "stories.story_page")
@@ -268,7 +253,7 @@ def stories_api() -> Any:
         min_outlets=options.min_outlets,
         limit=per_page,
         offset=(page - 1) * per_page,
-        since=_since_arg(),
+        since=date_or_instant(request.args.get("since"), "since"),
         window=timedelta(seconds=float(options.quiet_period)),
         tags=values("tag"),
         languages=values("lang"),
