@@ -57,20 +57,20 @@ _ACTIVE_WRITERS = sa.text(
 
 def active_writers(store: Store) -> list[str]:
     """Return the names of the processes polling this PostgreSQL store without leases (`newsdesk run`/`poll`)."""
+    return _names(store, _ACTIVE_WRITERS, "writers")
+
+
+def _names(store: Store, query: sa.TextClause, what: str) -> list[str]:
     try:
         with store.engine.connect() as conn:
-            return sorted(str(name) for (name,) in conn.execute(_ACTIVE_WRITERS))
+            return sorted(str(name) for (name,) in conn.execute(query))
     except SQLAlchemyError as exc:
-        raise StorageError(f"cannot tell which writers are running: {describe(exc)}") from exc
+        raise StorageError(f"cannot tell which {what} are running: {describe(exc)}") from exc
 
 
 def active_pollers(store: Store) -> list[str]:
     """Return the names of the `newsdesk poller` nodes connected to this PostgreSQL store or holding leases in it."""
-    try:
-        with store.engine.connect() as conn:
-            return sorted(str(name) for (name,) in conn.execute(_ACTIVE_POLLERS))
-    except SQLAlchemyError as exc:
-        raise StorageError(f"cannot tell which pollers are running: {describe(exc)}") from exc
+    return _names(store, _ACTIVE_POLLERS, "pollers")
 
 
 def node_name(config: Config) -> str:
