@@ -144,7 +144,7 @@ def test_leases_and_roles_refuse_sqlite(tmp_path: Path) -> None:
     with pytest.raises(StorageError, match="PostgreSQL"):
         Leases(store, "a", 10)
     store.close()
-    from web.cli_roles import require_postgres
+    from web.cli.roles import require_postgres
 
     with pytest.raises(ConfigError, match=r"needs a PostgreSQL store.*newsdesk run"):
         require_postgres(make_config(tmp_path), "poller")

@@ -1,7 +1,7 @@
 """The `newsdesk` click group and what every command shares: the per-invocation state and the one-line failure.
 
-The subcommand modules (cli.py, cli_feeds.py, cli_search.py, cli_roles.py) register their commands on
-``main`` here; cli.py imports them all and is the console script's entry point. Binding and serving the
+The subcommand modules (``web.cli`` itself, feeds.py, search.py, roles.py) register their commands
+on ``main`` here; ``web.cli`` imports them all and is the console script's entry point. Binding and serving the
 web (``bind_server``, ``serve_forever``) live here too: `serve`, `run` and `serve --follow` share them.
 """
 
@@ -19,10 +19,10 @@ import click
 from aggregator.config import Config, load_config, resolve_config_path
 from aggregator.errors import NewsdeskError
 
-from .lifecycle import Shutdown, serve_until_stopped
+from ..lifecycle import Shutdown, serve_until_stopped
 
 if TYPE_CHECKING:
-    from .services import Role, Services
+    from ..services import Role, Services
 
 
 class CliState:
@@ -51,7 +51,7 @@ class CliState:
             if not self.verbose:
                 logging.getLogger().setLevel(self._config.log_level.upper())
             if self._config.log_format != "text":
-                from .logs import use_log_format
+                from ..logs import use_log_format
 
                 use_log_format(self._config.log_format)
             if self.listen:
@@ -62,7 +62,7 @@ class CliState:
     @property
     def services(self) -> Services:
         """Return the writer's services (commands that change the store or the index), feeds synced with the config."""
-        from .services import Role
+        from ..services import Role
 
         services = self.services_as(Role.WRITER)
         self.sync_config_feeds()
@@ -73,7 +73,7 @@ class CliState:
         if not self._feeds_synced:
             from aggregator.configfeeds import sync_config_feeds
 
-            from .services import Role
+            from ..services import Role
 
             sync_config_feeds(self.services_as(Role.WRITER).store, self.config)
             self._feeds_synced = True
@@ -86,7 +86,7 @@ class CliState:
         if self._services is not None and self._services.role is not role:
             raise RuntimeError(f"services built for the {self._services.role.value} role, asked for {role.value}")
         if self._services is None:
-            from .services import build_services
+            from ..services import build_services
 
             self._services = build_services(self.config, role, session=session)
         return self._services
@@ -153,7 +153,7 @@ def bind_server(config: Config, services: Services) -> Any:
     """
     from waitress.server import create_server
 
-    from .app import create_app
+    from ..app import create_app
 
     host, port = config.server.host, config.server.port
     try:

@@ -1,8 +1,10 @@
 """The `newsdesk` command: a thin click layer over the same functions the web uses.
 
-This module assembles the command (the console script's entry point, ``main``): the group and what
-every command shares live in cli_group.py, the commands here and in cli_feeds.py, cli_search.py and
-cli_roles.py, which register on the group when imported; none of them imports this module.
+This package assembles the command (the console script's entry point, ``main``): the group and what
+every command shares live in `group.py`; the commands here (`inspect`, `serve`, `run`) and in
+`feeds.py` (`poll`, `feeds ...`), `search.py` (`index`, `reindex`, `search`, `stories`) and
+`roles.py` (the scale-out roles: `poller`, `serve --follow`) register on the group when imported;
+none of them imports this module.
 
 Each command imports the libraries it uses when it runs (Flask, SQLAlchemy, Whoosh, numpy, httpx
 take seconds to import on a busy machine): `newsdesk --help` and a mistyped option answer at once.
@@ -16,12 +18,12 @@ from typing import TYPE_CHECKING
 
 import click
 
-from . import cli_feeds, cli_roles, cli_search  # noqa: F401  (importing them registers their commands on main)
-from .cli_group import CliState, bind_server, fail, listen_options, main, serve_forever
-from .lifecycle import Shutdown, exit_now, exit_soon
+from ..lifecycle import Shutdown, exit_now, exit_soon
+from . import feeds, roles, search  # noqa: F401  (importing them registers their commands on main)
+from .group import CliState, bind_server, fail, listen_options, main, serve_forever
 
 if TYPE_CHECKING:
-    from .services import Services
+    from ..services import Services
 
 log = logging.getLogger("newsdesk")
 
@@ -40,7 +42,7 @@ def inspect(state: CliState, source: str, as_json: bool) -> None:
     from aggregator.from_config import limits_from_config
     from aggregator.pipeline import fetch, read, start, unstored_feed
 
-    from .serialize import entry_json, iso
+    from ..serialize import entry_json, iso
 
     config = state.config
     check_feed_url(source, "SOURCE")
@@ -87,9 +89,9 @@ def serve(state: CliState, follow: bool, index_dir: str | None) -> None:
     if follow or index_dir:
         if not follow:
             fail("--index-dir goes with --follow (without it, set node.index_dir in the config)")
-        cli_roles.serve_following(state, index_dir)
+        roles.serve_following(state, index_dir)
         return
-    from .services import Role
+    from ..services import Role
 
     shutdown = Shutdown()
     shutdown.install()
@@ -123,14 +125,14 @@ def run(state: CliState, tick: float) -> None:
     from aggregator.scheduler import build_scheduler, install_reload_on_sighup, stop_scheduler
     from aggregator.sessions import WRITER_SESSION
 
-    from .services import Role
-    from .writer import Writer
+    from ..services import Role
+    from ..writer import Writer
 
     shutdown = Shutdown()
     shutdown.install()  # before the slow start-up: a stop during it is as clean as one later
     stopping = shutdown.requested
     services = state.services_as(Role.WRITER, session=WRITER_SESSION)
-    cli_roles.refuse_beside_pollers(services.store, "run")
+    roles.refuse_beside_pollers(services.store, "run")
     server = bind_server(state.config, services)  # before the feeds sync: a port in use stops it at once
     state.sync_config_feeds()
     log_features(services)

@@ -12,9 +12,9 @@ import click
 
 from index.search.query import MAX_PER_PAGE, SORTS
 
-from .cli_group import CliState, main
-from .dates import date_bound
-from .terminal import terminal_safe
+from ..dates import date_bound
+from ..terminal import terminal_safe
+from .group import CliState, main
 
 if TYPE_CHECKING:
     pass
@@ -24,8 +24,8 @@ if TYPE_CHECKING:
 @click.pass_obj
 def reindex(state: CliState) -> None:
     """Rebuild the search index from the store beside the live one, then swap it in atomically."""
-    from .progress import CountingEntries, Progress
-    from .writer import assign_stories
+    from ..progress import CountingEntries, Progress
+    from ..writer import assign_stories
 
     services = state.services
     assign_stories(services)  # only entries not assigned yet: a rebuild of the index keeps every story id
@@ -39,7 +39,7 @@ def reindex(state: CliState) -> None:
 @click.pass_obj
 def index_command(state: CliState, optimize: bool) -> None:
     """Apply pending store changes to the search index."""
-    from .writer import assign_stories
+    from ..writer import assign_stories
 
     services = state.services
     assign_stories(services)  # stories are kept in the store: assigned once, never re-clustered by a rebuild
@@ -91,9 +91,9 @@ def search_command(
     """Search the index (QUERY syntax: see `newsdesk search --help` or the search page's tips)."""
     from index.search.engine import Filters
 
-    from .api import SearchRequest, results_json, run_search
-    from .serialize import iso
-    from .services import Role
+    from ..api import SearchRequest, results_json, run_search
+    from ..serialize import iso
+    from ..services import Role
 
     services = state.services_as(Role.READER)
     problem = services.index_problem()  # a reader: it reports, the writer (`run`, `index`) rebuilds
@@ -151,8 +151,8 @@ def stories_command(state: CliState, as_json: bool, limit: int) -> None:
     """List the top stories: covered by at least stories.min_outlets outlets, by breadth then recency."""
     from datetime import timedelta
 
-    from .serialize import iso
-    from .writer import assign_stories
+    from ..serialize import iso
+    from ..writer import assign_stories
 
     services = state.services
     assign_stories(services)

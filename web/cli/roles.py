@@ -21,8 +21,8 @@ from aggregator.config import Config
 from aggregator.errors import ConfigError
 from aggregator.sessions import POLLER_SESSION, WEB_NODE_SESSION, with_application_name
 
-from .cli_group import CliState, bind_server, main, serve_forever
-from .lifecycle import Shutdown, exit_now
+from ..lifecycle import Shutdown, exit_now
+from .group import CliState, bind_server, main, serve_forever
 
 if TYPE_CHECKING:
     from aggregator.store import Store
@@ -97,7 +97,7 @@ def poller(state: CliState, once: bool) -> None:
     from aggregator.pollnode import PollNode, node_name
     from aggregator.story_leader import StoryLeader
 
-    from .services import Role
+    from ..services import Role
 
     config = state.config
     require_postgres(config, "poller")
@@ -138,7 +138,7 @@ def serve_following(state: CliState, index_dir: str | None) -> None:
     from aggregator.store import open_store
     from index.follower import Follower
 
-    from .services import Role, build_services
+    from ..services import Role, build_services
 
     shutdown = Shutdown()
     shutdown.install()

@@ -14,9 +14,9 @@ from aggregator.config import check_feed_url
 from aggregator.errors import ConfigError, FeedError
 from aggregator.sessions import WRITER_SESSION
 
-from .cli_group import CliState, fail, main
-from .cli_roles import refuse_beside_pollers
-from .terminal import terminal_safe
+from ..terminal import terminal_safe
+from .group import CliState, fail, main
+from .roles import refuse_beside_pollers
 
 if TYPE_CHECKING:
     from aggregator.config import Config, FeedConfig
@@ -57,9 +57,9 @@ def poll(state: CliState, once: bool, check_all: bool, no_index: bool, feed: str
     from aggregator.policy import waiting_reason
     from aggregator.poller import update_feeds
 
-    from .serialize import iso
-    from .services import Role
-    from .writer import catch_up_index
+    from ..serialize import iso
+    from ..services import Role
+    from ..writer import catch_up_index
 
     services = state.services_as(Role.WRITER, session=WRITER_SESSION)
     refuse_beside_pollers(services.store, "poll")  # before the feeds sync: nothing is written beside pollers
@@ -78,7 +78,7 @@ def poll(state: CliState, once: bool, check_all: bool, no_index: bool, feed: str
             targets.append(candidate)
     else:
         targets = services.store.due_feeds(now)
-    from .progress import Progress, ProgressObserver
+    from ..progress import Progress, ProgressObserver
 
     with Progress("poll", len(targets)) as progress:
         results = update_feeds(services.store, targets, state.config, observer=ProgressObserver(progress))
@@ -106,9 +106,9 @@ def feeds_list(state: CliState, as_json: bool) -> None:
     """Show every feed and its polling state."""
     from aggregator.features import feed_warnings
 
-    from .feeds import relative
-    from .serialize import feed_json
-    from .services import Role
+    from ..feeds import relative
+    from ..serialize import feed_json
+    from ..services import Role
 
     # A reader: it lists what the store holds and never writes it. Feeds config.toml declares that
     # no writer (`run`, `poll`) has added yet are listed after the others, marked as such.
@@ -250,7 +250,7 @@ def feeds_import(state: CliState, file: Path) -> None:
     except OSError as exc:
         raise ConfigError(f"{file}: cannot read the OPML file ({exc.strerror})") from exc
     listed, skipped = read_opml(data, label=str(file))
-    from .progress import Progress
+    from ..progress import Progress
 
     store = state.services.store
     added = 0
@@ -279,7 +279,7 @@ def feeds_export(state: CliState, output: Path | None) -> None:
     from aggregator.models import Feed
     from aggregator.opml import write_opml
 
-    from .services import Role
+    from ..services import Role
 
     # A reader, as `feeds list` is: the config's feeds not added yet are written as the config declares them.
     store = state.services_as(Role.READER).store
