@@ -406,16 +406,22 @@ def uci_main(args: argparse.Namespace) -> int:
 
     # ------------------------------------------------------------ ours, through the API
     ours = Coverage()
+    # The same figures by half (bench/story_data.py's split): what is tuned is chosen on the calibration half.
+    halves = {False: Coverage(), True: Coverage()}
     fills: list[tuple[float, bool]] = []
     started = time.perf_counter()
     for row, eligible in sample:
         answer = api.scored({"entry": ids[row.id]})
         shown = [rows_by_entry[i] for i, _ in answer]
         fills.extend((s, rows_by_entry[i].story == row.story) for i, s in answer if s < 1.0)
-        ours.add(row, shown, sum(1 for s in shown[:5] if s.story == row.story), eligible)
+        found = sum(1 for s in shown[:5] if s.story == row.story)
+        ours.add(row, shown, found, eligible)
+        halves[held_out(row.story)].add(row, shown, found, eligible)
     ours_seconds = time.perf_counter() - started
     for row in probes:
-        ours.probe([rows_by_entry[i] for i in api.ask(embed_params(row))])
+        shown = [rows_by_entry[i] for i in api.ask(embed_params(row))]
+        ours.probe(shown)
+        halves[held_out(row.story)].probe(shown)
 
     # ------------------------------------------------------------ baseline
     store = open_store(f"sqlite:///{work / 'store.db'}")
@@ -438,6 +444,8 @@ def uci_main(args: argparse.Namespace) -> int:
         f"floor={settings.time_floor}  window=+/-7d  max_per_source={settings.max_per_source}"
     )
     print(ours.line("newsdesk related (API)"))
+    print(halves[False].line("  calibration half"))
+    print(halves[True].line("  held-out half"))
     print(base.line("whoosh more_like"))
     print(fill_table(fills))
     print(
@@ -445,6 +453,8 @@ def uci_main(args: argparse.Namespace) -> int:
         f"more_like={base_seconds / len(sample) * 1000:.1f} ms"
     )
     report["newsdesk"] = ours.figures()
+    report["newsdesk_calibration"] = halves[False].figures()
+    report["newsdesk_held_out"] = halves[True].figures()
     report["more_like"] = base.figures()
 
     if args.sweep:

@@ -43,8 +43,8 @@ _ENTRY_PATH = re.compile(r"^/entries/([A-Za-z0-9_-]{1,64})/?$")
 #: (similarity x time factor) up: every item under 0.15 was of another labelled story on the
 #: calibration halves of UCI and AllSides (bench/related_quality.py), 98% of those above were right.
 FILL_MIN_SCORE = 0.15
-#: Body words below which an article we do not store counts as a headline alone: its story is shown
-#: only when the finder's evidence rule agrees (see `related_items`).
+#: Body words below which an article counts as a headline alone: of its story, only the members the
+#: finder ranks are shown (see `related_items`).
 HEADLINE_ONLY_WORDS = 20
 #: Finder items looked at beyond the limit when telling which story members it vouches for.
 FINDER_LOOKAHEAD = 5
@@ -437,13 +437,15 @@ def related_items(article: ArticleQuery, entry: Entry | None, limit: int) -> lis
     """Return related coverage as JSON items: the article's story first, then related coverage if room is left.
 
     The finder (index/related) is asked too, and its answer decides three things. Story members it
-    ranks come first (the story's closest coverage of this article, not only its newest). A headline
-    we do not store (an embedding page sending no text to speak of) is placed in a story only when
-    the finder, with its stricter evidence rule (close in wording *and* in time), ranks one of that
-    story's members: a few words share two terms with many stories, so the story join threshold
-    alone placed 34-40% of headlines of stories absent from the index into a neighbouring one (UCI,
-    bench/related_quality.py). And below the story's own members, another story's article needs a
-    ranking score of at least `FILL_MIN_SCORE`."""
+    ranks come first (the story's closest coverage of this article, not only its newest). For a
+    headline alone (a headline feed's entry, or an embedding page sending no text to speak of) the
+    story is weak evidence: a few words share two terms with many stories, so on UCI headlines the
+    join threshold alone placed 34-40% of the headlines of stories absent from the index in a
+    neighbouring story, and a stored headline's other story members were right 58-67% of the time
+    against 95-98% for those the finder ranks (bench/related_quality.py). So a headline gets only
+    the members the finder vouches for, with its evidence rule (close in wording *and* in time);
+    an article with text gets its whole story. Below the story's own members, another story's
+    article needs a ranking score of at least `FILL_MIN_SCORE`."""
     services = services_of(current_app)
     story_id = story_of_article(article, entry)
     found = related_finder(current_app).find(article, limit=limit + FINDER_LOOKAHEAD)
@@ -451,16 +453,22 @@ def related_items(article: ArticleQuery, entry: Entry | None, limit: int) -> lis
     if story_id is not None and found:
         stories = services.stories.stories_of([item.entry.id for item in found])
         in_story = [item.entry.id for item in found if stories.get(item.entry.id) == story_id]
-    if entry is None and story_id is not None and not in_story and len(article.text.split()) < HEADLINE_ONLY_WORDS:
-        story_id = None
+    headline_only = len(article.text.split()) < HEADLINE_ONLY_WORDS
+    if entry is None and headline_only and not in_story:
+        story_id = None  # nothing vouches for the story a stranger's headline was placed in
+    members: list[Entry] = []
+    if story_id is not None:
+        members = story_members(story_id, article, entry, limit, first=in_story)
+        if headline_only:
+            vouched = set(in_story)
+            members = [member for member in members if member.id in vouched]
     items: list[dict[str, Any]] = []
     listed: set[str] = set() if entry is None else {entry.id}
     sources: dict[str, int] = {}
-    if story_id is not None:
-        for member in story_members(story_id, article, entry, limit, first=in_story):
-            items.append(item_json(RelatedItem(entry=member, score=1.0, similarity=1.0)))
-            listed.add(member.id)
-            sources[member.source.title] = sources.get(member.source.title, 0) + 1
+    for member in members:
+        items.append(item_json(RelatedItem(entry=member, score=1.0, similarity=1.0)))
+        listed.add(member.id)
+        sources[member.source.title] = sources.get(member.source.title, 0) + 1
     # With the article's story known, what the finder adds is of other stories: only its close matches.
     floor = FILL_MIN_SCORE if story_id is not None else 0.0
     fill = [
