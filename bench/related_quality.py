@@ -17,6 +17,8 @@ ingested, then
 - abstention: one headline of each held-out story asked by title (as an embedding page would):
   the share that shows anything is the false-related rate;
 - latency of GET /api/v1/related through the real app under waitress on 127.0.0.1.
+Quality and abstention are also given by half of the stories (bench/story_data.py's split): the
+related-coverage rules are chosen on the calibration half, the held-out half is the check.
 The baseline is Whoosh's `more_like` with its defaults (title field, 5 key terms, Bo1 model),
 with the same exclusions applied to what it returns.
 
