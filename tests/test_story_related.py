@@ -166,3 +166,34 @@ def test_a_lone_headline_sharing_one_word_is_not_a_related_story(world: tuple[Se
     assert centroid_cosine(state, other) >= RELATED_STORY_SIMILARITY  # the cosine alone would link it
     page = app.test_client().get(f"/stories/{explosion}").get_data(as_text=True)
     assert "lone-headline" not in page.split("Related stories", 1)[1]
+
+
+def test_a_headline_alone_shows_its_story_only_where_the_finder_vouches_for_it(world: tuple[Services, Flask]) -> None:
+    # A headline is a few words: it shares two names with the explosion's story and the story lookup
+    # places it there, but another story of the same company a day later is not the explosion.
+    from aggregator.stories import StoryArticle
+
+    services, app = world
+    explosion = story_of(services, EXPLOSION)
+    entries = {e.title: e for e in services.store.iter_entries()}
+    members = {entries[a.title].id for a in EXPLOSION}
+    first = entries[EXPLOSION[0].title].published_at
+    award = "Norvane chemical plant in Talvik wins national export award"
+    later = first + timedelta(hours=50)
+    services.stories.refresh()
+    match = services.stories.find(
+        services.story_assigner, StoryArticle(id="query:award", title=award, published_at=later, text="")
+    )
+    assert match is not None and match.story.id == explosion  # the story lookup alone would show its members
+    client = app.test_client()
+    asked = {"title": award, "date": later.isoformat(), "url": "https://elsewhere.example/award"}
+    items = client.get("/api/v1/related", query_string=asked).get_json()["items"]
+    assert not {i["id"] for i in items} & members
+    # The same kind of question close in wording and in time to the coverage: the finder vouches.
+    close = {
+        "title": "Blast at Norvane chemical plant near Talvik injures workers",
+        "date": (first + timedelta(hours=1)).isoformat(),
+        "url": "https://elsewhere.example/blast",
+    }
+    items = client.get("/api/v1/related", query_string=close).get_json()["items"]
+    assert items and {i["id"] for i in items} <= members and items[0]["story_id"] == explosion

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -37,6 +38,15 @@ MAX_LIMIT = 20
 #: Shared caches may keep an answer this long and serve it stale while refreshing (RFC 9111, RFC 5861).
 CACHE_CONTROL = "public, max-age=60, s-maxage=300, stale-while-revalidate=600"
 _ENTRY_PATH = re.compile(r"^/entries/([A-Za-z0-9_-]{1,64})/?$")
+#: Below the article's own story, another story's article is shown only from this ranking score
+#: (similarity x time factor) up: every item under 0.15 was of another labelled story on the
+#: calibration halves of UCI and AllSides (bench/related_quality.py), 98% of those above were right.
+FILL_MIN_SCORE = 0.15
+#: Body words below which an article counts as a headline alone: of its story, only the members the
+#: finder ranks are shown (see `related_items`).
+HEADLINE_ONLY_WORDS = 20
+#: Finder items looked at beyond the limit when telling which story members it vouches for.
+FINDER_LOOKAHEAD = 5
 
 
 # --------------------------------------------------------------------------- shared by the embeds
@@ -273,12 +283,17 @@ def story_of_article(article: ArticleQuery, entry: Entry | None) -> str | None:
     return services.stories.resolve_stored(match.story.id)
 
 
-def story_members(story_id: str, article: ArticleQuery, entry: Entry | None, limit: int) -> list[Entry]:
-    """Return the other outlets' articles of a story: one per outlet, newest first, wire copies once."""
+def story_members(
+    story_id: str, article: ArticleQuery, entry: Entry | None, limit: int, first: Sequence[str] = ()
+) -> list[Entry]:
+    """Return the other outlets' articles of a story: ``first`` (those of them that are members) in
+    that order, then the rest newest first; one per outlet, wire copies once."""
     services = services_of(current_app)
     settings = services.config.related
     # Chosen from light rows (no text): a story of hundreds of articles costs the few it lists.
     members = services.stories.member_rows([story_id]).get(story_id, [])
+    by_id = {member.entry_id: member for member in members}
+    preferred = [by_id[i] for i in dict.fromkeys(first) if i in by_id]
     own_id = entry.id if entry is not None else None
     own_source = entry.source.title if entry is not None else None
     own_site = article.site
@@ -286,8 +301,8 @@ def story_members(story_id: str, article: ArticleQuery, entry: Entry | None, lim
     seen_titles: set[str] = set()
     seen_prints: set[int] = {entry.fingerprint} if entry is not None and entry.fingerprint else set()
     chosen: list[str] = []
-    for member in reversed(members):  # newest first
-        if member.entry_id == own_id:
+    for member in [*preferred, *reversed(members)]:  # newest first after the preferred
+        if member.entry_id == own_id or member.entry_id in chosen:
             continue
         outlet = member.outlet
         if settings.exclude_same_source and (
@@ -329,25 +344,51 @@ def story_items(story_id: str, limit: int) -> list[dict[str, Any]]:
 
 
 def related_items(article: ArticleQuery, entry: Entry | None, limit: int) -> list[dict[str, Any]]:
-    """Return related coverage as JSON items: the article's story first, then related coverage if room is left."""
+    """Return related coverage as JSON items: the article's story first, then related coverage if room is left.
+
+    The finder (index/related) is asked too, and its answer decides three things. Story members it
+    ranks come first (the story's closest coverage of this article, not only its newest). For a
+    headline alone (a headline feed's entry, or an embedding page sending no text to speak of) the
+    story is weak evidence: a few words share two terms with many stories, so on UCI headlines the
+    join threshold alone placed 34-40% of the headlines of stories absent from the index in a
+    neighbouring story, and a stored headline's other story members were right 58-67% of the time
+    against 95-98% for those the finder ranks (bench/related_quality.py). So a headline gets only
+    the members the finder vouches for, with its evidence rule (close in wording *and* in time);
+    an article with text gets its whole story. Below the story's own members, another story's
+    article needs a ranking score of at least `FILL_MIN_SCORE`."""
     services = services_of(current_app)
     story_id = story_of_article(article, entry)
+    found = services.related.find(article, limit=limit + FINDER_LOOKAHEAD)
+    in_story: list[str] = []
+    if story_id is not None and found:
+        stories = services.stories.stories_of([item.entry.id for item in found])
+        in_story = [item.entry.id for item in found if stories.get(item.entry.id) == story_id]
+    headline_only = len(article.text.split()) < HEADLINE_ONLY_WORDS
+    if entry is None and headline_only and not in_story:
+        story_id = None  # nothing vouches for the story a stranger's headline was placed in
+    members: list[Entry] = []
+    if story_id is not None:
+        members = story_members(story_id, article, entry, limit, first=in_story)
+        if headline_only:
+            vouched = set(in_story)
+            members = [member for member in members if member.id in vouched]
     items: list[dict[str, Any]] = []
     listed: set[str] = set() if entry is None else {entry.id}
     sources: dict[str, int] = {}
-    if story_id is not None:
-        for member in story_members(story_id, article, entry, limit):
-            items.append(item_json(RelatedItem(entry=member, score=1.0, similarity=1.0)))
-            listed.add(member.id)
-            sources[member.source.title] = sources.get(member.source.title, 0) + 1
-    if len(items) < limit:
-        found = [
-            item
-            for item in services_of(current_app).related.find(article, limit=limit)
-            if item.entry.id not in listed
-            and sources.get(item.entry.source.title, 0) < services.config.related.max_per_source
-        ]
-        items.extend(item_json(item) for item in found[: limit - len(items)])
+    for member in members:
+        items.append(item_json(RelatedItem(entry=member, score=1.0, similarity=1.0)))
+        listed.add(member.id)
+        sources[member.source.title] = sources.get(member.source.title, 0) + 1
+    # With the article's story known, what the finder adds is of other stories: only its close matches.
+    floor = FILL_MIN_SCORE if story_id is not None else 0.0
+    fill = [
+        item
+        for item in found
+        if item.entry.id not in listed
+        and item.score >= floor
+        and sources.get(item.entry.source.title, 0) < services.config.related.max_per_source
+    ]
+    items.extend(item_json(item) for item in fill[: max(0, limit - len(items))])
     # Each item names its story too, so an embedding site can link "full coverage" (/stories/<id>).
     stories = services.stories.stories_of([item["id"] for item in items]) if items else {}
     for item in items:
