@@ -53,8 +53,8 @@ __all__ = [
     "StoryRow",
     "articles_of",
     "assign_pending",
+    "batch_articles",
     "rebuilt",
-    "take_out_deleted",
 ]
 
 log = logging.getLogger("newsdesk.stories")
@@ -855,16 +855,18 @@ def articles_of(entries: Iterable[Entry | None]) -> list[StoryArticle]:
     return articles
 
 
-def take_out_deleted(
+def batch_articles(
     stories: SqlStoryStore, assigner: StoryAssigner, entries: Any, batch: Sequence[tuple[str, Entry | None]]
-) -> int:
-    """Take a batch's logged entries that are gone from the store out of their stories; return how many were members.
+) -> list[StoryArticle]:
+    """Return a logged batch's articles to assign, first taking those gone from the store out of their stories.
 
     ``batch`` pairs each change's entry id with its entry as the store has it now (None: deleted since,
     its feed removed or pruned); ``entries`` is what reads the kept members (``get_entries``).
     """
     deleted = list(dict.fromkeys(entry_id for entry_id, entry in batch if entry is None))
-    return stories.forget(assigner, entries, deleted) if deleted else 0
+    if deleted:
+        stories.forget(assigner, entries, deleted)
+    return articles_of(entry for _, entry in batch)
 
 
 def assign_pending(
@@ -887,9 +889,7 @@ def assign_pending(
         batch = changes.changes_since(seq, limit=batch_size)
         if not batch:
             break
-        pairs = [(change.entry_id, change.entry) for change in batch]
-        take_out_deleted(stories, assigner, changes, pairs)
-        articles = articles_of(entry for _, entry in pairs)
+        articles = batch_articles(stories, assigner, changes, [(change.entry_id, change.entry) for change in batch])
         try:
             assigned += stories.assign(assigner, articles, seq, batch[-1].seq)
         except StoriesMoved as exc:

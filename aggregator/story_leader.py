@@ -36,7 +36,7 @@ from .config import Config
 from .dberrors import describe
 from .errors import NewsdeskError, StorageError
 from .store import Store
-from .store_stories import CursorMove, SqlStoryStore, StoriesMoved, articles_of, assign_pending, take_out_deleted
+from .store_stories import CursorMove, SqlStoryStore, StoriesMoved, assign_pending, batch_articles
 from .stories import StoryAssigner, StorySettings
 from .tables import meta_table
 from .tables_stories import STORIES_POSITION_KEY
@@ -182,8 +182,7 @@ def assign_logged(
             break
         found = changelog.get_entries(list(dict.fromkeys(change.entry_id for change in batch)))
         pairs = [(change.entry_id, found.get(change.entry_id)) for change in batch]
-        take_out_deleted(stories, assigner, changelog, pairs)
-        articles = articles_of(entry for _, entry in pairs)
+        articles = batch_articles(stories, assigner, changelog, pairs)
         try:
             assigned += stories.assign_moving(assigner, articles, move_position(position, batch[-1].position))
         except StoriesMoved as exc:

@@ -48,7 +48,6 @@ def refuse_beside_writers(store: Store) -> None:
 
     writers = active_writers(store)
     if writers:
-        store.close()
         raise ConfigError(
             "`newsdesk poller` would poll beside a `newsdesk run` or `newsdesk poll` that polls this store without "
             f"leases ({', '.join(writers[:5])}{', ...' if len(writers) > 5 else ''}): stop it first, then run "
