@@ -30,7 +30,6 @@ import gzip
 import json
 import os
 import resource
-import shutil
 import socket
 import subprocess
 import sys
@@ -38,17 +37,16 @@ import tempfile
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
 from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-#: Set by --baseline for its contestant: the checkout whose code that process imports. An environment
-#: variable, not an option, because parse workers re-import this file as their main module and must
-#: find the same tree first (see ``contestant`` for the fork server).
-TREE_VARIABLE = "NEWSDESK_BENCH_TREE"
-sys.path.insert(0, os.environ.get(TREE_VARIABLE) or str(REPO))
+sys.path.insert(0, str(REPO))
+
+from bench.baseline import checkout, run_in_tree, short_id, use_tree  # noqa: E402
+
+use_tree()  # --baseline's contestant (and its parse workers) import that revision's code
 
 CORPUS = REPO.parent / "shared" / "corpus" / "feeds" / "kagisearch__fastfeedparser" / "benchmark_data"
 BASE_TIME = 1_767_225_600  # 2026-01-01, Last-Modified of version 0
@@ -317,38 +315,11 @@ def run_reader(args: argparse.Namespace, port: int) -> dict[str, Any]:
 def contestant(args: argparse.Namespace, name: str, port: int, tree: Path | None = None) -> dict[str, Any]:
     """Run one contestant in a fresh process (our poller from ``tree`` when given) and return its figures."""
     command = [sys.executable, __file__, "--contestant", name, "--port", str(port), *args.passthrough]
-    environment = None
-    if tree is not None:
-        # Python 3.11's fork server imports its preloaded modules without the sys.path it is handed
-        # (it has its own: the working directory, PYTHONPATH, then this venv's editable install of
-        # this tree), so the baseline's process starts in its tree with that tree on PYTHONPATH.
-        environment = {**os.environ, TREE_VARIABLE: str(tree), "PYTHONPATH": str(tree)}
-    done = subprocess.run(command, capture_output=True, text=True, timeout=3600, env=environment, cwd=tree or REPO)
+    done = run_in_tree(command, tree, timeout=3600)
     if done.returncode != 0:
         raise SystemExit(f"{name} failed:\n{done.stderr[-4000:]}")
     figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return figures
-
-
-@contextlib.contextmanager
-def checkout(revision: str) -> Iterator[Path]:
-    """Check ``revision`` of this repository out into a temporary detached worktree; remove it afterwards."""
-    where = Path(tempfile.mkdtemp(prefix="newsdesk-baseline-")) / "tree"
-    git = ["git", "-C", str(REPO)]
-    subprocess.run([*git, "worktree", "add", "--detach", "--quiet", str(where), revision], check=True)
-    try:
-        yield where
-    finally:
-        subprocess.run([*git, "worktree", "remove", "--force", str(where)], check=False)
-        shutil.rmtree(where.parent, ignore_errors=True)
-
-
-def baseline_label(revision: str) -> str:
-    """Return ``revision``'s short commit id, for the report."""
-    done = subprocess.run(
-        ["git", "-C", str(REPO), "rev-parse", "--short", revision], capture_output=True, text=True, check=True
-    )
-    return done.stdout.strip()
 
 
 def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -468,7 +439,7 @@ def report(args: argparse.Namespace, baseline: Path | None) -> int:
     print(cpu_split(n, ours["pass1"]))
     print(row("newsdesk pass 2 (304s)", n, ours["pass2"]))
     if before:
-        label = baseline_label(args.baseline)
+        label = short_id(args.baseline)
         print(row(f"newsdesk {label} pass 1", n, before["pass1"]))
         print(cpu_split(n, before["pass1"]))
         print(row(f"newsdesk {label} pass 2", n, before["pass2"]))
@@ -496,7 +467,7 @@ def report(args: argparse.Namespace, baseline: Path | None) -> int:
     if before:
         b1 = before["pass1"]
         print(
-            f"against {baseline_label(args.baseline)} in the same run: pass 1 CPU per feed {p1['cpu'] / b1['cpu']:.2f}x "
+            f"against {short_id(args.baseline)} in the same run: pass 1 CPU per feed {p1['cpu'] / b1['cpu']:.2f}x "
             f"(main process {(p1['cpu'] - p1['cpu_workers']) / max(b1['cpu'] - b1['cpu_workers'], 1e-9):.2f}x, "
             f"parse workers {p1['cpu_workers'] / max(b1['cpu_workers'], 1e-9):.2f}x), wall {p1['wall'] / b1['wall']:.2f}x; "
             f"it stored {b1['entries']} entries ({b1['ok']} feeds ok)"
