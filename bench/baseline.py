@@ -5,6 +5,8 @@ little against one in the README. ``--baseline REV`` in bench/poll.py and bench/
 the code of REV in the same run: ``checkout`` puts it in a temporary worktree, ``run_in_tree`` runs
 a benchmark's own process on it (with this venv's libraries), and the script's ``use_tree()`` at
 import makes that process, and every process it starts, import REV's modules instead of this tree's.
+The script itself is this tree's, so REV must offer the functions it calls (true back to 019f12f,
+the commit of the README's polling and normalization tables); an older one fails with its traceback.
 """
 
 from __future__ import annotations
