@@ -1,7 +1,7 @@
 """Polling throughput at scale against `reader` (lemon24) on the same locally served real feeds.
 
 Usage: .venv/bin/python bench/poll.py [--feeds 1000] [--hosts 250] [--latency 0.1] [--concurrency 16]
-                                      [--change-every 10] [--repeats 1] [--skip-reader]
+                                      [--change-every 10] [--repeats 1] [--skip-reader] [--baseline REV]
 
 A server process serves the 200 real bodies of ../shared/corpus/feeds/kagisearch__fastfeedparser/
 benchmark_data/ replicated to --feeds URLs over --hosts loopback addresses (127.0.1.1, 127.0.1.2, ...),
@@ -11,7 +11,10 @@ per host. Each contestant runs in its own process (clean CPU and memory figures)
 - newsdesk pass 1: every feed fetched and parsed, with per-host politeness on (defaults: 2 at once,
   1 s apart per host); pass 2: the same feeds again, where 1 in --change-every has a new version and
   the rest answer 304;
-- reader pass 1: reader.update_feeds(workers=--concurrency) on the same URLs (no per-host limits).
+- reader pass 1: reader.update_feeds(workers=--concurrency) on the same URLs (no per-host limits);
+- with --baseline REV, our poller as of git revision REV too (checked out into a temporary worktree
+  and run with this venv's libraries), so that a change in our own speed is told apart from the
+  machine's: its figures and the ratios of CPU per feed are printed beside this tree's.
 
 Prints feeds/s, CPU seconds per feed, peak memory, the share of conditional requests, the most
 requests ever in flight to one host, and the ratios against the targets. Exits non-zero when our
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gzip
 import json
 import os
@@ -39,6 +43,10 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from bench.baseline import checkout, run_in_tree, short_id, use_tree  # noqa: E402
+
+use_tree()  # --baseline's contestant (and its parse workers) import that revision's code
 
 CORPUS = REPO.parent / "shared" / "corpus" / "feeds" / "kagisearch__fastfeedparser" / "benchmark_data"
 BASE_TIME = 1_767_225_600  # 2026-01-01, Last-Modified of version 0
@@ -304,10 +312,10 @@ def run_reader(args: argparse.Namespace, port: int) -> dict[str, Any]:
 # --------------------------------------------------------------------------- report
 
 
-def contestant(args: argparse.Namespace, name: str, port: int) -> dict[str, Any]:
-    """Run one contestant in a fresh process and return its figures."""
+def contestant(args: argparse.Namespace, name: str, port: int, tree: Path | None = None) -> dict[str, Any]:
+    """Run one contestant in a fresh process (our poller from ``tree`` when given) and return its figures."""
     command = [sys.executable, __file__, "--contestant", name, "--port", str(port), *args.passthrough]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=3600)
+    done = run_in_tree(command, tree, timeout=3600)
     if done.returncode != 0:
         raise SystemExit(f"{name} failed:\n{done.stderr[-4000:]}")
     figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -318,6 +326,15 @@ def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Return the run whose first pass took the (lower) median time, its figures kept together."""
     ordered = sorted(runs, key=lambda r: r["pass1"]["wall"])
     return ordered[(len(ordered) - 1) // 2]
+
+
+def cpu_split(feeds: int, figures: dict[str, Any]) -> str:
+    """Return the line that splits a pass's CPU per feed between our main process and the parse workers."""
+    main_process = (figures["cpu"] - figures["cpu_workers"]) / feeds * 1000
+    return (
+        f"{'':<24}(CPU: {main_process:.1f} ms/feed in the fetching and writing process, "
+        f"{figures['cpu_workers'] / feeds * 1000:.1f} ms/feed in the parse workers)"
+    )
 
 
 def row(label: str, feeds: int, figures: dict[str, Any]) -> str:
@@ -345,6 +362,11 @@ def main() -> int:
     parser.add_argument("--change-every", type=int, default=10, help="1 feed in N has a new version in pass 2")
     parser.add_argument("--skip-reader", action="store_true")
     parser.add_argument("--repeats", type=int, default=1, help="alternate the contestants N times; report medians")
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also run our poller as of git revision REV (e.g. the README's figures' commit)",
+    )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--contestant", choices=["newsdesk", "reader"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -367,6 +389,13 @@ def main() -> int:
         print(json.dumps(run(args, args.port)))
         return 0
 
+    with contextlib.ExitStack() as stack:
+        baseline = stack.enter_context(checkout(args.baseline)) if args.baseline else None
+        return report(args, baseline)
+
+
+def report(args: argparse.Namespace, baseline: Path | None) -> int:
+    """Serve the feeds, run the contestants in turn, and print the figures; return the exit status."""
     server = subprocess.Popen(
         [sys.executable, __file__, "--serve", *args.passthrough],
         stdin=subprocess.PIPE,
@@ -383,14 +412,17 @@ def main() -> int:
             f"{os.cpu_count()} cores (load average {os.getloadavg()[0]:.1f}: other work on the machine slows both)",
             flush=True,
         )
-        runs: dict[str, list[dict[str, Any]]] = {"newsdesk": [], "reader": []}
+        runs: dict[str, list[dict[str, Any]]] = {"newsdesk": [], "reader": [], "baseline": []}
         for _ in range(max(args.repeats, 1)):
-            # Alternating spreads whatever else the machine is doing over both contestants.
+            # Alternating spreads whatever else the machine is doing over all contestants.
             runs["newsdesk"].append(contestant(args, "newsdesk", port))
             if not args.skip_reader:
                 runs["reader"].append(contestant(args, "reader", port))
+            if baseline is not None:
+                runs["baseline"].append(contestant(args, "newsdesk", port, baseline))
         ours = median_run(runs["newsdesk"])
         theirs = median_run(runs["reader"]) if runs["reader"] else None
+        before = median_run(runs["baseline"]) if runs["baseline"] else None
         if args.repeats > 1:
             for name, figures in runs.items():
                 walls = ", ".join(f"{f['pass1']['wall']:.1f}" for f in figures)
@@ -404,12 +436,13 @@ def main() -> int:
     n = args.feeds
     print(f"{'':<24}{'wall s':>8}{'feeds/s':>10}{'CPU ms/feed':>13}{'max/host':>10}{'cond.':>8}   peak RSS")
     print(row("newsdesk pass 1", n, ours["pass1"]))
-    split = ours["pass1"]
-    print(
-        f"{'':<24}(CPU: {(split['cpu'] - split['cpu_workers']) / n * 1000:.1f} ms/feed in the fetching and writing "
-        f"process, {split['cpu_workers'] / n * 1000:.1f} ms/feed in the parse workers)"
-    )
+    print(cpu_split(n, ours["pass1"]))
     print(row("newsdesk pass 2 (304s)", n, ours["pass2"]))
+    if before:
+        label = short_id(args.baseline)
+        print(row(f"newsdesk {label} pass 1", n, before["pass1"]))
+        print(cpu_split(n, before["pass1"]))
+        print(row(f"newsdesk {label} pass 2", n, before["pass2"]))
     if theirs:
         print(row("reader pass 1", n, theirs["pass1"]))
         print(row("reader pass 2", n, theirs["pass2"]))
@@ -430,6 +463,14 @@ def main() -> int:
             f"CPU per feed, first pass: newsdesk {p1['cpu'] / n * 1000:.1f} ms, reader {r1['cpu'] / n * 1000:.1f} ms; "
             f"per entry stored: newsdesk {p1['cpu'] / max(p1['entries'], 1) * 1000:.2f} ms, "
             f"reader {r1['cpu'] / max(r1['entries'], 1) * 1000:.2f} ms"
+        )
+    if before:
+        b1 = before["pass1"]
+        print(
+            f"against {short_id(args.baseline)} in the same run: pass 1 CPU per feed {p1['cpu'] / b1['cpu']:.2f}x "
+            f"(main process {(p1['cpu'] - p1['cpu_workers']) / max(b1['cpu'] - b1['cpu_workers'], 1e-9):.2f}x, "
+            f"parse workers {p1['cpu_workers'] / max(b1['cpu_workers'], 1e-9):.2f}x), wall {p1['wall'] / b1['wall']:.2f}x; "
+            f"it stored {b1['entries']} entries ({b1['ok']} feeds ok)"
         )
     print(f"load average at the end: {os.getloadavg()[0]:.1f}")
     limit = 2  # polling.per_host_concurrency default
