@@ -19,7 +19,7 @@ import json
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, NamedTuple
@@ -215,12 +215,21 @@ class SqlStoryStore:
     # ------------------------------------------------------------------ the StoryStore protocol
 
     def stories_for_terms(
-        self, terms: Mapping[str, float], start: datetime, end: datetime, limit: int
+        self,
+        terms: Mapping[str, float],
+        start: datetime,
+        end: datetime,
+        limit: int,
+        exclude: Container[str] = frozenset(),
     ) -> list[StoryState]:
         """Return up to ``limit`` unmerged stories sharing a term and overlapping [start, end], best first."""
         stories = self._stories
         ranked = self._index.ranked(
-            terms, limit, lambda story_id: story_id in stories and in_window(stories[story_id], start, end)
+            terms,
+            limit,
+            lambda i: i not in exclude and i in stories and in_window(stories[i], start, end),
+            start,
+            end,
         )
         return [stories[story_id] for story_id in ranked]
 
@@ -692,10 +701,17 @@ class _PastStories:
         self.window = window
 
     def stories_for_terms(
-        self, terms: Mapping[str, float], start: datetime, end: datetime, limit: int
+        self,
+        terms: Mapping[str, float],
+        start: datetime,
+        end: datetime,
+        limit: int,
+        exclude: Container[str] = frozenset(),
     ) -> list[StoryState]:
         stories = self.window.stories
-        ranked = self.window.index.ranked(terms, limit, lambda i: in_window(stories[i], start, end))
+        ranked = self.window.index.ranked(
+            terms, limit, lambda i: i not in exclude and in_window(stories[i], start, end), start, end
+        )
         return [stories[story_id] for story_id in ranked]
 
     def document_frequencies(self, terms: Iterable[str]) -> dict[str, int]:
