@@ -171,29 +171,59 @@ class TermIndex:
     def put(self, story: StoryState) -> None:
         """Index a story's current centroid and span (a merged story is taken out)."""
         new: Mapping[str, float] = story.centroid if story.merged_into is None else {}
-        span = (self._day(story.first_seen), self._day(story.last_seen))
-        old = self.terms_of.get(story.id)
-        if old is not None and (not new or self._span[story.id] != span):
-            self.remove(story.id)
+        story_id = story.id
+        first, last = self._day(story.first_seen), self._day(story.last_seen)
+        old = self.terms_of.get(story_id)
+        if old is not None and (not new or self._span[story_id][0] != first):
+            self.remove(story_id)
             old = None
         if not new:
             return
-        story_id = story.id
-        first, last = span
-        for day in range(first, last + 1):
+        if old is None:
+            self._file(story_id, new.items(), (), first, first, last)
+        else:
+            # An article joining changes the weights of its own terms only, and may lengthen the span:
+            # the days already filed get the changes, the new days everything.
+            old_last = self._span[story_id][1]
+            changed = [(term, weight) for term, weight in new.items() if old.get(term) != weight]
+            dropped = [term for term in old if term not in new]
+            self._file(story_id, changed, dropped, first, first, min(last, old_last))
+            if last > old_last:
+                self._file(story_id, new.items(), (), first, old_last + 1, last)
+            for day in range(last + 1, old_last + 1):  # a shorter span (a story rebuilt without some articles)
+                self._unfile(story_id, old, first, day)
+        self.terms_of[story_id] = new
+        self._span[story_id] = (first, last)
+
+    def _file(
+        self,
+        story_id: str,
+        weights: Iterable[tuple[str, float]],
+        dropped: Iterable[str],
+        first: int,
+        start: int,
+        stop: int,
+    ) -> None:
+        """Set the story's weights (and take out the dropped terms) on the days start..stop of a span from ``first``."""
+        weights = list(weights)
+        for day in range(start, stop + 1):
             postings = (self._starting if day == first else self._continuing).setdefault(day, {})
-            if old is not None:
-                for term in old:
-                    if term not in new:
-                        _discard(postings, term, story_id)
-            for term, weight in new.items():
+            for term in dropped:
+                _discard(postings, term, story_id)
+            for term, weight in weights:
                 posting = postings.get(term)
                 if posting is None:
                     postings[term] = {story_id: weight}
                 else:
                     posting[story_id] = weight
-        self.terms_of[story_id] = new
-        self._span[story_id] = span
+
+    def _unfile(self, story_id: str, terms: Iterable[str], first: int, day: int) -> None:
+        table = self._starting if day == first else self._continuing
+        postings = table[day]
+        for term in terms:
+            _discard(postings, term, story_id)
+        if not postings:
+            del table[day]
 
     def remove(self, story_id: str) -> None:
         """Take a story out of the index."""
@@ -202,12 +232,7 @@ class TermIndex:
             return
         first, last = self._span.pop(story_id)
         for day in range(first, last + 1):
-            table = self._starting if day == first else self._continuing
-            postings = table[day]
-            for term in terms:
-                _discard(postings, term, story_id)
-            if not postings:
-                del table[day]
+            self._unfile(story_id, terms, first, day)
 
     def ranked(
         self,
