@@ -79,7 +79,9 @@ def test_windowed_lookups_match_a_scan_of_every_story_through_changes() -> None:
             start, end = when - timedelta(hours=72), when + timedelta(hours=72)
             live = {i: s for i, s in stories.items() if s.merged_into is None}
 
-            def accept(story_id: str, start: datetime = start, end: datetime = end) -> bool:
+            def accept(
+                story_id: str, live: dict[str, StoryState] = live, start: datetime = start, end: datetime = end
+            ) -> bool:
                 return in_window(live[story_id], start, end)
 
             assert index.ranked(terms, 12, accept, start, end) == brute_force(live, terms, start, end, 12)

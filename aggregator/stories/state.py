@@ -263,8 +263,15 @@ class TermIndex:
                 if posting:
                     for story_id, other in posting.items():
                         scores[story_id] = get(story_id, 0.0) + weight * other
-        best = heapq.nsmallest(limit, ((-score, i) for i, score in scores.items() if accept(i)))
-        return [story_id for _, story_id in best]
+        # Best first until ``limit`` are accepted: ``accept`` is asked about the few at the top, not all.
+        heap = [(-score, i) for i, score in scores.items()]
+        heapq.heapify(heap)
+        best: list[str] = []
+        while heap and len(best) < limit:
+            story_id = heapq.heappop(heap)[1]
+            if accept(story_id):
+                best.append(story_id)
+        return best
 
 
 def _discard(postings: dict[str, dict[str, float]], term: str, story_id: str) -> None:
