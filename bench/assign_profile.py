@@ -88,7 +88,7 @@ def main() -> int:
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; data dir {data_dir}", flush=True)
     if not services.store.count_entries():
         if args.time_order:
-            store_in_time_order(services, stories_speed.corpus, args.limit)
+            store_in_time_order(services, stories_speed, args.limit)
         else:
             stories_speed.store_corpus(services, args.limit)
     total = services.store.count_entries()
@@ -130,18 +130,15 @@ def main() -> int:
     return 0
 
 
-def store_in_time_order(services: Any, corpus: Any, limit: int | None) -> None:
+def store_in_time_order(services: Any, stories_speed: Any, limit: int | None) -> None:
     """Store the corpus as polls of a live install would: every outlet's items of each hour, hour by hour."""
     from collections import defaultdict
-
-    from aggregator.models import FeedContext
-    from aggregator.normalize import normalize_feed
 
     store = services.store
     started = time.perf_counter()
     outlets: dict[str, tuple[Any, str, str]] = {}
     by_hour: dict[datetime, dict[str, list[Any]]] = defaultdict(lambda: defaultdict(list))
-    for title, site, items in corpus.corpus_feeds(limit):
+    for title, site, items in stories_speed.corpus.corpus_feeds(limit):
         outlets[site] = (store.add_feed(site + "feed.xml", title=title), title, site)
         for item in items:
             by_hour[item.published.replace(minute=0, second=0, microsecond=0)][site].append(item)
@@ -149,10 +146,7 @@ def store_in_time_order(services: Any, corpus: Any, limit: int | None) -> None:
     for hour in sorted(by_hour):
         for site, items in by_hour[hour].items():
             feed, title, _ = outlets[site]
-            context = FeedContext(feed.key, feed.url, title, site, corpus.NOW, "UTC", "en")
-            entries = normalize_feed(corpus.parsed_feed(title, site, items), context)
-            store.save_entries(feed.id, entries, seen_at=corpus.NOW)
-            stored += len(entries)
+            stored += stories_speed.save_items(store, feed, title, site, items)
     seconds = time.perf_counter() - started
     print(f"corpus: {stored} entries stored hour by hour in {seconds:.0f}s", flush=True)
 
@@ -171,7 +165,7 @@ def _assign_one_batch(services: Any, batch: int) -> int:
 
     return assign_pending(
         services.store, services.stories, services.story_assigner, batch_size=batch, stop=_OnceEvent()
-    )  # type: ignore[arg-type]
+    )
 
 
 def _dump_members(services: Any, path: Path) -> None:
@@ -207,13 +201,9 @@ def _print_tenths(per_batch: list[tuple[int, float]]) -> None:
 
 
 def _stories_speed() -> Any:
-    import importlib.util
+    import importlib
 
-    spec = importlib.util.spec_from_file_location("bench_stories_speed", REPO / "bench" / "stories_speed.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module("bench.stories_speed")
 
 
 if __name__ == "__main__":
