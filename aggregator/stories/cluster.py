@@ -124,8 +124,12 @@ class _Batch:
         # The store ranks the stories this batch has not changed (their stored state is current); the
         # batch's own index ranks those it changed or founded in their current state. The best
         # ``limit`` of both lists are the best ``limit`` of all.
-        found = {story.id: story for story in self.store.stories_for_terms(terms, start, end, limit, pending)}
-        for story_id in self.index.ranked(terms, limit, lambda i: in_window(pending[i], start, end), start, end):
+        stored = self.store.stories_for_terms(terms, start, end, limit, pending)
+        changed = self.index.ranked(terms, limit, lambda i: in_window(pending[i], start, end), start, end)
+        if not changed and len(stored) <= limit:
+            return stored  # already the best first, by the same overlap and ties
+        found = {story.id: story for story in stored}
+        for story_id in changed:
             found[story_id] = pending[story_id]
         ranked = sorted(
             (-overlap(terms, story.centroid), story.id)
