@@ -19,7 +19,7 @@ import json
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, NamedTuple
@@ -215,12 +215,21 @@ class SqlStoryStore:
     # ------------------------------------------------------------------ the StoryStore protocol
 
     def stories_for_terms(
-        self, terms: Mapping[str, float], start: datetime, end: datetime, limit: int
+        self,
+        terms: Mapping[str, float],
+        start: datetime,
+        end: datetime,
+        limit: int,
+        exclude: Container[str] = frozenset(),
     ) -> list[StoryState]:
         """Return up to ``limit`` unmerged stories sharing a term and overlapping [start, end], best first."""
         stories = self._stories
         ranked = self._index.ranked(
-            terms, limit, lambda story_id: story_id in stories and in_window(stories[story_id], start, end)
+            terms,
+            limit,
+            lambda i: i not in exclude and i in stories and in_window(stories[i], start, end),
+            start,
+            end,
         )
         return [stories[story_id] for story_id in ranked]
 
@@ -343,15 +352,31 @@ class SqlStoryStore:
                 sa.insert(story_members_table),
                 [{"entry_id": a, "story_id": story_id, "seq": version} for a, story_id in changes.assignments],
             )
-        pending = dict(changes.aliases)
-        m, al = story_members_table, story_aliases_table
-        for alias, story_id in changes.aliases:
-            final = self._final(story_id, pending)
-            # Members and older aliases move to the survivor, so every read is one lookup.
-            conn.execute(sa.update(m).where(m.c.story_id == alias).values(story_id=final))
-            conn.execute(sa.update(al).where(al.c.story_id == alias).values(story_id=final, seq=version))
-            conn.execute(sa.delete(al).where(al.c.alias == alias))
-            conn.execute(sa.insert(al).values(alias=alias, story_id=final, seq=version))
+        if changes.aliases:
+            pending = dict(changes.aliases)
+            moves = [
+                {"merged_id": alias, "final_id": self._final(story_id, pending)} for alias, story_id in changes.aliases
+            ]
+            m, al = story_members_table, story_aliases_table
+            # Members and older aliases move to the survivor, so every read is one lookup. Every target
+            # is a final story (never an alias of this batch), so the moves commute: one statement each.
+            conn.execute(
+                sa.update(m).where(m.c.story_id == sa.bindparam("merged_id")).values(story_id=sa.bindparam("final_id")),
+                moves,
+            )
+            conn.execute(
+                sa.update(al)
+                .where(al.c.story_id == sa.bindparam("merged_id"))
+                .values(story_id=sa.bindparam("final_id"), seq=version),
+                moves,
+            )
+            aliases = [move["merged_id"] for move in moves]
+            for start in range(0, len(aliases), _CHUNK):
+                conn.execute(sa.delete(al).where(al.c.alias.in_(aliases[start : start + _CHUNK])))
+            conn.execute(
+                sa.insert(al),
+                [{"alias": move["merged_id"], "story_id": move["final_id"], "seq": version} for move in moves],
+            )
         self._count_terms(conn, changes.frequencies)
         if not changes.documents:
             return None
@@ -367,21 +392,17 @@ class SqlStoryStore:
 
     @staticmethod
     def _count_terms(conn: Connection, frequencies: Mapping[str, int]) -> None:
+        if not frequencies:
+            return
         t = story_terms_table
-        terms = list(frequencies)
-        existing: set[str] = set()
-        for start in range(0, len(terms), _CHUNK):
-            chunk = terms[start : start + _CHUNK]
-            existing.update(conn.execute(sa.select(t.c.term).where(t.c.term.in_(chunk))).scalars())
-        updates = [{"t": term, "n": frequencies[term]} for term in terms if term in existing]
-        inserts = [{"term": term, "documents": frequencies[term]} for term in terms if term not in existing]
-        if updates:
-            conn.execute(
-                sa.update(t).where(t.c.term == sa.bindparam("t")).values(documents=t.c.documents + sa.bindparam("n")),
-                updates,
-            )
-        if inserts:
-            conn.execute(sa.insert(t), inserts)
+        # One statement adds to the known terms and inserts the new ones (no asking which exist first).
+        statement = _upsert_for(conn.dialect.name)(t)
+        conn.execute(
+            statement.on_conflict_do_update(
+                index_elements=[t.c.term], set_={"documents": t.c.documents + statement.excluded.documents}
+            ),
+            [{"term": term, "documents": count} for term, count in frequencies.items()],
+        )
 
     # ------------------------------------------------------------------ the writer's batch
 
@@ -692,10 +713,17 @@ class _PastStories:
         self.window = window
 
     def stories_for_terms(
-        self, terms: Mapping[str, float], start: datetime, end: datetime, limit: int
+        self,
+        terms: Mapping[str, float],
+        start: datetime,
+        end: datetime,
+        limit: int,
+        exclude: Container[str] = frozenset(),
     ) -> list[StoryState]:
         stories = self.window.stories
-        ranked = self.window.index.ranked(terms, limit, lambda i: in_window(stories[i], start, end))
+        ranked = self.window.index.ranked(
+            terms, limit, lambda i: i not in exclude and in_window(stories[i], start, end), start, end
+        )
         return [stories[story_id] for story_id in ranked]
 
     def document_frequencies(self, terms: Iterable[str]) -> dict[str, int]:
@@ -758,6 +786,17 @@ def _member_filter(tags: Sequence[str], languages: Sequence[str], sources: Seque
         title = sa.func.coalesce(f.config_title, f.doc_title)
         query = query.where(sa.or_(title.in_(list(sources)), f.key.in_(list(sources))))
     return query
+
+
+def _upsert_for(dialect: str) -> Any:
+    """Return the dialect's INSERT that takes ON CONFLICT DO UPDATE (the store runs on SQLite or PostgreSQL)."""
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert
+    from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+    return postgresql_insert
 
 
 def _meta_int(conn: Connection, key: str) -> int:

@@ -66,21 +66,25 @@ load = _module("load")
 
 def store_corpus(services: Any, limit: int | None) -> int:
     """Normalize and store the corpus as bench/search.py does (one feed per outlet); return how many entries."""
-    from aggregator.models import FeedContext
-    from aggregator.normalize import normalize_feed
-
     store = services.store
     started = time.perf_counter()
     stored = 0
     for title, site, items in corpus.corpus_feeds(limit):
-        feed = store.add_feed(site + "feed.xml", title=title)
-        context = FeedContext(feed.key, feed.url, title, site, corpus.NOW, "UTC", "en")
-        entries = normalize_feed(corpus.parsed_feed(title, site, items), context)
-        store.save_entries(feed.id, entries, seen_at=corpus.NOW)
-        stored += len(entries)
+        stored += save_items(store, store.add_feed(site + "feed.xml", title=title), title, site, items)
     seconds = time.perf_counter() - started
     print(f"corpus: {stored} entries normalized and stored in {seconds:.0f}s ({stored / seconds:.0f}/s)", flush=True)
     return stored
+
+
+def save_items(store: Any, feed: Any, title: str, site: str, items: list[Any]) -> int:
+    """Normalize corpus items as one poll of ``feed`` and store them; return how many entries."""
+    from aggregator.models import FeedContext
+    from aggregator.normalize import normalize_feed
+
+    context = FeedContext(feed.key, feed.url, title, site, corpus.NOW, "UTC", "en")
+    entries = normalize_feed(corpus.parsed_feed(title, site, items), context)
+    store.save_entries(feed.id, entries, seen_at=corpus.NOW)
+    return len(entries)
 
 
 def writer_pass(services: Any, label: str) -> dict[str, float]:

@@ -92,9 +92,6 @@ class _Batch:
         self.store = store
         self.stories: dict[str, StoryState] = {}
         self.index = TermIndex()
-        # Stories founded in this batch, and how many stored stories the batch changed.
-        self.created: set[str] = set()
-        self.changed_stored = 0
         self.frequencies: dict[str, int] = {}
         self.documents = 0
         self.assignments: dict[str, str] = {}
@@ -118,22 +115,21 @@ class _Batch:
         return self.stories.get(story_id) or self.store.story(story_id)
 
     def put(self, story: StoryState) -> None:
-        if story.id not in self.stories and story.id not in self.created:
-            self.changed_stored += 1
         self.stories[story.id] = story
         self.index.put(story)
 
     def candidates(self, terms: Mapping[str, float], start: datetime, end: datetime, limit: int) -> list[StoryState]:
         """Return the ``limit`` best candidates as if the batch were saved: the same, whatever the batch size."""
         pending = self.stories
-        # The store ranks stale versions of the stories this batch changed; asking for that many more
-        # guarantees every unchanged story of the true best ``limit`` comes back. Changed and new
-        # stories are ranked in their current state by the batch's own index.
-        found = {
-            story.id: pending.get(story.id, story)
-            for story in self.store.stories_for_terms(terms, start, end, limit + self.changed_stored)
-        }
-        for story_id in self.index.ranked(terms, limit, lambda i: in_window(pending[i], start, end)):
+        # The store ranks the stories this batch has not changed (their stored state is current); the
+        # batch's own index ranks those it changed or founded in their current state. The best
+        # ``limit`` of both lists are the best ``limit`` of all.
+        stored = self.store.stories_for_terms(terms, start, end, limit, pending)
+        changed = self.index.ranked(terms, limit, lambda i: in_window(pending[i], start, end), start, end)
+        if not changed and len(stored) <= limit:
+            return stored  # already the best first, by the same overlap and ties
+        found = {story.id: story for story in stored}
+        for story_id in changed:
             found[story_id] = pending[story_id]
         ranked = sorted(
             (-overlap(terms, story.centroid), story.id)
@@ -264,7 +260,6 @@ class StoryAssigner:
                 members=1,
                 outlets=(article.outlet,) if article.outlet else (),
             )
-            batch.created.add(story.id)
             batch.put(story)
             batch.assignments[article.id] = story.id
             return Assignment(article.id, story.id, created=True, similarity=1.0)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -107,11 +107,17 @@ class StoryStore(Protocol):
     """What the assigner needs from the store; `MemoryStoryStore` is the reference implementation."""
 
     def stories_for_terms(
-        self, terms: Mapping[str, float], start: datetime, end: datetime, limit: int
+        self,
+        terms: Mapping[str, float],
+        start: datetime,
+        end: datetime,
+        limit: int,
+        exclude: Container[str] = frozenset(),
     ) -> list[StoryState]:
         """Return the ``limit`` best unmerged stories with a centroid term among ``terms`` whose span
         reaches into [start, end] (last_seen >= start and first_seen <= end), ranked by `overlap`
-        (ties by id). Returning more is harmless: the assigner ranks again and keeps ``limit``."""
+        (ties by id), leaving out the ids in ``exclude`` (the batch's own, which it ranks itself).
+        Returning more is harmless: the assigner ranks again and keeps ``limit``."""
         ...
 
     def document_frequencies(self, terms: Iterable[str]) -> dict[str, int]:
@@ -140,51 +146,140 @@ class StoryStore(Protocol):
 
 
 class TermIndex:
-    """An inverted index of story centroid terms: term -> {story id: centroid weight}."""
+    """An inverted index of story centroid terms by time: day -> term -> {story id: centroid weight}.
 
-    def __init__(self) -> None:
+    A story is filed under every day its span (first to last report) touches, so a lookup for an
+    article walks only the stories of the days around it, however many older stories the index
+    holds: the cost of a lookup follows how many stories are open at once, not how many there were.
+    Each story stands once per term in the posting of its first day ("starting") and in those of the
+    later days of its span ("continuing"); a lookup reads both at its first day and only "starting"
+    after that, so every story it meets is counted once.
+    """
+
+    def __init__(self, bucket_seconds: float = 86400.0) -> None:
         # Insertion-ordered dicts throughout, so nothing depends on the process's hash seed.
-        self.postings: dict[str, dict[str, float]] = {}
+        self._bucket = bucket_seconds
+        self._starting: dict[int, dict[str, dict[str, float]]] = {}
+        self._continuing: dict[int, dict[str, dict[str, float]]] = {}
+        #: Story id -> the centroid it is indexed with.
         self.terms_of: dict[str, Mapping[str, float]] = {}
+        self._span: dict[str, tuple[int, int]] = {}
+
+    def _day(self, when: datetime) -> int:
+        return int(when.timestamp() // self._bucket)
 
     def put(self, story: StoryState) -> None:
-        """Index a story's current centroid (a merged story is taken out)."""
-        old = self.terms_of.get(story.id)
+        """Index a story's current centroid and span (a merged story is taken out)."""
         new: Mapping[str, float] = story.centroid if story.merged_into is None else {}
-        if old is not None:
-            for term in old:
-                if term not in new:
-                    posting = self.postings[term]
-                    del posting[story.id]
-                    if not posting:
-                        del self.postings[term]
-        for term, weight in new.items():
-            self.postings.setdefault(term, {})[story.id] = weight
-        if new:
-            self.terms_of[story.id] = new
+        story_id = story.id
+        first, last = self._day(story.first_seen), self._day(story.last_seen)
+        old = self.terms_of.get(story_id)
+        if old is not None and (not new or self._span[story_id][0] != first):
+            self.remove(story_id)
+            old = None
+        if not new:
+            return
+        if old is None:
+            self._file(story_id, new.items(), (), first, first, last)
         else:
-            self.terms_of.pop(story.id, None)
+            # An article joining changes the weights of its own terms only, and may lengthen the span:
+            # the days already filed get the changes, the new days everything.
+            old_last = self._span[story_id][1]
+            changed = [(term, weight) for term, weight in new.items() if old.get(term) != weight]
+            dropped = [term for term in old if term not in new]
+            self._file(story_id, changed, dropped, first, first, min(last, old_last))
+            if last > old_last:
+                self._file(story_id, new.items(), (), first, old_last + 1, last)
+            for day in range(last + 1, old_last + 1):  # a shorter span (a story rebuilt without some articles)
+                self._unfile(story_id, old, first, day)
+        self.terms_of[story_id] = new
+        self._span[story_id] = (first, last)
+
+    def _file(
+        self,
+        story_id: str,
+        weights: Iterable[tuple[str, float]],
+        dropped: Iterable[str],
+        first: int,
+        start: int,
+        stop: int,
+    ) -> None:
+        """Set the story's weights (and take out the dropped terms) on the days start..stop of a span from ``first``."""
+        weights = list(weights)
+        for day in range(start, stop + 1):
+            postings = (self._starting if day == first else self._continuing).setdefault(day, {})
+            for term in dropped:
+                _discard(postings, term, story_id)
+            for term, weight in weights:
+                posting = postings.get(term)
+                if posting is None:
+                    postings[term] = {story_id: weight}
+                else:
+                    posting[story_id] = weight
+
+    def _unfile(self, story_id: str, terms: Iterable[str], first: int, day: int) -> None:
+        table = self._starting if day == first else self._continuing
+        postings = table[day]
+        for term in terms:
+            _discard(postings, term, story_id)
+        if not postings:
+            del table[day]
 
     def remove(self, story_id: str) -> None:
         """Take a story out of the index."""
-        for term in self.terms_of.pop(story_id, {}):
-            posting = self.postings[term]
-            del posting[story_id]
-            if not posting:
-                del self.postings[term]
+        terms = self.terms_of.pop(story_id, None)
+        if terms is None:
+            return
+        first, last = self._span.pop(story_id)
+        for day in range(first, last + 1):
+            self._unfile(story_id, terms, first, day)
 
-    def ranked(self, terms: Mapping[str, float], limit: int, accept: Callable[[str], bool]) -> list[str]:
-        """Return up to ``limit`` accepted story ids sharing a term, best first by `overlap`, ties by id."""
+    def ranked(
+        self,
+        terms: Mapping[str, float],
+        limit: int,
+        accept: Callable[[str], bool],
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> list[str]:
+        """Return up to ``limit`` accepted story ids sharing a term, best first by `overlap`, ties by id.
+
+        With ``start`` and ``end`` only stories whose span reaches into [start, end] are met (and
+        then offered to ``accept``); without, every story is.
+        """
+        if start is None or end is None:
+            tables = [self._starting[day] for day in sorted(self._starting)]
+        else:
+            first, last = self._day(start), self._day(end)
+            tables = [self._starting[day] for day in range(first, last + 1) if day in self._starting]
+            if first in self._continuing:
+                tables.append(self._continuing[first])
         scores: dict[str, float] = {}
         get = scores.get
         # Summed term by term in the query's order, exactly as `overlap` does, so both rank alike.
         for term, weight in terms.items():
-            posting = self.postings.get(term)
-            if posting:
-                for story_id, other in posting.items():
-                    scores[story_id] = get(story_id, 0.0) + weight * other
-        best = heapq.nsmallest(limit, ((-score, i) for i, score in scores.items() if accept(i)))
-        return [story_id for _, story_id in best]
+            for postings in tables:
+                posting = postings.get(term)
+                if posting:
+                    for story_id, other in posting.items():
+                        scores[story_id] = get(story_id, 0.0) + weight * other
+        # Best first until ``limit`` are accepted: ``accept`` is asked about the few at the top, not all.
+        heap = [(-score, i) for i, score in scores.items()]
+        heapq.heapify(heap)
+        best: list[str] = []
+        while heap and len(best) < limit:
+            story_id = heapq.heappop(heap)[1]
+            if accept(story_id):
+                best.append(story_id)
+        return best
+
+
+def _discard(postings: dict[str, dict[str, float]], term: str, story_id: str) -> None:
+    posting = postings.get(term)
+    if posting is not None:
+        posting.pop(story_id, None)
+        if not posting:
+            del postings[term]
 
 
 def overlap(terms: Mapping[str, float], centroid: Mapping[str, float]) -> float:
@@ -224,11 +319,18 @@ class MemoryStoryStore:
         self._halve_at = halve_frequencies_at
 
     def stories_for_terms(
-        self, terms: Mapping[str, float], start: datetime, end: datetime, limit: int
+        self,
+        terms: Mapping[str, float],
+        start: datetime,
+        end: datetime,
+        limit: int,
+        exclude: Container[str] = frozenset(),
     ) -> list[StoryState]:
         """Return up to ``limit`` unmerged stories sharing a term and overlapping [start, end], best first."""
         stories = self.stories
-        ranked = self._index.ranked(terms, limit, lambda story_id: in_window(stories[story_id], start, end))
+        ranked = self._index.ranked(
+            terms, limit, lambda i: i not in exclude and in_window(stories[i], start, end), start, end
+        )
         return [stories[story_id] for story_id in ranked]
 
     def document_frequencies(self, terms: Iterable[str]) -> dict[str, int]:
