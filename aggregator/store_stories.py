@@ -221,17 +221,17 @@ class SqlStoryStore:
         end: datetime,
         limit: int,
         exclude: Container[str] = frozenset(),
-    ) -> list[StoryState]:
-        """Return up to ``limit`` unmerged stories sharing a term and overlapping [start, end], best first."""
+    ) -> list[tuple[float, StoryState]]:
+        """Return (overlap, story) of up to ``limit`` unmerged stories sharing a term and overlapping [start, end], best first."""
         stories = self._stories
-        ranked = self._index.ranked(
+        ranked = self._index.scored(
             terms,
             limit,
             lambda i: i not in exclude and i in stories and in_window(stories[i], start, end),
             start,
             end,
         )
-        return [stories[story_id] for story_id in ranked]
+        return [(score, stories[story_id]) for score, story_id in ranked]
 
     def document_frequencies(self, terms: Iterable[str]) -> dict[str, int]:
         """Return term -> number of counted articles containing it."""
@@ -719,12 +719,12 @@ class _PastStories:
         end: datetime,
         limit: int,
         exclude: Container[str] = frozenset(),
-    ) -> list[StoryState]:
+    ) -> list[tuple[float, StoryState]]:
         stories = self.window.stories
-        ranked = self.window.index.ranked(
+        ranked = self.window.index.scored(
             terms, limit, lambda i: i not in exclude and in_window(stories[i], start, end), start, end
         )
-        return [stories[story_id] for story_id in ranked]
+        return [(score, stories[story_id]) for score, story_id in ranked]
 
     def document_frequencies(self, terms: Iterable[str]) -> dict[str, int]:
         return self.store.document_frequencies(terms)

@@ -111,7 +111,7 @@ def related_stories(services: Services, story: Story, limit: int = RELATED_STORI
     scored = sorted(
         (
             (score, other.id)
-            for other in candidates
+            for _, other in candidates
             if other.id != state.id
             and other.merged_into is None
             and len(state.centroid.keys() & other.centroid.keys()) >= shared_terms

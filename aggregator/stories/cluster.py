@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from .features import FeatureSettings, StoryArticle, term_weights, unit_vector
-from .state import StoryChanges, StoryState, StoryStore, TermIndex, in_window, overlap, story_id_for
+from .state import StoryChanges, StoryState, StoryStore, TermIndex, in_window, story_id_for
 
 __all__ = ["Assignment", "StoryAssigner", "StoryMatch", "StorySettings"]
 
@@ -123,20 +123,18 @@ class _Batch:
         pending = self.stories
         # The store ranks the stories this batch has not changed (their stored state is current); the
         # batch's own index ranks those it changed or founded in their current state. The best
-        # ``limit`` of both lists are the best ``limit`` of all.
+        # ``limit`` of both lists are the best ``limit`` of all; both come with their `overlap`
+        # (the same sum in the same order), so merging them computes nothing again.
         stored = self.store.stories_for_terms(terms, start, end, limit, pending)
-        changed = self.index.ranked(terms, limit, lambda i: in_window(pending[i], start, end), start, end)
-        if not changed and len(stored) <= limit:
-            return stored  # already the best first, by the same overlap and ties
-        found = {story.id: story for story in stored}
-        for story_id in changed:
-            found[story_id] = pending[story_id]
+        changed = self.index.scored(terms, limit, lambda i: in_window(pending[i], start, end), start, end)
+        if not changed:
+            return [story for _, story in stored[:limit]]  # already the best first, by overlap and ties
         ranked = sorted(
-            (-overlap(terms, story.centroid), story.id)
-            for story in found.values()
-            if story.merged_into is None and in_window(story, start, end)
+            [(-score, story.id, story) for score, story in stored]
+            + [(-score, story_id, pending[story_id]) for score, story_id in changed],
+            key=_by_overlap,
         )
-        return [found[story_id] for _, story_id in ranked[:limit]]
+        return [story for _, _, story in ranked[:limit]]
 
     def changes(self) -> StoryChanges:
         return StoryChanges(
@@ -323,6 +321,10 @@ class StoryAssigner:
         )
         batch.put(survivor)
         return survivor, tuple(sorted(other.id for other in group[1:]))
+
+
+def _by_overlap(item: tuple[float, str, StoryState]) -> tuple[float, str]:
+    return item[0], item[1]
 
 
 def _top(weights: Mapping[str, float], size: int) -> dict[str, float]:

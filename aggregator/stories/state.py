@@ -113,11 +113,12 @@ class StoryStore(Protocol):
         end: datetime,
         limit: int,
         exclude: Container[str] = frozenset(),
-    ) -> list[StoryState]:
-        """Return the ``limit`` best unmerged stories with a centroid term among ``terms`` whose span
-        reaches into [start, end] (last_seen >= start and first_seen <= end), ranked by `overlap`
-        (ties by id), leaving out the ids in ``exclude`` (the batch's own, which it ranks itself).
-        Returning more is harmless: the assigner ranks again and keeps ``limit``."""
+    ) -> list[tuple[float, StoryState]]:
+        """Return (`overlap`, story) of the ``limit`` best unmerged stories with a centroid term among
+        ``terms`` whose span reaches into [start, end] (last_seen >= start and first_seen <= end), best
+        first (ties by id), leaving out the ids in ``exclude`` (the batch's own, which it ranks itself).
+        The score must be `overlap` computed exactly so (the assigner merges lists by it without
+        computing it again); returning more is harmless: the assigner keeps the best ``limit``."""
         ...
 
     def document_frequencies(self, terms: Iterable[str]) -> dict[str, int]:
@@ -247,6 +248,17 @@ class TermIndex:
         With ``start`` and ``end`` only stories whose span reaches into [start, end] are met (and
         then offered to ``accept``); without, every story is.
         """
+        return [story_id for _, story_id in self.scored(terms, limit, accept, start, end)]
+
+    def scored(
+        self,
+        terms: Mapping[str, float],
+        limit: int,
+        accept: Callable[[str], bool],
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> list[tuple[float, str]]:
+        """Return (`overlap`, story id) of what `ranked` returns, in its order (the same float `overlap` gives)."""
         if start is None or end is None:
             tables = [self._starting[day] for day in sorted(self._starting)]
         else:
@@ -266,11 +278,11 @@ class TermIndex:
         # Best first until ``limit`` are accepted: ``accept`` is asked about the few at the top, not all.
         heap = [(-score, i) for i, score in scores.items()]
         heapq.heapify(heap)
-        best: list[str] = []
+        best: list[tuple[float, str]] = []
         while heap and len(best) < limit:
-            story_id = heapq.heappop(heap)[1]
+            score, story_id = heapq.heappop(heap)
             if accept(story_id):
-                best.append(story_id)
+                best.append((-score, story_id))
         return best
 
 
@@ -325,13 +337,13 @@ class MemoryStoryStore:
         end: datetime,
         limit: int,
         exclude: Container[str] = frozenset(),
-    ) -> list[StoryState]:
-        """Return up to ``limit`` unmerged stories sharing a term and overlapping [start, end], best first."""
+    ) -> list[tuple[float, StoryState]]:
+        """Return (overlap, story) of up to ``limit`` unmerged stories sharing a term and overlapping [start, end], best first."""
         stories = self.stories
-        ranked = self._index.ranked(
+        ranked = self._index.scored(
             terms, limit, lambda i: i not in exclude and in_window(stories[i], start, end), start, end
         )
-        return [stories[story_id] for story_id in ranked]
+        return [(score, stories[story_id]) for score, story_id in ranked]
 
     def document_frequencies(self, terms: Iterable[str]) -> dict[str, int]:
         """Return term -> number of articles containing it."""
