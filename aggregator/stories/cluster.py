@@ -24,6 +24,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from operator import mul
 
 from .features import FeatureSettings, StoryArticle, term_weights, unit_vector
 from .state import StoryChanges, StoryState, StoryStore, TermIndex, in_window, story_id_for
@@ -197,9 +198,15 @@ class StoryAssigner:
         # An article not yet counted is counted here as if it were, so a lookup and an
         # assignment of the same text weigh it the same.
         own = 0 if counted else 1
-        frequencies = {term: stored[term] + pending.get(term, 0) + own for term in weights}
+        if pending:
+            get = pending.get
+            for term, count in stored.items():
+                stored[term] = count + get(term, 0) + own
+        elif own:
+            for term, count in stored.items():
+                stored[term] = count + own
         documents = self.store.document_count() + batch.documents + own
-        return unit_vector(weights, frequencies.__getitem__, documents, self.settings.features)
+        return unit_vector(weights, stored.__getitem__, documents, self.settings.features)
 
     def _scored(
         self, batch: _Batch, article: StoryArticle, vector: Mapping[str, float]
@@ -214,13 +221,14 @@ class StoryAssigner:
         candidates = batch.candidates(query, when - quiet, when + quiet, settings.candidates)
         scored: list[tuple[float, float, StoryState]] = []
         quiet_seconds = quiet.total_seconds()
+        vector_get = vector.__getitem__
         for story in candidates:
             centroid = story.centroid
             # Intersect in C; fsum is exact, so the set's (hash-seeded) order cannot change the result.
             shared = vector.keys() & centroid.keys()
             if len(shared) < settings.min_shared_terms:
                 continue
-            dot = math.fsum(vector[term] * centroid[term] for term in shared)
+            dot = math.fsum(map(mul, map(vector_get, shared), map(centroid.__getitem__, shared)))
             if dot <= 0.0:
                 continue
             cosine = dot / story.norm

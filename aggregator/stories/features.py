@@ -238,7 +238,10 @@ def unit_vector(
     """Return the article's unit-length tf-idf vector over its most distinctive terms, heaviest first."""
     # No ceiling on common terms: during a big story its own names are in a large share of all
     # articles, and dropping them as "too common" would split the story; idf weighs them down enough.
-    scored = [(term, weight * idf(frequency(term), document_count)) for term, weight in weights.items()]
+    # `idf` inlined (the same expression, so the same floats): this runs for every term of every article.
+    log = math.log
+    documents = document_count + 1
+    scored = [(term, weight * (log(documents / (frequency(term) + 1)) + 1.0)) for term, weight in weights.items()]
     scored.sort(key=lambda item: (-item[1], item[0]))
     del scored[settings.article_terms :]
     norm = math.sqrt(sum(w * w for _, w in scored))

@@ -122,7 +122,7 @@ class StoryStore(Protocol):
         ...
 
     def document_frequencies(self, terms: Iterable[str]) -> dict[str, int]:
-        """Return term -> number of assigned articles containing it (0 for unknown terms)."""
+        """Return term -> number of assigned articles containing it (0 for unknown terms), a new dict the caller may change."""
         ...
 
     def document_count(self) -> int:
