@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from operator import mul
 
-from .features import FeatureSettings, StoryArticle, term_weights, unit_vector
+from .features import FeatureSettings, StoryArticle, heaviest_first, term_weights, unit_vector
 from .state import StoryChanges, StoryState, StoryStore, TermIndex, in_window, story_id_for
 
 __all__ = ["Assignment", "StoryAssigner", "StoryMatch", "StorySettings"]
@@ -298,7 +298,7 @@ class StoryAssigner:
         """Return the surviving story after merging ``joined`` with the others it is one story with, and the merged ids."""
         group = [joined]
         for other in others:
-            if _cosine(joined.centroid, other.centroid) >= self.settings.merge_threshold:
+            if _cosine(joined, other) >= self.settings.merge_threshold:
                 group.append(other)
         if len(group) == 1:
             batch.put(joined)
@@ -337,14 +337,12 @@ def _by_overlap(item: tuple[float, str, StoryState]) -> tuple[float, str]:
 
 def _top(weights: Mapping[str, float], size: int) -> dict[str, float]:
     # Heaviest first, always: a centroid's order is part of its state (prefix norms use it).
-    ranked = sorted(weights.items(), key=lambda item: (-item[1], item[0]))
-    return dict(ranked[:size])
+    return dict(heaviest_first(weights.items())[:size])
 
 
-def _norm(vector: Mapping[str, float]) -> float:
-    return math.sqrt(sum(w * w for w in vector.values())) or 1.0
-
-
-def _cosine(a: Mapping[str, float], b: Mapping[str, float]) -> float:
-    dot = math.fsum(a[term] * b[term] for term in a.keys() & b.keys())
-    return dot / (_norm(a) * _norm(b)) if dot > 0 else 0.0
+def _cosine(a: StoryState, b: StoryState) -> float:
+    # Each state's norm is computed once (StoryState.norm), not again for every pair.
+    x, y = a.centroid, b.centroid
+    shared = x.keys() & y.keys()
+    dot = math.fsum(map(mul, map(x.__getitem__, shared), map(y.__getitem__, shared)))
+    return dot / (a.norm * b.norm) if dot > 0 else 0.0

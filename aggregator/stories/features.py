@@ -13,10 +13,11 @@ import math
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+from operator import itemgetter
 from urllib.parse import urlsplit
 
 from aggregator.models import Entry
@@ -26,6 +27,7 @@ __all__ = [
     "StoryArticle",
     "article_from_entry",
     "fold",
+    "heaviest_first",
     "idf",
     "stem",
     "term_weights",
@@ -224,6 +226,17 @@ def term_weights(title: str, text: str, language: str | None, settings: FeatureS
     }
 
 
+def heaviest_first(weights: Iterable[tuple[str, float]]) -> list[tuple[str, float]]:
+    """Return (term, weight) pairs sorted by weight, heaviest first, ties by term: the order of every vector here.
+
+    Two sorts with C keys (by term, then stably by weight, reversed) give exactly the order of
+    sorting by (-weight, term), at a fraction of the cost of a Python key building tuples.
+    """
+    ranked = sorted(weights, key=itemgetter(0))
+    ranked.sort(key=itemgetter(1), reverse=True)
+    return ranked
+
+
 def idf(document_frequency: int, document_count: int) -> float:
     """Return the smoothed inverse document frequency of a term."""
     return math.log((document_count + 1) / (document_frequency + 1)) + 1.0
@@ -242,7 +255,7 @@ def unit_vector(
     log = math.log
     documents = document_count + 1
     scored = [(term, weight * (log(documents / (frequency(term) + 1)) + 1.0)) for term, weight in weights.items()]
-    scored.sort(key=lambda item: (-item[1], item[0]))
+    scored = heaviest_first(scored)
     del scored[settings.article_terms :]
     norm = math.sqrt(sum(w * w for _, w in scored))
     if not norm:
