@@ -180,7 +180,7 @@ def assign_logged(
         batch = changelog.committed_after(position, batch_size)
         if not batch:
             break
-        found = changelog.get_entries(list(dict.fromkeys(change.entry_id for change in batch)))
+        found = stories.articles(list(dict.fromkeys(change.entry_id for change in batch)))
         pairs = [(change.entry_id, found.get(change.entry_id)) for change in batch]
         articles = batch_articles(stories, assigner, changelog, pairs)
         try:
