@@ -229,8 +229,7 @@ class SqlStoryStore:
             terms,
             limit,
             lambda i: i not in exclude and i in stories and in_window(stories[i], start, end),
-            start,
-            end,
+            (start, end),
         )
         return [(score, stories[story_id]) for score, story_id in ranked]
 
@@ -766,7 +765,7 @@ class _PastStories:
     ) -> list[tuple[float, StoryState]]:
         stories = self.window.stories
         ranked = self.window.index.scored(
-            terms, limit, lambda i: i not in exclude and in_window(stories[i], start, end), start, end
+            terms, limit, lambda i: i not in exclude and in_window(stories[i], start, end), (start, end)
         )
         return [(score, stories[story_id]) for score, story_id in ranked]
 

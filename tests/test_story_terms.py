@@ -85,6 +85,9 @@ def test_windowed_lookups_match_a_scan_of_every_story_through_changes() -> None:
                 return in_window(live[story_id], start, end)
 
             assert index.ranked(terms, 12, accept, start, end) == brute_force(live, terms, start, end, 12)
+            # The scores come out exactly as `overlap` computes them: the assigner merges lists by them.
+            for score, story_id in index.scored(terms, 12, accept, (start, end)):
+                assert score == overlap(terms, live[story_id].centroid)
             everything = index.ranked(terms, 12, lambda _: True)
             assert everything == brute_force(live, terms, BASE - timedelta(days=400), BASE + timedelta(days=400), 12)
     assert len(stories) > 1000  # the stream exercised the index at some size

@@ -127,7 +127,7 @@ class _Batch:
         # ``limit`` of both lists are the best ``limit`` of all; both come with their `overlap`
         # (the same sum in the same order), so merging them computes nothing again.
         stored = self.store.stories_for_terms(terms, start, end, limit, pending)
-        changed = self.index.scored(terms, limit, lambda i: in_window(pending[i], start, end), start, end)
+        changed = self.index.scored(terms, limit, lambda i: in_window(pending[i], start, end), (start, end))
         if not changed:
             return [story for _, story in stored[:limit]]  # already the best first, by overlap and ties
         ranked = sorted(

@@ -248,21 +248,25 @@ class TermIndex:
         With ``start`` and ``end`` only stories whose span reaches into [start, end] are met (and
         then offered to ``accept``); without, every story is.
         """
-        return [story_id for _, story_id in self.scored(terms, limit, accept, start, end)]
+        window = None if start is None or end is None else (start, end)
+        return [story_id for _, story_id in self.scored(terms, limit, accept, window)]
 
     def scored(
         self,
         terms: Mapping[str, float],
         limit: int,
         accept: Callable[[str], bool],
-        start: datetime | None = None,
-        end: datetime | None = None,
+        window: tuple[datetime, datetime] | None,
     ) -> list[tuple[float, str]]:
-        """Return (`overlap`, story id) of what `ranked` returns, in its order (the same float `overlap` gives)."""
-        if start is None or end is None:
+        """Return (`overlap`, story id) of what `ranked` returns for a ``window`` (start, end), in its order.
+
+        The score is the float `overlap` gives (the same products summed in the same order), so lists
+        from two indexes can be merged by it without computing it again.
+        """
+        if window is None:
             tables = [self._starting[day] for day in sorted(self._starting)]
         else:
-            first, last = self._day(start), self._day(end)
+            first, last = self._day(window[0]), self._day(window[1])
             tables = [self._starting[day] for day in range(first, last + 1) if day in self._starting]
             if first in self._continuing:
                 tables.append(self._continuing[first])
@@ -341,7 +345,7 @@ class MemoryStoryStore:
         """Return (overlap, story) of up to ``limit`` unmerged stories sharing a term and overlapping [start, end], best first."""
         stories = self.stories
         ranked = self._index.scored(
-            terms, limit, lambda i: i not in exclude and in_window(stories[i], start, end), start, end
+            terms, limit, lambda i: i not in exclude and in_window(stories[i], start, end), (start, end)
         )
         return [(score, stories[story_id]) for score, story_id in ranked]
 
