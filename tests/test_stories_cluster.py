@@ -432,3 +432,24 @@ def test_article_from_a_stored_entry_uses_its_site_and_body() -> None:
     assert article.outlet == "capitaldaily.example"
     assert article.text == (entry.text or entry.summary) and article.text
     assert article.published_at == entry.published_at and article.published_at.tzinfo is not None
+
+
+def test_vectors_of_many_articles_are_each_as_vector_gives_it() -> None:
+    store = MemoryStoryStore()
+    assigner = StoryAssigner(store)
+    articles = fixture_articles()
+    assigner.assign_many(articles[:-3])
+    assert assigner.vectors(articles[-3:]) == [assigner.vector(a) for a in articles[-3:]]
+
+
+def test_closeness_is_the_cosine_weighed_down_over_days() -> None:
+    from aggregator.stories.closeness import closeness
+
+    a = {"norvane": 0.8, "talvik": 0.6}
+    b = {"norvane": 0.6, "blast": 0.8}
+    assert closeness(a, BASE, b, BASE, 36.0) == pytest.approx(0.48)
+    # Flat over the first hours, half at the time scale, a fifth at twice it, either way round.
+    assert closeness(a, BASE, b, BASE + timedelta(hours=3), 36.0) == pytest.approx(0.48 / (1 + (3 / 36) ** 2))
+    assert closeness(b, BASE + timedelta(hours=36), a, BASE, 36.0) == pytest.approx(0.24)
+    assert closeness(a, BASE, b, BASE - timedelta(hours=72), 36.0) == pytest.approx(0.096)
+    assert closeness(a, BASE, {"glacier": 1.0}, BASE, 36.0) == 0.0

@@ -197,3 +197,48 @@ def test_a_headline_alone_shows_its_story_only_where_the_finder_vouches_for_it(w
     }
     items = client.get("/api/v1/related", query_string=close).get_json()["items"]
     assert items and {i["id"] for i in items} <= members and items[0]["story_id"] == explosion
+
+
+def test_a_sequel_in_the_story_is_not_listed_as_the_first_reports_coverage(world: tuple[Services, Flask]) -> None:
+    # Two days after the blast another outlet reports the next turn of events: the names it shares
+    # with the story's centroid join it to the story (its page shows it), but it is not coverage of
+    # the blast itself, so the first report's related coverage lists the two other outlets only.
+    services, app = world
+    explosion = story_of(services, EXPLOSION)
+    entries = {e.title: e for e in services.store.iter_entries()}
+    first = entries[EXPLOSION[0].title]
+    feed = services.store.add_feed("https://fjord-post.example/feed", title="Fjord Post")
+    sequel = dataclasses.replace(
+        first,
+        id="norvane-sequel",
+        identity="norvane-sequel",
+        url="https://fjord-post.example/norvane-director",
+        title="Norvane replaces Talvik plant director as solvent hall explosion inquiry widens",
+        summary="",
+        text=(
+            "Norvane replaced the director of its Talvik chemical plant on Thursday, two days after the "
+            "explosion in a solvent storage hall, as labour inspectors widened their inquiry to the "
+            "company's two other sites. The new director, Henrik Aas, ran Norvane's Bergen coatings "
+            "factory. Unions said workers at Talvik would not return until the inspectors had reported, "
+            "and Norvane shares fell a further 3 per cent in Oslo."
+        ),
+        content_html="",
+        published_at=first.published_at + timedelta(hours=50),
+        fingerprint=2,
+    )
+    services.store.save_entries(feed.id, [sequel])
+    services.indexer().catch_up()
+    services.assign_stories()
+    services.stories.refresh()
+    assert services.stories.stories_of(["norvane-sequel"])["norvane-sequel"] == explosion  # it joined the story
+    client = app.test_client()
+    page = client.get(f"/stories/{explosion}").get_data(as_text=True)
+    assert escape(sequel.title) in page
+    items = client.get(f"/api/v1/related?entry={first.id}").get_json()["items"]
+    others = {entries[a.title].id for a in EXPLOSION[1:]}
+    assert {i["id"] for i in items[:2]} == others
+    assert "norvane-sequel" not in {i["id"] for i in items}
+    # By title+text, as an embedding page of the first report asks, the same.
+    asked = {"title": first.title, "text": first.text, "date": first.published_at.isoformat()}
+    described = client.get("/api/v1/related", query_string=asked).get_json()["items"]
+    assert others <= {i["id"] for i in described} and "norvane-sequel" not in {i["id"] for i in described}

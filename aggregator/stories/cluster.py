@@ -195,6 +195,15 @@ class StoryAssigner:
         weights = term_weights(article.title, article.text, article.language, self.settings.features)
         return self._vector(_Batch(self.store), weights, counted=False)
 
+    def vectors(self, articles: Sequence[StoryArticle]) -> list[dict[str, float]]:
+        """Return each article's vector as `vector` does, reading the document frequencies once for all."""
+        settings = self.settings.features
+        weights = [term_weights(a.title, a.text, a.language, settings) for a in articles]
+        stored = self.store.document_frequencies({term for w in weights for term in w})
+        documents = self.store.document_count() + 1
+        # Each counted as if it were one more article, as `vector` counts one.
+        return [unit_vector(w, lambda term: stored[term] + 1, documents, settings) for w in weights]
+
     # ------------------------------------------------------------------ internals
 
     def _vector(self, batch: _Batch, weights: Mapping[str, float], *, counted: bool) -> dict[str, float]:
