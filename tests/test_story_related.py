@@ -242,3 +242,44 @@ def test_a_sequel_in_the_story_is_not_listed_as_the_first_reports_coverage(world
     asked = {"title": first.title, "text": first.text, "date": first.published_at.isoformat()}
     described = client.get("/api/v1/related", query_string=asked).get_json()["items"]
     assert others <= {i["id"] for i in described} and "norvane-sequel" not in {i["id"] for i in described}
+
+
+def test_an_outlet_that_founded_a_story_of_its_own_gets_the_story_it_is_nearest_to(
+    world: tuple[Services, Flask],
+) -> None:
+    # A fourth outlet words the blast its own way, a few hours after the others: too few of its words
+    # are the story's to join it, so it founds a story of one. Its related coverage is not left empty:
+    # the second chance finds the blast's story (a clear lead, more shared terms) and lists the
+    # members close to the article itself; the same-town news of the week stays out.
+    services, app = world
+    explosion = story_of(services, EXPLOSION)
+    entries = {e.title: e for e in services.store.iter_entries()}
+    first = entries[EXPLOSION[0].title]
+    feed = services.store.add_feed("https://fjord-post.example/feed", title="Fjord Post")
+    lone = dataclasses.replace(
+        first,
+        id="fjord-fire",
+        identity="fjord-fire",
+        url="https://fjord-post.example/talvik-fire",
+        title="Dawn fire at Talvik factory sends dozen to hospital",
+        summary="",
+        text=(
+            "A fire ripped through a factory on the edge of Talvik before dawn. More than a dozen people "
+            "were taken to hospital, several with burns. Neighbours described a loud bang and a plume of "
+            "black smoke over the industrial estate, and police cordoned off the roads around it. The "
+            "owner, Norvane, did not answer calls."
+        ),
+        content_html="",
+        published_at=first.published_at + timedelta(hours=9),
+        fingerprint=3,
+    )
+    services.store.save_entries(feed.id, [lone])
+    services.indexer().catch_up()
+    services.assign_stories()
+    services.stories.refresh()
+    own = services.stories.stories_of(["fjord-fire"])["fjord-fire"]
+    assert own != explosion  # it founded its own story
+    items = app.test_client().get("/api/v1/related?entry=fjord-fire").get_json()["items"]
+    blast = {entries[a.title].id for a in EXPLOSION}
+    assert items and {i["id"] for i in items} <= blast
+    assert {i["story_id"] for i in items} == {explosion}

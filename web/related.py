@@ -9,7 +9,7 @@ import hashlib
 import json
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -58,6 +58,9 @@ FINDER_LOOKAHEAD = 5
 MEMBER_MIN_CLOSENESS = 0.15
 #: Hours apart at which closeness is halved (coverage of one event spreads over about a day).
 MEMBER_TIME_SCALE_HOURS = 36.0
+#: A member reported within this many hours of the article is listed however it is worded: outlets
+#: word one event very differently (pairwise cosines of 0.05-0.15), and a sequel takes longer.
+MEMBER_SAME_TIME_HOURS = 12.0
 #: Story members scored for closeness beyond the finder's picks: the newest this many.
 MEMBER_CANDIDATES = 40
 
@@ -335,10 +338,18 @@ def story_members(
         loaded = services.store.get_entries([member.entry_id for member in candidates])
         close = member_closeness(near, [loaded[m.entry_id] for m in candidates if m.entry_id in loaded])
         vouched = {member.entry_id for member in preferred}
-        # The finder's own picks stay first; the rest only when close to the article, closest first.
+        same_time = timedelta(hours=MEMBER_SAME_TIME_HOURS)
+        near_in_time = {i for i, other in loaded.items() if abs(other.published_at - near.published_at) <= same_time}
+        # The finder's own picks stay first; then the members close to the article (or reported about
+        # the same time, however worded), closest first.
         candidates = [m for m in candidates if m.entry_id in vouched] + sorted(
-            (m for m in candidates if m.entry_id not in vouched and close.get(m.entry_id, 0.0) >= MEMBER_MIN_CLOSENESS),
-            key=lambda m: -close[m.entry_id],
+            (
+                m
+                for m in candidates
+                if m.entry_id not in vouched
+                and (m.entry_id in near_in_time or close.get(m.entry_id, 0.0) >= MEMBER_MIN_CLOSENESS)
+            ),
+            key=lambda m: -close.get(m.entry_id, 0.0),
         )
     outlets: dict[str, int] = {}
     seen_titles: set[str] = set()
@@ -423,11 +434,22 @@ def related_items(article: ArticleQuery, entry: Entry | None, limit: int) -> lis
         if headline_only:
             vouched = set(in_story)
             members = [member for member in members if member.id in vouched]
+    nearby: list[Entry] = []
+    nearby_score = 0.0
+    if not members and story_id is not None and entry is not None and not headline_only:
+        # No other outlet's coverage joined this article's story: the story it is nearest to under the
+        # stricter second-chance rule, as far as its members are close to the article itself.
+        near = story_article(article, entry)
+        match = services.stories.find(services.story_assigner, near, second_chance=True, exclude=story_id)
+        nearest = services.stories.resolve_stored(match.story.id) if match is not None else None
+        if match is not None and nearest is not None and nearest != story_id:
+            nearby = story_members(nearest, article, entry, limit, near=near)
+            nearby_score = match.similarity
     items: list[dict[str, Any]] = []
     listed: set[str] = set() if entry is None else {entry.id}
     sources: dict[str, int] = {}
-    for member in members:
-        items.append(item_json(RelatedItem(entry=member, score=1.0, similarity=1.0)))
+    for member, score in [*((m, 1.0) for m in members), *((m, nearby_score) for m in nearby)]:
+        items.append(item_json(RelatedItem(entry=member, score=score, similarity=score)))
         listed.add(member.id)
         sources[member.source.title] = sources.get(member.source.title, 0) + 1
     # With the article's story known, what the finder adds is of other stories: only its close matches.
