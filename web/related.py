@@ -430,7 +430,9 @@ def related_items(article: ArticleQuery, entry: Entry | None, limit: int) -> lis
         story_id = None  # nothing vouches for the story a stranger's headline was placed in
     members: list[Entry] = []
     if story_id is not None:
-        members = story_members(story_id, article, entry, limit, first=in_story, near=story_article(article, entry))
+        # A headline's members are only those the finder vouches for: no closeness to weigh there.
+        near = None if headline_only else story_article(article, entry)
+        members = story_members(story_id, article, entry, limit, first=in_story, near=near)
         if headline_only:
             vouched = set(in_story)
             members = [member for member in members if member.id in vouched]
