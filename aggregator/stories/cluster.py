@@ -20,10 +20,12 @@ The algorithm, one article at a time (deterministic for a given arrival order):
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from types import MappingProxyType
 
 from .features import FeatureSettings, StoryArticle, term_weights, unit_vector
 from .state import StoryChanges, StoryState, StoryStore, TermIndex, in_window, overlap, story_id_for
@@ -216,7 +218,7 @@ class StoryAssigner:
     def vectors(self, articles: Sequence[StoryArticle]) -> list[dict[str, float]]:
         """Return each article's vector as `vector` does, reading the document frequencies once for all."""
         settings = self.settings.features
-        weights = [term_weights(a.title, a.text, a.language, settings) for a in articles]
+        weights = [_cached_term_weights(a.title, a.text, a.language, settings) for a in articles]
         stored = self.store.document_frequencies({term for w in weights for term in w})
         documents = self.store.document_count() + 1
         # Each counted as if it were one more article, as `vector` counts one.
@@ -385,6 +387,12 @@ class StoryAssigner:
         )
         batch.put(survivor)
         return survivor, tuple(sorted(other.id for other in group[1:]))
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_term_weights(title: str, text: str, language: str | None, settings: FeatureSettings) -> Mapping[str, float]:
+    # Related coverage weighs the same stories' members again on every request; their words do not change.
+    return MappingProxyType(term_weights(title, text, language, settings))
 
 
 def _top(weights: Mapping[str, float], size: int) -> dict[str, float]:
