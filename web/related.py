@@ -52,9 +52,9 @@ HEADLINE_ONLY_WORDS = 20
 FINDER_LOOKAHEAD = 5
 #: A story member the finder does not rank is listed for an article only this close to the article
 #: itself (`aggregator.stories.closeness`: cosine over time apart), not only to the story, whose
-#: centroid also gathers a developing event's sequels a day or two later. Chosen on the calibration
-#: halves (bench/related_quality.py --corpus allsides): the members below it were three quarters
-#: of another labelled story.
+#: centroid also gathers a developing event's sequels a day or two later. Chosen on AllSides'
+#: calibration half (bench/related_quality.py --corpus allsides; README "Related coverage on
+#: AllSides"): most members below it, and all over two days away, were of another labelled story.
 MEMBER_MIN_CLOSENESS = 0.15
 #: Hours apart at which closeness is halved (coverage of one event spreads over about a day).
 MEMBER_TIME_SCALE_HOURS = 36.0
