@@ -34,6 +34,7 @@ from .rank import (
     title_key,
     weigh,
 )
+from .tokens import TermMemo
 
 __all__ = ["ArticleQuery", "RelatedFinder", "RelatedItem", "RelatedSettings", "query_for_entry"]
 
@@ -120,6 +121,7 @@ class RelatedFinder:
         self._frequencies: dict[str, int] = {}
         self._version: tuple[str, int] | None = None
         self._index_view: IndexView | None = None
+        self._terms: TermMemo | None = None
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ public
@@ -156,8 +158,7 @@ class RelatedFinder:
 
     def candidate_vector(self, searcher: Searcher, title: str, body: str) -> dict[str, float]:
         """Return the tf-idf vector of an article's title and body as the index weighs it now."""
-        analyzer = searcher.schema["title"].analyzer
-        counts = term_counts(lambda text: (t.text for t in analyzer(text)), title, body, self.settings)
+        counts = term_counts(self._term_memo(searcher).terms, title, body, self.settings)
         return weigh(counts, lambda t: self._df(searcher, t), searcher.doc_count(), self.settings)
 
     # ------------------------------------------------------------------ internals
@@ -173,6 +174,14 @@ class RelatedFinder:
                 self._answers.clear()
                 self._index_view = None
         return version
+
+    def _term_memo(self, searcher: Searcher) -> TermMemo:
+        analyzer = searcher.schema["title"].analyzer
+        memo = self._terms
+        # Each index version's searcher may unpickle its own copy of the analyzer: an equal one keeps the memo.
+        if memo is None or (memo.analyzer is not analyzer and memo.analyzer != analyzer):
+            memo = self._terms = TermMemo(analyzer)
+        return memo
 
     def _df(self, searcher: Searcher, term: str) -> int:
         frequencies = self._frequencies
