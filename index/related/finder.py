@@ -22,6 +22,7 @@ from aggregator.models import Entry
 
 from ..schema import site_of
 from ..search.engine import EntryLookup, IndexReader
+from .frequencies import FrequencyView, SegmentFrequencies
 from .postings import IndexView
 from .rank import (
     ArticleQuery,
@@ -122,6 +123,9 @@ class RelatedFinder:
         self._version: tuple[str, int] | None = None
         self._index_view: IndexView | None = None
         self._terms: TermMemo | None = None
+        # Segments' document frequencies outlive index versions: a commit adds a segment, the others stay.
+        self._segment_frequencies = SegmentFrequencies(_FIELDS)
+        self._segment_view: tuple[Searcher, FrequencyView] | None = None
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ public
@@ -173,6 +177,7 @@ class RelatedFinder:
                 self._vectors.clear()
                 self._answers.clear()
                 self._index_view = None
+                self._segment_view = None
         return version
 
     def _term_memo(self, searcher: Searcher) -> TermMemo:
@@ -183,12 +188,22 @@ class RelatedFinder:
             memo = self._terms = TermMemo(analyzer)
         return memo
 
+    def _frequency_view(self, searcher: Searcher) -> FrequencyView:
+        with self._lock:
+            held = self._segment_view
+            if held is None or held[0] is not searcher:
+                held = self._segment_view = (
+                    searcher,
+                    self._segment_frequencies.of(searcher, index_version(searcher)[0]),
+                )
+            return held[1]
+
     def _df(self, searcher: Searcher, term: str) -> int:
         frequencies = self._frequencies
         value = frequencies.get(term)
         if value is None:
             # A term in either the title or the body; the larger count approximates "documents with it".
-            value = max(searcher.doc_frequency(field, term) for field in _FIELDS)
+            value = self._frequency_view(searcher)(term)
             if len(frequencies) < 500_000:
                 frequencies[term] = value
         return value
