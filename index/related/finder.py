@@ -14,7 +14,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from whoosh.searching import Searcher
 
@@ -23,7 +23,7 @@ from aggregator.models import Entry
 from ..schema import site_of
 from ..search.engine import EntryLookup, IndexReader
 from .frequencies import FrequencyView, SegmentFrequencies
-from .postings import IndexView
+from .postings import IndexView, SegmentCache
 from .rank import (
     ArticleQuery,
     Candidate,
@@ -68,6 +68,14 @@ def query_for_entry(entry: Entry) -> ArticleQuery:
     )
 
 
+class LeadLookup(EntryLookup, Protocol):
+    """Where entries and their leads come from (the store)."""
+
+    def entry_leads(self, entry_ids: Sequence[str], chars: int) -> dict[str, tuple[str, str]]:
+        """Return entry id -> (title, first ``chars`` characters of its summary, else of its text)."""
+        ...
+
+
 class _LRU:
     """A small thread-safe least-recently-used map."""
 
@@ -109,7 +117,7 @@ class RelatedFinder:
     def __init__(
         self,
         reader: IndexReader,
-        lookup: EntryLookup,
+        lookup: LeadLookup,
         settings: RelatedSettings | None = None,
         *,
         cache_size: int = 4096,
@@ -126,6 +134,7 @@ class RelatedFinder:
         # Segments' document frequencies outlive index versions: a commit adds a segment, the others stay.
         self._segment_frequencies = SegmentFrequencies(_FIELDS)
         self._segment_view: tuple[Searcher, FrequencyView] | None = None
+        self._segment_arrays = SegmentCache()
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ public
@@ -254,7 +263,7 @@ class RelatedFinder:
     def _view(self, searcher: Searcher) -> IndexView:
         with self._lock:
             if self._index_view is None or self._index_view.searcher is not searcher:
-                self._index_view = IndexView(searcher)
+                self._index_view = IndexView(searcher, segments=self._segment_arrays, prefix=index_version(searcher)[0])
             return self._index_view
 
     def _vectors_for(self, searcher: Searcher, entry_ids: Sequence[str]) -> dict[str, tuple[dict[str, float], str]]:
@@ -267,12 +276,10 @@ class RelatedFinder:
             else:
                 found[entry_id] = cached
         if missing:
-            # Titles are not stored in the index; the store has them (one query for all misses).
-            for entry_id, entry in self.lookup.get_entries(missing).items():
-                value = (
-                    self.candidate_vector(searcher, entry.title, entry.summary or entry.text),
-                    title_key(entry.title),
-                )
+            # Titles are not stored in the index; the store has them (one query for all misses), and
+            # only the lead the vector is made of (a full-text article's row is mostly what it skips).
+            for entry_id, (title, lead) in self.lookup.entry_leads(missing, self.settings.body_chars).items():
+                value = (self.candidate_vector(searcher, title, lead), title_key(title))
                 self._vectors.put(entry_id, value)
                 found[entry_id] = value
         return found
