@@ -18,14 +18,11 @@ from xml.sax.saxutils import escape
 import pytest
 from flask import Flask
 
-from aggregator.config import config_from_dict
-from aggregator.configfeeds import sync_config_feeds
-from aggregator.poller import update_feeds
 from web.app import create_app, services_of
-from web.services import build_services
 from web.stories import LIST_ARTICLES
 
 from .support.httpserver import FeedServer, Reply
+from .support.polled import polled_services
 from .support.story_articles import EXPLOSION, OTHERS, Article
 
 OUTLET_COUNT = 12
@@ -65,19 +62,8 @@ def crowded(tmp_path: Path, feed_server: FeedServer) -> Iterator[Flask]:
             articles.append((OTHERS[outlet], OTHERS[outlet].hours))
         feed_server.route(f"/{outlet}.xml", Reply(200, rss(outlet, articles, first), {"Content-Type": "text/xml"}))
         urls.append(feed_server.url(f"/{outlet}.xml"))
-    config = config_from_dict(
-        {
-            "data_dir": str(tmp_path / "data"),
-            "polling": {"per_host_delay": 0, "per_host_concurrency": 8},
-            "feeds": [{"url": url} for url in urls],
-        },
-        label="test-config.toml",
-    )
-    services = build_services(config)
-    for result in update_feeds(services.store, sync_config_feeds(services.store, config), config):
-        assert result.error is None, result
-    services.indexer().catch_up()
-    services.assign_stories()
+    services = polled_services(tmp_path / "data", urls)
+    config = services.config
     services.close()
     app = create_app(config)
     yield app
