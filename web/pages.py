@@ -119,7 +119,7 @@ def front_page() -> Any:
 
 @pages.get("/entries/<entry_id>")
 def entry_page(entry_id: str) -> Any:
-    from .related import query_for_entry, related_items, safe_link
+    from .related import kept_related_items, query_for_entry, safe_link
 
     entry = services_of(current_app).store.get_entry(entry_id)
     if entry is None:
@@ -127,7 +127,7 @@ def entry_page(entry_id: str) -> Any:
     # Related coverage comes from the derived index; the article itself comes from the store, so an
     # index problem costs the sidebar, never the article.
     try:
-        related = related_items(query_for_entry(entry), entry, 5)
+        related = kept_related_items(query_for_entry(entry), entry, 5)
     except Exception:
         current_app.logger.exception("related coverage failed for entry %s", entry_id)
         related = []
