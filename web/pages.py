@@ -108,12 +108,13 @@ def story_groups(hits: Sequence[SearchHit]) -> list[StoryHit]:
 
 def front_page() -> Any:
     """Return the front page: top stories, latest articles and topic sections (a welcome when empty)."""
-    from .front import FrontCache, build_front_page, front_version, story_path
+    from .front import FrontCache, build_front_page, story_path
     from .stories import top_cards
+    from .versions import data_version
 
     services = services_of(current_app)
     cache: FrontCache = current_app.extensions.setdefault("newsdesk.front", FrontCache())
-    front = cache.page(front_version(services), lambda: build_front_page(services, stories=top_cards(services)))
+    front = cache.page(data_version(services), lambda: build_front_page(services, stories=top_cards(services)))
     return render_template("pages/front.html", front=front, story_path=story_path)
 
 

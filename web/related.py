@@ -27,6 +27,7 @@ from .public_url import public_url_for
 from .related_cache import AnswerCache
 from .serialize import article_ref, entry_link
 from .services import services_of
+from .versions import data_version
 
 related_api = Blueprint("related", __name__)
 related_api.add_app_template_global(entry_link)
@@ -346,10 +347,8 @@ def story_items(story_id: str, limit: int) -> list[dict[str, Any]]:
 
 def kept_related_items(article: ArticleQuery, entry: Entry | None, limit: int) -> list[dict[str, Any]]:
     """Return `related_items`, served from the process's answer cache while the data it came from is unchanged."""
-    from .front import front_version
-
     cache: AnswerCache = current_app.extensions.setdefault("newsdesk.related", AnswerCache())
-    return cache.items(front_version(services_of(current_app)), article, entry, limit, related_items)
+    return cache.items(data_version(services_of(current_app)), article, entry, limit, related_items)
 
 
 def related_items(article: ArticleQuery, entry: Entry | None, limit: int) -> list[dict[str, Any]]:

@@ -4,7 +4,7 @@ An embed on a busy page asks about the same article on every view. The finder ca
 part per index version, but the story-first part (the article's story, its members' rows, the
 entries shown) was read again each time: about 6 ms of CPU for an answer already given. An answer
 depends on the index, the stored entries and the stories, which is what the front page is built
-from too (`front_version`: index version, change-log position, story cursor); feed titles change
+from too (`web.versions.data_version`: index version, change-log position, story cursor); feed titles change
 no log, so, as for the front page, an answer is also kept at most ``seconds``.
 """
 
