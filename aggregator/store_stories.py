@@ -584,6 +584,7 @@ class SqlStoryStore:
         without any are left out)."""
         m, e, f = story_members_table.c, entries_table.c, feeds_table.c
         found: dict[str, list[MemberRow]] = {}
+        outlets: dict[tuple[str | None, str | None, str], str] = {}
         with self.engine.connect() as conn:
             for start in range(0, len(story_ids), _CHUNK):
                 query = (
@@ -606,7 +607,11 @@ class SqlStoryStore:
                     .order_by(e.published_at, e.id)
                 )
                 for row in conn.execute(query):
-                    outlet = display_title(row.config_title, row.doc_title, row.url)
+                    # A big story has hundreds of articles from a few dozen feeds: name each feed once.
+                    feed = (row.config_title, row.doc_title, row.url)
+                    outlet = outlets.get(feed)
+                    if outlet is None:
+                        outlet = outlets[feed] = display_title(*feed)
                     found.setdefault(row.story_id, []).append(
                         MemberRow(
                             row.entry_id,

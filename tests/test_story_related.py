@@ -16,13 +16,11 @@ from xml.sax.saxutils import escape
 import pytest
 from flask import Flask
 
-from aggregator.config import config_from_dict
-from aggregator.configfeeds import sync_config_feeds
-from aggregator.poller import update_feeds
 from web.app import create_app, services_of
-from web.services import Services, build_services
+from web.services import Services
 
 from .support.httpserver import FeedServer, Reply
+from .support.polled import polled_services
 from .support.story_articles import EXPLOSION, OTHERS, OUTLETS, Article
 
 #: The follow-up story: published after the explosion's story has ended (the default quiet period is 72 h).
@@ -79,20 +77,8 @@ def world(tmp_path: Path, feed_server: FeedServer) -> Iterator[tuple[Services, F
         body = rss(outlet, articles, first)
         feed_server.route(f"/{outlet}.xml", Reply(200, body, {"Content-Type": "application/rss+xml"}))
         urls.append(feed_server.url(f"/{outlet}.xml"))
-    config = config_from_dict(
-        {
-            "data_dir": str(tmp_path / "data"),
-            "polling": {"per_host_delay": 0, "per_host_concurrency": 8},
-            "feeds": [{"url": url} for url in urls],
-        },
-        label="test-config.toml",
-    )
-    services = build_services(config)
-    for result in update_feeds(services.store, sync_config_feeds(services.store, config), config):
-        assert result.error is None, result
-    services.indexer().catch_up()
-    services.assign_stories()
-    app = create_app(config)
+    services = polled_services(tmp_path / "data", urls)
+    app = create_app(services.config)
     yield services, app
     services_of(app).close()
     services.close()

@@ -27,8 +27,10 @@ from index.schema import site_of
 
 from .dates import parse_instant
 from .public_url import public_url_for
+from .related_cache import AnswerCache
 from .serialize import article_ref, entry_link
 from .services import services_of
+from .versions import data_version
 
 related_api = Blueprint("related", __name__)
 related_api.add_app_template_global(entry_link)
@@ -220,7 +222,7 @@ def related_json() -> Any:
     if story_id is not None:
         return cacheable(jsonify(items=story_items(story_id, limit_arg())))
     article, entry = resolve_article()
-    return cacheable(jsonify(items=related_items(article, entry, limit_arg())))
+    return cacheable(jsonify(items=kept_related_items(article, entry, limit_arg())))
 
 
 @related_api.get("/oembed")
@@ -403,6 +405,12 @@ def story_items(story_id: str, limit: int) -> list[dict[str, Any]]:
     """Return a story's articles as related JSON items: one per outlet, newest first, wire copies once."""
     members = story_members(story_id, ArticleQuery(title=""), None, limit)
     return [{**item_json(RelatedItem(entry=m, score=1.0, similarity=1.0)), "story_id": story_id} for m in members]
+
+
+def kept_related_items(article: ArticleQuery, entry: Entry | None, limit: int) -> list[dict[str, Any]]:
+    """Return `related_items`, served from the process's answer cache while the data it came from is unchanged."""
+    cache: AnswerCache = current_app.extensions.setdefault("newsdesk.related", AnswerCache())
+    return cache.items(data_version(services_of(current_app)), article, entry, limit, related_items)
 
 
 def related_items(article: ArticleQuery, entry: Entry | None, limit: int) -> list[dict[str, Any]]:
