@@ -502,13 +502,9 @@ class SqlStoryStore:
             return window
         start = datetime.combine(day, time.min, tzinfo=UTC) - quiet
         end = datetime.combine(day, time.max, tzinfo=UTC) + quiet
-        s = stories_table.c
         window = _PastWindow()
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(s.state).where(s.merged_into.is_(None), s.last_seen >= start, s.first_seen <= end)
-            )
-            for (state,) in rows:
+            for (state,) in conn.execute(open_between(start, end)):
                 window.put(StoryState.from_json(json.loads(state)))
         self._past[day] = window
         while len(self._past) > _PAST_DAYS:
@@ -943,3 +939,9 @@ def assign_pending(
             log.info("%s; going on from there", exc)
             stories.refresh()
     return assigned
+
+
+def open_between(start: datetime, end: datetime) -> sa.Select[Any]:
+    """Return the query for the states of the standing stories open at some time between ``start`` and ``end``."""
+    s = stories_table.c
+    return sa.select(s.state).where(s.merged_into.is_(None), s.last_seen >= start, s.first_seen <= end)
