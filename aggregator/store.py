@@ -66,6 +66,10 @@ class Store(EntryStore):
                 _lock_for_migration(conn)
                 postgres = conn.dialect.name == "postgresql"
                 metadata.create_all(conn)
+                # create_all makes only missing tables: an index added to a table that exists is made here.
+                for known in metadata.sorted_tables:
+                    for index in known.indexes:
+                        index.create(conn, checkfirst=True)
                 row = conn.execute(sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")).first()
                 if row is None:
                     conn.execute(sa.insert(meta_table).values(key="schema_version", value=str(SCHEMA_VERSION)))

@@ -201,6 +201,20 @@ class EntryStore:
                     found[entry.id] = entry
         return found
 
+    def entry_leads(self, entry_ids: Sequence[str], chars: int) -> dict[str, tuple[str, str]]:
+        """Return entry id -> (title, the first ``chars`` characters of its summary, else of its text)
+        for the entries with these ids that exist: what related coverage compares, without the rest of the row."""
+        e = entries_table.c
+        found: dict[str, tuple[str, str]] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(entry_ids), 500):
+                chunk = list(entry_ids[start : start + 500])
+                # SQLite and PostgreSQL both count substr in characters, as Python's slicing does.
+                query = sa.select(e.id, e.title, sa.func.substr(e.summary, 1, chars), sa.func.substr(e.text, 1, chars))
+                for entry_id, title, summary, text in conn.execute(query.where(e.id.in_(chunk))):
+                    found[entry_id] = (title, summary or text or "")
+        return found
+
     def find_entry_by_url(self, url: str) -> Entry | None:
         """Return the most recent entry whose canonical URL is ``url``, or None."""
         with self.engine.connect() as conn:

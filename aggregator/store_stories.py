@@ -522,17 +522,20 @@ class SqlStoryStore:
                 self._loaded_version = version
             return len(gone)
 
-    def find(self, assigner: StoryAssigner, article: StoryArticle) -> StoryMatch | None:
-        """Return the story an article we do not store belongs to (read-only), or None."""
+    def find(
+        self, assigner: StoryAssigner, article: StoryArticle, *, second_chance: bool = False, exclude: str | None = None
+    ) -> StoryMatch | None:
+        """Return the story an article we do not store belongs to (read-only), or None; the keywords as
+        `StoryAssigner.find` takes them."""
         self.refresh()
         with self.lock:
             quiet = timedelta(hours=assigner.settings.quiet_period_hours)
             if self._horizon is None or article.published_at - quiet >= self._horizon:
-                return assigner.find(article)
+                return assigner.find(article, second_chance=second_chance, exclude=exclude)
             # An embedding page asks about an article older than the stories kept in memory (a page
             # read a week after it was published): the stories open around its day, from the database.
             past = _PastStories(self, self._past_window(article.published_at.date(), quiet))
-            return StoryAssigner(past, assigner.settings).find(article)
+            return StoryAssigner(past, assigner.settings).find(article, second_chance=second_chance, exclude=exclude)
 
     def _past_window(self, day: date, quiet: timedelta) -> _PastWindow:
         """Return the unmerged stories open within ``quiet`` of ``day`` (any time of it), indexed by term."""
@@ -542,13 +545,9 @@ class SqlStoryStore:
             return window
         start = datetime.combine(day, time.min, tzinfo=UTC) - quiet
         end = datetime.combine(day, time.max, tzinfo=UTC) + quiet
-        s = stories_table.c
         window = _PastWindow()
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(s.state).where(s.merged_into.is_(None), s.last_seen >= start, s.first_seen <= end)
-            )
-            for (state,) in rows:
+            for (state,) in conn.execute(open_between(start, end)):
                 window.put(StoryState.from_json(json.loads(state)))
         self._past[day] = window
         while len(self._past) > _PAST_DAYS:
@@ -624,6 +623,7 @@ class SqlStoryStore:
         without any are left out)."""
         m, e, f = story_members_table.c, entries_table.c, feeds_table.c
         found: dict[str, list[MemberRow]] = {}
+        outlets: dict[tuple[str | None, str | None, str], str] = {}
         with self.engine.connect() as conn:
             for start in range(0, len(story_ids), _CHUNK):
                 query = (
@@ -646,7 +646,11 @@ class SqlStoryStore:
                     .order_by(e.published_at, e.id)
                 )
                 for row in conn.execute(query):
-                    outlet = display_title(row.config_title, row.doc_title, row.url)
+                    # A big story has hundreds of articles from a few dozen feeds: name each feed once.
+                    feed = (row.config_title, row.doc_title, row.url)
+                    outlet = outlets.get(feed)
+                    if outlet is None:
+                        outlet = outlets[feed] = display_title(*feed)
                     found.setdefault(row.story_id, []).append(
                         MemberRow(
                             row.entry_id,
@@ -987,3 +991,9 @@ def assign_pending(
             log.info("%s; going on from there", exc)
             stories.refresh()
     return assigned
+
+
+def open_between(start: datetime, end: datetime) -> sa.Select[Any]:
+    """Return the query for the states of the standing stories open at some time between ``start`` and ``end``."""
+    s = stories_table.c
+    return sa.select(s.state).where(s.merged_into.is_(None), s.last_seen >= start, s.first_seen <= end)

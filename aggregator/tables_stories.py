@@ -46,6 +46,9 @@ stories_table = sa.Table(
     sa.Index("ix_stories_rank", "merged_into", "outlet_count", "last_seen"),
     sa.Index("ix_stories_last_seen", "last_seen"),
     sa.Index("ix_stories_updated", "updated_seq"),
+    # The stories open around a day (a past article's window): the range is read in the index, without
+    # the state of every standing story (ix_stories_rank alone walked them all: 40-80 ms at 29,000 stories).
+    sa.Index("ix_stories_window", "merged_into", "last_seen", "first_seen"),
 )
 
 story_aliases_table = sa.Table(

@@ -194,3 +194,18 @@ def test_feeds_listed_without_counting_their_entries(any_store: Store) -> None:
     uncounted = any_store.list_feeds(counts=False)
     assert uncounted == [dataclasses.replace(f, entry_count=0) for f in counted]
     assert [f.id for f in any_store.list_feeds(enabled_only=True, counts=False)] == [busy.id]
+
+
+def test_entry_leads_cut_the_summary_else_the_text_in_characters(any_store: Store) -> None:
+    feed = any_store.add_feed("https://news.example/feed.xml")
+    long_text = "Ærø — naïve café. " * 60  # non-ASCII: the cut counts characters, not bytes
+    entries = [
+        make_entry(feed.key, 0),
+        make_entry(feed.key, 1, summary="", text=long_text),
+        make_entry(feed.key, 2, summary=long_text[3:], text="Body"),
+        make_entry(feed.key, 3, summary="", text=""),
+    ]
+    any_store.save_entries(feed.id, entries, seen_at=T0)
+    leads = any_store.entry_leads([e.id for e in entries] + ["missing"], 100)
+    assert leads == {e.id: (e.title, (e.summary or e.text)[:100]) for e in entries}
+    assert len(leads[entries[1].id][1]) == 100

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from aggregator.models import Entry, Source
 from aggregator.store import Store, open_store
-from aggregator.store_stories import SqlStoryStore, StoriesMoved, assign_pending
+from aggregator.store_stories import SqlStoryStore, StoriesMoved, assign_pending, open_between
 from aggregator.stories import (
     MemoryStoryStore,
     StoryArticle,
@@ -237,3 +238,22 @@ def test_find_places_an_article_older_than_the_stories_kept_in_memory(any_store:
     assert reader.find(StoryAssigner(reader), stale) is None
     # Placed the same way when asked again (the window is kept) and after the stories change.
     assert reader.find(StoryAssigner(reader), visitor) == match
+
+
+def test_the_past_window_reads_its_range_from_an_index_an_older_database_is_given(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'older.db'}"
+    store = open_store(url)
+    with store.engine.begin() as conn:  # a database made before the index existed
+        conn.execute(sa.text("DROP INDEX ix_stories_window"))
+    store.close()
+    store = open_store(url)
+    try:
+        with store.engine.connect() as conn:
+            names = {index["name"] for index in sa.inspect(conn).get_indexes("stories")}
+            assert "ix_stories_window" in names
+            query = open_between(T0, T0 + timedelta(days=6)).compile(conn, compile_kwargs={"literal_binds": True})
+            plan = " ".join(str(row[-1]) for row in conn.execute(sa.text(f"EXPLAIN QUERY PLAN {query}")))
+        # Both ends of the range are read in the index: no walk through every standing story's state.
+        assert "ix_stories_window" in plan and "last_seen>" in plan, plan
+    finally:
+        store.close()

@@ -432,3 +432,68 @@ def test_article_from_a_stored_entry_uses_its_site_and_body() -> None:
     assert article.outlet == "capitaldaily.example"
     assert article.text == (entry.text or entry.summary) and article.text
     assert article.published_at == entry.published_at and article.published_at.tzinfo is not None
+
+
+def test_vectors_of_many_articles_are_each_as_vector_gives_it() -> None:
+    store = MemoryStoryStore()
+    assigner = StoryAssigner(store)
+    articles = fixture_articles()
+    assigner.assign_many(articles[:-3])
+    assert assigner.vectors(articles[-3:]) == [assigner.vector(a) for a in articles[-3:]]
+
+
+def test_closeness_is_the_cosine_weighed_down_over_days() -> None:
+    from aggregator.stories.closeness import closeness
+
+    a = {"norvane": 0.8, "talvik": 0.6}
+    b = {"norvane": 0.6, "blast": 0.8}
+    assert closeness(a, BASE, b, BASE, 36.0) == pytest.approx(0.48)
+    # Flat over the first hours, half at the time scale, a fifth at twice it, either way round.
+    assert closeness(a, BASE, b, BASE + timedelta(hours=3), 36.0) == pytest.approx(0.48 / (1 + (3 / 36) ** 2))
+    assert closeness(b, BASE + timedelta(hours=36), a, BASE, 36.0) == pytest.approx(0.24)
+    assert closeness(a, BASE, b, BASE - timedelta(hours=72), 36.0) == pytest.approx(0.096)
+    assert closeness(a, BASE, {"glacier": 1.0}, BASE, 36.0) == 0.0
+
+
+def test_second_chance_finds_the_story_an_outlet_of_its_own_is_nearest_to() -> None:
+    # Strict settings make every article found its own story; the second chance (a lower score, a
+    # shared term more, a clear lead, another outlet's coverage) still finds the nearest one.
+    settings = StorySettings(threshold=0.99, second_chance_threshold=0.1)
+    store = MemoryStoryStore()
+    assigner = StoryAssigner(store, settings)
+    harbour = StoryArticle(
+        "harbour-1",
+        "Explosion at Norvane chemical plant near Talvik injures 14 workers",
+        BASE,
+        "An explosion tore through a solvent storage hall at the Norvane plant outside Talvik, injuring 14 workers.",
+        outlet="harbour",
+    )
+    ledger = StoryArticle(
+        "ledger-1",
+        "Norvane halts Talvik production after blast in solvent store",
+        BASE + timedelta(hours=5),
+        "Norvane stopped production at its Talvik chemical plant after a blast in a solvent hall hurt 14 employees.",
+        outlet="ledger",
+    )
+    first, second = assigner.assign_many([harbour, ledger])
+    assert first.created and second.created  # the threshold keeps them apart
+    match = assigner.find(ledger, second_chance=True, exclude=second.story_id)
+    assert match is not None and match.story.id == first.story_id
+    # Without the exclusion its own story (itself) is nearest; without the keyword, its own story.
+    own = assigner.find(ledger)
+    assert own is not None and own.story.id == second.story_id
+    # A story covered by the same outlet only is no second chance: that outlet's follow-up is no coverage.
+    same_outlet = replace(ledger, id="harbour-2", outlet="harbour")
+    assert assigner.find(same_outlet, second_chance=True, exclude=second.story_id) is None
+
+
+def test_second_chance_refuses_a_toss_up_between_two_stories() -> None:
+    settings = StorySettings(threshold=1.01, second_chance_threshold=0.05, merge_threshold=2.0)
+    store = MemoryStoryStore()
+    assigner = StoryAssigner(store, settings)
+    text = "Norvane Talvik plant workers solvent hall"
+    a = StoryArticle("a", "Norvane Talvik plant workers", BASE, text, outlet="harbour")
+    b = StoryArticle("b", "Norvane Talvik plant workers", BASE + timedelta(hours=1), text, outlet="ledger")
+    assigner.assign_many([a, b])
+    asked = StoryArticle("c", "Norvane Talvik plant solvent hall", BASE + timedelta(hours=2), text, outlet="courier")
+    assert assigner.find(asked, second_chance=True) is None  # two stories alike: neither leads

@@ -16,13 +16,11 @@ from xml.sax.saxutils import escape
 import pytest
 from flask import Flask
 
-from aggregator.config import config_from_dict
-from aggregator.configfeeds import sync_config_feeds
-from aggregator.poller import update_feeds
 from web.app import create_app, services_of
-from web.services import Services, build_services
+from web.services import Services
 
 from .support.httpserver import FeedServer, Reply
+from .support.polled import polled_services
 from .support.story_articles import EXPLOSION, OTHERS, OUTLETS, Article
 
 #: The follow-up story: published after the explosion's story has ended (the default quiet period is 72 h).
@@ -79,20 +77,8 @@ def world(tmp_path: Path, feed_server: FeedServer) -> Iterator[tuple[Services, F
         body = rss(outlet, articles, first)
         feed_server.route(f"/{outlet}.xml", Reply(200, body, {"Content-Type": "application/rss+xml"}))
         urls.append(feed_server.url(f"/{outlet}.xml"))
-    config = config_from_dict(
-        {
-            "data_dir": str(tmp_path / "data"),
-            "polling": {"per_host_delay": 0, "per_host_concurrency": 8},
-            "feeds": [{"url": url} for url in urls],
-        },
-        label="test-config.toml",
-    )
-    services = build_services(config)
-    for result in update_feeds(services.store, sync_config_feeds(services.store, config), config):
-        assert result.error is None, result
-    services.indexer().catch_up()
-    services.assign_stories()
-    app = create_app(config)
+    services = polled_services(tmp_path / "data", urls)
+    app = create_app(services.config)
     yield services, app
     services_of(app).close()
     services.close()
@@ -197,3 +183,81 @@ def test_a_headline_alone_shows_its_story_only_where_the_finder_vouches_for_it(w
     }
     items = client.get("/api/v1/related", query_string=close).get_json()["items"]
     assert items and {i["id"] for i in items} <= members and items[0]["story_id"] == explosion
+
+
+def add_fjord_post_article(services: Services, entry_id: str, title: str, text: str, hours: float) -> None:
+    """Store one article of a fourth outlet (Fjord Post), ``hours`` after the first report, and assign it."""
+    first = next(e for e in services.store.iter_entries() if e.title == EXPLOSION[0].title)
+    feed = services.store.add_feed("https://fjord-post.example/feed", title="Fjord Post")
+    article = dataclasses.replace(
+        first,
+        id=entry_id,
+        identity=entry_id,
+        url=f"https://fjord-post.example/{entry_id}",
+        title=title,
+        summary="",
+        text=text,
+        content_html="",
+        published_at=first.published_at + timedelta(hours=hours),
+        fingerprint=len(entry_id),
+    )
+    services.store.save_entries(feed.id, [article])
+    services.indexer().catch_up()
+    services.assign_stories()
+    services.stories.refresh()
+
+
+def test_a_sequel_in_the_story_is_not_listed_as_the_first_reports_coverage(world: tuple[Services, Flask]) -> None:
+    # Two days after the blast another outlet reports the next turn of events: the names it shares
+    # with the story's centroid join it to the story (its page shows it), but it is not coverage of
+    # the blast itself, so the first report's related coverage lists the two other outlets only.
+    services, app = world
+    explosion = story_of(services, EXPLOSION)
+    entries = {e.title: e for e in services.store.iter_entries()}
+    first = entries[EXPLOSION[0].title]
+    sequel_title = "Norvane replaces Talvik plant director as solvent hall explosion inquiry widens"
+    sequel_text = (
+        "Norvane replaced the director of its Talvik chemical plant on Thursday, two days after the "
+        "explosion in a solvent storage hall, as labour inspectors widened their inquiry to the "
+        "company's two other sites. The new director, Henrik Aas, ran Norvane's Bergen coatings "
+        "factory. Unions said workers at Talvik would not return until the inspectors had reported, "
+        "and Norvane shares fell a further 3 per cent in Oslo."
+    )
+    add_fjord_post_article(services, "norvane-sequel", sequel_title, sequel_text, hours=50)
+    assert services.stories.stories_of(["norvane-sequel"])["norvane-sequel"] == explosion  # it joined the story
+    client = app.test_client()
+    page = client.get(f"/stories/{explosion}").get_data(as_text=True)
+    assert escape(sequel_title) in page
+    items = client.get(f"/api/v1/related?entry={first.id}").get_json()["items"]
+    others = {entries[a.title].id for a in EXPLOSION[1:]}
+    assert {i["id"] for i in items[:2]} == others
+    assert "norvane-sequel" not in {i["id"] for i in items}
+    # By title+text, as an embedding page of the first report asks, the same.
+    asked = {"title": first.title, "text": first.text, "date": first.published_at.isoformat()}
+    described = client.get("/api/v1/related", query_string=asked).get_json()["items"]
+    assert others <= {i["id"] for i in described} and "norvane-sequel" not in {i["id"] for i in described}
+
+
+def test_an_outlet_that_founded_a_story_of_its_own_gets_the_story_it_is_nearest_to(
+    world: tuple[Services, Flask],
+) -> None:
+    # A fourth outlet words the blast its own way, a few hours after the others: too few of its words
+    # are the story's to join it, so it founds a story of one. Its related coverage is not left empty:
+    # the second chance finds the blast's story (a clear lead, more shared terms) and lists the
+    # members close to the article itself; the same-town news of the week stays out.
+    services, app = world
+    explosion = story_of(services, EXPLOSION)
+    entries = {e.title: e for e in services.store.iter_entries()}
+    text = (
+        "A fire ripped through a factory on the edge of Talvik before dawn. More than a dozen people "
+        "were taken to hospital, several with burns. Neighbours described a loud bang and a plume of "
+        "black smoke over the industrial estate, and police cordoned off the roads around it. The "
+        "owner, Norvane, did not answer calls."
+    )
+    add_fjord_post_article(services, "fjord-fire", "Dawn fire at Talvik factory sends dozen to hospital", text, hours=9)
+    own = services.stories.stories_of(["fjord-fire"])["fjord-fire"]
+    assert own != explosion  # it founded its own story
+    items = app.test_client().get("/api/v1/related?entry=fjord-fire").get_json()["items"]
+    blast = {entries[a.title].id for a in EXPLOSION}
+    assert items and {i["id"] for i in items} <= blast
+    assert {i["story_id"] for i in items} == {explosion}

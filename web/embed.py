@@ -15,8 +15,8 @@ from aggregator.errors import QueryError
 from .public_url import public_url_for
 from .related import (
     CACHE_CONTROL,
+    kept_related_items,
     limit_arg,
-    related_items,
     requested_story,
     resolve_article,
     seconds_until_allowed,
@@ -71,7 +71,7 @@ def related_frame() -> Any:
                 items = story_items(story_id, limit_arg())
             else:
                 article, entry = resolve_article()
-                items = related_items(article, entry, limit_arg())
+                items = kept_related_items(article, entry, limit_arg())
         except QueryError as exc:
             status, reason = 400, str(exc)
         except NotFound as exc:

@@ -19,7 +19,6 @@ from flask import request
 from aggregator.config import FeedConfig
 from aggregator.models import Entry, Feed
 from aggregator.store_stories import MemberRow
-from index.related.finder import index_version
 from index.search.latest import newest_ids
 
 from .related import safe_link, teaser
@@ -269,13 +268,6 @@ class FrontCache:
             else:
                 self._page = None
             return page
-
-
-def front_version(services: Services) -> Hashable:
-    """Return what the front page is built from: the index state, the store's change log and the story cursor."""
-    with services.index_reader.lease() as searcher:
-        index = None if searcher is None else index_version(searcher)
-    return (index, services.store.last_seq(), services.stories.cursor())
 
 
 def _welcome_page(services: Services) -> FrontPage:

@@ -108,18 +108,19 @@ def story_groups(hits: Sequence[SearchHit]) -> list[StoryHit]:
 
 def front_page() -> Any:
     """Return the front page: top stories, latest articles and topic sections (a welcome when empty)."""
-    from .front import FrontCache, build_front_page, front_version, story_path
+    from .front import FrontCache, build_front_page, story_path
     from .stories import top_cards
+    from .versions import data_version
 
     services = services_of(current_app)
     cache: FrontCache = current_app.extensions.setdefault("newsdesk.front", FrontCache())
-    front = cache.page(front_version(services), lambda: build_front_page(services, stories=top_cards(services)))
+    front = cache.page(data_version(services), lambda: build_front_page(services, stories=top_cards(services)))
     return render_template("pages/front.html", front=front, story_path=story_path)
 
 
 @pages.get("/entries/<entry_id>")
 def entry_page(entry_id: str) -> Any:
-    from .related import query_for_entry, related_items, safe_link
+    from .related import kept_related_items, query_for_entry, safe_link
 
     entry = services_of(current_app).store.get_entry(entry_id)
     if entry is None:
@@ -127,7 +128,7 @@ def entry_page(entry_id: str) -> Any:
     # Related coverage comes from the derived index; the article itself comes from the store, so an
     # index problem costs the sidebar, never the article.
     try:
-        related = related_items(query_for_entry(entry), entry, 5)
+        related = kept_related_items(query_for_entry(entry), entry, 5)
     except Exception:
         current_app.logger.exception("related coverage failed for entry %s", entry_id)
         related = []

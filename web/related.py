@@ -9,7 +9,7 @@ import hashlib
 import json
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,14 +18,19 @@ from flask import Blueprint, Flask, Response, abort, current_app, jsonify, reque
 from aggregator.errors import QueryError
 from aggregator.models import Entry
 from aggregator.normalize.urls import canonical_url, is_http_url
+from aggregator.store_stories import MemberRow
+from aggregator.stories import StoryArticle, article_from_entry
+from aggregator.stories.closeness import closeness
 from index.related.finder import RelatedItem, query_for_entry
 from index.related.rank import ArticleQuery
 from index.schema import site_of
 
 from .dates import parse_instant
 from .public_url import public_url_for
+from .related_cache import AnswerCache
 from .serialize import article_ref, entry_link
 from .services import services_of
+from .versions import data_version
 
 related_api = Blueprint("related", __name__)
 related_api.add_app_template_global(entry_link)
@@ -47,6 +52,19 @@ FILL_MIN_SCORE = 0.15
 HEADLINE_ONLY_WORDS = 20
 #: Finder items looked at beyond the limit when telling which story members it vouches for.
 FINDER_LOOKAHEAD = 5
+#: A story member the finder does not rank is listed for an article only this close to the article
+#: itself (`aggregator.stories.closeness`: cosine over time apart), not only to the story, whose
+#: centroid also gathers a developing event's sequels a day or two later. Chosen on AllSides'
+#: calibration half (bench/related_quality.py --corpus allsides; README "Related coverage on
+#: AllSides"): most members below it, and all over two days away, were of another labelled story.
+MEMBER_MIN_CLOSENESS = 0.15
+#: Hours apart at which closeness is halved (coverage of one event spreads over about a day).
+MEMBER_TIME_SCALE_HOURS = 36.0
+#: A member reported within this many hours of the article is listed however it is worded: outlets
+#: word one event very differently (pairwise cosines of 0.05-0.15), and a sequel takes longer.
+MEMBER_SAME_TIME_HOURS = 12.0
+#: Story members scored for closeness beyond the finder's picks: the newest this many.
+MEMBER_CANDIDATES = 40
 
 
 # --------------------------------------------------------------------------- shared by the embeds
@@ -204,7 +222,7 @@ def related_json() -> Any:
     if story_id is not None:
         return cacheable(jsonify(items=story_items(story_id, limit_arg())))
     article, entry = resolve_article()
-    return cacheable(jsonify(items=related_items(article, entry, limit_arg())))
+    return cacheable(jsonify(items=kept_related_items(article, entry, limit_arg())))
 
 
 @related_api.get("/oembed")
@@ -267,27 +285,37 @@ def _attr(value: str) -> str:
 
 def story_of_article(article: ArticleQuery, entry: Entry | None) -> str | None:
     """Return the story an article belongs to: a stored entry's own, else the one `StoryAssigner.find` places it in."""
-    from aggregator.stories import StoryArticle
-
     services = services_of(current_app)
     if entry is not None:
         return services.stories.stories_of([entry.id]).get(entry.id)
-    published = article.published_at or datetime.now(UTC)
-    key = hashlib.blake2b(f"{article.title}\n{article.text}".encode(), digest_size=8).hexdigest()
-    visitor = StoryArticle(
-        id=f"query:{key}", title=article.title, published_at=published, text=article.text, outlet=article.site or ""
-    )
-    match = services.stories.find(services.story_assigner, visitor)
+    match = services.stories.find(services.story_assigner, story_article(article, entry))
     if match is None:
         return None
     return services.stories.resolve_stored(match.story.id)
 
 
+def story_article(article: ArticleQuery, entry: Entry | None) -> StoryArticle:
+    """Return the article as story assignment sees it: a stored entry's own view, else the embedding page's words."""
+    if entry is not None:
+        return article_from_entry(entry)
+    published = article.published_at or datetime.now(UTC)
+    key = hashlib.blake2b(f"{article.title}\n{article.text}".encode(), digest_size=8).hexdigest()
+    return StoryArticle(
+        id=f"query:{key}", title=article.title, published_at=published, text=article.text, outlet=article.site or ""
+    )
+
+
 def story_members(
-    story_id: str, article: ArticleQuery, entry: Entry | None, limit: int, first: Sequence[str] = ()
+    story_id: str,
+    article: ArticleQuery,
+    entry: Entry | None,
+    limit: int,
+    first: Sequence[str] = (),
+    near: StoryArticle | None = None,
 ) -> list[Entry]:
     """Return the other outlets' articles of a story: ``first`` (those of them that are members) in
-    that order, then the rest newest first; one per outlet, wire copies once."""
+    that order, then the rest newest first; one per outlet, wire copies once. With ``near``, the
+    others are those close to that article itself (`MEMBER_MIN_CLOSENESS`), closest first."""
     services = services_of(current_app)
     settings = services.config.related
     # Chosen from light rows (no text): a story of hundreds of articles costs the few it lists.
@@ -297,18 +325,40 @@ def story_members(
     own_id = entry.id if entry is not None else None
     own_source = entry.source.title if entry is not None else None
     own_site = article.site
+    candidates: list[MemberRow] = []
+    for member in dict.fromkeys([*preferred, *reversed(members)]):  # newest first after the preferred
+        if member.entry_id == own_id:
+            continue
+        if settings.exclude_same_source and (
+            member.outlet == own_source or (own_site and site_of(member.site_url) == own_site)
+        ):
+            continue
+        candidates.append(member)
+    loaded: dict[str, Entry] = {}
+    if near is not None:
+        candidates = candidates[: len(preferred) + MEMBER_CANDIDATES]
+        loaded = services.store.get_entries([member.entry_id for member in candidates])
+        close = member_closeness(near, [loaded[m.entry_id] for m in candidates if m.entry_id in loaded])
+        vouched = {member.entry_id for member in preferred}
+        same_time = timedelta(hours=MEMBER_SAME_TIME_HOURS)
+        near_in_time = {i for i, other in loaded.items() if abs(other.published_at - near.published_at) <= same_time}
+        # The finder's own picks stay first; then the members close to the article (or reported about
+        # the same time, however worded), closest first.
+        candidates = [m for m in candidates if m.entry_id in vouched] + sorted(
+            (
+                m
+                for m in candidates
+                if m.entry_id not in vouched
+                and (m.entry_id in near_in_time or close.get(m.entry_id, 0.0) >= MEMBER_MIN_CLOSENESS)
+            ),
+            key=lambda m: -close.get(m.entry_id, 0.0),
+        )
     outlets: dict[str, int] = {}
     seen_titles: set[str] = set()
     seen_prints: set[int] = {entry.fingerprint} if entry is not None and entry.fingerprint else set()
     chosen: list[str] = []
-    for member in [*preferred, *reversed(members)]:  # newest first after the preferred
-        if member.entry_id == own_id or member.entry_id in chosen:
-            continue
+    for member in candidates:
         outlet = member.outlet
-        if settings.exclude_same_source and (
-            outlet == own_source or (own_site and site_of(member.site_url) == own_site)
-        ):
-            continue
         title = " ".join(member.title.casefold().split())
         # Wire copies: the same agency text under several mastheads is one piece of coverage.
         if title in seen_titles or (member.fingerprint and member.fingerprint in seen_prints):
@@ -322,8 +372,22 @@ def story_members(
         chosen.append(member.entry_id)
         if len(chosen) >= limit:
             break
-    found = services.store.get_entries(chosen)
+    missing = [i for i in chosen if i not in loaded]
+    found = {**loaded, **services.store.get_entries(missing)} if missing else loaded
     return [found[i] for i in chosen if i in found]
+
+
+def member_closeness(near: StoryArticle, others: Sequence[Entry]) -> dict[str, float]:
+    """Return entry id -> closeness (`aggregator.stories.closeness`) of each of ``others`` to ``near``."""
+    services = services_of(current_app)
+    articles = [near, *(article_from_entry(other) for other in others)]
+    services.stories.refresh()  # the document count weighs the words: the writer's, not a stale one
+    with services.stories.lock:  # the store's frequency cache is shared with lookups
+        vector, *vectors = services.story_assigner.vectors(articles)
+    return {
+        other.id: closeness(vector, near.published_at, other_vector, other.published_at, MEMBER_TIME_SCALE_HOURS)
+        for other, other_vector in zip(others, vectors, strict=True)
+    }
 
 
 def requested_story() -> str | None:
@@ -341,6 +405,12 @@ def story_items(story_id: str, limit: int) -> list[dict[str, Any]]:
     """Return a story's articles as related JSON items: one per outlet, newest first, wire copies once."""
     members = story_members(story_id, ArticleQuery(title=""), None, limit)
     return [{**item_json(RelatedItem(entry=m, score=1.0, similarity=1.0)), "story_id": story_id} for m in members]
+
+
+def kept_related_items(article: ArticleQuery, entry: Entry | None, limit: int) -> list[dict[str, Any]]:
+    """Return `related_items`, served from the process's answer cache while the data it came from is unchanged."""
+    cache: AnswerCache = current_app.extensions.setdefault("newsdesk.related", AnswerCache())
+    return cache.items(data_version(services_of(current_app)), article, entry, limit, related_items)
 
 
 def related_items(article: ArticleQuery, entry: Entry | None, limit: int) -> list[dict[str, Any]]:
@@ -368,15 +438,28 @@ def related_items(article: ArticleQuery, entry: Entry | None, limit: int) -> lis
         story_id = None  # nothing vouches for the story a stranger's headline was placed in
     members: list[Entry] = []
     if story_id is not None:
-        members = story_members(story_id, article, entry, limit, first=in_story)
+        # A headline's members are only those the finder vouches for: no closeness to weigh there.
+        near = None if headline_only else story_article(article, entry)
+        members = story_members(story_id, article, entry, limit, first=in_story, near=near)
         if headline_only:
             vouched = set(in_story)
             members = [member for member in members if member.id in vouched]
+    nearby: list[Entry] = []
+    nearby_score = 0.0
+    if not members and story_id is not None and entry is not None and not headline_only:
+        # No other outlet's coverage joined this article's story: the story it is nearest to under the
+        # stricter second-chance rule, as far as its members are close to the article itself.
+        near = story_article(article, entry)
+        match = services.stories.find(services.story_assigner, near, second_chance=True, exclude=story_id)
+        nearest = services.stories.resolve_stored(match.story.id) if match is not None else None
+        if match is not None and nearest is not None and nearest != story_id:
+            nearby = story_members(nearest, article, entry, limit, near=near)
+            nearby_score = match.similarity
     items: list[dict[str, Any]] = []
     listed: set[str] = set() if entry is None else {entry.id}
     sources: dict[str, int] = {}
-    for member in members:
-        items.append(item_json(RelatedItem(entry=member, score=1.0, similarity=1.0)))
+    for member, score in [*((m, 1.0) for m in members), *((m, nearby_score) for m in nearby)]:
+        items.append(item_json(RelatedItem(entry=member, score=score, similarity=score)))
         listed.add(member.id)
         sources[member.source.title] = sources.get(member.source.title, 0) + 1
     # With the article's story known, what the finder adds is of other stories: only its close matches.

@@ -6,7 +6,7 @@ story it lives on in, so a link once shared keeps working.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -16,7 +16,7 @@ from flask import Blueprint, Response, abort, current_app, jsonify, redirect, re
 from lxml.builder import ElementMaker
 
 from aggregator.models import Entry
-from aggregator.store_stories import StoryRow
+from aggregator.store_stories import MemberRow, StoryRow
 from aggregator.stories import StoryState
 
 from .api import int_arg
@@ -189,19 +189,46 @@ def article_json(entry: Entry, *, first: bool = False) -> dict[str, Any]:
     return {**article_fields(entry), "first": first}
 
 
-def story_json(story: Story, *, articles: int | None = None) -> dict[str, Any]:
-    """Return the public JSON form of a story (``articles`` caps the list, newest outlets kept)."""
+def story_json(story: Story) -> dict[str, Any]:
+    """Return the public JSON form of a story with every stored article, oldest first."""
     entries = story.entries
-    listed = entries if articles is None else entries[:articles]
+    return _story_fields(
+        story.row,
+        title=entries[0].title if entries else "",
+        outlet_count=story.outlets,
+        article_count=len(entries),
+        image=story.image,
+        listed=entries,
+    )
+
+
+def listed_story_json(row: StoryRow, members: Sequence[MemberRow], entries: Mapping[str, Entry]) -> dict[str, Any]:
+    """Return a story as the story list gives it (as `story_json` gives it, with only the first LIST_ARTICLES articles), from its
+    members' light rows (oldest first) and the entries of the first LIST_ARTICLES of them."""
+    # Counts, title and picture come from the light rows: a story of hundreds of articles costs the
+    # few it lists, not a full read of every member (text and all).
+    return _story_fields(
+        row,
+        title=members[0].title if members else "",
+        outlet_count=len({member.outlet for member in members}),
+        article_count=len(members),
+        image=next((url for member in members if (url := safe_link(member.image_url))), None),
+        listed=[entries[m.entry_id] for m in members[:LIST_ARTICLES] if m.entry_id in entries],
+    )
+
+
+def _story_fields(
+    row: StoryRow, *, title: str, outlet_count: int, article_count: int, image: str | None, listed: Sequence[Entry]
+) -> dict[str, Any]:
     return {
-        "id": story.row.id,
-        "url": f"{public_root()}/stories/{quote(story.row.id, safe='')}",
-        "title": entries[0].title if entries else "",
-        "outlet_count": story.outlets,
-        "article_count": len(entries),
-        "first_seen": iso(story.row.first_seen),
-        "last_seen": iso(story.row.last_seen),
-        "image": story.image,
+        "id": row.id,
+        "url": f"{public_root()}/stories/{quote(row.id, safe='')}",
+        "title": title,
+        "outlet_count": outlet_count,
+        "article_count": article_count,
+        "first_seen": iso(row.first_seen),
+        "last_seen": iso(row.last_seen),
+        "image": image,
         "articles": [article_json(entry, first=i == 0) for i, entry in enumerate(listed)],
     }
 
@@ -259,13 +286,16 @@ def stories_api() -> Any:
         languages=values("lang"),
         sources=values("source"),
     )
-    items = [story for row in rows if (story := load_story(services, row.id)) is not None and story.entries]
+    # Light rows of every member, then in full only the articles the list shows (as the front page does).
+    members = services.stories.member_rows([row.id for row in rows])
+    shown = [m.entry_id for row in rows for m in members.get(row.id, [])[:LIST_ARTICLES]]
+    entries = services.store.get_entries(shown)
     return jsonify(
         total=total,
         page=page,
         per_page=per_page,
         pages=max(1, -(-total // per_page)),
-        stories=[story_json(story, articles=LIST_ARTICLES) for story in items],
+        stories=[listed_story_json(row, members[row.id], entries) for row in rows if members.get(row.id)],
     )
 
 

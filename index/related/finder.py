@@ -14,7 +14,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from whoosh.searching import Searcher
 
@@ -22,7 +22,8 @@ from aggregator.models import Entry
 
 from ..schema import site_of
 from ..search.engine import EntryLookup, IndexReader
-from .postings import IndexView
+from .frequencies import FrequencyView, SegmentFrequencies
+from .postings import IndexView, SegmentCache
 from .rank import (
     ArticleQuery,
     Candidate,
@@ -34,6 +35,7 @@ from .rank import (
     title_key,
     weigh,
 )
+from .tokens import TermMemo
 
 __all__ = ["ArticleQuery", "RelatedFinder", "RelatedItem", "RelatedSettings", "query_for_entry"]
 
@@ -64,6 +66,14 @@ def query_for_entry(entry: Entry) -> ArticleQuery:
         site=site_of(entry.source.site_url or entry.url) or None,
         fingerprint=entry.fingerprint,
     )
+
+
+class LeadLookup(EntryLookup, Protocol):
+    """Where entries and their leads come from (the store)."""
+
+    def entry_leads(self, entry_ids: Sequence[str], chars: int) -> dict[str, tuple[str, str]]:
+        """Return entry id -> (title, first ``chars`` characters of its summary, else of its text)."""
+        ...
 
 
 class _LRU:
@@ -107,7 +117,7 @@ class RelatedFinder:
     def __init__(
         self,
         reader: IndexReader,
-        lookup: EntryLookup,
+        lookup: LeadLookup,
         settings: RelatedSettings | None = None,
         *,
         cache_size: int = 4096,
@@ -120,6 +130,11 @@ class RelatedFinder:
         self._frequencies: dict[str, int] = {}
         self._version: tuple[str, int] | None = None
         self._index_view: IndexView | None = None
+        self._terms: TermMemo | None = None
+        # Segments' document frequencies outlive index versions: a commit adds a segment, the others stay.
+        self._segment_frequencies = SegmentFrequencies(_FIELDS)
+        self._segment_view: tuple[Searcher, FrequencyView] | None = None
+        self._segment_arrays = SegmentCache()
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ public
@@ -156,8 +171,7 @@ class RelatedFinder:
 
     def candidate_vector(self, searcher: Searcher, title: str, body: str) -> dict[str, float]:
         """Return the tf-idf vector of an article's title and body as the index weighs it now."""
-        analyzer = searcher.schema["title"].analyzer
-        counts = term_counts(lambda text: (t.text for t in analyzer(text)), title, body, self.settings)
+        counts = term_counts(self._term_memo(searcher).terms, title, body, self.settings)
         return weigh(counts, lambda t: self._df(searcher, t), searcher.doc_count(), self.settings)
 
     # ------------------------------------------------------------------ internals
@@ -172,14 +186,33 @@ class RelatedFinder:
                 self._vectors.clear()
                 self._answers.clear()
                 self._index_view = None
+                self._segment_view = None
         return version
+
+    def _term_memo(self, searcher: Searcher) -> TermMemo:
+        analyzer = searcher.schema["title"].analyzer
+        memo = self._terms
+        # Each index version's searcher may unpickle its own copy of the analyzer: an equal one keeps the memo.
+        if memo is None or (memo.analyzer is not analyzer and memo.analyzer != analyzer):
+            memo = self._terms = TermMemo(analyzer)
+        return memo
+
+    def _frequency_view(self, searcher: Searcher) -> FrequencyView:
+        with self._lock:
+            held = self._segment_view
+            if held is None or held[0] is not searcher:
+                held = self._segment_view = (
+                    searcher,
+                    self._segment_frequencies.of(searcher, index_version(searcher)[0]),
+                )
+            return held[1]
 
     def _df(self, searcher: Searcher, term: str) -> int:
         frequencies = self._frequencies
         value = frequencies.get(term)
         if value is None:
             # A term in either the title or the body; the larger count approximates "documents with it".
-            value = max(searcher.doc_frequency(field, term) for field in _FIELDS)
+            value = self._frequency_view(searcher)(term)
             if len(frequencies) < 500_000:
                 frequencies[term] = value
         return value
@@ -230,7 +263,7 @@ class RelatedFinder:
     def _view(self, searcher: Searcher) -> IndexView:
         with self._lock:
             if self._index_view is None or self._index_view.searcher is not searcher:
-                self._index_view = IndexView(searcher)
+                self._index_view = IndexView(searcher, segments=self._segment_arrays, prefix=index_version(searcher)[0])
             return self._index_view
 
     def _vectors_for(self, searcher: Searcher, entry_ids: Sequence[str]) -> dict[str, tuple[dict[str, float], str]]:
@@ -243,12 +276,10 @@ class RelatedFinder:
             else:
                 found[entry_id] = cached
         if missing:
-            # Titles are not stored in the index; the store has them (one query for all misses).
-            for entry_id, entry in self.lookup.get_entries(missing).items():
-                value = (
-                    self.candidate_vector(searcher, entry.title, entry.summary or entry.text),
-                    title_key(entry.title),
-                )
+            # Titles are not stored in the index; the store has them (one query for all misses), and
+            # only the lead the vector is made of (a full-text article's row is mostly what it skips).
+            for entry_id, (title, lead) in self.lookup.entry_leads(missing, self.settings.body_chars).items():
+                value = (self.candidate_vector(searcher, title, lead), title_key(title))
                 self._vectors.put(entry_id, value)
                 found[entry_id] = value
         return found

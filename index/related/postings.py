@@ -26,20 +26,104 @@ FIELD_FACTORS = (("title", 2.0), ("summary", 1.0), ("text", 1.0))
 IntArray = numpy.ndarray[Any, numpy.dtype[numpy.int64]]
 
 
+class SegmentCache:
+    """What an IndexView reads per index segment, kept across index versions (shared by a process's threads).
+
+    A segment never changes once written, except that documents in it get deleted: publication
+    times are kept per segment, and postings and liveness per segment and live-document count
+    (deletions only ever lower it). After a commit only the new segment is read, where every index
+    version used to read every segment again (0.7 s on 228,000 documents, paid by the first
+    related-coverage answer after each commit of a polling writer).
+    """
+
+    def __init__(self, *, postings_cache: int = 20_000) -> None:
+        self._published: dict[str, IntArray] = {}
+        self._live: dict[tuple[str, int], numpy.ndarray[Any, numpy.dtype[numpy.bool_]] | None] = {}
+        self._postings: OrderedDict[tuple[str, int, str, str], IntArray] = OrderedDict()
+        self._limit = postings_cache
+        self._lock = threading.Lock()
+
+    def published(self, key: str, leaf: Any) -> IntArray:
+        """Return a segment's publication times (Whoosh's longs) by document number."""
+        with self._lock:
+            found = self._published.get(key)
+        if found is None:
+            size = leaf.doc_count_all()
+            found = numpy.fromiter(column_values(leaf, "published", translate=False), dtype=numpy.int64, count=size)
+            with self._lock:
+                self._published[key] = found
+        return found
+
+    def live(self, key: str, leaf: Any) -> numpy.ndarray[Any, numpy.dtype[numpy.bool_]] | None:
+        """Return a segment's mask of live documents, None when none is deleted."""
+        if not leaf.has_deletions():
+            return None
+        state = (key, leaf.doc_count())
+        with self._lock:
+            if state in self._live:
+                return self._live[state]
+        mask = numpy.zeros(leaf.doc_count_all(), dtype=bool)
+        mask[numpy.fromiter(leaf.all_doc_ids(), dtype=numpy.int64)] = True
+        with self._lock:
+            self._live = {k: v for k, v in self._live.items() if k[0] != key}  # older deletion states
+            self._live[state] = mask
+        return mask
+
+    def postings(self, key: str, leaf: Any, field: str, term: str) -> IntArray:
+        """Return the segment's live document numbers containing ``term`` in ``field``."""
+        state = (key, leaf.doc_count(), field, term)
+        with self._lock:
+            cached = self._postings.get(state)
+            if cached is not None:
+                self._postings.move_to_end(state)
+                return cached
+        if (field, term) in leaf:
+            ids = numpy.fromiter(leaf.postings(field, term).all_ids(), dtype=numpy.int64)
+        else:
+            ids = numpy.zeros(0, dtype=numpy.int64)
+        with self._lock:
+            self._postings[state] = ids
+            while len(self._postings) > self._limit:
+                self._postings.popitem(last=False)
+        return ids
+
+    def retain(self, keys: set[str]) -> None:
+        """Forget the segments not in ``keys`` (merged away); their postings age out of the LRU."""
+        with self._lock:
+            self._published = {k: v for k, v in self._published.items() if k in keys}
+            self._live = {k: v for k, v in self._live.items() if k[0] in keys}
+
+
 class IndexView:
     """One index version's arrays: publication time and liveness per document, and cached postings."""
 
-    def __init__(self, searcher: Searcher, *, postings_cache: int = 20_000) -> None:
+    def __init__(
+        self,
+        searcher: Searcher,
+        *,
+        segments: SegmentCache | None = None,
+        prefix: str = "",
+        postings_cache: int = 20_000,
+    ) -> None:
         reader = searcher.reader()
         self.searcher = searcher
         self.count = reader.doc_count_all()
-        column = column_values(reader, "published", translate=False)
-        self.published: IntArray = numpy.fromiter(column, dtype=numpy.int64, count=self.count)
+        self._segments = segments or SegmentCache(postings_cache=postings_cache)
+        self._leaves: list[tuple[str, Any, int]] = []
+        for leaf, offset in reader.leaf_readers() if self.count else []:
+            segment = leaf.segment()
+            name = segment.segment_id() if segment is not None else f"reader-{id(leaf)}"
+            self._leaves.append((f"{prefix}/{name}", leaf, offset))
+        self._segments.retain({key for key, _, _ in self._leaves})
+        self.published: IntArray = numpy.zeros(0, dtype=numpy.int64)
         self.live = numpy.ones(self.count, dtype=bool)
-        if reader.has_deletions():
+        if self._leaves:
+            self.published = numpy.concatenate([self._segments.published(key, leaf) for key, leaf, _ in self._leaves])
+        for key, leaf, offset in self._leaves:
             # Postings still list deleted documents until their segment is merged away.
-            self.live[:] = False
-            self.live[numpy.fromiter(reader.all_doc_ids(), dtype=numpy.int64)] = True
+            mask = self._segments.live(key, leaf)
+            if mask is not None:
+                self.live[offset : offset + len(mask)] = mask
         self._postings: OrderedDict[tuple[str, str], IntArray] = OrderedDict()
         self._limit = postings_cache
         self._lock = threading.Lock()
@@ -52,11 +136,8 @@ class IndexView:
             if cached is not None:
                 self._postings.move_to_end(key)
                 return cached
-        reader = self.searcher.reader()
-        if (field, term) in reader:
-            ids = numpy.fromiter(reader.postings(field, term).all_ids(), dtype=numpy.int64)
-        else:
-            ids = numpy.zeros(0, dtype=numpy.int64)
+        parts = [self._segments.postings(name, leaf, field, term) + offset for name, leaf, offset in self._leaves]
+        ids = numpy.concatenate(parts) if parts else numpy.zeros(0, dtype=numpy.int64)
         with self._lock:
             self._postings[key] = ids
             while len(self._postings) > self._limit:

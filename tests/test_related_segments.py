@@ -1,0 +1,129 @@
+"""Related coverage's per-segment caches (document frequencies, publication times, liveness, postings) agree with
+Whoosh's reader across commits, merges and deletions (a real index on disk)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import numpy
+from whoosh import index as whoosh_index
+
+from index.related.frequencies import SegmentFrequencies
+from index.related.postings import IndexView, SegmentCache
+from index.schema import build_schema
+
+from .support.story_articles import EXPLOSION, OTHERS
+
+FIELDS = ("title", "summary", "text")
+
+
+def add(ix: whoosh_index.Index, start: int, count: int, *, merge: bool = False, optimize: bool = False) -> None:
+    articles = EXPLOSION + OTHERS
+    with ix.writer() as writer:
+        for number in range(start, start + count):
+            article = articles[number % len(articles)]
+            body = " ".join(article.paragraphs)
+            writer.add_document(
+                id=f"e{number}",
+                title=article.title,
+                summary=body[: 40 + number],
+                text=body,
+                published=datetime(2026, 3, 1 + number % 20, number % 24),
+            )
+        writer.merge = merge
+        writer.optimize = optimize
+
+
+def expected(searcher: object, term: str) -> int:
+    return max(searcher.doc_frequency(field, term) for field in FIELDS)  # type: ignore[attr-defined]
+
+
+def terms_of(searcher: object) -> set[str]:
+    reader = searcher.reader()  # type: ignore[attr-defined]
+    return {text.decode() for field in FIELDS for text in reader.lexicon(field)} | {"absent", "nothing"}
+
+
+def test_segment_frequencies_follow_commits_merges_and_deletions(tmp_path: Path) -> None:
+    ix = whoosh_index.create_in(str(tmp_path), build_schema())
+    frequencies = SegmentFrequencies(FIELDS)
+    add(ix, 0, 4)
+    add(ix, 4, 3)
+    with ix.searcher() as searcher:
+        assert len(searcher.reader().leaf_readers()) == 2  # two segments: the sums are exercised
+        view = frequencies.of(searcher, str(tmp_path))
+        words = terms_of(searcher)
+        assert all(view(term) == expected(searcher, term) for term in words)
+        assert any(expected(searcher, term) > 1 for term in words)
+    first_segments = set(frequencies._segments)
+
+    # A commit adds a segment: the two known ones keep what they learnt, and the sums stay right.
+    add(ix, 7, 2)
+    with ix.writer() as writer:
+        writer.delete_by_term("id", "e1")  # deletions leave a segment's term statistics as they were
+    with ix.searcher() as searcher:
+        assert len(searcher.reader().leaf_readers()) == 3
+        view = frequencies.of(searcher, str(tmp_path))
+        assert first_segments < set(frequencies._segments)
+        assert all(frequencies._segments[key] for key in first_segments)
+        assert all(view(term) == expected(searcher, term) for term in terms_of(searcher))
+
+    # A merge into one segment: the merged ones are forgotten.
+    add(ix, 9, 1, optimize=True)
+    with ix.searcher() as searcher:
+        view = frequencies.of(searcher, str(tmp_path))
+        assert not first_segments & set(frequencies._segments) and len(frequencies._segments) == 1
+        assert all(view(term) == expected(searcher, term) for term in terms_of(searcher))
+
+
+def reference(searcher: object, terms: list[str]) -> tuple[list[int], list[int], dict[str, list[int]]]:
+    """Return publication times, live documents and postings as Whoosh's multi-segment reader gives them."""
+    reader = searcher.reader()  # type: ignore[attr-defined]
+    published = list(reader.column_reader("published", translate=False))
+    postings = {
+        f"{field}:{term}": list(reader.postings(field, term).all_ids()) if (field, term) in reader else []
+        for field in FIELDS
+        for term in terms
+    }
+    return published, list(reader.all_doc_ids()), postings
+
+
+def check_view(view: IndexView, searcher: object, terms: list[str]) -> None:
+    published, live, postings = reference(searcher, terms)
+    assert view.published.tolist() == published
+    assert numpy.flatnonzero(view.live).tolist() == live
+    for name, ids in postings.items():
+        field, term = name.split(":", 1)
+        assert view.postings(field, term).tolist() == ids, name
+    weights = [(term, 1.0 + n) for n, term in enumerate(terms[:16])]
+    fresh = IndexView(searcher)  # type: ignore[arg-type]
+    window = (datetime(2026, 3, 2), datetime(2026, 3, 15))
+    assert view.candidates(weights, *window, 5) == fresh.candidates(weights, *window, 5)
+
+
+def test_segment_arrays_follow_commits_deletions_and_merges(tmp_path: Path) -> None:
+    ix = whoosh_index.create_in(str(tmp_path), build_schema())
+    segments = SegmentCache()
+    add(ix, 0, 5)
+    add(ix, 5, 4)
+    with ix.searcher() as searcher:
+        terms = sorted(terms_of(searcher))
+        check_view(IndexView(searcher, segments=segments, prefix="a"), searcher, terms)
+    known = set(segments._published)
+    assert len(known) == 2
+
+    # A new segment, and deletions in an old one: the old segment's times are reused, its liveness and postings not.
+    add(ix, 9, 3)
+    with ix.writer() as writer:
+        writer.delete_by_term("id", "e2")
+        writer.delete_by_term("id", "e6")
+    with ix.searcher() as searcher:
+        assert searcher.reader().has_deletions()
+        view = IndexView(searcher, segments=segments, prefix="a")
+        assert known < set(segments._published) and len(segments._published) == 3
+        check_view(view, searcher, terms)
+
+    add(ix, 12, 1, optimize=True)
+    with ix.searcher() as searcher:
+        check_view(IndexView(searcher, segments=segments, prefix="a"), searcher, terms)
+        assert len(segments._published) == 1 and not known & set(segments._published)
