@@ -14,10 +14,8 @@ import pytest
 from flask.testing import FlaskClient
 from lxml import html as lxml_html
 
-from aggregator.config import config_from_dict
-from aggregator.poller import update_feeds
+from tests.support.polled import polled_services
 from web.app import create_app
-from web.services import build_services
 
 #: Three unrelated harbour reports (distinct stories, so results do not fold into one).
 REPORTS = (
@@ -45,11 +43,7 @@ def harbour_feed(now: datetime) -> str:
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlaskClient]:
     root = tmp_path_factory.mktemp("search-page")
     (root / "harbour.xml").write_text(harbour_feed(datetime.now(UTC)), encoding="utf-8")
-    config = config_from_dict({"data_dir": str(root / "data")}, label="test-config.toml")
-    services = build_services(config)
-    for result in update_feeds(services.store, [services.store.add_feed(str(root / "harbour.xml"))], config):
-        assert result.error is None, result
-    services.indexer().catch_up()
+    services = polled_services(root / "data", [str(root / "harbour.xml")])
     yield create_app(services.config, services).test_client()
     services.close()
 
