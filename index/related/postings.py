@@ -19,6 +19,7 @@ from whoosh.searching import Searcher
 from whoosh.util.times import datetime_to_long
 
 from ..search.doctable import column_values
+from ..search.scoring import segment_postings
 
 #: (field, factor): a term in the title says more about the story than one in the body.
 FIELD_FACTORS = (("title", 2.0), ("summary", 1.0), ("text", 1.0))
@@ -77,10 +78,14 @@ class SegmentCache:
             if cached is not None:
                 self._postings.move_to_end(state)
                 return cached
-        if (field, term) in leaf:
-            ids = numpy.fromiter(leaf.postings(field, term).all_ids(), dtype=numpy.int64)
-        else:
-            ids = numpy.zeros(0, dtype=numpy.int64)
+        # A block of up to 128 postings at a time as arrays (search's reader), not one Python call per posting:
+        # a third of a cold related answer's time on the 228,000-entry corpus. Its lists hold deleted
+        # documents too, which the segment's live mask takes out.
+        found = segment_postings(leaf, field, term) if (field, term) in leaf else None
+        ids = numpy.zeros(0, dtype=numpy.int64) if found is None else found[0]
+        mask = self.live(key, leaf)
+        if mask is not None and ids.size:
+            ids = ids[mask[ids]]
         with self._lock:
             self._postings[state] = ids
             while len(self._postings) > self._limit:

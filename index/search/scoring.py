@@ -31,7 +31,7 @@ FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 
 
-def _postings(leaf: Any, fieldname: str, text: str) -> tuple[IntArray, FloatArray] | None:
+def segment_postings(leaf: Any, fieldname: str, text: str) -> tuple[IntArray, FloatArray] | None:
     """Return a segment's (document numbers, weights) for a term, deleted documents included."""
     try:
         matcher = leaf.postings(fieldname, text)
@@ -99,7 +99,7 @@ def term_scores(
     docs: list[IntArray] = []
     weights: list[FloatArray] = []
     for leaf, offset in searcher.reader().leaf_readers():
-        found = _postings(leaf, fieldname, text)
+        found = segment_postings(leaf, fieldname, text)
         if found is not None:
             docs.append(found[0] + offset)
             weights.append(found[1])
