@@ -745,7 +745,10 @@ class _PastWindow:
 
     def __init__(self) -> None:
         self.stories: dict[str, StoryState] = {}
-        self.index = TermIndex()
+        # Filed by week, not by day: a window is a week of stories read at once, each filed under every
+        # bucket its span touches, and a day's buckets made filing most of a cold lookup (lookups are exact
+        # at any bucket size: the window's test is asked of every candidate).
+        self.index = TermIndex(bucket_seconds=7 * 86400.0)
 
     def put(self, story: StoryState) -> None:
         self.stories[story.id] = story

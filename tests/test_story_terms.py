@@ -6,6 +6,8 @@ import random
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from aggregator.stories import StoryState
 from aggregator.stories.state import TermIndex, in_window, overlap
 
@@ -58,9 +60,10 @@ def changed(rng: random.Random, story: StoryState) -> StoryState:
     return replace(story, centroid={})
 
 
-def test_windowed_lookups_match_a_scan_of_every_story_through_changes() -> None:
+@pytest.mark.parametrize("bucket_days", [1, 7])
+def test_windowed_lookups_match_a_scan_of_every_story_through_changes(bucket_days: int) -> None:
     rng = random.Random(7)
-    index = TermIndex()
+    index = TermIndex(bucket_seconds=bucket_days * 86400.0)
     stories: dict[str, StoryState] = {}
     for step in range(3000):
         if stories and rng.random() < 0.5:
