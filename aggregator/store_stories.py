@@ -30,7 +30,6 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from .errors import StorageError
 from .hosts import display_title
-from .models import Entry
 from .store_errors import database_errors
 from .stories import StoryArticle, StoryAssigner, StoryChanges, StoryMatch, StoryState, article_from_entry
 from .stories.features import article_from_fields
@@ -52,7 +51,6 @@ __all__ = [
     "MemberRow",
     "SqlStoryStore",
     "StoryRow",
-    "articles_of",
     "assign_pending",
     "batch_articles",
     "rebuilt",
@@ -933,35 +931,21 @@ def _advance(conn: Connection, from_seq: int, to_seq: int) -> None:
     raise StoriesMoved(f"story assignment moved past change {from_seq} in another process")
 
 
-def articles_of(entries: Iterable[Entry | None]) -> list[StoryArticle]:
-    """Return the articles to assign for a batch of logged changes' entries, in log order (None: deleted since)."""
-    return _distinct(article_from_entry(entry) for entry in entries if entry is not None)
-
-
-def _distinct(articles: Iterable[StoryArticle]) -> list[StoryArticle]:
-    """Return the articles in order, each id once (an entry changed twice in a batch is assigned once)."""
-    seen: set[str] = set()
-    kept: list[StoryArticle] = []
-    for article in articles:
-        if article.id not in seen:
-            seen.add(article.id)
-            kept.append(article)
-    return kept
-
-
 def batch_articles(
-    stories: SqlStoryStore, assigner: StoryAssigner, entries: Any, batch: Sequence[tuple[str, StoryArticle | None]]
+    stories: SqlStoryStore, assigner: StoryAssigner, entries: Any, entry_ids: Sequence[str]
 ) -> list[StoryArticle]:
-    """Return a logged batch's articles to assign, first taking those gone from the store out of their stories.
+    """Return a logged batch's articles to assign, in log order and each once, first taking the entries
+    gone from the store (deleted since, their feed removed or pruned) out of their stories.
 
-    ``batch`` pairs each change's entry id with its article as the store has it now (None: deleted since,
-    its feed removed or pruned; `SqlStoryStore.articles` reads them); ``entries`` is what reads the kept
-    members (``get_entries``).
+    ``entry_ids`` are the batch's changes' entry ids in log order (an entry changed twice is assigned
+    once); ``entries`` is what reads the kept members (``get_entries``).
     """
-    deleted = list(dict.fromkeys(entry_id for entry_id, article in batch if article is None))
+    ids = list(dict.fromkeys(entry_ids))
+    found = stories.articles(ids)
+    deleted = [entry_id for entry_id in ids if entry_id not in found]
     if deleted:
         stories.forget(assigner, entries, deleted)
-    return _distinct(article for _, article in batch if article is not None)
+    return [found[entry_id] for entry_id in ids if entry_id in found]
 
 
 def assign_pending(
@@ -984,10 +968,7 @@ def assign_pending(
         batch = stories.changes_after(seq, batch_size)
         if not batch:
             break
-        found = stories.articles(list(dict.fromkeys(entry_id for _, entry_id in batch)))
-        articles = batch_articles(
-            stories, assigner, changes, [(entry_id, found.get(entry_id)) for _, entry_id in batch]
-        )
+        articles = batch_articles(stories, assigner, changes, [entry_id for _, entry_id in batch])
         try:
             assigned += stories.assign(assigner, articles, seq, batch[-1][0])
         except StoriesMoved as exc:

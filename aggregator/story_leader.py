@@ -180,9 +180,7 @@ def assign_logged(
         batch = changelog.committed_after(position, batch_size)
         if not batch:
             break
-        found = stories.articles(list(dict.fromkeys(change.entry_id for change in batch)))
-        pairs = [(change.entry_id, found.get(change.entry_id)) for change in batch]
-        articles = batch_articles(stories, assigner, changelog, pairs)
+        articles = batch_articles(stories, assigner, changelog, [change.entry_id for change in batch])
         try:
             assigned += stories.assign_moving(assigner, articles, move_position(position, batch[-1].position))
         except StoriesMoved as exc:

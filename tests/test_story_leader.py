@@ -16,7 +16,7 @@ from aggregator.config import Config
 from aggregator.models import Feed
 from aggregator.sessions import with_application_name
 from aggregator.store import Store, open_store
-from aggregator.store_stories import SqlStoryStore, StoriesMoved, articles_of
+from aggregator.store_stories import SqlStoryStore, StoriesMoved, batch_articles
 from aggregator.story_leader import StoryLeader, assign_stories, move_position, stored_position, story_assigner
 
 from .conftest import make_config
@@ -185,10 +185,9 @@ def test_a_batch_read_from_a_stale_position_is_dropped(
     changelog = ChangeLog(store)
     until(lambda: len(changelog.committed_after(start)) == 3)
     batch = changelog.committed_after(start)
-    found = changelog.get_entries([c.entry_id for c in batch])
-    articles = articles_of(found.get(c.entry_id) for c in batch)
     # Two assigners read the same batch (one has not yet noticed that its lock went): the first one wins.
     first, stale = SqlStoryStore(store.engine), SqlStoryStore(store.engine)
+    articles = batch_articles(first, story_assigner(config, first), changelog, [c.entry_id for c in batch])
     assert first.assign_moving(story_assigner(config, first), articles, move_position(start, batch[-1].position)) == 3
     with pytest.raises(StoriesMoved):
         stale.assign_moving(story_assigner(config, stale), articles, move_position(start, batch[-1].position))
