@@ -33,7 +33,7 @@ from .hosts import display_title
 from .store_errors import database_errors
 from .stories import StoryArticle, StoryAssigner, StoryChanges, StoryMatch, StoryState, article_from_entry
 from .stories.features import article_from_fields
-from .stories.state import TermIndex, in_window
+from .stories.state import TermIndex
 from .tables import changes_table, entries_table, feeds_table, meta_table
 from .tables_stories import (
     STORIES_DOCUMENTS_KEY,
@@ -222,14 +222,7 @@ class SqlStoryStore:
         exclude: Container[str] = frozenset(),
     ) -> list[tuple[float, StoryState]]:
         """Return (overlap, story) of up to ``limit`` unmerged stories sharing a term and overlapping [start, end], best first."""
-        stories = self._stories
-        ranked = self._index.scored(
-            terms,
-            limit,
-            lambda i: i not in exclude and i in stories and in_window(stories[i], start, end),
-            (start, end),
-        )
-        return [(score, stories[story_id]) for score, story_id in ranked]
+        return self._index.stories_for_terms(self._stories, terms, start, end, limit, exclude)
 
     def document_frequencies(self, terms: Iterable[str]) -> dict[str, int]:
         """Return term -> number of counted articles containing it."""
@@ -768,11 +761,7 @@ class _PastStories:
         limit: int,
         exclude: Container[str] = frozenset(),
     ) -> list[tuple[float, StoryState]]:
-        stories = self.window.stories
-        ranked = self.window.index.scored(
-            terms, limit, lambda i: i not in exclude and in_window(stories[i], start, end), (start, end)
-        )
-        return [(score, stories[story_id]) for score, story_id in ranked]
+        return self.window.index.stories_for_terms(self.window.stories, terms, start, end, limit, exclude)
 
     def document_frequencies(self, terms: Iterable[str]) -> dict[str, int]:
         return self.store.document_frequencies(terms)

@@ -289,6 +289,25 @@ class TermIndex:
                 best.append((-score, story_id))
         return best
 
+    def stories_for_terms(
+        self,
+        stories: Mapping[str, StoryState],
+        terms: Mapping[str, float],
+        start: datetime,
+        end: datetime,
+        limit: int,
+        exclude: Container[str] = frozenset(),
+    ) -> list[tuple[float, StoryState]]:
+        """`StoryStore.stories_for_terms` for a store that indexes its ``stories`` (by id) here: (overlap,
+        story) of up to ``limit`` of them sharing a term and overlapping [start, end], none in ``exclude``."""
+        ranked = self.scored(
+            terms,
+            limit,
+            lambda i: i not in exclude and i in stories and in_window(stories[i], start, end),
+            (start, end),
+        )
+        return [(score, stories[story_id]) for score, story_id in ranked]
+
 
 def _discard(postings: dict[str, dict[str, float]], term: str, story_id: str) -> None:
     posting = postings.get(term)
@@ -343,11 +362,7 @@ class MemoryStoryStore:
         exclude: Container[str] = frozenset(),
     ) -> list[tuple[float, StoryState]]:
         """Return (overlap, story) of up to ``limit`` unmerged stories sharing a term and overlapping [start, end], best first."""
-        stories = self.stories
-        ranked = self._index.scored(
-            terms, limit, lambda i: i not in exclude and in_window(stories[i], start, end), (start, end)
-        )
-        return [(score, stories[story_id]) for score, story_id in ranked]
+        return self._index.stories_for_terms(self.stories, terms, start, end, limit, exclude)
 
     def document_frequencies(self, terms: Iterable[str]) -> dict[str, int]:
         """Return term -> number of articles containing it."""
