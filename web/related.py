@@ -437,19 +437,18 @@ def related_items(article: ArticleQuery, entry: Entry | None, limit: int) -> lis
     if entry is None and headline_only and not in_story:
         story_id = None  # nothing vouches for the story a stranger's headline was placed in
     members: list[Entry] = []
+    # A headline's members are only those the finder vouches for: no closeness to weigh there.
+    near = story_article(article, entry) if story_id is not None and not headline_only else None
     if story_id is not None:
-        # A headline's members are only those the finder vouches for: no closeness to weigh there.
-        near = None if headline_only else story_article(article, entry)
         members = story_members(story_id, article, entry, limit, first=in_story, near=near)
         if headline_only:
             vouched = set(in_story)
             members = [member for member in members if member.id in vouched]
     nearby: list[Entry] = []
     nearby_score = 0.0
-    if not members and story_id is not None and entry is not None and not headline_only:
+    if not members and near is not None and entry is not None:
         # No other outlet's coverage joined this article's story: the story it is nearest to under the
         # stricter second-chance rule, as far as its members are close to the article itself.
-        near = story_article(article, entry)
         match = services.stories.find(services.story_assigner, near, second_chance=True, exclude=story_id)
         nearest = services.stories.resolve_stored(match.story.id) if match is not None else None
         if match is not None and nearest is not None and nearest != story_id:
