@@ -1,7 +1,7 @@
 """Related-coverage quality and latency on labelled stories, through the /api/v1/related code path.
 
     .venv/bin/python bench/related_quality.py [--work-dir DIR] [--queries 2000] [--held-out 1000]
-    .venv/bin/python bench/related_quality.py --corpus allsides [--work-dir DIR] [--sweep]
+    .venv/bin/python bench/related_quality.py --corpus allsides [--work-dir DIR] [--rounds 10] [--errors]
 
 Both corpora are read by `bench/story_data.py` and ingested through the real path: one feed per
 outlet, normalize_feed -> Store.save_entries -> story assignment (the writer's `assign_stories`) ->
@@ -293,6 +293,11 @@ class Coverage:
         self.probes += 1
         self.false_related += bool(shown)
 
+    def merge(self, other: Coverage) -> None:
+        """Add another draw's counts to these (pooled figures weigh every query and probe the same)."""
+        for field in dataclasses.fields(self):
+            setattr(self, field.name, getattr(self, field.name) + getattr(other, field.name))
+
     def figures(self) -> dict[str, float]:
         """Return the figures as shares."""
         q = max(self.queries, 1)
@@ -550,54 +555,121 @@ def allsides_plan(items: Sequence[Item], seed: int) -> tuple[list[Item], list[It
     return indexed, withheld, probes
 
 
-def allsides_main(args: argparse.Namespace) -> int:
-    """Measure related coverage on the AllSides stories, by entry and by title+text; return the exit status."""
-    items = spread(read_allsides(args.corpus_path or ALLSIDES), args.seed)
-    indexed, withheld, probes = allsides_plan(items, args.seed)
+#: A round's figures: part ("calibration", "held-out") -> (by entry, by title+text, the fill's (score, right)).
+RoundFigures = dict[str, tuple["Coverage", "Coverage", list[tuple[float, bool]]]]
+
+
+def plan_seeds(seed: int, rounds: int) -> list[int]:
+    """Return the plan seeds of ``rounds`` draws: the first is ``seed`` itself (the single-seed figures)."""
+    return [seed + 1000 * r for r in range(rounds)]
+
+
+def allsides_round(
+    items: Sequence[Item], plan_seed: int, seed: int, work: Path, show_errors: bool = False
+) -> RoundFigures:
+    """Ingest one draw of the AllSides plan into ``work`` and ask it everything; return its figures by half."""
+    indexed, withheld, probes = allsides_plan(items, plan_seed)
     print(
-        f"AllSides: {len(items)} articles in {len({i.story for i in items})} stories, spread over 2-72 h each; "
-        f"indexed {len(indexed)}, withheld {len(withheld)} (one per story, asked by title+text), "
-        f"{len(probes)} stories left out of the index (probes)"
+        f"plan seed {plan_seed}: indexed {len(indexed)}, withheld {len(withheld)} (one per story, asked by "
+        f"title+text), {len(probes)} stories left out of the index (probes)"
     )
-    work: Path = args.work_dir
-    signature = {"corpus": "allsides", "rows": len(indexed), "seed": args.seed, "order": "hourly polls"}
+    signature = {
+        "corpus": "allsides",
+        "rows": len(indexed),
+        "seed": seed,
+        "plan_seed": plan_seed,
+        "order": "hourly polls",
+    }
     ids = prepare(indexed, work, signature)
     by_entry = {ids[item.id]: item for item in indexed}
     outlets: dict[str, set[str]] = defaultdict(set)
     for item in indexed:
         outlets[item.story].add(item.outlet)
     api = RelatedApi(work)
-    report: dict[str, Any] = {"seed": args.seed}
+    figures: RoundFigures = {}
     for part, wanted in (("calibration", False), ("held-out", True)):
         by_id = Coverage()
         by_text = Coverage()
         fills: list[tuple[float, bool]] = []
-        for item in indexed:
+        asks = [(item, {"entry": ids[item.id]}, by_id) for item in indexed]
+        asks += [(item, embed_params(item), by_text) for item in withheld]
+        for item, params, coverage in asks:
             others = outlets[item.story] - {item.outlet}
-            if held_out(item.story) == wanted and others:
-                answer = api.scored({"entry": ids[item.id]})
-                fills.extend((s, by_entry[i].story == item.story) for i, s in answer if s < 1.0)
-                shown = [by_entry[i] for i, _ in answer]
-                by_id.add(
-                    item, shown, len({s.outlet for s in shown[:5] if s.story == item.story} & others), len(others)
-                )
-        for item in withheld:
-            others = outlets[item.story] - {item.outlet}
-            if held_out(item.story) == wanted and others:
-                answer = api.scored(embed_params(item))
-                fills.extend((s, by_entry[i].story == item.story) for i, s in answer if s < 1.0)
-                shown = [by_entry[i] for i, _ in answer]
-                by_text.add(
-                    item, shown, len({s.outlet for s in shown[:5] if s.story == item.story} & others), len(others)
-                )
+            if held_out(item.story) != wanted or not others:
+                continue
+            answer = api.scored(params)
+            fills.extend((s, by_entry[i].story == item.story) for i, s in answer if s < 1.0)
+            shown = [by_entry[i] for i, _ in answer]
+            found = len({s.outlet for s in shown[:5] if s.story == item.story} & others)
+            coverage.add(item, shown, found, len(others))
+            if show_errors and (not shown or any(s.story != item.story for s in shown[:5])):
+                print_error(part, "entry" if "entry" in params else "title+text", item, answer, by_entry)
         for item in probes:
             if held_out(item.story) == wanted:
-                by_text.probe([by_entry[i] for i in api.ask(embed_params(item))])
-        print(f"\n== {part} stories")
+                answer = api.scored(embed_params(item))
+                by_text.probe([by_entry[i] for i, _ in answer])
+                if show_errors and answer:
+                    print_error(part, "absent", item, answer, by_entry)
+        figures[part] = (by_id, by_text, fills)
+    return figures
+
+
+def print_error(part: str, kind: str, item: Item, answer: list[tuple[str, float]], by_entry: dict[str, Item]) -> None:
+    """Print one wrong or empty answer: the asked article, then each item shown (right or wrong, hours apart, score)."""
+    print(f"  [{part} {kind}] {item.title[:90]!r} ({item.outlet}, {item.published_at:%m-%d %H:%M})")
+    if not answer:
+        print("      (nothing shown)")
+    for entry_id, score in answer[:5]:
+        shown = by_entry[entry_id]
+        hours = (shown.published_at - item.published_at).total_seconds() / 3600
+        mark = "ok " if shown.story == item.story else "BAD"
+        print(f"      {mark} {hours:+6.1f} h  score {score:.3f}  {shown.title[:80]!r} ({shown.outlet})")
+
+
+def spread_line(rounds: Sequence[dict[str, float]], key: str) -> str:
+    """Return the per-round spread of one figure: min-max and the standard deviation."""
+    values = [r[key] for r in rounds]
+    deviation = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{key} {min(values):.3f}-{max(values):.3f} (sd {deviation:.3f})"
+
+
+def allsides_main(args: argparse.Namespace) -> int:
+    """Measure related coverage on the AllSides stories, by entry and by title+text; return the exit status.
+
+    With ``--rounds K`` the plan is drawn K times (plan seeds ``seed``, ``seed`` + 1000, ...; the time
+    spread stays the one of ``--seed``): each round has its own absent stories and withheld articles,
+    so over ten rounds nine stories in ten are left out once. The figures are pooled over the rounds
+    (counts summed, so every ask weighs the same), with the spread of the rounds' own figures."""
+    items = spread(read_allsides(args.corpus_path or ALLSIDES), args.seed)
+    print(f"AllSides: {len(items)} articles in {len({i.story for i in items})} stories, spread over 2-72 h each")
+    seeds = plan_seeds(args.seed, args.rounds)
+    rounds: list[RoundFigures] = []
+    for plan_seed in seeds:
+        work = args.work_dir if len(seeds) == 1 else args.work_dir / f"plan-{plan_seed}"
+        rounds.append(allsides_round(items, plan_seed, args.seed, work, args.errors))
+    report: dict[str, Any] = {"seed": args.seed, "plan_seeds": seeds}
+    for part in ("calibration", "held-out"):
+        by_id, by_text, fills = Coverage(), Coverage(), []
+        for figures in rounds:
+            by_id.merge(figures[part][0])
+            by_text.merge(figures[part][1])
+            fills.extend(figures[part][2])
+        pooled = f" (pooled over {len(rounds)} rounds)" if len(rounds) > 1 else ""
+        print(f"\n== {part} stories{pooled}")
         print(by_id.line("by entry"))
         print(by_text.line("by title+text (article not stored)"))
-        print(fill_table(fills))
         report[part] = {"by_entry": by_id.figures(), "by_title_text": by_text.figures()}
+        if len(rounds) > 1:
+            entry_rounds = [figures[part][0].figures() for figures in rounds]
+            text_rounds = [figures[part][1].figures() for figures in rounds]
+            keys = ("recall_at_5", "precision_at_5", "hit_at_1", "empty")
+            print("  per round, by entry:      " + "; ".join(spread_line(entry_rounds, k) for k in keys))
+            print(
+                "  per round, by title+text: "
+                + "; ".join(spread_line(text_rounds, k) for k in (*keys, "false_related"))
+            )
+            report[part]["rounds"] = {"by_entry": entry_rounds, "by_title_text": text_rounds}
+        print(fill_table(fills))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     return 0
@@ -622,6 +694,13 @@ def main() -> int:
         help="draw other queries and probes (a check that the calibration holds)",
     )
     parser.add_argument("--sweep", action="store_true", help="also print figures over a range of thresholds")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="AllSides: draw the plan this many times (plan seeds seed, seed+1000, ...) and pool the figures",
+    )
+    parser.add_argument("--errors", action="store_true", help="AllSides: print every wrong or empty answer")
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--json", type=Path, help="write the figures to this file as JSON")
     args = parser.parse_args()
