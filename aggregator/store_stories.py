@@ -514,7 +514,13 @@ class SqlStoryStore:
             return len(gone)
 
     def find(
-        self, assigner: StoryAssigner, article: StoryArticle, *, second_chance: bool = False, exclude: str | None = None
+        self,
+        assigner: StoryAssigner,
+        article: StoryArticle,
+        *,
+        second_chance: bool = False,
+        exclude: str | None = None,
+        threshold: float | None = None,
     ) -> StoryMatch | None:
         """Return the story an article we do not store belongs to (read-only), or None; the keywords as
         `StoryAssigner.find` takes them."""
@@ -522,11 +528,13 @@ class SqlStoryStore:
         with self.lock:
             quiet = timedelta(hours=assigner.settings.quiet_period_hours)
             if self._horizon is None or article.published_at - quiet >= self._horizon:
-                return assigner.find(article, second_chance=second_chance, exclude=exclude)
+                return assigner.find(article, second_chance=second_chance, exclude=exclude, threshold=threshold)
             # An embedding page asks about an article older than the stories kept in memory (a page
             # read a week after it was published): the stories open around its day, from the database.
             past = _PastStories(self, self._past_window(article.published_at.date(), quiet))
-            return StoryAssigner(past, assigner.settings).find(article, second_chance=second_chance, exclude=exclude)
+            return StoryAssigner(past, assigner.settings).find(
+                article, second_chance=second_chance, exclude=exclude, threshold=threshold
+            )
 
     def _past_window(self, day: date, quiet: timedelta) -> _PastWindow:
         """Return the unmerged stories open within ``quiet`` of ``day`` (any time of it), indexed by term."""

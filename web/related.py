@@ -65,6 +65,10 @@ MEMBER_TIME_SCALE_HOURS = 36.0
 MEMBER_SAME_TIME_HOURS = 12.0
 #: Story members scored for closeness beyond the finder's picks: the newest this many.
 MEMBER_CANDIDATES = 40
+#: Members of the second chance's story asked whether their own second chance points back (newest first).
+RECIPROCAL_CANDIDATES = 5
+#: Smallest second-chance score of two articles that are each other's nearest story.
+RECIPROCAL_THRESHOLD = 0.08
 
 
 # --------------------------------------------------------------------------- shared by the embeds
@@ -390,6 +394,30 @@ def member_closeness(near: StoryArticle, others: Sequence[Entry]) -> dict[str, f
     }
 
 
+def reciprocal_members(
+    story_id: str, nearest: str, article: ArticleQuery, entry: Entry | None, limit: int
+) -> list[Entry]:
+    """Return the other outlets' articles of story ``nearest`` whose own second chance is story ``story_id``.
+
+    Two articles that are each other's nearest story under the second-chance rule (mutual nearest
+    neighbours) are listed however far apart in time: neither has anything closer, and the rule's
+    lead over the next story holds both ways."""
+    services = services_of(current_app)
+    chosen = story_members(nearest, article, entry, RECIPROCAL_CANDIDATES)
+    kept = []
+    for member in chosen:
+        back = services.stories.find(
+            services.story_assigner,
+            article_from_entry(member),
+            second_chance=True,
+            exclude=nearest,
+            threshold=RECIPROCAL_THRESHOLD,
+        )
+        if back is not None and services.stories.resolve_stored(back.story.id) == story_id:
+            kept.append(member)
+    return kept[:limit]
+
+
 def requested_story() -> str | None:
     """Return the standing story a story= argument names (an alias resolves to its survivor), None without one; 404 when unknown."""
     raw = request.args.get("story", "").strip()
@@ -446,14 +474,23 @@ def related_items(article: ArticleQuery, entry: Entry | None, limit: int) -> lis
             members = [member for member in members if member.id in vouched]
     nearby: list[Entry] = []
     nearby_score = 0.0
-    if not members and near is not None and entry is not None:
+    if not members and near is not None and entry is not None and story_id is not None:
         # No other outlet's coverage joined this article's story: the story it is nearest to under the
-        # stricter second-chance rule, as far as its members are close to the article itself.
+        # stricter second-chance rule, as far as its members are close to the article itself; failing
+        # that, the members whose own nearest story this article's is (`reciprocal_members`).
         match = services.stories.find(services.story_assigner, near, second_chance=True, exclude=story_id)
         nearest = services.stories.resolve_stored(match.story.id) if match is not None else None
         if match is not None and nearest is not None and nearest != story_id:
             nearby = story_members(nearest, article, entry, limit, near=near)
             nearby_score = match.similarity
+        if not nearby:
+            match = services.stories.find(
+                services.story_assigner, near, second_chance=True, exclude=story_id, threshold=RECIPROCAL_THRESHOLD
+            )
+            nearest = services.stories.resolve_stored(match.story.id) if match is not None else None
+            if match is not None and nearest is not None and nearest != story_id:
+                nearby = reciprocal_members(story_id, nearest, article, entry, limit)
+                nearby_score = match.similarity
     items: list[dict[str, Any]] = []
     listed: set[str] = set() if entry is None else {entry.id}
     sources: dict[str, int] = {}

@@ -184,12 +184,18 @@ class StoryAssigner:
         return results
 
     def find(
-        self, article: StoryArticle, *, second_chance: bool = False, exclude: str | None = None
+        self,
+        article: StoryArticle,
+        *,
+        second_chance: bool = False,
+        exclude: str | None = None,
+        threshold: float | None = None,
     ) -> StoryMatch | None:
         """Return the story an article belongs to without assigning it (None when none is close enough).
 
         With ``second_chance``, the story it is nearest to under the stricter rule instead (`_second_chance`),
-        other than ``exclude`` (its own), even when the article is stored."""
+        other than ``exclude`` (its own), even when the article is stored; ``threshold`` replaces its
+        smallest score (`StorySettings.second_chance_threshold`)."""
         batch = _Batch(self.store)
         known = None if second_chance else batch.story_of(article.id)
         if known is not None:
@@ -199,7 +205,7 @@ class StoryAssigner:
         weights = term_weights(article.title, article.text, article.language, self.settings.features)
         vector = self._vector(batch, weights, counted=False)
         if second_chance:
-            scored = self._second_chance(batch, article, vector, exclude)
+            scored = self._second_chance(batch, article, vector, exclude, threshold)
         else:
             scored = self._scored(batch, article, vector)
         if not scored:
@@ -286,7 +292,12 @@ class StoryAssigner:
         return scored
 
     def _second_chance(
-        self, batch: _Batch, article: StoryArticle, vector: Mapping[str, float], exclude: str | None
+        self,
+        batch: _Batch,
+        article: StoryArticle,
+        vector: Mapping[str, float],
+        exclude: str | None,
+        threshold: float | None = None,
     ) -> list[tuple[float, float, StoryState]]:
         """Return [the story] an article is near under the stricter rule, else []: a lower score, more
         shared terms, a clear lead over the next story, and coverage by another outlet."""
@@ -295,7 +306,7 @@ class StoryAssigner:
             batch,
             article,
             vector,
-            threshold=settings.second_chance_threshold,
+            threshold=settings.second_chance_threshold if threshold is None else threshold,
             min_shared=settings.min_shared_terms + settings.second_chance_extra_terms,
         )
         scored = [item for item in scored if item[2].id != exclude]
