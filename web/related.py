@@ -65,6 +65,9 @@ MEMBER_TIME_SCALE_HOURS = 36.0
 MEMBER_SAME_TIME_HOURS = 12.0
 #: Story members scored for closeness beyond the finder's picks: the newest this many.
 MEMBER_CANDIDATES = 40
+#: For an article we do not store whose story the finder does not vouch for, the closeness to the
+#: article that one member at least must reach: the join threshold (`StorySettings.threshold`).
+STRANGER_MIN_CLOSENESS = 0.2
 #: Members of the second chance's story asked whether their own second chance points back (newest first).
 RECIPROCAL_CANDIDATES = 5
 #: Smallest second-chance score of two articles that are each other's nearest story.
@@ -472,6 +475,17 @@ def related_items(article: ArticleQuery, entry: Entry | None, limit: int) -> lis
         if headline_only:
             vouched = set(in_story)
             members = [member for member in members if member.id in vouched]
+        elif (
+            entry is None
+            and not in_story
+            and near is not None
+            and members
+            and max(member_closeness(near, members).values()) < STRANGER_MIN_CLOSENESS
+        ):
+            # An article we do not store, placed in a story the finder does not vouch for: the story's
+            # centroid gathers a developing event's sequels, so one member at least must be as close to
+            # the article itself as joining a story asks (`STRANGER_MIN_CLOSENESS`).
+            members = []
     nearby: list[Entry] = []
     nearby_score = 0.0
     if not members and near is not None and entry is not None and story_id is not None:
