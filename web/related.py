@@ -68,6 +68,12 @@ MEMBER_CANDIDATES = 40
 #: For an article we do not store whose story the finder does not vouch for, the closeness to the
 #: article that one member at least must reach: the join threshold (`StorySettings.threshold`).
 STRANGER_MIN_CLOSENESS = 0.2
+#: A member the finder does not rank is listed only when the article is at least this share as close
+#: to it as its closest fellow member of another outlet (`fellow_closeness`). Chosen on AllSides'
+#: calibration half, ten draws pooled (README "Related coverage on AllSides").
+MEMBER_FELLOW_RATIO = 0.5
+#: Closeness from which two articles count as copies of one text (not fellows: see `fellow_closeness`).
+COPY_CLOSENESS = 0.8
 #: Members of the second chance's story asked whether their own second chance points back (newest first).
 RECIPROCAL_CANDIDATES = 5
 #: Smallest second-chance score of two articles that are each other's nearest story.
@@ -349,6 +355,14 @@ def story_members(
         vouched = {member.entry_id for member in preferred}
         same_time = timedelta(hours=MEMBER_SAME_TIME_HOURS)
         near_in_time = {i for i, other in loaded.items() if abs(other.published_at - near.published_at) <= same_time}
+        fellows = fellow_closeness([loaded[m.entry_id] for m in candidates if m.entry_id in loaded])
+        # A member much closer to a fellow member than to the article is of another event the story
+        # gathered (a sequel and its own coverage): not listed unless the finder vouches for it.
+        candidates = [
+            m
+            for m in candidates
+            if m.entry_id in vouched or close.get(m.entry_id, 0.0) >= MEMBER_FELLOW_RATIO * fellows.get(m.entry_id, 0.0)
+        ]
         # The finder's own picks stay first; then the members close to the article (or reported about
         # the same time, however worded), closest first.
         candidates = [m for m in candidates if m.entry_id in vouched] + sorted(
@@ -382,6 +396,25 @@ def story_members(
     missing = [i for i in chosen if i not in loaded]
     found = {**loaded, **services.store.get_entries(missing)} if missing else loaded
     return [found[i] for i in chosen if i in found]
+
+
+def fellow_closeness(others: Sequence[Entry]) -> dict[str, float]:
+    """Return entry id -> the closeness of each of ``others`` to the closest of them from another outlet that
+    is not a copy of it (closeness under `COPY_CLOSENESS`: wire copies of one text do not outrank the rest)."""
+    services = services_of(current_app)
+    articles = [article_from_entry(other) for other in others]
+    with services.stories.lock:
+        vectors = services.story_assigner.vectors(articles)
+    best: dict[str, float] = {}
+    for i, (one, one_vector) in enumerate(zip(articles, vectors, strict=True)):
+        for other, other_vector in zip(articles[i + 1 :], vectors[i + 1 :], strict=True):
+            if one.outlet == other.outlet:
+                continue
+            value = closeness(one_vector, one.published_at, other_vector, other.published_at, MEMBER_TIME_SCALE_HOURS)
+            if value < COPY_CLOSENESS:
+                best[one.id] = max(best.get(one.id, 0.0), value)
+                best[other.id] = max(best.get(other.id, 0.0), value)
+    return best
 
 
 def member_closeness(near: StoryArticle, others: Sequence[Entry]) -> dict[str, float]:
