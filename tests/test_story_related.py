@@ -185,15 +185,18 @@ def test_a_headline_alone_shows_its_story_only_where_the_finder_vouches_for_it(w
     assert items and {i["id"] for i in items} <= members and items[0]["story_id"] == explosion
 
 
-def add_fjord_post_article(services: Services, entry_id: str, title: str, text: str, hours: float) -> None:
-    """Store one article of a fourth outlet (Fjord Post), ``hours`` after the first report, and assign it."""
+def add_fjord_post_article(
+    services: Services, entry_id: str, title: str, text: str, hours: float, outlet: str = "Fjord Post"
+) -> None:
+    """Store one article of another outlet (Fjord Post unless named), ``hours`` after the first report, and assign it."""
     first = next(e for e in services.store.iter_entries() if e.title == EXPLOSION[0].title)
-    feed = services.store.add_feed("https://fjord-post.example/feed", title="Fjord Post")
+    host = outlet.lower().replace(" ", "-") + ".example"
+    feed = services.store.add_feed(f"https://{host}/feed", title=outlet)
     article = dataclasses.replace(
         first,
         id=entry_id,
         identity=entry_id,
-        url=f"https://fjord-post.example/{entry_id}",
+        url=f"https://{host}/{entry_id}",
         title=title,
         summary="",
         text=text,
@@ -261,3 +264,77 @@ def test_an_outlet_that_founded_a_story_of_its_own_gets_the_story_it_is_nearest_
     blast = {entries[a.title].id for a in EXPLOSION}
     assert items and {i["id"] for i in items} <= blast
     assert {i["story_id"] for i in items} == {explosion}
+
+
+def test_a_sequel_covered_by_two_outlets_within_hours_is_not_listed_as_the_first_reports_coverage(
+    world: tuple[Services, Flask],
+) -> None:
+    # Hours after the blast two more outlets report the next turn of events, the chief executive's
+    # resignation, in words of their own: the names they share with the story join them to it, and
+    # they are reported well within the hours in which a member is listed however it is worded. But
+    # each is much closer to the other than to the first report: they are coverage of the
+    # resignation, and the first report's related coverage lists the blast's other outlets only.
+    services, app = world
+    explosion = story_of(services, EXPLOSION)
+    entries = {e.title: e for e in services.store.iter_entries()}
+    first = entries[EXPLOSION[0].title]
+    resignations = {
+        "olsen-resigns-fjord": (
+            "Norvane chief executive Mira Olsen resigns after Talvik explosion",
+            "Mira Olsen resigned as chief executive of Norvane on Tuesday evening, hours after the explosion "
+            "at the Talvik chemical plant. The board accepted her resignation at an emergency meeting and "
+            "named finance director Lars Berg interim chief executive while it searches for a successor. "
+            "Olsen said in a statement that she took responsibility for safety at Talvik and that stepping "
+            "down was the right thing for Norvane, its employees and the town. Board chair Anne Dahl "
+            "thanked Olsen for eleven years with the company and said the search for a permanent chief "
+            "executive would begin at once.",
+        ),
+        "olsen-resigns-bergen": (
+            "Norvane board names Lars Berg interim chief as Mira Olsen quits over Talvik blast",
+            "The board of Norvane named finance director Lars Berg interim chief executive on Tuesday after "
+            "Mira Olsen resigned over the explosion at the company's Talvik plant. Board chair Anne Dahl "
+            "said the resignation was accepted at an emergency meeting and that a search for a successor "
+            "would begin at once. Olsen, chief executive for eleven years, said she took responsibility "
+            "for safety at Talvik. Berg, who joined Norvane from a shipping group, told staff the "
+            "company's priority was the injured workers and their families.",
+        ),
+    }
+    add_fjord_post_article(services, "olsen-resigns-fjord", *resignations["olsen-resigns-fjord"], hours=8)
+    add_fjord_post_article(
+        services, "olsen-resigns-bergen", *resignations["olsen-resigns-bergen"], hours=10, outlet="Bergen Herald"
+    )
+    stories = services.stories.stories_of(list(resignations))
+    assert set(stories.values()) == {explosion}  # both joined the blast's story
+    client = app.test_client()
+    others = {entries[a.title].id for a in EXPLOSION[1:]}
+    items = client.get(f"/api/v1/related?entry={first.id}").get_json()["items"]
+    assert {i["id"] for i in items} == others
+    asked = {"title": first.title, "text": first.text, "date": first.published_at.isoformat()}
+    described = {i["id"] for i in client.get("/api/v1/related", query_string=asked).get_json()["items"]}
+    assert others <= described and not described & set(resignations)  # (the stored first report may show)
+    # Each resignation report lists the other: they are one event's coverage.
+    items = client.get("/api/v1/related?entry=olsen-resigns-fjord").get_json()["items"]
+    assert "olsen-resigns-bergen" in {i["id"] for i in items}
+
+
+def test_wire_copies_in_the_story_do_not_hide_each_other(world: tuple[Services, Flask]) -> None:
+    # An agency's report of the blast runs word for word under two mastheads. Each copy's closest fellow
+    # is the other copy, far closer than any report worded on its own: copies of one text are not
+    # fellows, so the agency's report is still listed (once) as the first report's coverage.
+    services, app = world
+    explosion = story_of(services, EXPLOSION)
+    entries = {e.title: e for e in services.store.iter_entries()}
+    first = entries[EXPLOSION[0].title]
+    wire = (
+        "Fourteen workers were hurt when a solvent storage hall exploded at Norvane's chemical plant in "
+        "Talvik, the regional fire service said. Four were in a serious condition. Norvane halted "
+        "production at the site and said it was working with investigators from the national safety "
+        "board. Residents near the plant were asked to keep their windows closed while the air was tested "
+        "for chlorine. The plant is one of the largest employers in the region."
+    )
+    title = "Blast at Norvane plant in Talvik hurts 14, production halted"
+    add_fjord_post_article(services, "wire-copy-a", title, wire, hours=3)
+    add_fjord_post_article(services, "wire-copy-b", title, wire, hours=3.5, outlet="Bergen Herald")
+    assert set(services.stories.stories_of(["wire-copy-a", "wire-copy-b"]).values()) == {explosion}
+    items = {i["id"] for i in app.test_client().get(f"/api/v1/related?entry={first.id}").get_json()["items"]}
+    assert len(items & {"wire-copy-a", "wire-copy-b"}) == 1  # listed, and once
