@@ -338,3 +338,43 @@ def test_wire_copies_in_the_story_do_not_hide_each_other(world: tuple[Services, 
     assert set(services.stories.stories_of(["wire-copy-a", "wire-copy-b"]).values()) == {explosion}
     items = {i["id"] for i in app.test_client().get(f"/api/v1/related?entry={first.id}").get_json()["items"]}
     assert len(items & {"wire-copy-a", "wire-copy-b"}) == 1  # listed, and once
+
+
+def test_two_lone_reports_of_one_event_that_are_each_others_nearest_story_list_each_other(
+    world: tuple[Services, Flask],
+) -> None:
+    # Two outlets report one tram strike a day apart, each in words of its own: too few shared words to
+    # join one story, and too far apart in time and in wording for either to count as close to the
+    # other. But each is the other's nearest story under the second chance, both ways (mutual nearest
+    # neighbours), so each lists the other rather than nothing; the blast's story stays out.
+    services, app = world
+    add_fjord_post_article(
+        services,
+        "tram-strike-fjord",
+        "Oslo tram drivers walk out over new rosters",
+        "Tram drivers in Oslo stopped work at dawn on Monday in a dispute over new shift rosters, leaving "
+        "most lines in the capital without service. The drivers' union said the rosters meant split shifts "
+        "and fewer rest days, and that the strike would go on until Ruter, the city's transport company, "
+        "withdrew them. Ruter put on extra buses on two routes and asked commuters to walk or cycle where "
+        "they could; the union turned down its offer of mediation.",
+        hours=40,
+    )
+    add_fjord_post_article(
+        services,
+        "tram-strike-bergen",
+        "Commuters stranded as capital's transit union keeps up stoppage",
+        "Thousands of commuters in the capital faced long waits on Tuesday as the transit union's strike "
+        "entered a second day. Union leader Per Moe said members would not accept split shifts imposed "
+        "without talks, while Ruter said it had offered mediation. Oslo's mayor urged both sides to meet, "
+        "and schools told pupils they would not be marked late. Taxi firms reported record demand and "
+        "bicycle rental stations in the city centre were empty by eight o'clock.",
+        hours=62,
+        outlet="Bergen Herald",
+    )
+    stories = services.stories.stories_of(["tram-strike-fjord", "tram-strike-bergen"])
+    assert stories["tram-strike-fjord"] != stories["tram-strike-bergen"]  # neither joined the other
+    client = app.test_client()
+    fjord = client.get("/api/v1/related?entry=tram-strike-fjord").get_json()["items"]
+    bergen = client.get("/api/v1/related?entry=tram-strike-bergen").get_json()["items"]
+    assert [i["id"] for i in fjord] == ["tram-strike-bergen"]
+    assert [i["id"] for i in bergen] == ["tram-strike-fjord"]
