@@ -273,7 +273,8 @@ def test_a_sequel_covered_by_two_outlets_within_hours_is_not_listed_as_the_first
     # resignation, in words of their own: the names they share with the story join them to it, and
     # they are reported well within the hours in which a member is listed however it is worded. But
     # each is much closer to the other than to the first report: they are coverage of the
-    # resignation, and the first report's related coverage lists the blast's other outlets only.
+    # resignation, and the first report's related coverage lists the blast's other outlets only
+    # (asked by entry: for an article we do not store the rule cost more coverage than it saved).
     services, app = world
     explosion = story_of(services, EXPLOSION)
     entries = {e.title: e for e in services.store.iter_entries()}
@@ -309,9 +310,6 @@ def test_a_sequel_covered_by_two_outlets_within_hours_is_not_listed_as_the_first
     others = {entries[a.title].id for a in EXPLOSION[1:]}
     items = client.get(f"/api/v1/related?entry={first.id}").get_json()["items"]
     assert {i["id"] for i in items} == others
-    asked = {"title": first.title, "text": first.text, "date": first.published_at.isoformat()}
-    described = {i["id"] for i in client.get("/api/v1/related", query_string=asked).get_json()["items"]}
-    assert others <= described and not described & set(resignations)  # (the stored first report may show)
     # Each resignation report lists the other: they are one event's coverage.
     items = client.get("/api/v1/related?entry=olsen-resigns-fjord").get_json()["items"]
     assert "olsen-resigns-bergen" in {i["id"] for i in items}

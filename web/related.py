@@ -65,9 +65,6 @@ MEMBER_TIME_SCALE_HOURS = 36.0
 MEMBER_SAME_TIME_HOURS = 12.0
 #: Story members scored for closeness beyond the finder's picks: the newest this many.
 MEMBER_CANDIDATES = 40
-#: For an article we do not store whose story the finder does not vouch for, the closeness to the
-#: article that one member at least must reach: the join threshold (`StorySettings.threshold`).
-STRANGER_MIN_CLOSENESS = 0.2
 #: A member the finder does not rank is listed only when the article is at least this share as close
 #: to it as its closest fellow member of another outlet (`fellow_closeness`). Chosen on AllSides'
 #: calibration half, ten draws pooled (README "Related coverage on AllSides").
@@ -355,14 +352,17 @@ def story_members(
         vouched = {member.entry_id for member in preferred}
         same_time = timedelta(hours=MEMBER_SAME_TIME_HOURS)
         near_in_time = {i for i, other in loaded.items() if abs(other.published_at - near.published_at) <= same_time}
-        fellows = fellow_closeness([loaded[m.entry_id] for m in candidates if m.entry_id in loaded])
-        # A member much closer to a fellow member than to the article is of another event the story
-        # gathered (a sequel and its own coverage): not listed unless the finder vouches for it.
-        candidates = [
-            m
-            for m in candidates
-            if m.entry_id in vouched or close.get(m.entry_id, 0.0) >= MEMBER_FELLOW_RATIO * fellows.get(m.entry_id, 0.0)
-        ]
+        if entry is not None:
+            # A member much closer to a fellow member than to the article is of another event the story
+            # gathered (a sequel and its own coverage): not listed unless the finder vouches for it. Not
+            # for an article we do not store: there it cost more coverage than it saved (README).
+            fellows = fellow_closeness([loaded[m.entry_id] for m in candidates if m.entry_id in loaded])
+            candidates = [
+                m
+                for m in candidates
+                if m.entry_id in vouched
+                or close.get(m.entry_id, 0.0) >= MEMBER_FELLOW_RATIO * fellows.get(m.entry_id, 0.0)
+            ]
         # The finder's own picks stay first; then the members close to the article (or reported about
         # the same time, however worded), closest first.
         candidates = [m for m in candidates if m.entry_id in vouched] + sorted(
@@ -508,17 +508,6 @@ def related_items(article: ArticleQuery, entry: Entry | None, limit: int) -> lis
         if headline_only:
             vouched = set(in_story)
             members = [member for member in members if member.id in vouched]
-        elif (
-            entry is None
-            and not in_story
-            and near is not None
-            and members
-            and max(member_closeness(near, members).values()) < STRANGER_MIN_CLOSENESS
-        ):
-            # An article we do not store, placed in a story the finder does not vouch for: the story's
-            # centroid gathers a developing event's sequels, so one member at least must be as close to
-            # the article itself as joining a story asks (`STRANGER_MIN_CLOSENESS`).
-            members = []
     nearby: list[Entry] = []
     nearby_score = 0.0
     if not members and near is not None and entry is not None and story_id is not None:
