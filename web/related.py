@@ -325,7 +325,8 @@ def story_members(
 ) -> list[Entry]:
     """Return the other outlets' articles of a story: ``first`` (those of them that are members) in
     that order, then the rest newest first; one per outlet, wire copies once. With ``near``, the
-    others are those close to that article itself (`MEMBER_MIN_CLOSENESS`), closest first."""
+    others are those close to that article itself (`MEMBER_MIN_CLOSENESS`), closest first, and for a
+    stored ``entry`` not much closer to a fellow member than to it (`MEMBER_FELLOW_RATIO`)."""
     services = services_of(current_app)
     settings = services.config.related
     # Chosen from light rows (no text): a story of hundreds of articles costs the few it lists.
