@@ -141,8 +141,20 @@ class StoryStore(Protocol):
         """Return a story's state by id (merged ones too), or None."""
         ...
 
+    def stage(self, story: StoryState) -> None:
+        """Show a batch's new state of a story to `stories_for_terms` before the batch is saved.
+
+        The batch's stories are ranked in the store's own term index, filed once, rather than in an
+        index of the batch's beside it (filed again when saved); `save` keeps what was staged, and
+        `unstage` takes it back."""
+        ...
+
+    def unstage(self) -> None:
+        """Take back what was staged since the last `save` (a batch that failed): lookups see the saved stories again."""
+        ...
+
     def save(self, changes: StoryChanges) -> None:
-        """Persist a batch's changes atomically."""
+        """Persist a batch's changes atomically (the states it staged become the saved ones)."""
         ...
 
 
@@ -352,6 +364,8 @@ class MemoryStoryStore:
         self._saves = 0
         # As the SQL store does: when the counted articles reach this many, every count halves.
         self._halve_at = halve_frequencies_at
+        # Story id -> its state before the batch in hand first staged it (None: it was not here).
+        self._before_staging: dict[str, StoryState | None] = {}
 
     def stories_for_terms(
         self,
@@ -393,13 +407,34 @@ class MemoryStoryStore:
         """Return article id -> the story it belongs to now (aliases followed)."""
         return {article_id: self.resolve(story_id) for article_id, story_id in self.assignments.items()}
 
+    def stage(self, story: StoryState) -> None:
+        """Show a batch's new state of a story to lookups before the batch is saved."""
+        if story.id not in self._before_staging:
+            self._before_staging[story.id] = self.stories.get(story.id)
+        self.stories[story.id] = story
+        self._index.put(story)
+
+    def unstage(self) -> None:
+        """Take back what was staged since the last save."""
+        for story_id, before in self._before_staging.items():
+            if before is None:
+                self.stories.pop(story_id, None)
+                self._index.remove(story_id)
+            else:
+                self.stories[story_id] = before
+                self._index.put(before)
+        self._before_staging.clear()
+
     def save(self, changes: StoryChanges) -> None:
         """Apply a batch's changes."""
+        stories = self.stories
         for story in changes.stories:
-            self.stories[story.id] = story
-            self._index.put(story)
+            if stories.get(story.id) is not story:  # a staged state is filed already
+                stories[story.id] = story
+                self._index.put(story)
             if self._latest is None or story.last_seen > self._latest:
                 self._latest = story.last_seen
+        self._before_staging.clear()
         self.assignments.update(changes.assignments)
         self.aliases.update(changes.aliases)
         frequencies = self._frequencies
