@@ -251,6 +251,9 @@ class StoryAssigner:
         scored: list[tuple[float, float, StoryState]] = []
         quiet_seconds = quiet.total_seconds()
         vector_get = vector.__getitem__
+        # The largest time factor (1 inside the span, unless a floor above 1 makes late ones weigh more);
+        # rounding is monotonic, so cosine x ceiling below the threshold means every score is.
+        ceiling = max(1.0, settings.time_floor)
         for story in candidates:
             centroid = story.centroid
             # Intersect in C; fsum is exact, so the set's (hash-seeded) order cannot change the result.
@@ -261,6 +264,8 @@ class StoryAssigner:
             if dot <= 0.0:
                 continue
             cosine = dot / story.norm
+            if cosine * ceiling < threshold:
+                continue  # below the threshold at the best time factor: most candidates end here, before dates
             if when > story.last_seen:
                 gap = (when - story.last_seen).total_seconds()
             elif when < story.first_seen:

@@ -284,10 +284,11 @@ class TermIndex:
                 tables.append(self._continuing[first])
         scores: dict[str, float] = {}
         get = scores.get
+        lookups = [postings.get for postings in tables]
         # Summed term by term in the query's order, exactly as `overlap` does, so both rank alike.
         for term, weight in terms.items():
-            for postings in tables:
-                posting = postings.get(term)
+            for lookup in lookups:
+                posting = lookup(term)
                 if posting:
                     for story_id, other in posting.items():
                         scores[story_id] = get(story_id, 0.0) + weight * other
@@ -312,12 +313,16 @@ class TermIndex:
     ) -> list[tuple[float, StoryState]]:
         """`StoryStore.stories_for_terms` for a store that indexes its ``stories`` (by id) here: (overlap,
         story) of up to ``limit`` of them sharing a term and overlapping [start, end], none in ``exclude``."""
-        ranked = self.scored(
-            terms,
-            limit,
-            lambda i: i not in exclude and i in stories and in_window(stories[i], start, end),
-            (start, end),
-        )
+        get = stories.get
+
+        def accept(story_id: str) -> bool:
+            # `in_window` inlined: asked of every story met until ``limit`` are accepted.
+            story = get(story_id)
+            return (
+                story is not None and story.last_seen >= start and story.first_seen <= end and story_id not in exclude
+            )
+
+        ranked = self.scored(terms, limit, accept, (start, end))
         return [(score, stories[story_id]) for score, story_id in ranked]
 
 
