@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import math
+import operator
 from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -59,7 +60,9 @@ class StoryState:
     @cached_property
     def norm(self) -> float:
         """Return the length of the centroid (computed once per state)."""
-        return math.sqrt(sum(w * w for w in self.centroid.values())) or 1.0
+        weights = self.centroid.values()
+        # The same products summed in the same order as a generator would, multiplied in C.
+        return math.sqrt(sum(map(operator.mul, weights, weights))) or 1.0
 
     def to_json(self) -> dict[str, Any]:
         """Return the state as plain JSON-able values (what a store may persist as one document)."""
