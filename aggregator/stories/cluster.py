@@ -340,13 +340,15 @@ class StoryAssigner:
         outlets = story.outlets
         if article.outlet and article.outlet not in outlets and len(outlets) < self.settings.max_outlets:
             outlets = (*outlets, article.outlet)
-        return replace(
-            story,
+        # Built directly rather than by `replace`, which looks every field up again: this runs per article.
+        return StoryState(
+            id=story.id,
             centroid=_top(centroid, self.settings.centroid_terms),
             first_seen=min(story.first_seen, article.published_at),
             last_seen=max(story.last_seen, article.published_at),
             members=story.members + 1,
             outlets=outlets,
+            merged_into=story.merged_into,
         )
 
     def _merge(

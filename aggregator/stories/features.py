@@ -74,18 +74,24 @@ def article_from_fields(
 
     Lets the writer read those few columns instead of whole entries (`article_from_entry` passes them).
     """
-    try:
-        host = urlsplit(site).hostname or ""
-    except ValueError:  # a malformed URL has no usable host; the feed then stands for the outlet
-        host = ""
     return StoryArticle(
         id=entry_id,
         title=title,
         published_at=published_at,
         text=text,
-        outlet=host.removeprefix("www.") or feed_key,
+        outlet=_site_host(site) or feed_key,
         language=language,
     )
+
+
+@lru_cache(maxsize=4096)
+def _site_host(site: str) -> str:
+    # A batch's articles come from a few dozen sites: each URL is parsed once, not once per article.
+    try:
+        host = urlsplit(site).hostname or ""
+    except ValueError:  # a malformed URL has no usable host; the feed then stands for the outlet
+        host = ""
+    return host.removeprefix("www.")
 
 
 @dataclass(frozen=True)
@@ -132,6 +138,9 @@ _STOPWORD_TEXT = """
 _WORD = re.compile(r"\d+(?:[.,]\d+)+|[^\W_]+")
 # U.S., U.K., U.N.: dotted acronyms become one word before splitting.
 _DOTTED = re.compile(r"\b(?:[A-Za-z]\.){2,}")
+# Every dotted acronym holds a dot, a letter and a dot: a search for that (a literal first, which the
+# regular expression engine finds fast) is ten times cheaper than the substitution finding nothing.
+_DOTTED_HINT = re.compile(r"\.[A-Za-z]\.")
 # A word that starts the text or follows one of these (past spaces and opening quotes) starts a sentence.
 _SENTENCE_START = re.compile(r"(?:^|[.!?:;\n\"“”‘’'«»—–\-(\[|])[\s\"“‘'«(]*(\d+(?:[.,]\d+)+|[^\W_]+)")
 
@@ -207,7 +216,9 @@ def _add_terms(
     title: bool,
 ) -> None:
     # Words are rarely longer than 12 characters with their space: no need to scan a long body further.
-    text = _DOTTED.sub(_undot, text[: max_words * 12])
+    text = text[: max_words * 12]
+    if _DOTTED_HINT.search(text):
+        text = _DOTTED.sub(_undot, text)
     words = _WORD.findall(text)[:max_words]
     if not words:
         return
