@@ -84,9 +84,20 @@ def article_from_fields(
     )
 
 
-@lru_cache(maxsize=4096)
 def _site_host(site: str) -> str:
-    # A batch's articles come from a few dozen sites: each URL is parsed once, not once per article.
+    # Outlets are few: each scheme and host is parsed once, not once per article. A feed without a site
+    # URL gives the entry's own URL, so the cache is keyed by what comes before its path, query or
+    # fragment, which is all that `urlsplit` reads its host from (a URL without "//" has no host to cut).
+    start = site.find("//")
+    if start >= 0:
+        ends = [i for i in (site.find("/", start + 2), site.find("?", start + 2), site.find("#", start + 2)) if i >= 0]
+        if ends:
+            site = site[: min(ends)]
+    return _host(site)
+
+
+@lru_cache(maxsize=4096)
+def _host(site: str) -> str:
     try:
         host = urlsplit(site).hostname or ""
     except ValueError:  # a malformed URL has no usable host; the feed then stands for the outlet
