@@ -145,6 +145,8 @@ class SqlStoryStore:
         self._horizon: datetime | None = None
         # Day -> the stories open around it, read from the database for lookups of older articles.
         self._past: OrderedDict[date, _PastWindow] = OrderedDict()
+        # Story id -> its state in this view before the batch in hand first staged it (None: not in it).
+        self._before_staging: dict[str, StoryState | None] = {}
 
     # ------------------------------------------------------------------ cursor and cache
 
@@ -185,6 +187,7 @@ class SqlStoryStore:
             self._loaded_version = version
 
     def _reset(self) -> None:
+        self._before_staging.clear()
         self._horizon = None
         self._past.clear()
         self._stories.clear()
@@ -276,6 +279,22 @@ class SqlStoryStore:
             state = conn.execute(sa.select(stories_table.c.state).where(stories_table.c.id == story_id)).scalar()
         return None if state is None else StoryState.from_json(json.loads(state))
 
+    def stage(self, story: StoryState) -> None:
+        """Show a batch's new state of a story to this view's lookups before the batch is saved (under ``lock``)."""
+        if story.id not in self._before_staging:
+            self._before_staging[story.id] = self._stories.get(story.id)
+        self._put(story)
+
+    def unstage(self) -> None:
+        """Take back what was staged since the last save: the view shows the saved stories again."""
+        for story_id, before in self._before_staging.items():
+            if before is not None:
+                self._put(before)
+            else:
+                self._stories.pop(story_id, None)
+                self._index.remove(story_id)
+        self._before_staging.clear()
+
     def save_at(self, changes: StoryChanges, from_seq: int, to_seq: int) -> None:
         """Persist changes made from the change log (from_seq, to_seq] and advance the cursor (one transaction)."""
         with self.lock:
@@ -309,8 +328,11 @@ class SqlStoryStore:
         for alias, story_id in list(self._aliases.items()):
             if story_id in final:
                 self._aliases[alias] = self._final(story_id, final)
+        stories = self._stories
         for story in changes.stories:
-            self._put(story)
+            if stories.get(story.id) is not story:  # a state the batch staged is filed already
+                self._put(story)
+        self._before_staging.clear()
         if halved is not None:
             self._frequencies.clear()
             self._complete = False
@@ -785,6 +807,12 @@ class _PastStories:
 
     def story(self, story_id: str) -> StoryState | None:
         return self.store.story(story_id)
+
+    def stage(self, story: StoryState) -> None:
+        raise StorageError("a lookup of a past article changes no story")
+
+    def unstage(self) -> None:
+        pass  # nothing is ever staged here
 
     def save(self, changes: StoryChanges) -> None:
         raise StorageError("a lookup of a past article saves nothing")

@@ -257,3 +257,56 @@ def test_the_past_window_reads_its_range_from_an_index_an_older_database_is_give
         assert "ix_stories_window" in plan and "last_seen>" in plan, plan
     finally:
         store.close()
+
+
+def test_a_batch_that_fails_to_save_leaves_no_story_in_the_writers_view(any_store: Store) -> None:
+    # A batch files its stories in the store's term index as it goes (`stage`); when it cannot be saved
+    # (here another writer moved the cursor first), lookups must see only the saved stories again.
+    first, *rest = sorted(EXPLOSION + OTHERS, key=lambda a: a.hours)
+    store_articles(any_store, (first,))
+    stories = assign(any_store)
+    assigner = StoryAssigner(stories)
+    seq = stories.cursor()
+    store_articles(any_store, tuple(rest))
+    articles = [article_from_entry(entry_of(a)) for a in sorted(rest, key=lambda a: a.hours)]
+    when = min(a.published_at for a in articles)
+    window = (when - timedelta(days=3), when + timedelta(days=3))
+    terms = {term: 1.0 for article in articles for term in assigner.vector(article)}
+    before = stories.stories_for_terms(terms, *window, 100)
+    assert [story.id for _, story in before] == [story_id_for(entry_of(first).id)]
+
+    other = SqlStoryStore(any_store.engine)  # another writer moves the cursor on first
+    other.save_at(StoryChanges(), seq, seq + 1)
+    with pytest.raises(StoriesMoved):  # raised when saving, after the batch's stories were staged
+        stories.assign(assigner, articles, seq, any_store.last_seq())
+    assert stories.stories_for_terms(terms, *window, 100) == before
+
+    # Going on from the other writer's cursor, the view is what a fresh reader of the database sees.
+    assert assign_pending(any_store, stories, assigner) == len(rest) - 1
+    found = stories.stories_for_terms(terms, *window, 100)
+    fresh = SqlStoryStore(any_store.engine)
+    fresh.refresh()
+    assert found == fresh.stories_for_terms(terms, *window, 100)
+    assert len(found) > 1
+
+
+def test_a_memory_batch_that_fails_leaves_the_saved_stories() -> None:
+    store = MemoryStoryStore()
+    assigner = StoryAssigner(store)
+    articles = [article_from_entry(entry_of(a)) for a in sorted(EXPLOSION + OTHERS, key=lambda a: a.hours)]
+    assigner.assign_many(articles[:1])
+    saved = dict(store.stories)
+    broken = dataclasses.replace(articles[2], published_at=articles[2].published_at.replace(tzinfo=None))
+    with pytest.raises(TypeError):  # a naive time cannot be compared with the stories' aware ones
+        assigner.assign_many([articles[1], broken])
+    assert store.stories == saved
+    when = articles[0].published_at
+    terms = assigner.vector(articles[1])
+    assert [s.id for _, s in store.stories_for_terms(terms, when, when + timedelta(days=2), 50)] == [
+        s.id for s in saved.values() if set(s.centroid) & set(terms)
+    ]
+    # What the failed batch would have done, done again, gives what one batch gives on a fresh store.
+    assigner.assign_many(articles[1:])
+    fresh = MemoryStoryStore()
+    StoryAssigner(fresh).assign_many(articles)
+    assert store.members() == fresh.members()

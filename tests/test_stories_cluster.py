@@ -12,6 +12,7 @@ from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -24,7 +25,7 @@ from aggregator.stories import (
     StoryState,
     story_id_for,
 )
-from aggregator.stories.features import stem, term_weights
+from aggregator.stories.features import article_from_fields, stem, term_weights
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures" / "stories" / "synthetic.json"
@@ -497,3 +498,33 @@ def test_second_chance_refuses_a_toss_up_between_two_stories() -> None:
     assigner.assign_many([a, b])
     asked = StoryArticle("c", "Norvane Talvik plant solvent hall", BASE + timedelta(hours=2), text, outlet="courier")
     assert assigner.find(asked, second_chance=True) is None  # two stories alike: neither leads
+
+
+@pytest.mark.parametrize(
+    "site",
+    [
+        "https://www.reuters.com/article/x?y=1#z",
+        "http://a.example?x//y",
+        "http://user:pw@WWW.Example.com:8080/p",
+        "//cdn.example.org/a",
+        "foo/bar//baz",
+        "http:/x//y.example/a",
+        "http://[::1]/a",
+        "http://[::1/a",
+        "http://a.example\n/x",
+        " http://b.example/x",
+        "a//b/c:d",
+        "http://a.example#f/x",
+        "https://www.bbc.co.uk",
+        "http://éx.example/a",
+        "",
+    ],
+)
+def test_outlet_host_is_read_as_urlsplit_reads_it(site: str) -> None:
+    # Hosts are cached by what comes before the path; the outlet must be what parsing the whole URL gives.
+    try:
+        host = (urlsplit(site).hostname or "").removeprefix("www.")
+    except ValueError:
+        host = ""
+    article = article_from_fields("e1", "t", datetime(2026, 1, 1, tzinfo=UTC), "", site, "feed-key", "en")
+    assert article.outlet == (host or "feed-key")

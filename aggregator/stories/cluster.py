@@ -29,7 +29,7 @@ from operator import mul
 from types import MappingProxyType
 
 from .features import FeatureSettings, StoryArticle, heaviest_first, term_weights, unit_vector
-from .state import StoryChanges, StoryState, StoryStore, TermIndex, in_window, story_id_for
+from .state import StoryChanges, StoryState, StoryStore, story_id_for
 
 __all__ = ["Assignment", "StoryAssigner", "StoryMatch", "StorySettings"]
 
@@ -101,12 +101,11 @@ class StoryMatch:
 
 
 class _Batch:
-    """A batch's pending changes layered over the store, so later articles see earlier ones."""
+    """A batch's pending changes, staged in the store's view so later articles see earlier ones."""
 
     def __init__(self, store: StoryStore) -> None:
         self.store = store
         self.stories: dict[str, StoryState] = {}
-        self.index = TermIndex()
         self.frequencies: dict[str, int] = {}
         self.documents = 0
         self.assignments: dict[str, str] = {}
@@ -131,25 +130,13 @@ class _Batch:
 
     def put(self, story: StoryState) -> None:
         self.stories[story.id] = story
-        self.index.put(story)
+        # Filed once, in the store's index: the store ranks the batch's stories in their current state
+        # with all the others (a merged one leaves it), and keeps them filed when the batch is saved.
+        self.store.stage(story)
 
     def candidates(self, terms: Mapping[str, float], start: datetime, end: datetime, limit: int) -> list[StoryState]:
         """Return the ``limit`` best candidates as if the batch were saved: the same, whatever the batch size."""
-        pending = self.stories
-        # The store ranks the stories this batch has not changed (their stored state is current); the
-        # batch's own index ranks those it changed or founded in their current state. The best
-        # ``limit`` of both lists are the best ``limit`` of all; both come with their `overlap`
-        # (the same sum in the same order), so merging them computes nothing again.
-        stored = self.store.stories_for_terms(terms, start, end, limit, pending)
-        changed = self.index.scored(terms, limit, lambda i: in_window(pending[i], start, end), (start, end))
-        if not changed:
-            return [story for _, story in stored[:limit]]  # already the best first, by overlap and ties
-        ranked = sorted(
-            [(-score, story.id, story) for score, story in stored]
-            + [(-score, story_id, pending[story_id]) for score, story_id in changed],
-            key=_by_overlap,
-        )
-        return [story for _, _, story in ranked[:limit]]
+        return [story for _, story in self.store.stories_for_terms(terms, start, end, limit)]
 
     def changes(self) -> StoryChanges:
         return StoryChanges(
@@ -177,10 +164,14 @@ class StoryAssigner:
     def assign_many(self, articles: Iterable[StoryArticle]) -> list[Assignment]:
         """Return where each article goes, in order; the batch's changes are saved in one call."""
         batch = _Batch(self.store)
-        results = [self._assign(batch, article) for article in articles]
-        changes = batch.changes()
-        if changes.assignments or changes.stories:
-            self.store.save(changes)
+        try:
+            results = [self._assign(batch, article) for article in articles]
+            changes = batch.changes()
+            if changes.assignments or changes.stories:
+                self.store.save(changes)
+        except BaseException:
+            self.store.unstage()  # nothing was saved: lookups must not see the batch's stories
+            raise
         return results
 
     def find(
@@ -266,6 +257,9 @@ class StoryAssigner:
         scored: list[tuple[float, float, StoryState]] = []
         quiet_seconds = quiet.total_seconds()
         vector_get = vector.__getitem__
+        # The largest time factor (1 inside the span, unless a floor above 1 makes late ones weigh more);
+        # rounding is monotonic, so cosine x ceiling below the threshold means every score is.
+        ceiling = max(1.0, settings.time_floor)
         for story in candidates:
             centroid = story.centroid
             # Intersect in C; fsum is exact, so the set's (hash-seeded) order cannot change the result.
@@ -276,6 +270,8 @@ class StoryAssigner:
             if dot <= 0.0:
                 continue
             cosine = dot / story.norm
+            if cosine * ceiling < threshold:
+                continue  # below the threshold at the best time factor: most candidates end here, before dates
             if when > story.last_seen:
                 gap = (when - story.last_seen).total_seconds()
             elif when < story.first_seen:
@@ -355,13 +351,15 @@ class StoryAssigner:
         outlets = story.outlets
         if article.outlet and article.outlet not in outlets and len(outlets) < self.settings.max_outlets:
             outlets = (*outlets, article.outlet)
-        return replace(
-            story,
+        # Built directly rather than by `replace`, which looks every field up again: this runs per article.
+        return StoryState(
+            id=story.id,
             centroid=_top(centroid, self.settings.centroid_terms),
             first_seen=min(story.first_seen, article.published_at),
             last_seen=max(story.last_seen, article.published_at),
             members=story.members + 1,
             outlets=outlets,
+            merged_into=story.merged_into,
         )
 
     def _merge(
@@ -401,10 +399,6 @@ class StoryAssigner:
         )
         batch.put(survivor)
         return survivor, tuple(sorted(other.id for other in group[1:]))
-
-
-def _by_overlap(item: tuple[float, str, StoryState]) -> tuple[float, str]:
-    return item[0], item[1]
 
 
 @functools.lru_cache(maxsize=4096)

@@ -74,18 +74,35 @@ def article_from_fields(
 
     Lets the writer read those few columns instead of whole entries (`article_from_entry` passes them).
     """
-    try:
-        host = urlsplit(site).hostname or ""
-    except ValueError:  # a malformed URL has no usable host; the feed then stands for the outlet
-        host = ""
     return StoryArticle(
         id=entry_id,
         title=title,
         published_at=published_at,
         text=text,
-        outlet=host.removeprefix("www.") or feed_key,
+        outlet=_site_host(site) or feed_key,
         language=language,
     )
+
+
+def _site_host(site: str) -> str:
+    # Outlets are few: each scheme and host is parsed once, not once per article. A feed without a site
+    # URL gives the entry's own URL, so the cache is keyed by what comes before its path, query or
+    # fragment, which is all that `urlsplit` reads its host from (a URL without "//" has no host to cut).
+    start = site.find("//")
+    if start >= 0:
+        ends = [i for i in (site.find("/", start + 2), site.find("?", start + 2), site.find("#", start + 2)) if i >= 0]
+        if ends:
+            site = site[: min(ends)]
+    return _host(site)
+
+
+@lru_cache(maxsize=4096)
+def _host(site: str) -> str:
+    try:
+        host = urlsplit(site).hostname or ""
+    except ValueError:  # a malformed URL has no usable host; the feed then stands for the outlet
+        host = ""
+    return host.removeprefix("www.")
 
 
 @dataclass(frozen=True)
@@ -132,6 +149,9 @@ _STOPWORD_TEXT = """
 _WORD = re.compile(r"\d+(?:[.,]\d+)+|[^\W_]+")
 # U.S., U.K., U.N.: dotted acronyms become one word before splitting.
 _DOTTED = re.compile(r"\b(?:[A-Za-z]\.){2,}")
+# Every dotted acronym holds a dot, a letter and a dot: a search for that (a literal first, which the
+# regular expression engine finds fast) is ten times cheaper than the substitution finding nothing.
+_DOTTED_HINT = re.compile(r"\.[A-Za-z]\.")
 # A word that starts the text or follows one of these (past spaces and opening quotes) starts a sentence.
 _SENTENCE_START = re.compile(r"(?:^|[.!?:;\n\"“”‘’'«»—–\-(\[|])[\s\"“‘'«(]*(\d+(?:[.,]\d+)+|[^\W_]+)")
 
@@ -207,7 +227,9 @@ def _add_terms(
     title: bool,
 ) -> None:
     # Words are rarely longer than 12 characters with their space: no need to scan a long body further.
-    text = _DOTTED.sub(_undot, text[: max_words * 12])
+    text = text[: max_words * 12]
+    if _DOTTED_HINT.search(text):
+        text = _DOTTED.sub(_undot, text)
     words = _WORD.findall(text)[:max_words]
     if not words:
         return

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import math
+import operator
 from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -59,7 +60,9 @@ class StoryState:
     @cached_property
     def norm(self) -> float:
         """Return the length of the centroid (computed once per state)."""
-        return math.sqrt(sum(w * w for w in self.centroid.values())) or 1.0
+        weights = self.centroid.values()
+        # The same products summed in the same order as a generator would, multiplied in C.
+        return math.sqrt(sum(map(operator.mul, weights, weights))) or 1.0
 
     def to_json(self) -> dict[str, Any]:
         """Return the state as plain JSON-able values (what a store may persist as one document)."""
@@ -141,8 +144,20 @@ class StoryStore(Protocol):
         """Return a story's state by id (merged ones too), or None."""
         ...
 
+    def stage(self, story: StoryState) -> None:
+        """Show a batch's new state of a story to `stories_for_terms` before the batch is saved.
+
+        The batch's stories are ranked in the store's own term index, filed once, rather than in an
+        index of the batch's beside it (filed again when saved); `save` keeps what was staged, and
+        `unstage` takes it back."""
+        ...
+
+    def unstage(self) -> None:
+        """Take back what was staged since the last `save` (a batch that failed): lookups see the saved stories again."""
+        ...
+
     def save(self, changes: StoryChanges) -> None:
-        """Persist a batch's changes atomically."""
+        """Persist a batch's changes atomically (the states it staged become the saved ones)."""
         ...
 
 
@@ -272,10 +287,11 @@ class TermIndex:
                 tables.append(self._continuing[first])
         scores: dict[str, float] = {}
         get = scores.get
+        lookups = [postings.get for postings in tables]
         # Summed term by term in the query's order, exactly as `overlap` does, so both rank alike.
         for term, weight in terms.items():
-            for postings in tables:
-                posting = postings.get(term)
+            for lookup in lookups:
+                posting = lookup(term)
                 if posting:
                     for story_id, other in posting.items():
                         scores[story_id] = get(story_id, 0.0) + weight * other
@@ -300,12 +316,16 @@ class TermIndex:
     ) -> list[tuple[float, StoryState]]:
         """`StoryStore.stories_for_terms` for a store that indexes its ``stories`` (by id) here: (overlap,
         story) of up to ``limit`` of them sharing a term and overlapping [start, end], none in ``exclude``."""
-        ranked = self.scored(
-            terms,
-            limit,
-            lambda i: i not in exclude and i in stories and in_window(stories[i], start, end),
-            (start, end),
-        )
+        get = stories.get
+
+        def accept(story_id: str) -> bool:
+            # `in_window` inlined: asked of every story met until ``limit`` are accepted.
+            story = get(story_id)
+            return (
+                story is not None and story.last_seen >= start and story.first_seen <= end and story_id not in exclude
+            )
+
+        ranked = self.scored(terms, limit, accept, (start, end))
         return [(score, stories[story_id]) for score, story_id in ranked]
 
 
@@ -352,6 +372,8 @@ class MemoryStoryStore:
         self._saves = 0
         # As the SQL store does: when the counted articles reach this many, every count halves.
         self._halve_at = halve_frequencies_at
+        # Story id -> its state before the batch in hand first staged it (None: it was not here).
+        self._before_staging: dict[str, StoryState | None] = {}
 
     def stories_for_terms(
         self,
@@ -393,13 +415,34 @@ class MemoryStoryStore:
         """Return article id -> the story it belongs to now (aliases followed)."""
         return {article_id: self.resolve(story_id) for article_id, story_id in self.assignments.items()}
 
+    def stage(self, story: StoryState) -> None:
+        """Show a batch's new state of a story to lookups before the batch is saved."""
+        if story.id not in self._before_staging:
+            self._before_staging[story.id] = self.stories.get(story.id)
+        self.stories[story.id] = story
+        self._index.put(story)
+
+    def unstage(self) -> None:
+        """Take back what was staged since the last save."""
+        for story_id, before in self._before_staging.items():
+            if before is None:
+                self.stories.pop(story_id, None)
+                self._index.remove(story_id)
+            else:
+                self.stories[story_id] = before
+                self._index.put(before)
+        self._before_staging.clear()
+
     def save(self, changes: StoryChanges) -> None:
         """Apply a batch's changes."""
+        stories = self.stories
         for story in changes.stories:
-            self.stories[story.id] = story
-            self._index.put(story)
+            if stories.get(story.id) is not story:  # a staged state is filed already
+                stories[story.id] = story
+                self._index.put(story)
             if self._latest is None or story.last_seen > self._latest:
                 self._latest = story.last_seen
+        self._before_staging.clear()
         self.assignments.update(changes.assignments)
         self.aliases.update(changes.aliases)
         frequencies = self._frequencies
