@@ -618,10 +618,11 @@ class SqlStoryStore:
         with self.engine.connect() as conn:
             return list(conn.execute(query).scalars())
 
-    def member_rows(self, story_ids: Sequence[str]) -> dict[str, list[MemberRow]]:
+    def member_rows(self, story_ids: Sequence[str], *, only: Sequence[str] | None = None) -> dict[str, list[MemberRow]]:
         """Return each story's stored articles as light rows, oldest first (by publication, then id; stories
-        without any are left out)."""
+        without any are left out); with ``only``, just those of these entry ids."""
         m, e, f = story_members_table.c, entries_table.c, feeds_table.c
+        among = None if only is None else m.entry_id.in_(list(only))
         found: dict[str, list[MemberRow]] = {}
         outlets: dict[tuple[str | None, str | None, str], str] = {}
         with self.engine.connect() as conn:
@@ -645,6 +646,8 @@ class SqlStoryStore:
                     .where(m.story_id.in_(list(story_ids[start : start + _CHUNK])))
                     .order_by(e.published_at, e.id)
                 )
+                if among is not None:
+                    query = query.where(among)
                 for row in conn.execute(query):
                     # A big story has hundreds of articles from a few dozen feeds: name each feed once.
                     feed = (row.config_title, row.doc_title, row.url)

@@ -275,3 +275,16 @@ def test_the_past_window_reads_its_range_from_an_index_an_older_database_is_give
         assert "ix_stories_window" in plan and "last_seen>" in plan, plan
     finally:
         store.close()
+
+
+def test_member_rows_of_some_entries_are_those_rows_of_the_whole_story(any_store: Store) -> None:
+    store_articles(any_store, EXPLOSION)
+    stories = assign(any_store)
+    first = entry_of(EXPLOSION[0]).id
+    story_id = stories.stories_of([first])[first]
+    every = stories.member_rows([story_id])[story_id]
+    assert len(every) >= 3
+    some = [every[2].entry_id, every[0].entry_id, "not-an-entry"]
+    # Oldest first as always, whatever order they are asked in; ids of no member are left out.
+    assert stories.member_rows([story_id], only=some)[story_id] == [every[0], every[2]]
+    assert stories.member_rows([story_id], only=["not-an-entry"]) == {}

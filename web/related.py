@@ -312,14 +312,20 @@ def story_members(
     limit: int,
     first: Sequence[str] = (),
     near: StoryArticle | None = None,
+    *,
+    first_only: bool = False,
 ) -> list[Entry]:
     """Return the other outlets' articles of a story: ``first`` (those of them that are members) in
     that order, then the rest newest first; one per outlet, wire copies once. With ``near``, the
-    others are those close to that article itself (`MEMBER_MIN_CLOSENESS`), closest first."""
+    others are those close to that article itself (`MEMBER_MIN_CLOSENESS`), closest first. With
+    ``first_only``, only ``first`` (the same list as without, less the others)."""
     services = services_of(current_app)
     settings = services.config.related
-    # Chosen from light rows (no text): a story of hundreds of articles costs the few it lists.
-    members = services.stories.member_rows([story_id]).get(story_id, [])
+    # Chosen from light rows (no text): a story of hundreds of articles costs the few it lists. Those of
+    # ``first`` come before the others and are chosen whatever follows, so ``first_only`` reads just them.
+    if first_only and not first:
+        return []
+    members = services.stories.member_rows([story_id], only=first if first_only else None).get(story_id, [])
     by_id = {member.entry_id: member for member in members}
     preferred = [by_id[i] for i in dict.fromkeys(first) if i in by_id]
     own_id = entry.id if entry is not None else None
@@ -440,7 +446,8 @@ def related_items(article: ArticleQuery, entry: Entry | None, limit: int) -> lis
     # A headline's members are only those the finder vouches for: no closeness to weigh there.
     near = story_article(article, entry) if story_id is not None and not headline_only else None
     if story_id is not None:
-        members = story_members(story_id, article, entry, limit, first=in_story, near=near)
+        # A headline keeps only the members the finder vouches for: the others are not read.
+        members = story_members(story_id, article, entry, limit, first=in_story, near=near, first_only=headline_only)
         if headline_only:
             vouched = set(in_story)
             members = [member for member in members if member.id in vouched]
