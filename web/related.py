@@ -435,10 +435,9 @@ def related_items(article: ArticleQuery, entry: Entry | None, limit: int) -> lis
     services = services_of(current_app)
     story_id = story_of_article(article, entry)
     found = services.related.find(article, limit=limit + FINDER_LOOKAHEAD)
-    in_story: list[str] = []
-    if story_id is not None and found:
-        stories = services.stories.stories_of([item.entry.id for item in found])
-        in_story = [item.entry.id for item in found if stories.get(item.entry.id) == story_id]
+    # The finder's items' stories, read once: which of them are the article's story's, and what each item says.
+    stories = services.stories.stories_of([item.entry.id for item in found]) if found else {}
+    in_story = [item.entry.id for item in found if story_id is not None and stories.get(item.entry.id) == story_id]
     headline_only = len(article.text.split()) < HEADLINE_ONLY_WORDS
     if entry is None and headline_only and not in_story:
         story_id = None  # nothing vouches for the story a stranger's headline was placed in
@@ -451,6 +450,8 @@ def related_items(article: ArticleQuery, entry: Entry | None, limit: int) -> lis
         if headline_only:
             vouched = set(in_story)
             members = [member for member in members if member.id in vouched]
+    # A member's story is the one it was read from.
+    read_from: dict[str, str | None] = dict.fromkeys((m.id for m in members), story_id)
     nearby: list[Entry] = []
     nearby_score = 0.0
     if not members and near is not None and entry is not None:
@@ -460,6 +461,7 @@ def related_items(article: ArticleQuery, entry: Entry | None, limit: int) -> lis
         nearest = services.stories.resolve_stored(match.story.id) if match is not None else None
         if match is not None and nearest is not None and nearest != story_id:
             nearby = story_members(nearest, article, entry, limit, near=near)
+            read_from.update(dict.fromkeys((m.id for m in nearby), nearest))
             nearby_score = match.similarity
     items: list[dict[str, Any]] = []
     listed: set[str] = set() if entry is None else {entry.id}
@@ -478,8 +480,9 @@ def related_items(article: ArticleQuery, entry: Entry | None, limit: int) -> lis
         and sources.get(item.entry.source.title, 0) < services.config.related.max_per_source
     ]
     items.extend(item_json(item) for item in fill[: max(0, limit - len(items))])
-    # Each item names its story too, so an embedding site can link "full coverage" (/stories/<id>).
-    stories = services.stories.stories_of([item["id"] for item in items]) if items else {}
+    # Each item names its story too, so an embedding site can link "full coverage" (/stories/<id>): a
+    # member's is the story it was read from, the finder's items' were read above.
+    read_from.update(stories)
     for item in items:
-        item["story_id"] = stories.get(item["id"])
+        item["story_id"] = read_from.get(item["id"])
     return items
