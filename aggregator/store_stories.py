@@ -62,9 +62,8 @@ log = logging.getLogger("newsdesk.stories")
 _CHUNK = 500
 #: Counted articles at which the document frequencies halve (see `SqlStoryStore`).
 HALVE_FREQUENCIES_AT = 200_000
-#: Weeks of past stories a reader keeps loaded for lookups of older articles (until the stories change):
-#: about as many stories as the 16 single days it kept before windows were shared by a week's days.
-_PAST_WEEKS = 8
+#: Weeks of past stories a reader keeps loaded for lookups of older articles (until the stories change).
+_PAST_WEEKS = 12
 
 
 class StoriesMoved(StorageError):
@@ -526,25 +525,25 @@ class SqlStoryStore:
                 return assigner.find(article, second_chance=second_chance, exclude=exclude)
             # An embedding page asks about an article older than the stories kept in memory (a page
             # read a week after it was published): the stories open around its day, from the database.
-            past = _PastStories(self, self._past_window(article.published_at.date(), quiet))
+            when = article.published_at
+            weeks = range((when - quiet).date().toordinal() // 7, (when + quiet).date().toordinal() // 7 + 1)
+            past = _PastStories(self, [self._past_week(week) for week in weeks])
             return StoryAssigner(past, assigner.settings).find(article, second_chance=second_chance, exclude=exclude)
 
-    def _past_window(self, day: date, quiet: timedelta) -> _PastWindow:
-        """Return the unmerged stories open within ``quiet`` of ``day``'s week (any time of it), indexed by term.
+    def _past_week(self, week: int) -> _PastWindow:
+        """Return the unmerged stories open at some time of a week (days ``7 * week`` to ``7 * week + 6`` by
+        ordinal), indexed by term.
 
-        One window serves the seven days of a week: a cold lookup's cost was mostly reading and filing
-        a window (~1,100 stories at 200,000 articles), and asks about old articles cluster in time. A
-        window holding more than a day's stories finds the same ones: each candidate's span is tested
-        against the article's own window (`TermIndex.stories_for_terms`).
+        A lookup reads the weeks its quiet period either side touches (one or two), and each week read
+        serves every lookup that touches it: a cold lookup's cost was mostly reading and filing the
+        stories around its day (~1,100 at 200,000 articles), once per day asked about.
         """
-        week = day.toordinal() // 7
         window = self._past.get(week)
         if window is not None:
             self._past.move_to_end(week)
             return window
-        first, last = date.fromordinal(max(1, week * 7)), date.fromordinal(week * 7 + 6)
-        start = datetime.combine(first, time.min, tzinfo=UTC) - quiet
-        end = datetime.combine(last, time.max, tzinfo=UTC) + quiet
+        start = datetime.combine(date.fromordinal(max(1, week * 7)), time.min, tzinfo=UTC)
+        end = datetime.combine(date.fromordinal(week * 7 + 6), time.max, tzinfo=UTC)
         window = _PastWindow()
         with self.engine.connect() as conn:
             for (state,) in conn.execute(open_between(start, end)):
@@ -759,11 +758,11 @@ class _PastWindow:
 
 
 class _PastStories:
-    """A read-only `StoryStore` for lookups of older articles: candidates from a past window, the rest from the store."""
+    """A read-only `StoryStore` for lookups of older articles: candidates from past weeks, the rest from the store."""
 
-    def __init__(self, store: SqlStoryStore, window: _PastWindow) -> None:
+    def __init__(self, store: SqlStoryStore, windows: Sequence[_PastWindow]) -> None:
         self.store = store
-        self.window = window
+        self.windows = windows
 
     def stories_for_terms(
         self,
@@ -773,7 +772,13 @@ class _PastStories:
         limit: int,
         exclude: Container[str] = frozenset(),
     ) -> list[tuple[float, StoryState]]:
-        return self.window.index.stories_for_terms(self.window.stories, terms, start, end, limit, exclude)
+        # Each week's best ``limit`` (a story open in two weeks scores the same in both): the best
+        # ``limit`` of all are among them, ranked as one index ranks (best first, ties by id).
+        found: dict[str, tuple[float, StoryState]] = {}
+        for window in self.windows:
+            for score, story in window.index.stories_for_terms(window.stories, terms, start, end, limit, exclude):
+                found[story.id] = (score, story)
+        return sorted(found.values(), key=lambda item: (-item[0], item[1].id))[:limit]
 
     def document_frequencies(self, terms: Iterable[str]) -> dict[str, int]:
         return self.store.document_frequencies(terms)
