@@ -62,8 +62,8 @@ log = logging.getLogger("newsdesk.stories")
 _CHUNK = 500
 #: Counted articles at which the document frequencies halve (see `SqlStoryStore`).
 HALVE_FREQUENCIES_AT = 200_000
-#: Days of past stories a reader keeps loaded for lookups of older articles (until the stories change).
-_PAST_DAYS = 16
+#: Weeks of past stories a reader keeps loaded for lookups of older articles (until the stories change).
+_PAST_WEEKS = 12
 
 
 class StoriesMoved(StorageError):
@@ -143,8 +143,8 @@ class SqlStoryStore:
         self._saved = False
         # Stories whose last article is older than this are not in memory (None: all are).
         self._horizon: datetime | None = None
-        # Day -> the stories open around it, read from the database for lookups of older articles.
-        self._past: OrderedDict[date, _PastWindow] = OrderedDict()
+        # Week number -> the stories open in that week, read from the database for lookups of older articles.
+        self._past: OrderedDict[int, _PastWindow] = OrderedDict()
         # Story id -> its state in this view before the batch in hand first staged it (None: not in it).
         self._before_staging: dict[str, StoryState | None] = {}
 
@@ -553,25 +553,33 @@ class SqlStoryStore:
                 return assigner.find(article, second_chance=second_chance, exclude=exclude, threshold=threshold)
             # An embedding page asks about an article older than the stories kept in memory (a page
             # read a week after it was published): the stories open around its day, from the database.
-            past = _PastStories(self, self._past_window(article.published_at.date(), quiet))
+            when = article.published_at
+            weeks = range((when - quiet).date().toordinal() // 7, (when + quiet).date().toordinal() // 7 + 1)
+            past = _PastStories(self, [self._past_week(week) for week in weeks])
             return StoryAssigner(past, assigner.settings).find(
                 article, second_chance=second_chance, exclude=exclude, threshold=threshold
             )
 
-    def _past_window(self, day: date, quiet: timedelta) -> _PastWindow:
-        """Return the unmerged stories open within ``quiet`` of ``day`` (any time of it), indexed by term."""
-        window = self._past.get(day)
+    def _past_week(self, week: int) -> _PastWindow:
+        """Return the unmerged stories open at some time of a week (days ``7 * week`` to ``7 * week + 6`` by
+        ordinal), indexed by term.
+
+        A lookup reads the weeks its quiet period either side touches (one or two), and each week read
+        serves every lookup that touches it: a cold lookup's cost was mostly reading and filing the
+        stories around its day (~1,100 at 200,000 articles), once per day asked about.
+        """
+        window = self._past.get(week)
         if window is not None:
-            self._past.move_to_end(day)
+            self._past.move_to_end(week)
             return window
-        start = datetime.combine(day, time.min, tzinfo=UTC) - quiet
-        end = datetime.combine(day, time.max, tzinfo=UTC) + quiet
+        start = datetime.combine(date.fromordinal(max(1, week * 7)), time.min, tzinfo=UTC)
+        end = datetime.combine(date.fromordinal(week * 7 + 6), time.max, tzinfo=UTC)
         window = _PastWindow()
         with self.engine.connect() as conn:
             for (state,) in conn.execute(open_between(start, end)):
                 window.put(StoryState.from_json(json.loads(state)))
-        self._past[day] = window
-        while len(self._past) > _PAST_DAYS:
+        self._past[week] = window
+        while len(self._past) > _PAST_WEEKS:
             self._past.popitem(last=False)
         return window
 
@@ -639,10 +647,11 @@ class SqlStoryStore:
         with self.engine.connect() as conn:
             return list(conn.execute(query).scalars())
 
-    def member_rows(self, story_ids: Sequence[str]) -> dict[str, list[MemberRow]]:
+    def member_rows(self, story_ids: Sequence[str], *, only: Sequence[str] | None = None) -> dict[str, list[MemberRow]]:
         """Return each story's stored articles as light rows, oldest first (by publication, then id; stories
-        without any are left out)."""
+        without any are left out); with ``only``, just those of these entry ids."""
         m, e, f = story_members_table.c, entries_table.c, feeds_table.c
+        among = None if only is None else m.entry_id.in_(list(only))
         found: dict[str, list[MemberRow]] = {}
         outlets: dict[tuple[str | None, str | None, str], str] = {}
         with self.engine.connect() as conn:
@@ -666,6 +675,8 @@ class SqlStoryStore:
                     .where(m.story_id.in_(list(story_ids[start : start + _CHUNK])))
                     .order_by(e.published_at, e.id)
                 )
+                if among is not None:
+                    query = query.where(among)
                 for row in conn.execute(query):
                     # A big story has hundreds of articles from a few dozen feeds: name each feed once.
                     feed = (row.config_title, row.doc_title, row.url)
@@ -762,7 +773,7 @@ def rebuilt(state: StoryState, articles: Sequence[StoryArticle], assigner: Story
 
 
 class _PastWindow:
-    """Stories read from the database for one past day, with their term index."""
+    """Stories read from the database for one past week, with their term index."""
 
     def __init__(self) -> None:
         self.stories: dict[str, StoryState] = {}
@@ -777,11 +788,11 @@ class _PastWindow:
 
 
 class _PastStories:
-    """A read-only `StoryStore` for lookups of older articles: candidates from a past window, the rest from the store."""
+    """A read-only `StoryStore` for lookups of older articles: candidates from past weeks, the rest from the store."""
 
-    def __init__(self, store: SqlStoryStore, window: _PastWindow) -> None:
+    def __init__(self, store: SqlStoryStore, windows: Sequence[_PastWindow]) -> None:
         self.store = store
-        self.window = window
+        self.windows = windows
 
     def stories_for_terms(
         self,
@@ -791,7 +802,13 @@ class _PastStories:
         limit: int,
         exclude: Container[str] = frozenset(),
     ) -> list[tuple[float, StoryState]]:
-        return self.window.index.stories_for_terms(self.window.stories, terms, start, end, limit, exclude)
+        # Each week's best ``limit`` (a story open in two weeks scores the same in both): the best
+        # ``limit`` of all are among them, ranked as one index ranks (best first, ties by id).
+        found: dict[str, tuple[float, StoryState]] = {}
+        for window in self.windows:
+            for score, story in window.index.stories_for_terms(window.stories, terms, start, end, limit, exclude):
+                found[story.id] = (score, story)
+        return sorted(found.values(), key=lambda item: (-item[0], item[1].id))[:limit]
 
     def document_frequencies(self, terms: Iterable[str]) -> dict[str, int]:
         return self.store.document_frequencies(terms)

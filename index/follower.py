@@ -39,7 +39,7 @@ from aggregator.models import Entry
 
 from .dupgroups import DupGroups
 from .indexer import IndexLocation, create_index
-from .schema import SCHEMA_VERSION, entry_document
+from .schema import SCHEMA_VERSION, add_missing_fields, entry_document
 
 log = logging.getLogger("newsdesk.follower")
 
@@ -284,6 +284,7 @@ class Follower:
         upserts = deletes = 0
         writer = self._ix.writer(limitmb=128)
         try:
+            add_missing_fields(writer)  # a replica made before a stored field was added takes it from now on
             for entry_id, group in final.items():
                 entry = entries.get(entry_id)
                 if group is None or entry is None:  # deleted, or deleted since (its delete row comes later)

@@ -25,7 +25,7 @@ from aggregator.models import Change, Entry
 
 from .dupgroups import DupGroups
 from .health import check_documents, describe
-from .schema import SCHEMA_VERSION, build_schema, entry_document
+from .schema import SCHEMA_VERSION, add_missing_fields, build_schema, entry_document
 from .writelock import DEFAULT_WAIT, WriterLock
 
 log = logging.getLogger("newsdesk.index")
@@ -415,6 +415,7 @@ def apply_changes(
             latest[change.entry_id] = change
         try:
             writer: SegmentWriter = ix.writer(limitmb=128)
+            add_missing_fields(writer)  # an index made before a stored field was added takes it from now on
             for entry_id, change in latest.items():
                 if change.entry is None:
                     groups.remove(entry_id)

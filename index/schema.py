@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from functools import cache, lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
 from whoosh.analysis import CharsetFilter, LowercaseFilter, RegexTokenizer, StemFilter, StopFilter
-from whoosh.fields import DATETIME, ID, KEYWORD, NUMERIC, TEXT, Schema
+from whoosh.fields import DATETIME, ID, KEYWORD, NUMERIC, STORED, TEXT, Schema
 from whoosh.support.charset import accent_map
 
 from aggregator.models import Entry
 
 from .dupgroups import band_tokens
+from .related.stored import stored_terms
+from .related.tokens import TermMemo
 
 #: Bump when the schema changes; an index of another version is rebuilt by `newsdesk reindex`.
 #: 3: tags are indexed under tag_key() ("Trump, Donald J" -> "trump donald j").
@@ -71,7 +74,22 @@ def build_schema() -> Schema:
         source_words=TEXT(analyzer=names, stored=False),
         # Banded SimHash: any two fingerprints within Hamming distance 3 share one of these tokens.
         dupbands=KEYWORD(stored=False, scorable=False),
+        # Related coverage reads a candidate's title and lead terms here, not from the store
+        # (`index.related.stored`); a document indexed before this field existed has none.
+        related_terms=STORED(),
     )
+
+
+def add_missing_fields(writer: Any) -> None:
+    """Add to the index ``writer`` writes the fields the schema gained since it was created.
+
+    Only stored fields have been added so far (``related_terms``): documents written before lack
+    them, and their readers fall back; `newsdesk reindex` writes every document with them.
+    """
+    schema = writer.schema
+    for name, field in build_schema().items():
+        if name not in schema:
+            writer.add_field(name, field)
 
 
 def tag_key(tag: str) -> str:
@@ -84,8 +102,10 @@ def tag_key(tag: str) -> str:
     return " ".join(tag.replace(",", " ").casefold().split())
 
 
+@lru_cache(maxsize=16384)
 def site_of(url: str | None) -> str:
     """Return the host of a URL without a leading www., lower-cased ("" when none)."""
+    # Remembered: related coverage asks it of every member of a story (hundreds of one outlet's URLs).
     try:
         host = urlsplit(url or "").hostname or ""
     except ValueError:  # a malformed URL (bad IPv6 literal) has no usable host
@@ -121,4 +141,12 @@ def entry_document(entry: Entry, *, dupgroup: str | None = None) -> dict[str, An
         "source_name": entry.source.title,
         "source_words": source_words(entry),
         "dupbands": " ".join(band_tokens(entry.fingerprint)),
+        # None (a term that would not read back) leaves the field out: the finder reads that one's lead.
+        "related_terms": stored_terms(_index_terms().terms, entry.title, entry.summary or entry.text),
     }
+
+
+@cache
+def _index_terms() -> TermMemo:
+    """Return the news analyzer's terms with each word's remembered, for the writer (one per process)."""
+    return TermMemo(news_analyzer())

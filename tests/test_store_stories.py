@@ -240,6 +240,24 @@ def test_find_places_an_article_older_than_the_stories_kept_in_memory(any_store:
     assert reader.find(StoryAssigner(reader), visitor) == match
 
 
+def test_a_past_window_serves_a_weeks_days_as_the_stories_in_memory_do(any_store: Store) -> None:
+    # One window is read per week (the week and the quiet period either side): an article of any day,
+    # on either side of a week's edge, is placed as the writer, which holds every story, places it.
+    store_articles(any_store, EXPLOSION)
+    later = dataclasses.replace(OTHERS[0], slug="talvik-budget-later", hours=OTHERS[0].hours + 21 * 24)
+    store_articles(any_store, (later,))
+    writer = assign(any_store)
+    reader = SqlStoryStore(any_store.engine)
+    visitor = dataclasses.replace(article_from_entry(entry_of(EXPLOSION[1])), id="visitor", outlet="elsewhere.example")
+    placed = 0
+    for hours in range(-6 * 24, 6 * 24, 7):
+        asked = dataclasses.replace(visitor, published_at=visitor.published_at + timedelta(hours=hours))
+        expected = writer.find(StoryAssigner(writer), asked)
+        assert reader.find(StoryAssigner(reader), asked) == expected, hours
+        placed += expected is not None
+    assert 0 < placed < len(range(-6 * 24, 6 * 24, 7))  # both sides of the quiet period were asked
+
+
 def test_the_past_window_reads_its_range_from_an_index_an_older_database_is_given(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'older.db'}"
     store = open_store(url)
@@ -310,3 +328,16 @@ def test_a_memory_batch_that_fails_leaves_the_saved_stories() -> None:
     fresh = MemoryStoryStore()
     StoryAssigner(fresh).assign_many(articles)
     assert store.members() == fresh.members()
+
+
+def test_member_rows_of_some_entries_are_those_rows_of_the_whole_story(any_store: Store) -> None:
+    store_articles(any_store, EXPLOSION)
+    stories = assign(any_store)
+    first = entry_of(EXPLOSION[0]).id
+    story_id = stories.stories_of([first])[first]
+    every = stories.member_rows([story_id])[story_id]
+    assert len(every) >= 3
+    some = [every[2].entry_id, every[0].entry_id, "not-an-entry"]
+    # Oldest first as always, whatever order they are asked in; ids of no member are left out.
+    assert stories.member_rows([story_id], only=some)[story_id] == [every[0], every[2]]
+    assert stories.member_rows([story_id], only=["not-an-entry"]) == {}

@@ -322,15 +322,21 @@ def story_members(
     limit: int,
     first: Sequence[str] = (),
     near: StoryArticle | None = None,
+    *,
+    first_only: bool = False,
 ) -> list[Entry]:
     """Return the other outlets' articles of a story: ``first`` (those of them that are members) in
     that order, then the rest newest first; one per outlet, wire copies once. With ``near``, the
     others are those close to that article itself (`MEMBER_MIN_CLOSENESS`), closest first, and for a
-    stored ``entry`` not much closer to a fellow member than to it (`MEMBER_FELLOW_RATIO`)."""
+    stored ``entry`` not much closer to a fellow member than to it (`MEMBER_FELLOW_RATIO`). With
+    ``first_only``, only ``first`` (the same list as without, less the others)."""
     services = services_of(current_app)
     settings = services.config.related
-    # Chosen from light rows (no text): a story of hundreds of articles costs the few it lists.
-    members = services.stories.member_rows([story_id]).get(story_id, [])
+    # Chosen from light rows (no text): a story of hundreds of articles costs the few it lists. Those of
+    # ``first`` come before the others and are chosen whatever follows, so ``first_only`` reads just them.
+    if first_only and not first:
+        return []
+    members = services.stories.member_rows([story_id], only=first if first_only else None).get(story_id, [])
     by_id = {member.entry_id: member for member in members}
     preferred = [by_id[i] for i in dict.fromkeys(first) if i in by_id]
     own_id = entry.id if entry is not None else None
@@ -494,10 +500,9 @@ def related_items(article: ArticleQuery, entry: Entry | None, limit: int) -> lis
     services = services_of(current_app)
     story_id = story_of_article(article, entry)
     found = services.related.find(article, limit=limit + FINDER_LOOKAHEAD)
-    in_story: list[str] = []
-    if story_id is not None and found:
-        stories = services.stories.stories_of([item.entry.id for item in found])
-        in_story = [item.entry.id for item in found if stories.get(item.entry.id) == story_id]
+    # The finder's items' stories, read once: which of them are the article's story's, and what each item says.
+    stories = services.stories.stories_of([item.entry.id for item in found]) if found else {}
+    in_story = [item.entry.id for item in found if story_id is not None and stories.get(item.entry.id) == story_id]
     headline_only = len(article.text.split()) < HEADLINE_ONLY_WORDS
     if entry is None and headline_only and not in_story:
         story_id = None  # nothing vouches for the story a stranger's headline was placed in
@@ -505,10 +510,13 @@ def related_items(article: ArticleQuery, entry: Entry | None, limit: int) -> lis
     # A headline's members are only those the finder vouches for: no closeness to weigh there.
     near = story_article(article, entry) if story_id is not None and not headline_only else None
     if story_id is not None:
-        members = story_members(story_id, article, entry, limit, first=in_story, near=near)
+        # A headline keeps only the members the finder vouches for: the others are not read.
+        members = story_members(story_id, article, entry, limit, first=in_story, near=near, first_only=headline_only)
         if headline_only:
             vouched = set(in_story)
             members = [member for member in members if member.id in vouched]
+    # A member's story is the one it was read from.
+    read_from: dict[str, str | None] = dict.fromkeys((m.id for m in members), story_id)
     nearby: list[Entry] = []
     nearby_score = 0.0
     if not members and near is not None and entry is not None and story_id is not None:
@@ -519,6 +527,7 @@ def related_items(article: ArticleQuery, entry: Entry | None, limit: int) -> lis
         nearest = services.stories.resolve_stored(match.story.id) if match is not None else None
         if match is not None and nearest is not None and nearest != story_id:
             nearby = story_members(nearest, article, entry, limit, near=near)
+            read_from.update(dict.fromkeys((m.id for m in nearby), nearest))
             nearby_score = match.similarity
         if not nearby:
             match = services.stories.find(
@@ -527,6 +536,7 @@ def related_items(article: ArticleQuery, entry: Entry | None, limit: int) -> lis
             nearest = services.stories.resolve_stored(match.story.id) if match is not None else None
             if match is not None and nearest is not None and nearest != story_id:
                 nearby = reciprocal_members(story_id, nearest, article, entry, limit)
+                read_from.update(dict.fromkeys((m.id for m in nearby), nearest))
                 nearby_score = match.similarity
     items: list[dict[str, Any]] = []
     listed: set[str] = set() if entry is None else {entry.id}
@@ -545,8 +555,9 @@ def related_items(article: ArticleQuery, entry: Entry | None, limit: int) -> lis
         and sources.get(item.entry.source.title, 0) < services.config.related.max_per_source
     ]
     items.extend(item_json(item) for item in fill[: max(0, limit - len(items))])
-    # Each item names its story too, so an embedding site can link "full coverage" (/stories/<id>).
-    stories = services.stories.stories_of([item["id"] for item in items]) if items else {}
+    # Each item names its story too, so an embedding site can link "full coverage" (/stories/<id>): a
+    # member's is the story it was read from, the finder's items' were read above.
+    read_from.update(stories)
     for item in items:
-        item["story_id"] = stories.get(item["id"])
+        item["story_id"] = read_from.get(item["id"])
     return items

@@ -11,9 +11,10 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, Protocol
 
 from whoosh.searching import Searcher
@@ -35,6 +36,7 @@ from .rank import (
     title_key,
     weigh,
 )
+from .stored import counts_of, read_terms
 from .tokens import TermMemo
 
 __all__ = ["ArticleQuery", "RelatedFinder", "RelatedItem", "RelatedSettings", "query_for_entry"]
@@ -233,7 +235,7 @@ class RelatedFinder:
         view = self._view(searcher)
         docnums = view.candidates(terms, start, end, settings.candidates)
         hits = [(fields["id"], fields) for fields in (searcher.stored_fields(docnum) for docnum in docnums)]
-        vectors = self._vectors_for(searcher, [entry_id for entry_id, _ in hits])
+        vectors = self._vectors_for(searcher, hits)
         candidates: list[Candidate] = []
         for entry_id, fields in hits:
             found = vectors.get(entry_id)
@@ -266,19 +268,32 @@ class RelatedFinder:
                 self._index_view = IndexView(searcher, segments=self._segment_arrays, prefix=index_version(searcher)[0])
             return self._index_view
 
-    def _vectors_for(self, searcher: Searcher, entry_ids: Sequence[str]) -> dict[str, tuple[dict[str, float], str]]:
+    def _vectors_for(
+        self, searcher: Searcher, hits: Sequence[tuple[str, Mapping[str, Any]]]
+    ) -> dict[str, tuple[dict[str, float], str]]:
+        """Return entry id -> (term vector, folded title) of each candidate (its id and stored fields)."""
         found: dict[str, tuple[dict[str, float], str]] = {}
         missing: list[str] = []
-        for entry_id in entry_ids:
+        settings = self.settings
+        frequency = partial(self._df, searcher)
+        documents = searcher.doc_count()
+        for entry_id, fields in hits:
             cached = self._vectors.get(entry_id)
-            if cached is None:
-                missing.append(entry_id)
-            else:
+            if cached is not None:
                 found[entry_id] = cached
+                continue
+            # The terms the indexer stored with the document: no store read, no analysis.
+            terms = read_terms(fields.get("related_terms"), settings.body_chars)
+            if terms is None:
+                missing.append(entry_id)
+                continue
+            value = (weigh(counts_of(terms, settings), frequency, documents, settings), terms.title_key)
+            self._vectors.put(entry_id, value)
+            found[entry_id] = value
         if missing:
-            # Titles are not stored in the index; the store has them (one query for all misses), and
-            # only the lead the vector is made of (a full-text article's row is mostly what it skips).
-            for entry_id, (title, lead) in self.lookup.entry_leads(missing, self.settings.body_chars).items():
+            # Documents indexed before the terms were stored: the store has their titles and leads (one
+            # query for all), and only the lead the vector is made of (a full-text article's row is mostly what it skips).
+            for entry_id, (title, lead) in self.lookup.entry_leads(missing, settings.body_chars).items():
                 value = (self.candidate_vector(searcher, title, lead), title_key(title))
                 self._vectors.put(entry_id, value)
                 found[entry_id] = value
