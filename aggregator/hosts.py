@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -22,6 +23,31 @@ def host_title(url: str) -> str:
 def display_title(config_title: str | None, document_title: str | None, url: str) -> str:
     """Return the title a feed is shown under: the config's, else its document's, else its host (``host_title``)."""
     return config_title or document_title or host_title(url)
+
+
+def site_host(url: str | None) -> str:
+    """Return the host of a URL without a leading www., lower-cased ("" when none, or the URL is malformed).
+
+    An article's outlet and the `site:` of search and related coverage. Hosts are few: each scheme and
+    host is parsed once, not once per URL. The cache is keyed by what comes before the URL's path, query
+    or fragment, which is all that `urlsplit` reads a host from (a URL without "//" has no host to cut).
+    """
+    url = url or ""
+    start = url.find("//")
+    if start >= 0:
+        ends = [i for i in (url.find("/", start + 2), url.find("?", start + 2), url.find("#", start + 2)) if i >= 0]
+        if ends:
+            url = url[: min(ends)]
+    return _parsed_host(url)
+
+
+@lru_cache(maxsize=16384)
+def _parsed_host(url: str) -> str:
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:  # a malformed URL (a bad IPv6 literal) has no usable host
+        host = ""
+    return host.removeprefix("www.")
 
 
 def host_of(url: str) -> str:

@@ -520,9 +520,9 @@ def _entry_query(store: Any, entry_id: str) -> ArticleQuery:
 
 def _title_query(row: Item) -> ArticleQuery:
     """Return the query an embedding page would send for a headline we do not have."""
-    from index.schema import site_of
+    from aggregator.hosts import site_host
 
-    return ArticleQuery(title=row.title, published_at=row.published_at, site=site_of(row.url) or None)
+    return ArticleQuery(title=row.title, published_at=row.published_at, site=site_host(row.url) or None)
 
 
 # --------------------------------------------------------------------------- AllSides

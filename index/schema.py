@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from functools import cache, lru_cache
+from functools import cache
 from typing import Any
-from urllib.parse import urlsplit
 
 from whoosh.analysis import CharsetFilter, LowercaseFilter, RegexTokenizer, StemFilter, StopFilter
 from whoosh.fields import DATETIME, ID, KEYWORD, NUMERIC, STORED, TEXT, Schema
 from whoosh.support.charset import accent_map
 
+from aggregator.hosts import site_host
 from aggregator.models import Entry
 
 from .dupgroups import band_tokens
@@ -102,20 +102,9 @@ def tag_key(tag: str) -> str:
     return " ".join(tag.replace(",", " ").casefold().split())
 
 
-@lru_cache(maxsize=16384)
-def site_of(url: str | None) -> str:
-    """Return the host of a URL without a leading www., lower-cased ("" when none)."""
-    # Remembered: related coverage asks it of every member of a story (hundreds of one outlet's URLs).
-    try:
-        host = urlsplit(url or "").hostname or ""
-    except ValueError:  # a malformed URL (bad IPv6 literal) has no usable host
-        host = ""
-    return host.removeprefix("www.")
-
-
 def source_words(entry: Entry) -> str:
     """Return the text `source:`/`site:` match against: outlet title, site host and its labels."""
-    site = site_of(entry.source.site_url or entry.url)
+    site = site_host(entry.source.site_url or entry.url)
     return f"{entry.source.title} {site} {site.replace('.', ' ')}"
 
 
@@ -128,7 +117,7 @@ def entry_document(entry: Entry, *, dupgroup: str | None = None) -> dict[str, An
         "summary": entry.summary,
         "authors": " ".join(entry.authors),
         "source": entry.source.title.replace(",", " "),
-        "site": site_of(entry.source.site_url or entry.url),
+        "site": site_host(entry.source.site_url or entry.url),
         "feed_key": entry.feed_key,
         # Commas separate keywords here, so each tag goes in as its key (which has none).
         "tags": ",".join(dict.fromkeys(key for key in map(tag_key, entry.tags) if key)),

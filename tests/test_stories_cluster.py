@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from aggregator.hosts import site_host
 from aggregator.stories import (
     FeatureSettings,
     MemoryStoryStore,
@@ -528,3 +529,4 @@ def test_outlet_host_is_read_as_urlsplit_reads_it(site: str) -> None:
         host = ""
     article = article_from_fields("e1", "t", datetime(2026, 1, 1, tzinfo=UTC), "", site, "feed-key", "en")
     assert article.outlet == (host or "feed-key")
+    assert site_host(site) == host  # the same host for search's and related coverage's site:

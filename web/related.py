@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Flask, Response, abort, current_app, jsonify, request
 
 from aggregator.errors import QueryError
+from aggregator.hosts import site_host
 from aggregator.models import Entry
 from aggregator.normalize.urls import canonical_url, is_http_url
 from aggregator.store_stories import MemberRow
@@ -23,7 +24,6 @@ from aggregator.stories import StoryArticle, article_from_entry
 from aggregator.stories.closeness import closeness
 from index.related.finder import RelatedItem, query_for_entry
 from index.related.rank import ArticleQuery
-from index.schema import site_of
 
 from .dates import parse_instant
 from .public_url import public_url_for
@@ -176,7 +176,7 @@ def resolve_article() -> tuple[ArticleQuery, Entry | None]:
             abort(404, description="no stored article has this URL; pass title= (and text=) to describe it")
     if not title:
         raise QueryError("pass entry=<id>, url=<article URL>, or title=<headline> (with optional text= and date=)")
-    site = site_of(url) if url and is_http_url(url) else ""
+    site = site_host(url) if url and is_http_url(url) else ""
     return ArticleQuery(title=title, text=text, published_at=parse_instant(args.get("date")), site=site or None), None
 
 
@@ -347,7 +347,7 @@ def story_members(
         if member.entry_id == own_id:
             continue
         if settings.exclude_same_source and (
-            member.outlet == own_source or (own_site and site_of(member.site_url) == own_site)
+            member.outlet == own_source or (own_site and site_host(member.site_url) == own_site)
         ):
             continue
         candidates.append(member)

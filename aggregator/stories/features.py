@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from operator import itemgetter
-from urllib.parse import urlsplit
 
+from aggregator.hosts import site_host
 from aggregator.models import Entry
 
 __all__ = [
@@ -79,30 +79,9 @@ def article_from_fields(
         title=title,
         published_at=published_at,
         text=text,
-        outlet=_site_host(site) or feed_key,
+        outlet=site_host(site) or feed_key,
         language=language,
     )
-
-
-def _site_host(site: str) -> str:
-    # Outlets are few: each scheme and host is parsed once, not once per article. A feed without a site
-    # URL gives the entry's own URL, so the cache is keyed by what comes before its path, query or
-    # fragment, which is all that `urlsplit` reads its host from (a URL without "//" has no host to cut).
-    start = site.find("//")
-    if start >= 0:
-        ends = [i for i in (site.find("/", start + 2), site.find("?", start + 2), site.find("#", start + 2)) if i >= 0]
-        if ends:
-            site = site[: min(ends)]
-    return _host(site)
-
-
-@lru_cache(maxsize=4096)
-def _host(site: str) -> str:
-    try:
-        host = urlsplit(site).hostname or ""
-    except ValueError:  # a malformed URL has no usable host; the feed then stands for the outlet
-        host = ""
-    return host.removeprefix("www.")
 
 
 @dataclass(frozen=True)

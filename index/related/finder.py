@@ -19,9 +19,9 @@ from typing import Any, Protocol
 
 from whoosh.searching import Searcher
 
+from aggregator.hosts import site_host
 from aggregator.models import Entry
 
-from ..schema import site_of
 from ..search.engine import EntryLookup, IndexReader
 from .frequencies import FrequencyView, SegmentFrequencies
 from .postings import IndexView, SegmentCache
@@ -65,7 +65,7 @@ def query_for_entry(entry: Entry) -> ArticleQuery:
         published_at=entry.published_at,
         entry_id=entry.id,
         feed_key=entry.feed_key,
-        site=site_of(entry.source.site_url or entry.url) or None,
+        site=site_host(entry.source.site_url or entry.url) or None,
         fingerprint=entry.fingerprint,
     )
 
@@ -287,7 +287,10 @@ class RelatedFinder:
             if terms is None:
                 missing.append(entry_id)
                 continue
-            value = (weigh(counts_of(terms, settings), frequency, documents, settings), terms.title_key)
+            value = (
+                weigh(counts_of(terms, settings), frequency, documents, settings),
+                terms.title_key,
+            )
             self._vectors.put(entry_id, value)
             found[entry_id] = value
         if missing:
