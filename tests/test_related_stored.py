@@ -15,8 +15,8 @@ from whoosh import index as whoosh_index
 from aggregator.store import Store, open_store
 from index.indexer import STATE_FILE, Indexer, IndexLocation
 from index.related.finder import RelatedFinder
-from index.related.rank import RelatedSettings, term_counts, title_key
-from index.related.stored import LEAD_CHARS, counts_of, read_terms, stored_terms
+from index.related.rank import RelatedSettings, term_counts, title_key, weighted_counts
+from index.related.stored import LEAD_CHARS, read_terms, stored_terms
 from index.related.tokens import TermMemo
 from index.schema import SCHEMA_VERSION, build_schema, entry_document, news_analyzer
 from index.search.engine import IndexReader
@@ -44,7 +44,7 @@ def test_stored_terms_give_the_counts_analyzing_the_text_gives(title: str, lead:
     assert terms is not None
     expected = term_counts(memo.terms, title, lead, settings)
     # Equal counts in the same order: weights are summed in dict order, so the cosines agree to the last bit.
-    assert list(counts_of(terms, settings).items()) == list(expected.items())
+    assert list(weighted_counts(terms.title, terms.lead, settings).items()) == list(expected.items())
     assert terms.title_key == title_key(title)
     assert read_terms(value, settings.body_chars + 1) is None  # stored for another lead length: not used
     assert read_terms(None, settings.body_chars) is None  # a document indexed before the field existed

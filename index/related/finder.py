@@ -35,8 +35,9 @@ from .rank import (
     term_counts,
     title_key,
     weigh,
+    weighted_counts,
 )
-from .stored import counts_of, read_terms
+from .stored import read_terms
 from .tokens import TermMemo
 
 __all__ = ["ArticleQuery", "RelatedFinder", "RelatedItem", "RelatedSettings", "query_for_entry"]
@@ -288,7 +289,7 @@ class RelatedFinder:
                 missing.append(entry_id)
                 continue
             value = (
-                weigh(counts_of(terms, settings), frequency, documents, settings),
+                weigh(weighted_counts(terms.title, terms.lead, settings), frequency, documents, settings),
                 terms.title_key,
             )
             self._vectors.put(entry_id, value)

@@ -117,11 +117,18 @@ def title_key(title: str) -> str:
 
 def term_counts(analyze: Analyze, title: str, body: str, settings: RelatedSettings) -> dict[str, float]:
     """Return term -> weighted count for an article (title words count ``title_weight`` times)."""
+    return weighted_counts(analyze(title), analyze(body[: settings.body_chars]), settings)
+
+
+def weighted_counts(title: Iterable[str], lead: Iterable[str], settings: RelatedSettings) -> dict[str, float]:
+    """Return term -> weighted count of an article's title and lead terms (the analyzer's, in order):
+    a title term counts ``title_weight`` times, a lead term once."""
     counts: dict[str, float] = {}
-    for term in analyze(title):
-        counts[term] = counts.get(term, 0.0) + settings.title_weight
-    for term in analyze(body[: settings.body_chars]):
-        counts[term] = counts.get(term, 0.0) + 1.0
+    get = counts.get
+    for term in title:
+        counts[term] = get(term, 0.0) + settings.title_weight
+    for term in lead:
+        counts[term] = get(term, 0.0) + 1.0
     return counts
 
 

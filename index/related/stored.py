@@ -52,16 +52,5 @@ def read_terms(value: object, lead_chars: int) -> StoredTerms | None:
     return StoredTerms(parts[1], _split(parts[2]), _split(parts[3]))
 
 
-def counts_of(terms: StoredTerms, settings: RelatedSettings) -> dict[str, float]:
-    """Return what `term_counts` returns for the text the terms came from (the same counts, in the same order)."""
-    counts: dict[str, float] = {}
-    get = counts.get
-    for term in terms.title:
-        counts[term] = get(term, 0.0) + settings.title_weight
-    for term in terms.lead:
-        counts[term] = get(term, 0.0) + 1.0
-    return counts
-
-
 def _split(terms: str) -> list[str]:
     return terms.split(" ") if terms else []
