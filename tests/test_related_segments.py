@@ -7,6 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy
+import pytest
 from whoosh import index as whoosh_index
 
 from index.related.frequencies import SegmentFrequencies
@@ -44,9 +45,12 @@ def terms_of(searcher: object) -> set[str]:
     return {text.decode() for field in FIELDS for text in reader.lexicon(field)} | {"absent", "nothing"}
 
 
-def test_segment_frequencies_follow_commits_merges_and_deletions(tmp_path: Path) -> None:
+@pytest.mark.parametrize("limit", [400_000, 5])
+def test_segment_frequencies_follow_commits_merges_and_deletions(tmp_path: Path, limit: int) -> None:
+    # The default limit reads each segment's whole lexicon; a limit of 5 terms makes every segment too
+    # large for that, so each is asked term by term: both must agree with Whoosh's reader.
     ix = whoosh_index.create_in(str(tmp_path), build_schema())
-    frequencies = SegmentFrequencies(FIELDS)
+    frequencies = SegmentFrequencies(FIELDS, limit=limit)
     add(ix, 0, 4)
     add(ix, 4, 3)
     with ix.searcher() as searcher:
@@ -55,24 +59,27 @@ def test_segment_frequencies_follow_commits_merges_and_deletions(tmp_path: Path)
         words = terms_of(searcher)
         assert all(view(term) == expected(searcher, term) for term in words)
         assert any(expected(searcher, term) > 1 for term in words)
-    first_segments = set(frequencies._segments)
+    first = dict(frequencies._segments)
+    assert all(table.complete == (limit > 5) for table in first.values())
+    if limit == 5:
+        assert all(0 < len(table.asked) <= 5 for table in first.values())  # remembered up to the limit
 
-    # A commit adds a segment: the two known ones keep what they learnt, and the sums stay right.
+    # A commit adds a segment: the two known ones are kept as they were read, and the sums stay right.
     add(ix, 7, 2)
     with ix.writer() as writer:
         writer.delete_by_term("id", "e1")  # deletions leave a segment's term statistics as they were
     with ix.searcher() as searcher:
         assert len(searcher.reader().leaf_readers()) == 3
         view = frequencies.of(searcher, str(tmp_path))
-        assert first_segments < set(frequencies._segments)
-        assert all(frequencies._segments[key] for key in first_segments)
+        assert set(first) < set(frequencies._segments)
+        assert all(frequencies._segments[key] is table for key, table in first.items())
         assert all(view(term) == expected(searcher, term) for term in terms_of(searcher))
 
     # A merge into one segment: the merged ones are forgotten.
     add(ix, 9, 1, optimize=True)
     with ix.searcher() as searcher:
         view = frequencies.of(searcher, str(tmp_path))
-        assert not first_segments & set(frequencies._segments) and len(frequencies._segments) == 1
+        assert not set(first) & set(frequencies._segments) and len(frequencies._segments) == 1
         assert all(view(term) == expected(searcher, term) for term in terms_of(searcher))
 
 
