@@ -15,6 +15,7 @@ the database (`_PastStories`).
 from __future__ import annotations
 
 import dataclasses
+import heapq
 import json
 import logging
 import threading
@@ -577,7 +578,7 @@ class SqlStoryStore:
         window = _PastWindow()
         with self.engine.connect() as conn:
             for (state,) in conn.execute(open_between(start, end)):
-                window.put(StoryState.from_json(json.loads(state)))
+                window.put(json.loads(state))
         self._past[week] = window
         while len(self._past) > _PAST_WEEKS:
             self._past.popitem(last=False)
@@ -773,18 +774,58 @@ def rebuilt(state: StoryState, articles: Sequence[StoryArticle], assigner: Story
 
 
 class _PastWindow:
-    """Stories read from the database for one past week, with their term index."""
+    """Stories read from the database for one past week: their states as JSON, each made a `StoryState` when a
+    lookup accepts it.
+
+    Not filed in a `TermIndex`: a past week is read for one or a few lookups, and parsing every state and
+    filing its terms cost more than scoring all of the week's stories for each lookup does (each story is
+    skipped with one set test unless it shares a query term). Lookups rank exactly as `TermIndex.scored`
+    does: the same sums in the same order, best first, ties by id, the window asked of each story met.
+    """
 
     def __init__(self) -> None:
-        self.stories: dict[str, StoryState] = {}
-        # Filed by week, not by day: a window is a week of stories read at once, each filed under every
-        # bucket its span touches, and a day's buckets made filing most of a cold lookup (lookups are exact
-        # at any bucket size: the window's test is asked of every candidate).
-        self.index = TermIndex(bucket_seconds=7 * 86400.0)
+        self._centroids: list[tuple[str, dict[str, float]]] = []
+        self._data: dict[str, dict[str, Any]] = {}
+        self._states: dict[str, StoryState] = {}
 
-    def put(self, story: StoryState) -> None:
-        self.stories[story.id] = story
-        self.index.put(story)
+    def put(self, data: dict[str, Any]) -> None:
+        """Add a state as `StoryState.to_json` wrote it."""
+        story_id = str(data["id"])
+        self._centroids.append((story_id, data["centroid"]))
+        self._data[story_id] = data
+
+    def state(self, story_id: str) -> StoryState:
+        found = self._states.get(story_id)
+        if found is None:
+            found = self._states[story_id] = StoryState.from_json(self._data[story_id])
+        return found
+
+    def stories_for_terms(
+        self, terms: Mapping[str, float], start: datetime, end: datetime, limit: int, exclude: Container[str]
+    ) -> list[tuple[float, StoryState]]:
+        """`StoryStore.stories_for_terms` over this week's stories."""
+        keys = terms.keys()
+        pairs = list(terms.items())
+        scores: list[tuple[float, str]] = []
+        for story_id, centroid in self._centroids:
+            if keys.isdisjoint(centroid):
+                continue
+            total = 0.0
+            for term, weight in pairs:
+                other = centroid.get(term)
+                if other is not None:
+                    total += weight * other
+            scores.append((-total, story_id))
+        heapq.heapify(scores)
+        best: list[tuple[float, StoryState]] = []
+        while scores and len(best) < limit:
+            score, story_id = heapq.heappop(scores)
+            if story_id in exclude:
+                continue
+            story = self.state(story_id)
+            if story.last_seen >= start and story.first_seen <= end:
+                best.append((-score, story))
+        return best
 
 
 class _PastStories:
@@ -806,7 +847,7 @@ class _PastStories:
         # ``limit`` of all are among them, ranked as one index ranks (best first, ties by id).
         found: dict[str, tuple[float, StoryState]] = {}
         for window in self.windows:
-            for score, story in window.index.stories_for_terms(window.stories, terms, start, end, limit, exclude):
+            for score, story in window.stories_for_terms(terms, start, end, limit, exclude):
                 found[story.id] = (score, story)
         return sorted(found.values(), key=lambda item: (-item[0], item[1].id))[:limit]
 
