@@ -263,6 +263,25 @@ def time_paths(client: Any, paths: list[str]) -> list[float]:
     return latencies
 
 
+def wait_for_related_postings(client: Any, timeout: float = 600.0) -> None:
+    """Wait until the server holds the index's postings for related coverage (read in the background once it
+    listens: `SegmentCache.load`), and say how long that took; a server that does not report it is not waited for."""
+    started = time.perf_counter()
+    while True:
+        index = client.get("/readyz").json().get("checks", {}).get("index", {})
+        held = index.get("related_postings")
+        if held is None:
+            return
+        if not held["loading"] or time.perf_counter() - started > timeout:
+            break
+        time.sleep(0.5)
+    print(
+        f"related postings in memory: {held['postings']:,} in {held['segments']} segment(s), "
+        f"{held['loading']} still being read, after waiting {time.perf_counter() - started:.1f}s",
+        flush=True,
+    )
+
+
 def web_pass(services: Any, data_dir: Path, workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
     """Time the story pages, the front page and related coverage through `newsdesk serve`; print the figures."""
     import httpx
@@ -293,6 +312,7 @@ def web_pass(services: Any, data_dir: Path, workdir: Path, args: argparse.Namesp
             with httpx.Client(base_url=base, timeout=60) as client:
                 # The first request of each kind opens what a fresh process opens (index, caches): untimed.
                 first = {p: time_paths(client, [p])[0] for p in ("/", stories[-1], related[-1])}
+                wait_for_related_postings(client)
                 measured = {
                     "healthz": time_paths(client, ["/healthz"] * count),
                     "front": time_paths(client, ["/"] * count),

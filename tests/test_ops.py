@@ -121,6 +121,31 @@ def test_readyz_is_ready_with_store_and_index_and_fails_when_the_index_directory
         assert health.status_code == 200 and health.json()["status"] == "ok"
 
 
+def test_a_server_reads_related_coverage_postings_once_it_listens(tmp_path: Path, feed_server: FeedServer) -> None:
+    # `newsdesk serve` starts reading the index's postings in the background as soon as it listens (before
+    # any related request), and /readyz says how far it got; the node is ready meanwhile.
+    feed_server.route("/good.xml", Reply(200, rss(4), {"Content-Type": "application/rss+xml"}))
+    port = free_port()
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'data_dir = "data"\n[server]\nport = {port}\n[[feeds]]\nurl = "{feed_server.url("/good.xml")}"\n'
+    )
+    newsdesk(config, "poll", "--once")
+    newsdesk(config, "index")
+    proc = start(config, "serve")
+    try:
+
+        def read(response: httpx.Response) -> bool:
+            held = response.json()["checks"]["index"].get("related_postings") if response.status_code == 200 else None
+            return bool(held) and held["loading"] == 0 and held["segments"] >= 1
+
+        held = wait_for(f"http://127.0.0.1:{port}/readyz", read).json()["checks"]["index"]["related_postings"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+    assert held["postings"] > 4  # four entries' titles and texts
+
+
 def test_readyz_fails_when_the_database_is_unreachable_and_healthz_does_not(newsroom: Flask) -> None:
     services = services_of(newsroom)
     services.indexer().catch_up()

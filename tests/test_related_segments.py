@@ -134,3 +134,42 @@ def test_segment_arrays_follow_commits_deletions_and_merges(tmp_path: Path) -> N
     with ix.searcher() as searcher:
         check_view(IndexView(searcher, segments=segments, prefix="a"), searcher, terms)
         assert len(segments._published) == 1 and not known & set(segments._published)
+
+
+def test_whole_segments_postings_in_memory_agree_with_whoosh(tmp_path: Path) -> None:
+    # Read whole in the background (`SegmentCache.load`), as far as memory allows: the same postings as
+    # Whoosh's reader gives, deletions taken out, and a segment that does not fit is read term by term.
+    ix = whoosh_index.create_in(str(tmp_path), build_schema())
+    add(ix, 0, 5)
+    add(ix, 5, 4)
+    with ix.writer() as writer:
+        writer.delete_by_term("id", "e2")
+    with ix.searcher() as searcher:
+        terms = sorted(terms_of(searcher))
+        held = sum(searcher.doc_frequency(field, term) for field in FIELDS for term in terms)
+        roomy = SegmentCache()
+        view = IndexView(searcher, segments=roomy, prefix="a")
+        assert roomy.wait_loaded(30)
+        found = roomy.in_memory()
+        # Every posting, deleted documents' too (a term left only in a deleted document lists none).
+        assert found["segments"] == 2 and found["loading"] == 0 and held - 50 < found["postings"] <= held
+        check_view(view, searcher, terms)
+        # Room for the first segment only (each holds about half): the second is asked term by term.
+        first = next(iter(searcher.reader().leaf_readers()))[0]
+        first_size = sum(first.doc_frequency(field, term) for field in FIELDS for term in terms)
+        tight = SegmentCache(in_memory=first_size)
+        view = IndexView(searcher, segments=tight, prefix="b")
+        assert tight.wait_loaded(30)
+        assert tight.in_memory()["segments"] == 1 and tight.in_memory()["postings"] <= first_size
+        check_view(view, searcher, terms)
+        # Nothing is read whole with no room at all.
+        none = SegmentCache(in_memory=0)
+        check_view(IndexView(searcher, segments=none, prefix="c"), searcher, terms)
+        assert none.wait_loaded(1) and none.in_memory() == {"segments": 0, "loading": 0, "postings": 0}
+    # A merge: the merged segments are forgotten, the new one is read whole.
+    add(ix, 9, 1, optimize=True)
+    with ix.searcher() as searcher:
+        view = IndexView(searcher, segments=roomy, prefix="a")
+        assert roomy.wait_loaded(30)
+        assert roomy.in_memory()["segments"] == 1
+        check_view(view, searcher, sorted(terms_of(searcher)))

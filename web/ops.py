@@ -95,7 +95,7 @@ def _check_index(services: Services, now: datetime) -> dict[str, Any]:
     if services.follower is not None:  # a web follower: its position and lag are the replica check's
         if IndexLocation(root).current_dir() is None or services.index_reader.searcher() is None:
             return {"ok": False, "error": f"the replica in {root} is being built from the store's change log"}
-        return {"ok": True}
+        return {"ok": True, "related_postings": services.related.postings_in_memory()}
     if not root.is_dir():
         return {"ok": False, "error": f"the index directory {root} is missing; `newsdesk reindex` rebuilds it"}
     if IndexLocation(root).current_dir() is None or services.index_reader.searcher() is None:
@@ -103,7 +103,14 @@ def _check_index(services: Services, now: datetime) -> dict[str, Any]:
     seq = Indexer(root, services.store).indexed_seq()
     pending, oldest = services.store.pending_changes(seq)
     lag = max(0.0, (now - oldest).total_seconds()) if oldest else 0.0
-    return {"ok": True, "seq": seq, "lag_changes": pending, "lag_seconds": round(lag, 3)}
+    return {
+        "ok": True,
+        "seq": seq,
+        "lag_changes": pending,
+        "lag_seconds": round(lag, 3),
+        # Informational: answers are right while postings are read, only slower for articles asked about first.
+        "related_postings": services.related.postings_in_memory(),
+    }
 
 
 def _check_scheduler(services: Services, now: datetime) -> dict[str, Any] | None:

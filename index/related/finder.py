@@ -9,6 +9,7 @@ the indexer (new coverage) invalidates them in every process.
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -39,6 +40,8 @@ from .rank import (
 )
 from .stored import read_terms
 from .tokens import TermMemo
+
+log = logging.getLogger(__name__)
 
 __all__ = ["ArticleQuery", "RelatedFinder", "RelatedItem", "RelatedSettings", "query_for_entry"]
 
@@ -141,6 +144,30 @@ class RelatedFinder:
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ public
+
+    def warm(self) -> threading.Thread:
+        """Start reading, in the background, what answers read from the index whatever the article: each
+        segment's lexicon (document frequencies) and, as far as memory allows, its postings
+        (`SegmentCache.load`). A server calls it once it listens; answers meanwhile read term by term."""
+
+        def read() -> None:
+            try:
+                with self.reader.lease() as searcher:
+                    if searcher is None:
+                        return
+                    self._sync_version(searcher)
+                    self._view(searcher)
+                    self._frequency_view(searcher)
+            except Exception as exc:  # an unreadable index: the answers say so, warming has nothing to add
+                log.debug("related coverage: not warmed: %s", exc)
+
+        thread = threading.Thread(target=read, name="newsdesk-related-warm", daemon=True)
+        thread.start()
+        return thread
+
+    def postings_in_memory(self) -> dict[str, int]:
+        """Return the index segments whose postings are held in memory, those being read, and the postings held."""
+        return self._segment_arrays.in_memory()
 
     def for_entry(self, entry: Entry, *, limit: int = 5, now: datetime | None = None) -> list[RelatedItem]:
         """Return related coverage of an entry we store, best first (empty when nothing is close enough)."""

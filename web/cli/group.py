@@ -157,7 +157,7 @@ def bind_server(config: Config, services: Services) -> Any:
 
     host, port = config.server.host, config.server.port
     try:
-        return create_server(
+        server = create_server(
             create_app(config, services),
             host=host,
             port=port,
@@ -183,6 +183,10 @@ def bind_server(config: Config, services: Services) -> Any:
             ((exc.strerror or str(exc)).lower(), f"check server.host and server.port in {where}, or --host/--port"),
         )
         fail(f"cannot listen on {host}:{port}: {reason} ({advice})")
+    # Listening: related coverage starts reading the index's lexicons and postings in the background, so
+    # that the first asks about articles of any age do not each pay for reading what they touch.
+    services.related.warm()
+    return server
 
 
 def serve_forever(server: Any, config: Config, shutdown: Shutdown) -> None:
