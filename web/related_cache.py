@@ -27,17 +27,43 @@ ANSWER_SECONDS = 30.0
 Items = list[dict[str, Any]]
 
 
-class AnswerCache:
-    """Related answers by (data version, article, limit); thread-safe, least recently used out first."""
+class Kept:
+    """Values by key, each served again for ``seconds`` (the key names the data it came from); thread-safe,
+    least recently used out first. Values are shared: callers must not change one they were given."""
 
-    def __init__(self, size: int = ANSWERS, seconds: float = ANSWER_SECONDS) -> None:
+    def __init__(self, size: int, seconds: float) -> None:
         self.size = size
         self.seconds = seconds
-        self._answers: OrderedDict[Hashable, tuple[float, Items]] = OrderedDict()
+        self._values: OrderedDict[Hashable, tuple[float, Any]] = OrderedDict()
         self._lock = threading.Lock()
-        #: Answers served from the cache and computed, since the process started.
+        #: Values served from here and computed, since the process started.
         self.hits = 0
         self.misses = 0
+
+    def get(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        """Return the value kept for ``key`` when recent enough, else ``compute()`` (and keep it)."""
+        now = time.monotonic()
+        with self._lock:
+            held = self._values.get(key)
+            if held is not None and now - held[0] < self.seconds:
+                self._values.move_to_end(key)
+                self.hits += 1
+                return held[1]
+        value = compute()
+        with self._lock:
+            self.misses += 1
+            self._values[key] = (now, value)
+            self._values.move_to_end(key)
+            while len(self._values) > self.size:
+                self._values.popitem(last=False)
+        return value
+
+
+class AnswerCache(Kept):
+    """Related answers by (data version, article, limit)."""
+
+    def __init__(self, size: int = ANSWERS, seconds: float = ANSWER_SECONDS) -> None:
+        super().__init__(size, seconds)
 
     def items(
         self,
@@ -52,19 +78,10 @@ class AnswerCache:
             # An undated article is placed around "now": its answer moves with the clock, never kept.
             return compute(article, entry, limit)
         own = None if entry is None else (entry.id, entry.source.title, entry.source.site_url, entry.url)
-        key = (version, article, own, limit)
-        now = time.monotonic()
-        with self._lock:
-            held = self._answers.get(key)
-            if held is not None and now - held[0] < self.seconds:
-                self._answers.move_to_end(key)
-                self.hits += 1
-                return [dict(item) for item in held[1]]
-        items = compute(article, entry, limit)
-        with self._lock:
-            self.misses += 1
-            self._answers[key] = (now, [dict(item) for item in items])
-            self._answers.move_to_end(key)
-            while len(self._answers) > self.size:
-                self._answers.popitem(last=False)
-        return items
+        # Each caller gets its own copies of the items (the kept ones are never handed out).
+        kept: Items = self.get((version, article, own, limit), lambda: _copied(compute(article, entry, limit)))
+        return _copied(kept)
+
+
+def _copied(items: Items) -> Items:
+    return [dict(item) for item in items]

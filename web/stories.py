@@ -24,9 +24,11 @@ from .dates import date_or_instant
 from .front import StoryCard, card_from_rows, card_picks, story_path
 from .public_url import public_root
 from .related import article_fields, safe_link, teaser
+from .related_cache import Kept
 from .serialize import iso
 from .services import Services, services_of
 from .syndication import ATOM, _xml, atom_entry, xml_text
+from .versions import data_version
 
 stories = Blueprint("stories", __name__)
 
@@ -266,6 +268,11 @@ def story_atom(story_id: str) -> Any:
     return _xml(feed, "application/atom+xml")
 
 
+#: Story lists kept per process (by query), and for how long at most while nothing they came from changed.
+STORY_LISTS = 256
+STORY_LIST_SECONDS = 30.0
+
+
 @stories.get("/api/v1/stories")
 def stories_api() -> Any:
     services = services_of(current_app)
@@ -276,27 +283,37 @@ def stories_api() -> Any:
 
     page = int_arg("page", 1, low=1, high=10_000)
     per_page = int_arg("per_page", 10, low=1, high=MAX_STORIES_PER_PAGE)
-    rows, total = services.stories.top(
-        min_outlets=options.min_outlets,
-        limit=per_page,
-        offset=(page - 1) * per_page,
-        since=date_or_instant(request.args.get("since"), "since"),
-        window=timedelta(seconds=float(options.quiet_period)),
-        tags=values("tag"),
-        languages=values("lang"),
-        sources=values("source"),
-    )
-    # Light rows of every member, then in full only the articles the list shows (as the front page does).
-    members = services.stories.member_rows([row.id for row in rows])
-    shown = [m.entry_id for row in rows for m in members.get(row.id, [])[:LIST_ARTICLES]]
-    entries = services.store.get_entries(shown)
-    return jsonify(
-        total=total,
-        page=page,
-        per_page=per_page,
-        pages=max(1, -(-total // per_page)),
-        stories=[listed_story_json(row, members[row.id], entries) for row in rows if members.get(row.id)],
-    )
+    since = date_or_instant(request.args.get("since"), "since")
+    tags, languages, sources = values("tag"), values("lang"), values("source")
+
+    def listed() -> dict[str, Any]:
+        rows, total = services.stories.top(
+            min_outlets=options.min_outlets,
+            limit=per_page,
+            offset=(page - 1) * per_page,
+            since=since,
+            window=timedelta(seconds=float(options.quiet_period)),
+            tags=tags,
+            languages=languages,
+            sources=sources,
+        )
+        # Light rows of every member, then in full only the articles the list shows (as the front page does).
+        members = services.stories.member_rows([row.id for row in rows])
+        shown = [m.entry_id for row in rows for m in members.get(row.id, [])[:LIST_ARTICLES]]
+        entries = services.store.get_entries(shown)
+        return {
+            "total": total,
+            "page": page,
+            "per_page": per_page,
+            "pages": max(1, -(-total // per_page)),
+            "stories": [listed_story_json(row, members[row.id], entries) for row in rows if members.get(row.id)],
+        }
+
+    # The top stories of a busy story list (the top members' rows of hundreds of articles each) are read
+    # once per change of the data they come from, as the front page is (links name the public root).
+    kept: Kept = current_app.extensions.setdefault("newsdesk.story_lists", Kept(STORY_LISTS, STORY_LIST_SECONDS))
+    key = (data_version(services), public_root(), page, per_page, since, tuple(tags), tuple(languages), tuple(sources))
+    return jsonify(kept.get(key, listed))
 
 
 @stories.get("/api/v1/stories/<story_id>")
