@@ -107,7 +107,7 @@ def serve(state: CliState, follow: bool, index_dir: str | None) -> None:
             problem,
         )
     try:
-        serve_forever(server, state.config, shutdown)
+        serve_forever(server, state.config, shutdown, services)
     finally:
         services.close()
 
@@ -155,7 +155,7 @@ def run(state: CliState, tick: float) -> None:
     if state.config.source_path:  # SIGHUP re-reads the file: new feeds are polled soon, removed ones stop
         install_reload_on_sighup(scheduler, state.config.source_path)
     try:
-        serve_forever(server, state.config, shutdown)
+        serve_forever(server, state.config, shutdown, services)
     except BaseException:
         stop_scheduler(scheduler, grace=shutdown.grace)
         raise

@@ -183,14 +183,17 @@ def bind_server(config: Config, services: Services) -> Any:
             ((exc.strerror or str(exc)).lower(), f"check server.host and server.port in {where}, or --host/--port"),
         )
         fail(f"cannot listen on {host}:{port}: {reason} ({advice})")
-    # Listening: related coverage starts reading the index's lexicons and postings in the background, so
-    # that the first asks about articles of any age do not each pay for reading what they touch.
-    services.related.warm()
     return server
 
 
-def serve_forever(server: Any, config: Config, shutdown: Shutdown) -> None:
-    """Say where the server listens and serve requests until a stop is requested (requests in flight are answered)."""
+def serve_forever(server: Any, config: Config, shutdown: Shutdown, services: Services) -> None:
+    """Say where the server listens and serve requests until a stop is requested (requests in flight are answered).
+
+    Related coverage starts reading the index's lexicons and postings in the background now, once the
+    process's own start-up (index checks, catch-up) is done, so that the first asks about articles of
+    any age do not each pay for reading what they touch.
+    """
+    services.related.warm()
     address = f"Newsdesk on http://{server.effective_host}:{server.effective_port}/"
     if config.log_format == "json":
         logging.getLogger("newsdesk").info(address)  # stderr stays one JSON object per line

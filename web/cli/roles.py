@@ -160,7 +160,7 @@ def serve_following(state: CliState, index_dir: str | None) -> None:
     thread.start()
     log.info("web node %s: following the store into %s", name, config.index_dir)
     try:
-        serve_forever(server, config, shutdown)
+        serve_forever(server, config, shutdown, services)
     finally:
         stop.set()  # also when serving failed: the follower never outlives the web server
         thread.join(timeout=shutdown.remaining())
