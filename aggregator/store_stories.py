@@ -29,6 +29,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from .errors import StorageError
+from .gcpause import collector_paused
 from .hosts import display_title
 from .store_errors import database_errors
 from .stories import StoryArticle, StoryAssigner, StoryChanges, StoryMatch, StoryState, article_from_entry
@@ -440,7 +441,9 @@ class SqlStoryStore:
 
     def assign_moving(self, assigner: StoryAssigner, articles: Sequence[StoryArticle], move: CursorMove) -> int:
         """Assign a batch of articles, advancing the cursor with ``move`` in the same transaction; return how many were new."""
-        with self.lock:
+        # The collector paused for the batch (`aggregator.gcpause`): in a writer holding many stories its
+        # collections cost a large share of the batch's CPU, and a batch leaves no cycles to collect.
+        with self.lock, collector_paused():
             if not self._complete:
                 self._load_frequencies()
             self._known = self._members([article.id for article in articles])

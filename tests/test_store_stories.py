@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -306,6 +307,51 @@ def test_a_batch_that_fails_to_save_leaves_no_story_in_the_writers_view(any_stor
     fresh.refresh()
     assert found == fresh.stories_for_terms(terms, *window, 100)
     assert len(found) > 1
+
+
+def test_a_batch_runs_with_the_collector_paused_and_restores_it_even_when_it_fails(any_store: Store) -> None:
+    # The writer pauses the cyclic garbage collector for a batch (aggregator.gcpause): every statement
+    # of the batch runs with it off, and it is on again afterwards, whether the batch saved or not.
+    first, *rest = sorted(EXPLOSION + OTHERS, key=lambda a: a.hours)
+    store_articles(any_store, (first,))
+    stories = SqlStoryStore(any_store.engine)
+    assigner = StoryAssigner(stories)
+    enabled_at_statements: list[bool] = []
+
+    def record(*_: object) -> None:
+        enabled_at_statements.append(gc.isenabled())
+
+    sa.event.listen(any_store.engine, "before_cursor_execute", record)
+    was = gc.isenabled()
+    gc.enable()
+    try:
+        seq = stories.cursor()
+        articles, last = [article_from_entry(entry_of(first))], any_store.last_seq()
+        enabled_at_statements.clear()
+        assert stories.assign(assigner, articles, seq, last) == 1
+        assert enabled_at_statements and not any(enabled_at_statements)
+        assert gc.isenabled()
+
+        seq = stories.cursor()
+        store_articles(any_store, tuple(rest))
+        SqlStoryStore(any_store.engine).save_at(StoryChanges(), seq, seq + 1)  # another writer moves on first
+        articles = [article_from_entry(entry_of(a)) for a in sorted(rest, key=lambda a: a.hours)]
+        last = any_store.last_seq()
+        enabled_at_statements.clear()
+        with pytest.raises(StoriesMoved):  # raised at the save, the batch's last step
+            stories.assign(assigner, articles, seq, last)
+        assert enabled_at_statements and not any(enabled_at_statements)
+        assert gc.isenabled()
+
+        gc.disable()  # a collector someone else turned off stays off
+        assert assign_pending(any_store, stories, assigner) == len(rest) - 1  # the other writer took one
+        assert not gc.isenabled()
+    finally:
+        sa.event.remove(any_store.engine, "before_cursor_execute", record)
+        if was:
+            gc.enable()
+        else:
+            gc.disable()
 
 
 def test_a_memory_batch_that_fails_leaves_the_saved_stories() -> None:
