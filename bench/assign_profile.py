@@ -129,13 +129,14 @@ def main() -> int:
         per_batch.append((assigned, spent))
         done += assigned
     cpu_all = time.process_time() - cpu_all
+    if collector is not None:
+        collector.stop()
     stats = services.stories.stats()
     if args.dump is not None:
         _dump_members(services, args.dump)
     services.close()
     print(f"assigned {done} of {total} entries in {cpu_all:.1f}s CPU; stories: {stats}")
     if collector is not None:
-        collector.stop()
         print(collector.summary())
     _print_tenths(per_batch)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,16 +13,17 @@ import sqlalchemy as sa
 
 from aggregator.models import Entry, Source
 from aggregator.store import Store, open_store
-from aggregator.store_stories import SqlStoryStore, StoriesMoved, assign_pending, open_between
+from aggregator.store_stories import SqlStoryStore, StoriesMoved, _write_states, assign_pending, open_between
 from aggregator.stories import (
     MemoryStoryStore,
     StoryArticle,
     StoryAssigner,
     StoryChanges,
+    StoryState,
     article_from_entry,
     story_id_for,
 )
-from aggregator.tables_stories import story_terms_table
+from aggregator.tables_stories import stories_table, story_terms_table
 from tests.support.story_articles import EXPLOSION, OTHERS, OUTLETS, Article
 
 T0 = datetime(2026, 2, 10, 6, 0, tzinfo=UTC)
@@ -352,6 +354,56 @@ def test_a_batch_runs_with_the_collector_paused_and_restores_it_even_when_it_fai
             gc.enable()
         else:
             gc.disable()
+
+
+def test_story_rows_written_through_the_sqlite_driver_are_those_sqlalchemy_writes(tmp_path: Path) -> None:
+    # On SQLite the batch's story rows skip SQLAlchemy's parameter handling: every column must hold the
+    # very text and numbers SQLAlchemy's insert stores (times with their microseconds, UTF-8 JSON), or
+    # range queries on the times and readers of the state would see other values.
+    states = [
+        StoryState(
+            id="s1",
+            centroid={"élysée": 0.5, "ferry": 0.25},
+            first_seen=T0,
+            last_seen=T0 + timedelta(hours=5, microseconds=120),
+            members=3,
+            outlets=("harbour.example", "zürich.example"),
+        ),
+        StoryState(id="s2", centroid={"budget": 1.0}, first_seen=T0, last_seen=T0, members=1, merged_into="s1"),
+    ]
+    driver, generic = (open_store(f"sqlite:///{tmp_path / name}.db") for name in ("driver", "generic"))
+    try:
+        with driver.engine.begin() as conn:
+            _write_states(conn, [dataclasses.replace(states[0], members=1)], 3)  # replaced by the next write
+            _write_states(conn, states, 7)
+        with generic.engine.begin() as conn:
+            conn.execute(
+                sa.insert(stories_table),
+                [
+                    {
+                        "id": story.id,
+                        "first_seen": story.first_seen,
+                        "last_seen": story.last_seen,
+                        "members": story.members,
+                        "outlet_count": max(1, len(story.outlets)),
+                        "merged_into": story.merged_into,
+                        "state": json.dumps(story.to_json(), ensure_ascii=False),
+                        "updated_seq": 7,
+                    }
+                    for story in states
+                ],
+            )
+        query = "SELECT *, typeof(first_seen), typeof(updated_seq) FROM stories ORDER BY id"
+        with driver.engine.connect() as a, generic.engine.connect() as b:
+            written = a.exec_driver_sql(query).all()
+            assert written == b.exec_driver_sql(query).all()
+        assert len(written) == 2 and "zürich" in written[0].state
+        read = SqlStoryStore(driver.engine)
+        read.refresh()
+        assert read.story("s1") == states[0]
+    finally:
+        driver.close()
+        generic.close()
 
 
 def test_a_memory_batch_that_fails_leaves_the_saved_stories() -> None:
