@@ -121,7 +121,8 @@ class StoryStore(Protocol):
         ``terms`` whose span reaches into [start, end] (last_seen >= start and first_seen <= end), best
         first (ties by id), leaving out the ids in ``exclude`` (the batch's own, which it ranks itself).
         The score must be `overlap` computed exactly so (the assigner merges lists by it without
-        computing it again); returning more is harmless: the assigner keeps the best ``limit``."""
+        computing it again, and drops by it the candidates of a short vector that cannot reach the
+        threshold); returning more is harmless: the assigner keeps the best ``limit``."""
         ...
 
     def document_frequencies(self, terms: Iterable[str]) -> dict[str, int]:
