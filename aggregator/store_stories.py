@@ -1041,12 +1041,13 @@ def assign_pending(
         batch = stories.changes_after(seq, batch_size)
         if not batch:
             break
-        articles = batch_articles(stories, assigner, changes, [entry_id for _, entry_id in batch])
-        try:
-            assigned += stories.assign(assigner, articles, seq, batch[-1][0])
-        except StoriesMoved as exc:
-            log.info("%s; going on from there", exc)
-            stories.refresh()
+        with collector_paused():  # the batch's reading too (see SqlStoryStore.assign_moving)
+            articles = batch_articles(stories, assigner, changes, [entry_id for _, entry_id in batch])
+            try:
+                assigned += stories.assign(assigner, articles, seq, batch[-1][0])
+            except StoriesMoved as exc:
+                log.info("%s; going on from there", exc)
+                stories.refresh()
     return assigned
 
 
