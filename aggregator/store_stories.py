@@ -963,22 +963,21 @@ def _write_states(conn: Connection, states: Sequence[StoryState], seq: int) -> N
     for start in range(0, len(ids), _CHUNK):
         conn.execute(sa.delete(s).where(s.c.id.in_(ids[start : start + _CHUNK])))
     if states:
-        conn.execute(
-            sa.insert(s),
-            [
-                {
-                    "id": story.id,
-                    "first_seen": story.first_seen,
-                    "last_seen": story.last_seen,
-                    "members": story.members,
-                    "outlet_count": max(1, len(story.outlets)),
-                    "merged_into": story.merged_into,
-                    "state": _STATE_JSON.encode(story.to_json()),
-                    "updated_seq": seq,
-                }
-                for story in states
-            ],
-        )
+        conn.execute(sa.insert(s), [state_row(story, seq) for story in states])
+
+
+def state_row(story: StoryState, seq: int) -> dict[str, Any]:
+    """Return a story's row of the stories table, written by change ``seq`` (SQLAlchemy's parameters)."""
+    return {
+        "id": story.id,
+        "first_seen": story.first_seen,
+        "last_seen": story.last_seen,
+        "members": story.members,
+        "outlet_count": max(1, len(story.outlets)),
+        "merged_into": story.merged_into,
+        "state": _STATE_JSON.encode(story.to_json()),
+        "updated_seq": seq,
+    }
 
 
 def _seq_move(from_seq: int, to_seq: int) -> CursorMove:

@@ -13,7 +13,14 @@ import sqlalchemy as sa
 
 from aggregator.models import Entry, Source
 from aggregator.store import Store, open_store
-from aggregator.store_stories import SqlStoryStore, StoriesMoved, _write_states, assign_pending, open_between
+from aggregator.store_stories import (
+    SqlStoryStore,
+    StoriesMoved,
+    _write_states,
+    assign_pending,
+    open_between,
+    state_row,
+)
 from aggregator.stories import (
     MemoryStoryStore,
     StoryArticle,
@@ -377,27 +384,13 @@ def test_story_rows_written_through_the_sqlite_driver_are_those_sqlalchemy_write
             _write_states(conn, [dataclasses.replace(states[0], members=1)], 3)  # replaced by the next write
             _write_states(conn, states, 7)
         with generic.engine.begin() as conn:
-            conn.execute(
-                sa.insert(stories_table),
-                [
-                    {
-                        "id": story.id,
-                        "first_seen": story.first_seen,
-                        "last_seen": story.last_seen,
-                        "members": story.members,
-                        "outlet_count": max(1, len(story.outlets)),
-                        "merged_into": story.merged_into,
-                        "state": json.dumps(story.to_json(), ensure_ascii=False),
-                        "updated_seq": 7,
-                    }
-                    for story in states
-                ],
-            )
+            conn.execute(sa.insert(stories_table), [state_row(story, 7) for story in states])  # as on PostgreSQL
         query = "SELECT *, typeof(first_seen), typeof(updated_seq) FROM stories ORDER BY id"
         with driver.engine.connect() as a, generic.engine.connect() as b:
             written = a.exec_driver_sql(query).all()
             assert written == b.exec_driver_sql(query).all()
-        assert len(written) == 2 and "zürich" in written[0].state
+        assert len(written) == 2 and "zürich" in written[0].state  # UTF-8, as json.dumps(..., ensure_ascii=False)
+        assert json.loads(written[0].state) == states[0].to_json()
         read = SqlStoryStore(driver.engine)
         read.refresh()
         assert read.story("s1") == states[0]
