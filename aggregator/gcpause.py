@@ -1,10 +1,10 @@
 """Pausing Python's cyclic garbage collector around a burst of allocations that leaves no cycles behind.
 
 Assigning a batch of stories allocates tens of thousands of short-lived containers (term dicts,
-candidate lists, story states) while the writer holds every story it has seen in memory. Each
-700 allocations start a young collection, and every tenth of those an older one; in a writer
-holding the whole corpus a full collection walks hundreds of thousands of objects, and the
-collector took a large share of the CPU the batch itself needed (README, "Stories speed").
+candidate lists, story states) while the writer holds every story it has seen in memory. Every
+700 container allocations (net) start a young collection, every tenth of those an older one, and
+now and then a full one walks the whole heap: over the 228,020-entry corpus the collector took
+about a tenth of the writer's assignment CPU (README, "Stories speed").
 A batch makes no reference cycles of its own (its garbage is freed by reference counting), so
 the collector is paused while it runs and restored afterwards, whatever happens.
 

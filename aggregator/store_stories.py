@@ -936,9 +936,9 @@ def _write_states(conn: Connection, states: Sequence[StoryState], seq: int) -> N
     if conn.dialect.name == "sqlite":
         if not states:
             return
-        # Straight to the driver, as members and terms are: SQLAlchemy's handling of each row's eight
-        # parameters cost more than SQLite's work. The times go through the column type's own processor
-        # (the same text SQLAlchemy stores), and REPLACE deletes a story's old row as the DELETE below does.
+        # Straight to the driver, as members and terms are, without SQLAlchemy's handling of each row's
+        # parameters (2% of assigning the whole corpus). The times go through the column type's own
+        # processor (the same text SQLAlchemy stores); REPLACE deletes a story's old row as the DELETE below does.
         when = s.c.first_seen.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
         assert when is not None  # UTCDateTime always converts (aware UTC -> naive -> SQLite's text)
         conn.exec_driver_sql(

@@ -264,9 +264,10 @@ class StoryAssigner:
         # rounding is monotonic, so cosine x ceiling below the threshold means every score is.
         ceiling = max(1.0, settings.time_floor)
         # When the query is the whole vector (a headline's few terms), a candidate's overlap is its dot
-        # product summed in another order: a few ulps apart, far inside this margin. A candidate whose
-        # overlap is below the threshold by more than the margin fails it exactly too, so it is dropped
-        # before the intersection and the exact sum (most candidates, and most of their cost).
+        # product, the same positive products summed in another order: a few ulps apart, far inside
+        # this margin. A candidate whose overlap is below the threshold by more than the margin fails
+        # it exactly too, so it is dropped before the intersection and the exact sum (most candidates,
+        # and most of their cost).
         below = threshold * (1.0 - _ROUNDING_MARGIN) / ceiling if len(vector) <= len(query) else -1.0
         for overlap, story in candidates:
             if overlap < below * story.norm:

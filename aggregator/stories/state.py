@@ -326,7 +326,7 @@ class TermIndex:
         get, pop = stories.get, heapq.heappop
         best: list[tuple[float, StoryState]] = []
         # `scored` with its ``accept`` (`in_window`) inlined: asked of every story met until ``limit`` are
-        # accepted (two dozen per article), a call each cost a twentieth of assigning.
+        # accepted (two dozen per article), without a function call for each.
         while heap and len(best) < limit:
             score, story_id = pop(heap)
             story = get(story_id)
