@@ -30,6 +30,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from .errors import StorageError
+from .gcpause import collector_paused
 from .hosts import display_title
 from .store_errors import database_errors
 from .stories import StoryArticle, StoryAssigner, StoryChanges, StoryMatch, StoryState, article_from_entry
@@ -61,6 +62,8 @@ log = logging.getLogger("newsdesk.stories")
 
 #: Rows per IN (...) list: well under SQLite's bound on variables.
 _CHUNK = 500
+# A story's state as stored (json.dumps(state, ensure_ascii=False) would build this encoder per story).
+_STATE_JSON = json.JSONEncoder(ensure_ascii=False)
 #: Counted articles at which the document frequencies halve (see `SqlStoryStore`).
 HALVE_FREQUENCIES_AT = 200_000
 #: Weeks of past stories a reader keeps loaded for lookups of older articles (until the stories change).
@@ -441,7 +444,9 @@ class SqlStoryStore:
 
     def assign_moving(self, assigner: StoryAssigner, articles: Sequence[StoryArticle], move: CursorMove) -> int:
         """Assign a batch of articles, advancing the cursor with ``move`` in the same transaction; return how many were new."""
-        with self.lock:
+        # The collector paused for the batch (`aggregator.gcpause`): in a writer holding many stories its
+        # collections cost a large share of the batch's CPU, and a batch leaves no cycles to collect.
+        with self.lock, collector_paused():
             if not self._complete:
                 self._load_frequencies()
             self._known = self._members([article.id for article in articles])
@@ -969,26 +974,51 @@ def _meta_add(conn: Connection, key: str, amount: int) -> int:
 def _write_states(conn: Connection, states: Sequence[StoryState], seq: int) -> None:
     """Replace the rows of these stories with their new states, marked as written by change ``seq``."""
     s = stories_table
+    if conn.dialect.name == "sqlite":
+        if not states:
+            return
+        # Straight to the driver, as members and terms are, without SQLAlchemy's handling of each row's
+        # parameters (2% of assigning the whole corpus). The times go through the column type's own
+        # processor (the same text SQLAlchemy stores); REPLACE deletes a story's old row as the DELETE below does.
+        when = s.c.first_seen.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+        assert when is not None  # UTCDateTime always converts (aware UTC -> naive -> SQLite's text)
+        conn.exec_driver_sql(
+            f"INSERT OR REPLACE INTO {s.name} (id, first_seen, last_seen, members, outlet_count, merged_into, "
+            "state, updated_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    story.id,
+                    when(story.first_seen),
+                    when(story.last_seen),
+                    story.members,
+                    max(1, len(story.outlets)),
+                    story.merged_into,
+                    _STATE_JSON.encode(story.to_json()),
+                    seq,
+                )
+                for story in states
+            ],
+        )
+        return
     ids = [story.id for story in states]
     for start in range(0, len(ids), _CHUNK):
         conn.execute(sa.delete(s).where(s.c.id.in_(ids[start : start + _CHUNK])))
     if states:
-        conn.execute(
-            sa.insert(s),
-            [
-                {
-                    "id": story.id,
-                    "first_seen": story.first_seen,
-                    "last_seen": story.last_seen,
-                    "members": story.members,
-                    "outlet_count": max(1, len(story.outlets)),
-                    "merged_into": story.merged_into,
-                    "state": json.dumps(story.to_json(), ensure_ascii=False),
-                    "updated_seq": seq,
-                }
-                for story in states
-            ],
-        )
+        conn.execute(sa.insert(s), [state_row(story, seq) for story in states])
+
+
+def state_row(story: StoryState, seq: int) -> dict[str, Any]:
+    """Return a story's row of the stories table, written by change ``seq`` (SQLAlchemy's parameters)."""
+    return {
+        "id": story.id,
+        "first_seen": story.first_seen,
+        "last_seen": story.last_seen,
+        "members": story.members,
+        "outlet_count": max(1, len(story.outlets)),
+        "merged_into": story.merged_into,
+        "state": _STATE_JSON.encode(story.to_json()),
+        "updated_seq": seq,
+    }
 
 
 def _seq_move(from_seq: int, to_seq: int) -> CursorMove:
@@ -1051,12 +1081,13 @@ def assign_pending(
         batch = stories.changes_after(seq, batch_size)
         if not batch:
             break
-        articles = batch_articles(stories, assigner, changes, [entry_id for _, entry_id in batch])
-        try:
-            assigned += stories.assign(assigner, articles, seq, batch[-1][0])
-        except StoriesMoved as exc:
-            log.info("%s; going on from there", exc)
-            stories.refresh()
+        with collector_paused():  # the batch's reading too (see SqlStoryStore.assign_moving)
+            articles = batch_articles(stories, assigner, changes, [entry_id for _, entry_id in batch])
+            try:
+                assigned += stories.assign(assigner, articles, seq, batch[-1][0])
+            except StoriesMoved as exc:
+                log.info("%s; going on from there", exc)
+                stories.refresh()
     return assigned
 
 

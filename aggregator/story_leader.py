@@ -35,6 +35,7 @@ from .changelog import ChangeLog, LogPosition
 from .config import Config
 from .dberrors import describe
 from .errors import NewsdeskError, StorageError
+from .gcpause import collector_paused
 from .store import Store
 from .store_stories import CursorMove, SqlStoryStore, StoriesMoved, assign_pending, batch_articles
 from .stories import StoryAssigner, StorySettings
@@ -180,12 +181,13 @@ def assign_logged(
         batch = changelog.committed_after(position, batch_size)
         if not batch:
             break
-        articles = batch_articles(stories, assigner, changelog, [change.entry_id for change in batch])
-        try:
-            assigned += stories.assign_moving(assigner, articles, move_position(position, batch[-1].position))
-        except StoriesMoved as exc:
-            log.info("%s; going on from there", exc)
-            stories.refresh()
+        with collector_paused():  # the batch's reading too (see SqlStoryStore.assign_moving)
+            articles = batch_articles(stories, assigner, changelog, [change.entry_id for change in batch])
+            try:
+                assigned += stories.assign_moving(assigner, articles, move_position(position, batch[-1].position))
+            except StoriesMoved as exc:
+                log.info("%s; going on from there", exc)
+                stories.refresh()
     return assigned
 
 

@@ -10,13 +10,16 @@ already holds entries. Then it clears every story (tables and cursor) and assign
 stories to the whole change log afresh through `Services.assign_stories`, one batch at a time, timing
 each batch in CPU seconds of this process (the machine is shared: wall time would measure the
 neighbours). Printed: ms of CPU per entry by tenth of the stream, so growth with size shows, next to
-the first tenth (the baseline of the same run), and with --profile a cProfile.
+the first tenth (the baseline of the same run), with --gc-stats the cyclic garbage collector's share,
+and with --profile a cProfile. NEWSDESK_BENCH_TREE=CHECKOUT runs this script on another checkout's code
+(`bench/baseline.py`), e.g. main's beside this branch's on a copy of the store.
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import os
 import pstats
 import resource
@@ -28,6 +31,10 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from bench.baseline import use_tree  # noqa: E402
+
+use_tree()  # NEWSDESK_BENCH_TREE=CHECKOUT measures that checkout's code with this script (e.g. main's)
 
 
 def clear_stories(services: Any) -> None:
@@ -74,6 +81,11 @@ def main() -> int:
     parser.add_argument(
         "--dump", type=Path, default=None, help="Write 'entry id TAB story id' lines here (to compare)."
     )
+    parser.add_argument(
+        "--gc-stats",
+        action="store_true",
+        help="Also print the cyclic garbage collector's collections and CPU seconds, by generation.",
+    )
     args = parser.parse_args()
 
     from aggregator.config import config_from_dict
@@ -100,6 +112,7 @@ def main() -> int:
     # A fresh process view, as a writer that starts on this store has.
     services = build_services(services.config)
     profiler = cProfile.Profile() if args.profile else None
+    collector = CollectorTimes() if args.gc_stats else None
     per_batch: list[tuple[int, float]] = []
     done = 0
     cpu_all = time.process_time()
@@ -116,11 +129,15 @@ def main() -> int:
         per_batch.append((assigned, spent))
         done += assigned
     cpu_all = time.process_time() - cpu_all
+    if collector is not None:
+        collector.stop()
     stats = services.stories.stats()
     if args.dump is not None:
         _dump_members(services, args.dump)
     services.close()
     print(f"assigned {done} of {total} entries in {cpu_all:.1f}s CPU; stories: {stats}")
+    if collector is not None:
+        print(collector.summary())
     _print_tenths(per_batch)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"load average {os.getloadavg()[0]:.1f}; peak resident memory {peak:.0f} MiB")
@@ -128,6 +145,33 @@ def main() -> int:
         profiler.dump_stats(str(args.profile))
         pstats.Stats(str(args.profile)).sort_stats("cumulative").print_stats(25)
     return 0
+
+
+class CollectorTimes:
+    """Counts the cyclic garbage collector's collections and their CPU seconds by generation (``gc.callbacks``)."""
+
+    def __init__(self) -> None:
+        self.collections = [0, 0, 0]
+        self.seconds = [0.0, 0.0, 0.0]
+        self._started = 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.process_time()
+            return
+        generation = info["generation"]
+        self.collections[generation] += 1
+        self.seconds[generation] += time.process_time() - self._started
+
+    def stop(self) -> None:
+        """Stop counting."""
+        gc.callbacks.remove(self._callback)
+
+    def summary(self) -> str:
+        """Return one line: collections and CPU seconds of each generation, and the total."""
+        parts = [f"gen{g} {self.collections[g]} in {self.seconds[g]:.2f}s" for g in range(3)]
+        return f"garbage collector: {', '.join(parts)}; {sum(self.seconds):.2f}s CPU in all"
 
 
 def store_in_time_order(services: Any, stories_speed: Any, limit: int | None) -> None:

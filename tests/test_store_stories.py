@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,16 +13,24 @@ import sqlalchemy as sa
 
 from aggregator.models import Entry, Source
 from aggregator.store import Store, open_store
-from aggregator.store_stories import SqlStoryStore, StoriesMoved, assign_pending, open_between
+from aggregator.store_stories import (
+    SqlStoryStore,
+    StoriesMoved,
+    _write_states,
+    assign_pending,
+    open_between,
+    state_row,
+)
 from aggregator.stories import (
     MemoryStoryStore,
     StoryArticle,
     StoryAssigner,
     StoryChanges,
+    StoryState,
     article_from_entry,
     story_id_for,
 )
-from aggregator.tables_stories import story_terms_table
+from aggregator.tables_stories import stories_table, story_terms_table
 from tests.support.story_articles import EXPLOSION, OTHERS, OUTLETS, Article
 
 T0 = datetime(2026, 2, 10, 6, 0, tzinfo=UTC)
@@ -306,6 +316,87 @@ def test_a_batch_that_fails_to_save_leaves_no_story_in_the_writers_view(any_stor
     fresh.refresh()
     assert found == fresh.stories_for_terms(terms, *window, 100)
     assert len(found) > 1
+
+
+def test_a_batch_runs_with_the_collector_paused_and_restores_it_even_when_it_fails(any_store: Store) -> None:
+    # The writer pauses the cyclic garbage collector for a batch (aggregator.gcpause): every statement
+    # of the batch runs with it off, and it is on again afterwards, whether the batch saved or not.
+    first, *rest = sorted(EXPLOSION + OTHERS, key=lambda a: a.hours)
+    store_articles(any_store, (first,))
+    stories = SqlStoryStore(any_store.engine)
+    assigner = StoryAssigner(stories)
+    enabled_at_statements: list[bool] = []
+
+    def record(*_: object) -> None:
+        enabled_at_statements.append(gc.isenabled())
+
+    sa.event.listen(any_store.engine, "before_cursor_execute", record)
+    was = gc.isenabled()
+    gc.enable()
+    try:
+        seq = stories.cursor()
+        articles, last = [article_from_entry(entry_of(first))], any_store.last_seq()
+        enabled_at_statements.clear()
+        assert stories.assign(assigner, articles, seq, last) == 1
+        assert enabled_at_statements and not any(enabled_at_statements)
+        assert gc.isenabled()
+
+        seq = stories.cursor()
+        store_articles(any_store, tuple(rest))
+        SqlStoryStore(any_store.engine).save_at(StoryChanges(), seq, seq + 1)  # another writer moves on first
+        articles = [article_from_entry(entry_of(a)) for a in sorted(rest, key=lambda a: a.hours)]
+        last = any_store.last_seq()
+        enabled_at_statements.clear()
+        with pytest.raises(StoriesMoved):  # raised at the save, the batch's last step
+            stories.assign(assigner, articles, seq, last)
+        assert enabled_at_statements and not any(enabled_at_statements)
+        assert gc.isenabled()
+
+        gc.disable()  # a collector someone else turned off stays off
+        assert assign_pending(any_store, stories, assigner) == len(rest) - 1  # the other writer took one
+        assert not gc.isenabled()
+    finally:
+        sa.event.remove(any_store.engine, "before_cursor_execute", record)
+        if was:
+            gc.enable()
+        else:
+            gc.disable()
+
+
+def test_story_rows_written_through_the_sqlite_driver_are_those_sqlalchemy_writes(tmp_path: Path) -> None:
+    # On SQLite the batch's story rows skip SQLAlchemy's parameter handling: every column must hold the
+    # very text and numbers SQLAlchemy's insert stores (times with their microseconds, UTF-8 JSON), or
+    # range queries on the times and readers of the state would see other values.
+    states = [
+        StoryState(
+            id="s1",
+            centroid={"élysée": 0.5, "ferry": 0.25},
+            first_seen=T0,
+            last_seen=T0 + timedelta(hours=5, microseconds=120),
+            members=3,
+            outlets=("harbour.example", "zürich.example"),
+        ),
+        StoryState(id="s2", centroid={"budget": 1.0}, first_seen=T0, last_seen=T0, members=1, merged_into="s1"),
+    ]
+    driver, generic = (open_store(f"sqlite:///{tmp_path / name}.db") for name in ("driver", "generic"))
+    try:
+        with driver.engine.begin() as conn:
+            _write_states(conn, [dataclasses.replace(states[0], members=1)], 3)  # replaced by the next write
+            _write_states(conn, states, 7)
+        with generic.engine.begin() as conn:
+            conn.execute(sa.insert(stories_table), [state_row(story, 7) for story in states])  # as on PostgreSQL
+        query = "SELECT *, typeof(first_seen), typeof(updated_seq) FROM stories ORDER BY id"
+        with driver.engine.connect() as a, generic.engine.connect() as b:
+            written = a.exec_driver_sql(query).all()
+            assert written == b.exec_driver_sql(query).all()
+        assert len(written) == 2 and "zürich" in written[0].state  # UTF-8, as json.dumps(..., ensure_ascii=False)
+        assert json.loads(written[0].state) == states[0].to_json()
+        read = SqlStoryStore(driver.engine)
+        read.refresh()
+        assert read.story("s1") == states[0]
+    finally:
+        driver.close()
+        generic.close()
 
 
 def test_a_memory_batch_that_fails_leaves_the_saved_stories() -> None:

@@ -134,9 +134,12 @@ class _Batch:
         # with all the others (a merged one leaves it), and keeps them filed when the batch is saved.
         self.store.stage(story)
 
-    def candidates(self, terms: Mapping[str, float], start: datetime, end: datetime, limit: int) -> list[StoryState]:
-        """Return the ``limit`` best candidates as if the batch were saved: the same, whatever the batch size."""
-        return [story for _, story in self.store.stories_for_terms(terms, start, end, limit)]
+    def candidates(
+        self, terms: Mapping[str, float], start: datetime, end: datetime, limit: int
+    ) -> list[tuple[float, StoryState]]:
+        """Return (overlap, story) of the ``limit`` best candidates as if the batch were saved: the same, whatever
+        the batch size."""
+        return self.store.stories_for_terms(terms, start, end, limit)
 
     def changes(self) -> StoryChanges:
         return StoryChanges(
@@ -260,7 +263,15 @@ class StoryAssigner:
         # The largest time factor (1 inside the span, unless a floor above 1 makes late ones weigh more);
         # rounding is monotonic, so cosine x ceiling below the threshold means every score is.
         ceiling = max(1.0, settings.time_floor)
-        for story in candidates:
+        # When the query is the whole vector (a headline's few terms), a candidate's overlap is its dot
+        # product, the same positive products summed in another order: a few ulps apart, far inside
+        # this margin. A candidate whose overlap is below the threshold by more than the margin fails
+        # it exactly too, so it is dropped before the intersection and the exact sum (most candidates,
+        # and most of their cost).
+        below = threshold * (1.0 - _ROUNDING_MARGIN) / ceiling if len(vector) <= len(query) else -1.0
+        for overlap, story in candidates:
+            if overlap < below * story.norm:
+                continue
             centroid = story.centroid
             # Intersect in C; fsum is exact, so the set's (hash-seeded) order cannot change the result.
             shared = vector.keys() & centroid.keys()
@@ -399,6 +410,11 @@ class StoryAssigner:
         )
         batch.put(survivor)
         return survivor, tuple(sorted(other.id for other in group[1:]))
+
+
+# Relative margin between two sums of the same few positive products in different orders (each off by
+# at most a few ulps, about 1e-16 each): one candidate scored either way is never on both sides of it.
+_ROUNDING_MARGIN = 1e-9
 
 
 @functools.lru_cache(maxsize=4096)

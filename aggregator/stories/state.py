@@ -121,7 +121,8 @@ class StoryStore(Protocol):
         ``terms`` whose span reaches into [start, end] (last_seen >= start and first_seen <= end), best
         first (ties by id), leaving out the ids in ``exclude`` (the batch's own, which it ranks itself).
         The score must be `overlap` computed exactly so (the assigner merges lists by it without
-        computing it again); returning more is harmless: the assigner keeps the best ``limit``."""
+        computing it again, and drops by it the candidates of a short vector that cannot reach the
+        threshold); returning more is harmless: the assigner keeps the best ``limit``."""
         ...
 
     def document_frequencies(self, terms: Iterable[str]) -> dict[str, int]:
@@ -278,6 +279,17 @@ class TermIndex:
         The score is the float `overlap` gives (the same products summed in the same order), so lists
         from two indexes can be merged by it without computing it again.
         """
+        heap = self._ranking(terms, window)
+        best: list[tuple[float, str]] = []
+        # Best first until ``limit`` are accepted: ``accept`` is asked about the few at the top, not all.
+        while heap and len(best) < limit:
+            score, story_id = heapq.heappop(heap)
+            if accept(story_id):
+                best.append((-score, story_id))
+        return best
+
+    def _ranking(self, terms: Mapping[str, float], window: tuple[datetime, datetime] | None) -> list[tuple[float, str]]:
+        """Return a heap of (-`overlap`, story id) of the stories sharing a term (filed in the window's days)."""
         if window is None:
             tables = [self._starting[day] for day in sorted(self._starting)]
         else:
@@ -295,15 +307,9 @@ class TermIndex:
                 if posting:
                     for story_id, other in posting.items():
                         scores[story_id] = get(story_id, 0.0) + weight * other
-        # Best first until ``limit`` are accepted: ``accept`` is asked about the few at the top, not all.
         heap = [(-score, i) for i, score in scores.items()]
         heapq.heapify(heap)
-        best: list[tuple[float, str]] = []
-        while heap and len(best) < limit:
-            score, story_id = heapq.heappop(heap)
-            if accept(story_id):
-                best.append((-score, story_id))
-        return best
+        return heap
 
     def stories_for_terms(
         self,
@@ -316,17 +322,17 @@ class TermIndex:
     ) -> list[tuple[float, StoryState]]:
         """`StoryStore.stories_for_terms` for a store that indexes its ``stories`` (by id) here: (overlap,
         story) of up to ``limit`` of them sharing a term and overlapping [start, end], none in ``exclude``."""
-        get = stories.get
-
-        def accept(story_id: str) -> bool:
-            # `in_window` inlined: asked of every story met until ``limit`` are accepted.
+        heap = self._ranking(terms, (start, end))
+        get, pop = stories.get, heapq.heappop
+        best: list[tuple[float, StoryState]] = []
+        # `scored` with its ``accept`` (`in_window`) inlined: asked of every story met until ``limit`` are
+        # accepted (two dozen per article), without a function call for each.
+        while heap and len(best) < limit:
+            score, story_id = pop(heap)
             story = get(story_id)
-            return (
-                story is not None and story.last_seen >= start and story.first_seen <= end and story_id not in exclude
-            )
-
-        ranked = self.scored(terms, limit, accept, (start, end))
-        return [(score, stories[story_id]) for score, story_id in ranked]
+            if story is not None and story.last_seen >= start and story.first_seen <= end and story_id not in exclude:
+                best.append((-score, story))
+        return best
 
 
 def _discard(postings: dict[str, dict[str, float]], term: str, story_id: str) -> None:
