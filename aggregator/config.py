@@ -133,6 +133,9 @@ class RelatedConfig:
     exclude_same_source: bool = True
     #: Most items from one source in one answer.
     max_per_source: int = 1
+    #: Index postings a web process holds in memory for related coverage (4 bytes each, plus about 110
+    #: bytes per term); segments past it are read term by term. 0: none held.
+    postings_in_memory: int = 16_000_000
 
 
 @dataclass(frozen=True)
@@ -408,6 +411,8 @@ def _validate(config: Config, label: str) -> None:
         problems.append(("server.rate_limit_per_minute", "must be 0 (no limit) or more"))
     if config.related.max_per_source < 1:
         problems.append(("related.max_per_source", "must be at least 1"))
+    if config.related.postings_in_memory < 0:
+        problems.append(("related.postings_in_memory", "must be 0 (none held) or more"))
     node = config.node
     if node.lease < 1:
         problems.append(("node.lease", "must be at least 1 second"))

@@ -61,6 +61,7 @@ def test_shipped_config_loads_with_real_feeds() -> None:
         ({"polling": {"user_agent": " "}}, "polling.user_agent: must not be empty"),
         ({"search": {"recency_weight": -1}}, "search.recency_weight: must be 0"),
         ({"related": {"window": "0s"}}, "related.window: must be longer than 0"),
+        ({"related": {"postings_in_memory": -1}}, "related.postings_in_memory: must be 0 (none held) or more"),
         ({"database_url": "mysql://x"}, "database_url: 'mysql://x' is not a sqlite:// or postgresql:// URL"),
     ],
 )

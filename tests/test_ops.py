@@ -145,6 +145,19 @@ def test_a_server_reads_related_coverage_postings_once_it_listens(tmp_path: Path
         proc.wait(timeout=20)
     assert held["postings"] > 4  # four entries' titles and texts
 
+    # related.postings_in_memory = 0: nothing is held, even once answers have read the index.
+    config.write_text(config.read_text() + "[related]\npostings_in_memory = 0\n")
+    proc = start(config, "serve")
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for(f"{base}/healthz", lambda r: r.status_code == 200)
+        assert httpx.get(f"{base}/api/v1/related", params={"title": "Item 1", "date": "2026-01-01"}).status_code == 200
+        none = httpx.get(f"{base}/readyz").json()["checks"]["index"]["related_postings"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+    assert none == {"segments": 0, "loading": 0, "postings": 0}
+
 
 def test_readyz_fails_when_the_database_is_unreachable_and_healthz_does_not(newsroom: Flask) -> None:
     services = services_of(newsroom)

@@ -111,8 +111,11 @@ class Services:
     @property
     def related(self) -> RelatedFinder:
         """Return related coverage over the index reader (its caches live as long as the process)."""
+        held = self.config.related.postings_in_memory
         return self._built(
-            "related", related_settings(self.config.related), lambda s: RelatedFinder(self.index_reader, self.store, s)
+            "related",
+            (related_settings(self.config.related), held),
+            lambda options: RelatedFinder(self.index_reader, self.store, options[0], postings_in_memory=held),
         )
 
     @property

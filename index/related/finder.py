@@ -25,7 +25,7 @@ from aggregator.models import Entry
 
 from ..search.engine import EntryLookup, IndexReader
 from .frequencies import FrequencyView, SegmentFrequencies
-from .postings import IndexView, SegmentCache
+from .postings import POSTINGS_IN_MEMORY, IndexView, SegmentCache
 from .rank import (
     ArticleQuery,
     Candidate,
@@ -127,6 +127,7 @@ class RelatedFinder:
         settings: RelatedSettings | None = None,
         *,
         cache_size: int = 4096,
+        postings_in_memory: int = POSTINGS_IN_MEMORY,
     ) -> None:
         self.reader = reader
         self.lookup = lookup
@@ -140,7 +141,7 @@ class RelatedFinder:
         # Segments' document frequencies outlive index versions: a commit adds a segment, the others stay.
         self._segment_frequencies = SegmentFrequencies(_FIELDS)
         self._segment_view: tuple[Searcher, FrequencyView] | None = None
-        self._segment_arrays = SegmentCache()
+        self._segment_arrays = SegmentCache(in_memory=postings_in_memory)
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ public
@@ -168,6 +169,10 @@ class RelatedFinder:
     def postings_in_memory(self) -> dict[str, int]:
         """Return the index segments whose postings are held in memory, those being read, and the postings held."""
         return self._segment_arrays.in_memory()
+
+    def wait_loaded(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the segments being read whole; return True when none is left."""
+        return self._segment_arrays.wait_loaded(timeout)
 
     def for_entry(self, entry: Entry, *, limit: int = 5, now: datetime | None = None) -> list[RelatedItem]:
         """Return related coverage of an entry we store, best first (empty when nothing is close enough)."""
