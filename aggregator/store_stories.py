@@ -35,7 +35,7 @@ from .hosts import display_title
 from .store_errors import database_errors
 from .stories import StoryArticle, StoryAssigner, StoryChanges, StoryMatch, StoryState, article_from_entry
 from .stories.features import article_from_fields
-from .stories.state import TermIndex
+from .stories.state import TermIndex, best_in_window, overlap
 from .tables import changes_table, entries_table, feeds_table, meta_table
 from .tables_stories import (
     STORIES_DOCUMENTS_KEY,
@@ -810,27 +810,13 @@ class _PastWindow:
     ) -> list[tuple[float, StoryState]]:
         """`StoryStore.stories_for_terms` over this week's stories."""
         keys = terms.keys()
-        pairs = list(terms.items())
-        scores: list[tuple[float, str]] = []
-        for story_id, centroid in self._centroids:
-            if keys.isdisjoint(centroid):
-                continue
-            total = 0.0
-            for term, weight in pairs:
-                other = centroid.get(term)
-                if other is not None:
-                    total += weight * other
-            scores.append((-total, story_id))
-        heapq.heapify(scores)
-        best: list[tuple[float, StoryState]] = []
-        while scores and len(best) < limit:
-            score, story_id = heapq.heappop(scores)
-            if story_id in exclude:
-                continue
-            story = self.state(story_id)
-            if story.last_seen >= start and story.first_seen <= end:
-                best.append((-score, story))
-        return best
+        heap = [
+            (-overlap(terms, centroid), story_id)
+            for story_id, centroid in self._centroids
+            if not keys.isdisjoint(centroid)
+        ]
+        heapq.heapify(heap)
+        return best_in_window(heap, self.state, start, end, limit, exclude)
 
 
 class _PastStories:

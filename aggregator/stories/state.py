@@ -322,17 +322,29 @@ class TermIndex:
     ) -> list[tuple[float, StoryState]]:
         """`StoryStore.stories_for_terms` for a store that indexes its ``stories`` (by id) here: (overlap,
         story) of up to ``limit`` of them sharing a term and overlapping [start, end], none in ``exclude``."""
-        heap = self._ranking(terms, (start, end))
-        get, pop = stories.get, heapq.heappop
-        best: list[tuple[float, StoryState]] = []
-        # `scored` with its ``accept`` (`in_window`) inlined: asked of every story met until ``limit`` are
-        # accepted (two dozen per article), without a function call for each.
-        while heap and len(best) < limit:
-            score, story_id = pop(heap)
-            story = get(story_id)
-            if story is not None and story.last_seen >= start and story.first_seen <= end and story_id not in exclude:
-                best.append((-score, story))
-        return best
+        return best_in_window(self._ranking(terms, (start, end)), stories.get, start, end, limit, exclude)
+
+
+def best_in_window(
+    heap: list[tuple[float, str]],
+    story: Callable[[str], StoryState | None],
+    start: datetime,
+    end: datetime,
+    limit: int,
+    exclude: Container[str],
+) -> list[tuple[float, StoryState]]:
+    """Pop a heap of (-`overlap`, story id) until ``limit`` stories overlapping [start, end] and not in
+    ``exclude`` are found; return them as (overlap, story), best first (``story``: by id, None when gone)."""
+    pop = heapq.heappop
+    best: list[tuple[float, StoryState]] = []
+    # `in_window` inlined: asked of every story met until ``limit`` are accepted (two dozen per article),
+    # without a function call for each.
+    while heap and len(best) < limit:
+        score, story_id = pop(heap)
+        found = story(story_id)
+        if found is not None and found.last_seen >= start and found.first_seen <= end and story_id not in exclude:
+            best.append((-score, found))
+    return best
 
 
 def _discard(postings: dict[str, dict[str, float]], term: str, story_id: str) -> None:

@@ -35,6 +35,9 @@ POSTINGS_IN_MEMORY = 16_000_000
 
 #: Terms read (about 4 ms of work) between two pauses of a background read of whole postings.
 YIELD_EVERY = 64
+#: Tries at reading a segment's postings whole (a reader closed under a try: a newer index version);
+#: a segment read, or one that does not fit, is marked as tried this often and never read again.
+_TRIES = 3
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +125,7 @@ class SegmentCache:
         before, so a web node that has read them answers any article as fast as a recent one.
         """
         with self._lock:
-            if key in self._whole or key in self._loading or self._tried.get(key, 0) >= 3 or self._in_memory <= 0:
+            if key in self._whole or key in self._loading or self._tried.get(key, 0) >= _TRIES or self._in_memory <= 0:
                 return
             self._tried[key] = self._tried.get(key, 0) + 1
             thread = threading.Thread(target=self._read_whole, args=(key, leaf), name="newsdesk-postings", daemon=True)
@@ -132,7 +135,6 @@ class SegmentCache:
     def _read_whole(self, key: str, leaf: Any) -> None:
         fields = [field for field, _ in FIELD_FACTORS]
         table = None
-        size = 0
         try:
             size = segment_postings_count(leaf, fields)
             with self._lock:
@@ -142,7 +144,7 @@ class SegmentCache:
                 if fits:
                     self._reserved[key] = size
                 else:
-                    self._tried[key] = 3  # does not fit: read term by term for as long as it stands
+                    self._tried[key] = _TRIES  # does not fit: read term by term for as long as it stands
             if fits:
                 table = read_segment_postings(leaf, fields)
         except Exception as exc:  # a reader closed under it (a newer index version): tried again by the next
@@ -154,7 +156,7 @@ class SegmentCache:
                 return
             if key in self._tried:  # not merged away meanwhile
                 self._whole[key] = table
-                self._tried[key] = 3  # read: never again
+                self._tried[key] = _TRIES  # read: never again
             else:
                 self._tried.pop(key, None)
 
