@@ -121,15 +121,22 @@ def test_readyz_is_ready_with_store_and_index_and_fails_when_the_index_directory
         assert health.status_code == 200 and health.json()["status"] == "ok"
 
 
-def test_a_server_reads_related_coverage_postings_once_it_listens(tmp_path: Path, feed_server: FeedServer) -> None:
-    # `newsdesk serve` starts reading the index's postings in the background as soon as it listens (before
-    # any related request), and /readyz says how far it got; the node is ready meanwhile.
+def one_feed_config(tmp_path: Path, feed_server: FeedServer, top: str = "") -> tuple[Path, int]:
+    """Write a config.toml (``top`` lines first) serving on a free port and following one feed of four
+    entries on ``feed_server``; return it and the port."""
     feed_server.route("/good.xml", Reply(200, rss(4), {"Content-Type": "application/rss+xml"}))
     port = free_port()
     config = tmp_path / "config.toml"
     config.write_text(
-        f'data_dir = "data"\n[server]\nport = {port}\n[[feeds]]\nurl = "{feed_server.url("/good.xml")}"\n'
+        f'data_dir = "data"\n{top}[server]\nport = {port}\n[[feeds]]\nurl = "{feed_server.url("/good.xml")}"\n'
     )
+    return config, port
+
+
+def test_a_server_reads_related_coverage_postings_once_it_listens(tmp_path: Path, feed_server: FeedServer) -> None:
+    # `newsdesk serve` starts reading the index's postings in the background as soon as it listens (before
+    # any related request), and /readyz says how far it got; the node is ready meanwhile.
+    config, port = one_feed_config(tmp_path, feed_server)
     newsdesk(config, "poll", "--once")
     newsdesk(config, "index")
     proc = start(config, "serve")
@@ -379,13 +386,7 @@ def test_metrics_and_readiness_options_are_validated(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_run_shares_one_set_of_metrics_between_poller_and_web(tmp_path: Path, feed_server: FeedServer) -> None:
-    feed_server.route("/good.xml", Reply(200, rss(4), {"Content-Type": "application/rss+xml"}))
-    port = free_port()
-    config = tmp_path / "config.toml"
-    config.write_text(
-        f'data_dir = "data"\nlog_format = "json"\n[server]\nport = {port}\n'
-        f'[[feeds]]\nurl = "{feed_server.url("/good.xml")}"\n'
-    )
+    config, port = one_feed_config(tmp_path, feed_server, top='log_format = "json"\n')
     proc = start(config, "run", "--tick", "1")
     base = f"http://127.0.0.1:{port}"
     try:
