@@ -566,6 +566,31 @@ class SqlStoryStore:
                 article, second_chance=second_chance, exclude=exclude, threshold=threshold
             )
 
+    def nearby(
+        self,
+        assigner: StoryAssigner,
+        article: StoryArticle,
+        *,
+        limit: int,
+        threshold: float,
+        min_shared: int,
+        exclude: str | None = None,
+    ) -> list[StoryMatch]:
+        """Return the stories an article is near (`StoryAssigner.nearby`), read as `find` reads them."""
+        self.refresh()
+        with self.lock:
+            quiet = timedelta(hours=assigner.settings.quiet_period_hours)
+            if self._horizon is None or article.published_at - quiet >= self._horizon:
+                return assigner.nearby(
+                    article, limit=limit, threshold=threshold, min_shared=min_shared, exclude=exclude
+                )
+            when = article.published_at
+            weeks = range((when - quiet).date().toordinal() // 7, (when + quiet).date().toordinal() // 7 + 1)
+            past = _PastStories(self, [self._past_week(week) for week in weeks])
+            return StoryAssigner(past, assigner.settings).nearby(
+                article, limit=limit, threshold=threshold, min_shared=min_shared, exclude=exclude
+            )
+
     def _past_week(self, week: int) -> _PastWindow:
         """Return the unmerged stories open at some time of a week (days ``7 * week`` to ``7 * week + 6`` by
         ordinal), indexed by term.

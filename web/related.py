@@ -5,6 +5,7 @@ The server only *matches* a URL a client supplies against stored entries; it nev
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -22,6 +23,7 @@ from aggregator.normalize.urls import canonical_url, is_http_url
 from aggregator.store_stories import MemberRow
 from aggregator.stories import StoryArticle, article_from_entry
 from aggregator.stories.closeness import closeness
+from aggregator.stories.meaning import Vector, meaning_text, shared_embedder, similarity
 from index.related.finder import RelatedItem, query_for_entry
 from index.related.rank import ArticleQuery
 
@@ -75,6 +77,27 @@ COPY_CLOSENESS = 0.8
 RECIPROCAL_CANDIDATES = 5
 #: Smallest second-chance score of two articles that are each other's nearest story.
 RECIPROCAL_THRESHOLD = 0.08
+#: For an article with text, a story member is listed only from this share of the meaning similarity
+#: (`aggregator.stories.meaning`: cosine of word-vector means over title and lead) of the closest
+#: member to the article: a story that gathered two events keeps the one the article is about. The
+#: finder's order stays (ordering by meaning cost Hit@1 .927 -> .914 on AllSides' calibration half).
+MEANING_RATIO = 0.65
+#: For an article we do not store (an embedding page's), whose story is a guess from its words, its
+#: story's members are listed only from this meaning similarity up: below it the guess is too weak.
+MEANING_STRANGER_FLOOR = 0.45
+#: Story members read beyond the limit, so that those the ratio drops can be replaced.
+MEANING_LOOKAHEAD = 5
+#: A stored article no other outlet's coverage joined, however it is worded, gets the other outlet's
+#: article closest to it in meaning, from this similarity up, among the members of the stories it is
+#: near in words (`MEANING_RESCUE_STORIES` of them from a word score of `MEANING_RESCUE_WORDS` and
+#: one shared term, `MEANING_RESCUE_MEMBERS` members each) within `MEANING_RESCUE_HOURS`.
+MEANING_RESCUE_FLOOR = 0.4
+MEANING_RESCUE_STORIES = 8
+MEANING_RESCUE_WORDS = 0.03
+MEANING_RESCUE_MEMBERS = 5
+MEANING_RESCUE_HOURS = 72.0
+#: The score a rescued item is listed with: below a story's own (1.0), above the fill's floor.
+MEANING_RESCUE_SCORE = 0.5
 
 
 # --------------------------------------------------------------------------- shared by the embeds
@@ -509,12 +532,16 @@ def related_items(article: ArticleQuery, entry: Entry | None, limit: int) -> lis
     members: list[Entry] = []
     # A headline's members are only those the finder vouches for: no closeness to weigh there.
     near = story_article(article, entry) if story_id is not None and not headline_only else None
+    # What an article with text means (a headline's few words say too little to weigh that way).
+    meaning = None if headline_only else article_meaning(article, entry)
     if story_id is not None:
         # A headline keeps only the members the finder vouches for: the others are not read.
-        members = story_members(story_id, article, entry, limit, first=in_story, near=near, first_only=headline_only)
+        ask = limit + MEANING_LOOKAHEAD if meaning is not None else limit
+        members = story_members(story_id, article, entry, ask, first=in_story, near=near, first_only=headline_only)
         if headline_only:
             vouched = set(in_story)
             members = [member for member in members if member.id in vouched]
+        members = closest_in_meaning(meaning, members, 0.0 if entry is not None else MEANING_STRANGER_FLOOR)[:limit]
     # A member's story is the one it was read from.
     read_from: dict[str, str | None] = dict.fromkeys((m.id for m in members), story_id)
     nearby: list[Entry] = []
@@ -526,7 +553,7 @@ def related_items(article: ArticleQuery, entry: Entry | None, limit: int) -> lis
         match = services.stories.find(services.story_assigner, near, second_chance=True, exclude=story_id)
         nearest = services.stories.resolve_stored(match.story.id) if match is not None else None
         if match is not None and nearest is not None and nearest != story_id:
-            nearby = story_members(nearest, article, entry, limit, near=near)
+            nearby = closest_in_meaning(meaning, story_members(nearest, article, entry, limit, near=near))
             read_from.update(dict.fromkeys((m.id for m in nearby), nearest))
             nearby_score = match.similarity
         if not nearby:
@@ -535,16 +562,26 @@ def related_items(article: ArticleQuery, entry: Entry | None, limit: int) -> lis
             )
             nearest = services.stories.resolve_stored(match.story.id) if match is not None else None
             if match is not None and nearest is not None and nearest != story_id:
-                nearby = reciprocal_members(story_id, nearest, article, entry, limit)
+                nearby = closest_in_meaning(meaning, reciprocal_members(story_id, nearest, article, entry, limit))
                 read_from.update(dict.fromkeys((m.id for m in nearby), nearest))
                 nearby_score = match.similarity
+    rescued: list[RelatedItem] = []
+    if not members and not nearby and meaning is not None and entry is not None:
+        # Not for an article we do not store: there it listed something for a story absent from the
+        # index 19% of the time against 13% (AllSides' calibration half).
+        rescued = meaning_rescue(article, entry, meaning, story_id)
     items: list[dict[str, Any]] = []
     listed: set[str] = set() if entry is None else {entry.id}
     sources: dict[str, int] = {}
-    for member, score in [*((m, 1.0) for m in members), *((m, nearby_score) for m in nearby)]:
-        items.append(item_json(RelatedItem(entry=member, score=score, similarity=score)))
-        listed.add(member.id)
-        sources[member.source.title] = sources.get(member.source.title, 0) + 1
+    shown = [
+        *(RelatedItem(entry=m, score=1.0, similarity=1.0) for m in members),
+        *(RelatedItem(entry=m, score=nearby_score, similarity=nearby_score) for m in nearby),
+        *rescued,
+    ]
+    for item in shown:
+        items.append(item_json(item))
+        listed.add(item.entry.id)
+        sources[item.entry.source.title] = sources.get(item.entry.source.title, 0) + 1
     # With the article's story known, what the finder adds is of other stories: only its close matches.
     floor = FILL_MIN_SCORE if story_id is not None else 0.0
     fill = [
@@ -561,3 +598,65 @@ def related_items(article: ArticleQuery, entry: Entry | None, limit: int) -> lis
     for item in items:
         item["story_id"] = read_from.get(item["id"])
     return items
+
+
+# --------------------------------------------------------------------------- meaning
+
+
+@functools.lru_cache(maxsize=20_000)
+def _meaning(text: str) -> Vector | None:
+    # Keyed by the text itself: an entry's words change only when it is updated, and then so is the key.
+    embedder = shared_embedder()
+    return embedder.vector(text) if embedder is not None else None
+
+
+def entry_meaning(entry: Entry) -> Vector | None:
+    """Return what a stored entry means (`aggregator.stories.meaning`), None without word vectors."""
+    return _meaning(meaning_text(entry.title, entry.text or entry.summary))
+
+
+def article_meaning(article: ArticleQuery, entry: Entry | None) -> Vector | None:
+    """Return what the asked article means: a stored entry's words, else the embedding page's."""
+    if entry is not None:
+        return entry_meaning(entry)
+    return _meaning(meaning_text(article.title, article.text))
+
+
+def closest_in_meaning(meaning: Vector | None, entries: Sequence[Entry], floor: float = 0.0) -> list[Entry]:
+    """Return the ``entries`` close enough in meaning to the article, in their order: from ``floor`` up and
+    from `MEANING_RATIO` of the closest one's similarity; all of them when the article's meaning is unknown."""
+    if meaning is None or not entries:
+        return list(entries)
+    scores = [similarity(meaning, entry_meaning(e)) for e in entries]
+    least = max(floor, MEANING_RATIO * max(scores))
+    return [e for e, score in zip(entries, scores, strict=True) if score >= least]
+
+
+def meaning_rescue(article: ArticleQuery, entry: Entry, meaning: Vector, own_story: str | None) -> list[RelatedItem]:
+    """Return [the other outlet's article closest in meaning to a stored article nothing joined], among the
+    members of the stories it is near in words (a looser rule than joining), when it is close enough; else []."""
+    services = services_of(current_app)
+    near = article_from_entry(entry)
+    matches = services.stories.nearby(
+        services.story_assigner,
+        near,
+        limit=MEANING_RESCUE_STORIES,
+        threshold=MEANING_RESCUE_WORDS,
+        min_shared=1,
+        exclude=own_story,
+    )
+    window = timedelta(hours=MEANING_RESCUE_HOURS)
+    best: tuple[float, Entry] | None = None
+    for match in matches:
+        story = services.stories.resolve_stored(match.story.id)
+        if story is None or story == own_story:
+            continue
+        for member in story_members(story, article, entry, MEANING_RESCUE_MEMBERS):
+            if abs(member.published_at - near.published_at) > window:
+                continue
+            score = similarity(meaning, entry_meaning(member))
+            if score >= MEANING_RESCUE_FLOOR and (best is None or score > best[0]):
+                best = (score, member)
+    if best is None:
+        return []
+    return [RelatedItem(entry=best[1], score=MEANING_RESCUE_SCORE, similarity=best[0])]

@@ -207,6 +207,17 @@ class StoryAssigner:
         score, _, story = scored[0]
         return StoryMatch(story=story, similarity=score)
 
+    def nearby(
+        self, article: StoryArticle, *, limit: int, threshold: float, min_shared: int, exclude: str | None = None
+    ) -> list[StoryMatch]:
+        """Return up to ``limit`` stories the article is near, best first, from a score of ``threshold`` and
+        ``min_shared`` shared terms (looser than joining: candidates for a closer look, not answers)."""
+        batch = _Batch(self.store)
+        weights = term_weights(article.title, article.text, article.language, self.settings.features)
+        vector = self._vector(batch, weights, counted=False)
+        scored = self._scored(batch, article, vector, threshold=threshold, min_shared=min_shared)
+        return [StoryMatch(story=story, similarity=score) for score, _, story in scored if story.id != exclude][:limit]
+
     def vector(self, article: StoryArticle) -> dict[str, float]:
         """Return the article's unit tf-idf vector as the assigner weighs it now."""
         weights = term_weights(article.title, article.text, article.language, self.settings.features)
