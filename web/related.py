@@ -82,6 +82,8 @@ RECIPROCAL_THRESHOLD = 0.08
 #: member to the article: a story that gathered two events keeps the one the article is about. The
 #: finder's order stays (ordering by meaning cost Hit@1 .927 -> .914 on AllSides' calibration half).
 MEANING_RATIO = 0.65
+#: Meaning similarity from which a member is a copy of the article's text (not a bar for the ratio).
+MEANING_COPY = 0.9
 #: For an article we do not store (an embedding page's), whose story is a guess from its words, its
 #: story's members are listed only from this meaning similarity up: below it the guess is too weak.
 MEANING_STRANGER_FLOOR = 0.45
@@ -628,7 +630,9 @@ def closest_in_meaning(meaning: Vector | None, entries: Sequence[Entry], floor: 
     if meaning is None or not entries:
         return list(entries)
     scores = [similarity(meaning, entry_meaning(e)) for e in entries]
-    least = max(floor, MEANING_RATIO * max(scores))
+    # A copy of the article's own text (the asker's own article, a wire copy) sets no bar for the others.
+    reference = max((score for score in scores if score < MEANING_COPY), default=0.0)
+    least = max(floor, MEANING_RATIO * reference)
     return [e for e, score in zip(entries, scores, strict=True) if score >= least]
 
 
