@@ -72,8 +72,9 @@ class Embedder:
         encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
         rows = self._matrix.shape[0]
         out: list[Vector | None] = []
-        for encoding in encodings:
-            ids = [i for i in encoding.ids if 0 <= i < rows]
+        for text, encoding in zip(texts, encodings, strict=True):
+            # Blank text still makes word pieces (the spaces): it has nothing to say.
+            ids = [i for i in encoding.ids if 0 <= i < rows] if text.strip() else []
             if not ids:
                 out.append(None)
                 continue

@@ -1,0 +1,162 @@
+"""Meaning in related coverage: word-vector means of title and lead (aggregator/stories/meaning.py).
+
+The vectors are the ones the product reads (the wordllama wheel's bundled files), never a stand-in.
+The related-coverage checks run on a real poll of fixture feeds on 127.0.0.1 (tests/test_story_related.py's world).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+from flask import Flask
+
+import web.related as related
+from aggregator.stories import MemoryStoryStore, StoryArticle, StoryAssigner
+from aggregator.stories.meaning import MEANING_WORDS, meaning_text, shared_embedder, similarity
+from web.services import Services
+
+from .support.story_articles import EXPLOSION, OTHERS
+from .test_story_related import add_fjord_post_article, story_of, world  # noqa: F401 (the fixture)
+
+T0 = datetime(2026, 3, 3, 6, 0, tzinfo=UTC)
+
+BLAST = (
+    "Explosion at chemical plant injures 14 workers",
+    "An explosion tore through a storage hall at a chemical plant early on Tuesday, injuring 14 workers, "
+    "four of them seriously, the fire service said. Residents were told to keep their windows closed.",
+)
+BLAST_REWORDED = (
+    "Fourteen staff hurt as chemical works warehouse goes up in flames",
+    "A dozen and more employees were taken to hospital with burns after a warehouse of solvents at an "
+    "industrial chemicals works caught fire and blew apart overnight. People living nearby were warned "
+    "to shut their windows because of the smoke.",
+)
+FOOTBALL = (
+    "Late penalty sends city club into the cup final",
+    "A penalty in the last minute of extra time sent the city club into the cup final on Saturday, after "
+    "a match their coach called the hardest of the season. Fans celebrated in the old town until dawn.",
+)
+
+
+def vector_of(title: str, text: str) -> np.ndarray:
+    embedder = shared_embedder()
+    assert embedder is not None, "the word vectors ship with the wordllama wheel: a product dependency"
+    vector = embedder.vector(meaning_text(title, text))
+    assert vector is not None
+    return vector
+
+
+def test_meaning_is_read_from_the_title_and_the_lead_only() -> None:
+    body = " ".join(f"w{i}" for i in range(500))
+    text = meaning_text("A title", body)
+    assert text.startswith("A title. w0 w1 ")
+    assert len(text.split()) == 2 + MEANING_WORDS
+    assert meaning_text("  Only a title  ", "") == "Only a title"
+
+
+def test_vectors_are_unit_length_and_the_same_every_time() -> None:
+    first = vector_of(*BLAST)
+    assert abs(float(np.linalg.norm(first)) - 1.0) < 1e-5
+    assert np.array_equal(first, vector_of(*BLAST))
+    embedder = shared_embedder()
+    assert embedder is not None
+    assert embedder.vector("   ") is None  # nothing to read: no vector, not a zero division
+
+
+def test_one_event_worded_two_ways_is_closer_in_meaning_than_in_words() -> None:
+    # The two reports of the blast share almost no words; their meanings are close, and far closer
+    # than either is to the football report.
+    same = similarity(vector_of(*BLAST), vector_of(*BLAST_REWORDED))
+    other = similarity(vector_of(*BLAST), vector_of(*FOOTBALL))
+    assert same >= related.MEANING_RESCUE_FLOOR
+    assert same > other + 0.2
+    assert other < related.MEANING_RESCUE_FLOOR
+
+
+def test_nearby_lists_stories_by_a_looser_rule_than_joining_and_leaves_out_the_excluded() -> None:
+    store = MemoryStoryStore()
+    assigner = StoryAssigner(store)
+    blast = assigner.assign(StoryArticle("a1", BLAST[0], T0, BLAST[1], outlet="harbour.example"))
+    match = assigner.assign(StoryArticle("a2", FOOTBALL[0], T0, FOOTBALL[1], outlet="courier.example"))
+    reworded = StoryArticle("q", BLAST_REWORDED[0], T0 + timedelta(hours=3), BLAST_REWORDED[1], outlet="x.example")
+    assert assigner.find(reworded) is None  # too few shared words to join
+    near = assigner.nearby(reworded, limit=5, threshold=0.01, min_shared=1)
+    assert [m.story.id for m in near] == [blast.story_id]  # the football story shares no word
+    assert assigner.nearby(reworded, limit=5, threshold=0.01, min_shared=1, exclude=blast.story_id) == []
+    assert assigner.nearby(reworded, limit=0, threshold=0.01, min_shared=1) == []
+    assert match.story_id != blast.story_id
+
+
+def test_a_member_far_less_close_in_meaning_than_the_closest_is_left_out(
+    world: tuple[Services, Flask],  # noqa: F811
+) -> None:
+    services, app = world
+    entries = {e.title: e for e in services.store.iter_entries()}
+    first = entries[EXPLOSION[0].title]
+    others = [entries[a.title] for a in EXPLOSION[1:]]
+    hike = entries[OTHERS[-1].title]
+    with app.app_context():
+        meaning = related.entry_meaning(first)
+        kept = related.closest_in_meaning(meaning, [*others, hike])
+        assert kept == others  # in their order; the hike is far below the ratio of the closest
+        # The article's own text (asked by title+text, it is among its story's members) sets no bar.
+        assert related.closest_in_meaning(meaning, [first, *others]) == [first, *others]
+        # Without a meaning (no word vectors) nothing is left out.
+        assert related.closest_in_meaning(None, [*others, hike]) == [*others, hike]
+
+
+def test_a_lone_article_gets_the_other_outlets_article_closest_in_meaning(
+    world: tuple[Services, Flask],  # noqa: F811
+) -> None:
+    # A new outlet reports the blast in words of its own: it founds a story of one. The rescue looks at
+    # the stories it is near in words and lists the member closest in meaning, of another story than its
+    # own; a report on something else near in words but not in meaning gets nothing.
+    services, app = world
+    explosion = story_of(services, EXPLOSION)
+    add_fjord_post_article(services, "fjord-blaze", *BLAST_REWORDED, hours=20)
+    add_fjord_post_article(services, "fjord-cup", *FOOTBALL, hours=21, outlet="Sports Desk")
+    stories = services.stories.stories_of(["fjord-blaze", "fjord-cup"])
+    assert explosion not in stories.values()
+    entries = services.store.get_entries(["fjord-blaze", "fjord-cup"])
+    with app.test_request_context():
+        blaze = entries["fjord-blaze"]
+        rescued = related.meaning_rescue(
+            related.query_for_entry(blaze), blaze, related.entry_meaning(blaze), stories["fjord-blaze"]
+        )
+        assert len(rescued) == 1
+        assert services.stories.stories_of([rescued[0].entry.id])[rescued[0].entry.id] == explosion
+        assert rescued[0].similarity >= related.MEANING_RESCUE_FLOOR
+        assert rescued[0].score == related.MEANING_RESCUE_SCORE
+        cup = entries["fjord-cup"]
+        assert (
+            related.meaning_rescue(related.query_for_entry(cup), cup, related.entry_meaning(cup), stories["fjord-cup"])
+            == []
+        )
+
+
+def test_without_word_vectors_related_coverage_weighs_words_alone(
+    world: tuple[Services, Flask],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A broken install (the wheel's files missing) is one log line, and the sidebar still answers.
+    from aggregator.stories import meaning
+
+    services, app = world
+    first = next(e for e in services.store.iter_entries() if e.title == EXPLOSION[0].title)
+    with_vectors = app.test_client().get(f"/api/v1/related?entry={first.id}").get_json()["items"]
+    monkeypatch.setattr(meaning, "_bundled_files", lambda: None)
+    meaning._shared.cache_clear()
+    related._meaning.cache_clear()
+    app.extensions.pop("newsdesk.related", None)
+    try:
+        with caplog.at_level(logging.WARNING, logger=meaning.__name__):
+            without = app.test_client().get(f"/api/v1/related?entry={first.id}").get_json()["items"]
+        assert "word vectors not found" in caplog.text
+        assert {i["id"] for i in without} == {i["id"] for i in with_vectors}  # the two other outlets either way
+    finally:
+        meaning._shared.cache_clear()
+        related._meaning.cache_clear()
