@@ -84,9 +84,6 @@ RECIPROCAL_THRESHOLD = 0.08
 MEANING_RATIO = 0.65
 #: Meaning similarity from which a member is a copy of the article's text (not a bar for the ratio).
 MEANING_COPY = 0.9
-#: For an article we do not store (an embedding page's), whose story is a guess from its words, its
-#: story's members are listed only from this meaning similarity up: below it the guess is too weak.
-MEANING_STRANGER_FLOOR = 0.45
 #: Story members read beyond the limit, so that those the ratio drops can be replaced.
 MEANING_LOOKAHEAD = 5
 #: A stored article no other outlet's coverage joined, however it is worded, gets the other outlet's
@@ -543,7 +540,7 @@ def related_items(article: ArticleQuery, entry: Entry | None, limit: int) -> lis
         if headline_only:
             vouched = set(in_story)
             members = [member for member in members if member.id in vouched]
-        members = closest_in_meaning(meaning, members, 0.0 if entry is not None else MEANING_STRANGER_FLOOR)[:limit]
+        members = closest_in_meaning(meaning, members)[:limit]
     # A member's story is the one it was read from.
     read_from: dict[str, str | None] = dict.fromkeys((m.id for m in members), story_id)
     nearby: list[Entry] = []
@@ -624,15 +621,15 @@ def article_meaning(article: ArticleQuery, entry: Entry | None) -> Vector | None
     return _meaning(meaning_text(article.title, article.text))
 
 
-def closest_in_meaning(meaning: Vector | None, entries: Sequence[Entry], floor: float = 0.0) -> list[Entry]:
-    """Return the ``entries`` close enough in meaning to the article, in their order: from ``floor`` up and
-    from `MEANING_RATIO` of the closest one's similarity; all of them when the article's meaning is unknown."""
+def closest_in_meaning(meaning: Vector | None, entries: Sequence[Entry]) -> list[Entry]:
+    """Return the ``entries`` close enough in meaning to the article, in their order: from `MEANING_RATIO` of
+    the closest one's similarity up (copies of its text aside); all of them when its meaning is unknown."""
     if meaning is None or not entries:
         return list(entries)
     scores = [similarity(meaning, entry_meaning(e)) for e in entries]
     # A copy of the article's own text (the asker's own article, a wire copy) sets no bar for the others.
     reference = max((score for score in scores if score < MEANING_COPY), default=0.0)
-    least = max(floor, MEANING_RATIO * reference)
+    least = MEANING_RATIO * reference
     return [e for e, score in zip(entries, scores, strict=True) if score >= least]
 
 
