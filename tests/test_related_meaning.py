@@ -14,8 +14,11 @@ import pytest
 from flask import Flask
 
 import web.related as related
-from aggregator.stories import MemoryStoryStore, StoryArticle, StoryAssigner
+from aggregator.models import Entry
+from aggregator.stories import MemoryStoryStore, StoryArticle, StoryAssigner, article_from_entry
 from aggregator.stories.meaning import MEANING_WORDS, meaning_text, shared_embedder, similarity
+from index.related.finder import RelatedItem
+from index.related.rank import ArticleQuery
 from web.services import Services
 
 from .support.story_articles import EXPLOSION, OTHERS
@@ -121,20 +124,59 @@ def test_a_lone_article_gets_the_other_outlets_article_closest_in_meaning(
     stories = services.stories.stories_of(["fjord-blaze", "fjord-cup"])
     assert explosion not in stories.values()
     entries = services.store.get_entries(["fjord-blaze", "fjord-cup"])
+    day = timedelta(hours=related.MEANING_RESCUE_HOURS)
     with app.test_request_context():
         blaze = entries["fjord-blaze"]
-        rescued = related.meaning_rescue(
-            related.query_for_entry(blaze), blaze, related.entry_meaning(blaze), stories["fjord-blaze"]
-        )
+        rescued = rescue(blaze, stories["fjord-blaze"], related.MEANING_RESCUE_FLOOR, day)
         assert len(rescued) == 1
         assert services.stories.stories_of([rescued[0].entry.id])[rescued[0].entry.id] == explosion
         assert rescued[0].similarity >= related.MEANING_RESCUE_FLOOR
         assert rescued[0].score == related.MEANING_RESCUE_SCORE
+        # The same article held to a floor above its closest member's similarity, or to a window in
+        # which no member was published, gets nothing.
+        assert rescue(blaze, stories["fjord-blaze"], rescued[0].similarity + 0.01, day) == []
+        assert rescue(blaze, stories["fjord-blaze"], related.MEANING_RESCUE_FLOOR, timedelta(minutes=1)) == []
         cup = entries["fjord-cup"]
-        assert (
-            related.meaning_rescue(related.query_for_entry(cup), cup, related.entry_meaning(cup), stories["fjord-cup"])
-            == []
-        )
+        assert rescue(cup, stories["fjord-cup"], related.MEANING_RESCUE_FLOOR, day) == []
+
+
+def rescue(entry: Entry, own_story: str, floor: float, window: timedelta) -> list[RelatedItem]:
+    """Return `related.meaning_rescue` of a stored entry under the given floor and window."""
+    near = article_from_entry(entry)
+    meaning = related.entry_meaning(entry)
+    assert meaning is not None
+    return related.meaning_rescue(related.query_for_entry(entry), entry, near, meaning, own_story, floor, window)
+
+
+def test_an_embedding_page_is_rescued_only_nearer_in_meaning_and_in_time(
+    world: tuple[Services, Flask],  # noqa: F811
+) -> None:
+    # An embedding page's article we do not store, worded its own way five hours after the blast: its
+    # words place it in no story. The rescue works for it as for a stored one, under its own floor and
+    # window; at the stricter floor of an article we do not store, these words (similarity about
+    # 0.46 to the blast's reports) are not close enough, and the API shows nothing rather than guess.
+    services, app = world
+    explosion = story_of(services, EXPLOSION)
+    first = next(e for e in services.store.iter_entries() if e.title == EXPLOSION[0].title)
+    title, text = BLAST_REWORDED
+    when = first.published_at + timedelta(hours=5)
+    page = StoryArticle("query:page", title, when, text, outlet="elsewhere.example")
+    assert services.stories.find(services.story_assigner, page) is None
+    query = ArticleQuery(title=title, text=text, published_at=when, site="elsewhere.example")
+    with app.test_request_context():
+        meaning = related.article_meaning(query, None)
+        assert meaning is not None
+        day = timedelta(hours=related.MEANING_STRANGER_RESCUE_HOURS)
+        loose = related.meaning_rescue(query, None, page, meaning, None, related.MEANING_RESCUE_FLOOR, day)
+        assert len(loose) == 1 and loose[0].similarity < related.MEANING_STRANGER_RESCUE_FLOOR
+        assert services.stories.stories_of([loose[0].entry.id])[loose[0].entry.id] == explosion
+        strict = related.meaning_rescue(query, None, page, meaning, None, related.MEANING_STRANGER_RESCUE_FLOOR, day)
+        assert strict == []
+    asked = {"title": title, "text": text, "date": when.isoformat(), "url": "https://elsewhere.example/a"}
+    assert app.test_client().get("/api/v1/related", query_string=asked).get_json()["items"] == []
+    # A report on something else the same morning: nothing either.
+    football = {"title": FOOTBALL[0], "text": FOOTBALL[1], "date": when.isoformat()}
+    assert app.test_client().get("/api/v1/related", query_string=football).get_json()["items"] == []
 
 
 def test_without_word_vectors_related_coverage_weighs_words_alone(
