@@ -3,6 +3,7 @@ Whoosh's reader across commits, merges and deletions (a real index on disk)."""
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -173,3 +174,33 @@ def test_whole_segments_postings_in_memory_agree_with_whoosh(tmp_path: Path) -> 
         assert roomy.wait_loaded(30)
         assert roomy.in_memory()["segments"] == 1
         check_view(view, searcher, sorted(terms_of(searcher)))
+
+
+def test_postings_asked_while_a_segment_is_read_whole_are_read_right(tmp_path: Path) -> None:
+    # Whoosh's readers keep one file position per segment file: a background read of a segment's whole
+    # postings and a request thread asking for a term of the same segment must not read each other's
+    # bytes (it raised "invalid load key" in a browser test, and could as well return wrong postings).
+    ix = whoosh_index.create_in(str(tmp_path), build_schema())
+    add(ix, 0, 60)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads take turns as often as the interpreter allows: the race shows
+    try:
+        with ix.searcher() as searcher:
+            terms = sorted(terms_of(searcher))
+            want = {(field, term): searcher.doc_frequency(field, term) for field in FIELDS for term in terms}
+            asked = 0
+            for round_ in range(10):
+                cache = SegmentCache(postings_cache=0)  # nothing kept: every ask reads the segment
+                view = IndexView(searcher, segments=cache, prefix=f"r{round_}", postings_cache=0)
+                while cache.in_memory()["loading"]:  # asked while the background read goes on
+                    for field, term in want:
+                        assert view.postings(field, term).size == want[field, term], (field, term)
+                        asked += 1
+                assert cache.wait_loaded(30) and cache.in_memory()["segments"] == 1
+            assert asked > 0
+            # The background reads closed their own files only: the searcher's reader still reads.
+            for field, term in want:
+                if want[field, term]:
+                    assert len(list(searcher.postings(field, term).all_ids())) == want[field, term]
+    finally:
+        sys.setswitchinterval(interval)

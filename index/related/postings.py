@@ -17,6 +17,8 @@ from datetime import datetime
 from typing import Any
 
 import numpy
+from whoosh.filedb.filestore import OverlayStorage
+from whoosh.reading import SegmentReader
 from whoosh.searching import Searcher
 from whoosh.util.times import datetime_to_long
 
@@ -93,6 +95,26 @@ def read_segment_postings(leaf: Any, fields: Sequence[str]) -> SegmentPostings:
     return table
 
 
+def private_reader(leaf: Any) -> Any:
+    """Return a reader of a leaf's segment with files of its own (the leaf itself for one held in memory).
+
+    Whoosh's readers keep one file position per segment file and seek before each read: a thread
+    reading a segment's postings whole while request threads ask the same reader for terms read each
+    other's bytes ("invalid load key" from the unpickler, or wrong postings). The background read
+    opens the segment again instead, through the same storage, schema and codec.
+    """
+    segment = leaf.segment()
+    if segment is None:
+        return leaf
+    storage = leaf.storage()
+    if isinstance(storage, OverlayStorage):
+        # A compound segment's reader reads through an overlay of its compound file on the index's
+        # storage: the new reader opens the compound file again from the index's storage, so that
+        # closing it closes its own files only (the index's FileStorage has nothing to close).
+        storage = storage.b
+    return SegmentReader(storage, leaf.schema, segment, codec=leaf.codec())
+
+
 class SegmentCache:
     """What an IndexView reads per index segment, kept across index versions (shared by a process's threads).
 
@@ -132,10 +154,12 @@ class SegmentCache:
             self._loading[key] = thread
         thread.start()
 
-    def _read_whole(self, key: str, leaf: Any) -> None:
+    def _read_whole(self, key: str, shared: Any) -> None:
         fields = [field for field, _ in FIELD_FACTORS]
         table = None
+        leaf = shared
         try:
+            leaf = private_reader(shared)
             size = segment_postings_count(leaf, fields)
             with self._lock:
                 # Segments read at the same time count against the room each other takes.
@@ -149,6 +173,9 @@ class SegmentCache:
                 table = read_segment_postings(leaf, fields)
         except Exception as exc:  # a reader closed under it (a newer index version): tried again by the next
             log.debug("related coverage: postings of segment %s not read whole: %s", key, exc)
+        finally:
+            if leaf is not shared:
+                leaf.close()
         with self._lock:
             self._loading.pop(key, None)
             self._reserved.pop(key, None)
