@@ -141,3 +141,54 @@ def test_mixed_load_while_the_indexer_commits_answers_no_500(tmp_path: Path) -> 
     assert failures == []
     # The load really ran during the commits: many answers of every kind, all of them 200.
     assert set(statuses) == {200} and sum(statuses.values()) >= 200, (statuses, elapsed)
+
+
+def test_threads_sharing_the_index_read_the_same_answers_as_one(tmp_path: Path) -> None:
+    # Whoosh's readers keep one file position per segment file and seek before each read: two threads
+    # reading one searcher at once could read each other's bytes (an unpickling or decompression
+    # error, or wrong postings). Searches and related coverage in eight threads, taking turns as often
+    # as the interpreter allows, must answer exactly what they answer one at a time.
+    import sys
+
+    from index.related.finder import query_for_entry
+
+    services = build_world(tmp_path)
+    add_round(services, tmp_path, 1)  # two segments
+    interval = sys.getswitchinterval()
+    try:
+        entries = list(services.store.iter_entries())[:12]
+
+        def answers() -> list[object]:
+            found: list[object] = []
+            for query in QUERIES:
+                result = search(services.index_reader, services.store, query, per_page=40)
+                found.append([hit.entry.id for hit in result.hits])
+            for entry in entries:
+                found.append([item.entry.id for item in services.related.find(query_for_entry(entry), limit=5)])
+            return found
+
+        alone = answers()
+        services.related._answers.clear()
+        sys.setswitchinterval(1e-6)
+        results: list[object] = []
+        errors: list[BaseException] = []
+
+        def worker() -> None:
+            try:
+                for _ in range(3):
+                    # Every thread reads the index itself, not what another thread left in a cache.
+                    services.related._version = None  # type: ignore[assignment]
+                    results.append(answers())
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=worker) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        assert errors == []
+        assert results == [alone] * 24
+    finally:
+        sys.setswitchinterval(interval)
+        services.close()

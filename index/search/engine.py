@@ -147,6 +147,8 @@ class IndexReader:
     def __init__(self, root: Path) -> None:
         self.location = IndexLocation(root)
         self._lock = threading.Lock()
+        #: Held for a lease's whole length: one thread reads the index at a time (see `lease`).
+        self._reading = threading.RLock()
         self._path: Path | None = None
         self._ix: FileIndex | None = None
         self._searcher: Searcher | None = None
@@ -163,16 +165,27 @@ class IndexReader:
 
     @contextmanager
     def lease(self) -> Iterator[Searcher | None]:
-        """Yield an up-to-date searcher (None when no index exists yet) that stays open until the block ends."""
-        with self._lock:
-            searcher = self._current()
-            if searcher is not None:
-                self._leases[id(searcher)] = self._leases.get(id(searcher), 0) + 1
-        try:
-            yield searcher
-        finally:
-            if searcher is not None:
-                self._release(searcher)
+        """Yield an up-to-date searcher (None when no index exists yet) that stays open until the block ends.
+
+        One thread reads the index at a time (leases nest within a thread): Whoosh's readers keep one
+        file position per segment file and seek before each read, so two threads reading one searcher
+        at once read each other's bytes ("invalid load key", "Block tag error", or wrong postings:
+        related coverage in eight threads after a commit failed two runs in three). Readers of their
+        own per thread would keep apart, but every per-searcher cache here (document tables, term
+        scores, the finder's views) would then be built once per thread; Python runs one thread's
+        code at a time anyway, so what waits is only the overlap of one request's reads with
+        another's database time.
+        """
+        with self._reading:
+            with self._lock:
+                searcher = self._current()
+                if searcher is not None:
+                    self._leases[id(searcher)] = self._leases.get(id(searcher), 0) + 1
+            try:
+                yield searcher
+            finally:
+                if searcher is not None:
+                    self._release(searcher)
 
     def _release(self, searcher: Searcher) -> None:
         with self._lock:

@@ -23,11 +23,11 @@ def newest_ids(reader: IndexReader, limit: int, *, feed_keys: Collection[str] | 
     """
     if limit < 1 or (feed_keys is not None and not feed_keys):
         return []
-    searcher = reader.searcher()
-    if searcher is None:
-        return []
-    table = reader.tables.table(searcher)
-    docs = reader.tables.alive(searcher)[0]
+    with reader.lease() as searcher:  # read under a lease: one thread reads the index at a time
+        if searcher is None:
+            return []
+        table = reader.tables.table(searcher)
+        docs = reader.tables.alive(searcher)[0]
     if feed_keys is not None:
         codes = [code for code, key in enumerate(table.feed_values) if key in feed_keys]
         docs = docs[np.isin(table.feed_codes[docs], codes)]
