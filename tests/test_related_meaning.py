@@ -192,7 +192,7 @@ def test_without_word_vectors_related_coverage_weighs_words_alone(
     with_vectors = app.test_client().get(f"/api/v1/related?entry={first.id}").get_json()["items"]
     monkeypatch.setattr(meaning, "_bundled_files", lambda: None)
     meaning._shared.cache_clear()
-    related._meaning.cache_clear()
+    related.MEANINGS.clear()
     app.extensions.pop("newsdesk.related", None)
     try:
         with caplog.at_level(logging.WARNING, logger=meaning.__name__):
@@ -201,4 +201,4 @@ def test_without_word_vectors_related_coverage_weighs_words_alone(
         assert {i["id"] for i in without} == {i["id"] for i in with_vectors}  # the two other outlets either way
     finally:
         meaning._shared.cache_clear()
-        related._meaning.cache_clear()
+        related.MEANINGS.clear()

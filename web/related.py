@@ -5,13 +5,13 @@ The server only *matches* a URL a client supplies against stored entries; it nev
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
+import math
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, Response, abort, current_app, jsonify, request
@@ -29,7 +29,7 @@ from index.related.rank import ArticleQuery
 
 from .dates import parse_instant
 from .public_url import public_url_for
-from .related_cache import AnswerCache
+from .related_cache import AnswerCache, Kept
 from .serialize import article_ref, entry_link
 from .services import services_of
 from .versions import data_version
@@ -617,9 +617,17 @@ def related_items(article: ArticleQuery, entry: Entry | None, limit: int) -> lis
 # --------------------------------------------------------------------------- meaning
 
 
-@functools.lru_cache(maxsize=20_000)
+#: Texts' meanings, by a digest of the text (an entry's words change only when it is updated, and then
+#: so does the digest): 20,000 of them hold about 25 MB, and the texts themselves are not kept.
+MEANINGS = Kept(size=20_000, seconds=math.inf)
+
+
 def _meaning(text: str) -> Vector | None:
-    # Keyed by the text itself: an entry's words change only when it is updated, and then so is the key.
+    key = hashlib.blake2b(text.encode(), digest_size=16).digest()
+    return cast("Vector | None", MEANINGS.get(key, lambda: _embed(text)))
+
+
+def _embed(text: str) -> Vector | None:
     embedder = shared_embedder()
     return embedder.vector(text) if embedder is not None else None
 

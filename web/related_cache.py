@@ -58,6 +58,11 @@ class Kept:
                 self._values.popitem(last=False)
         return value
 
+    def clear(self) -> None:
+        """Forget every value (the counts stay)."""
+        with self._lock:
+            self._values.clear()
+
 
 class AnswerCache(Kept):
     """Related answers by (data version, article, limit)."""
