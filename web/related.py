@@ -89,9 +89,11 @@ MEANING_LOOKAHEAD = 5
 #: A stored article no other outlet's coverage joined, however it is worded, gets the other outlet's
 #: article closest to it in meaning, from this similarity up, among the members of the stories it is
 #: near in words (`MEANING_RESCUE_STORIES` of them from a word score of `MEANING_RESCUE_WORDS` and
-#: one shared term, `MEANING_RESCUE_MEMBERS` members each) within `MEANING_RESCUE_HOURS`.
+#: one shared term, `MEANING_RESCUE_MEMBERS` members each) within `MEANING_RESCUE_HOURS`. Four stories
+#: gave AllSides' calibration figures of eight to the last digit (two lost 0.3 point of Hit@1), at
+#: half the cost: a rescue reads its stories' members, about 12 ms of CPU at 228,000 entries.
 MEANING_RESCUE_FLOOR = 0.4
-MEANING_RESCUE_STORIES = 8
+MEANING_RESCUE_STORIES = 4
 MEANING_RESCUE_WORDS = 0.03
 MEANING_RESCUE_MEMBERS = 5
 MEANING_RESCUE_HOURS = 72.0
@@ -678,12 +680,13 @@ def meaning_rescue(
         exclude=own_story,
     )
     best: tuple[float, Entry] | None = None
+    when = near.published_at
     for match in matches:
-        story = services.stories.resolve_stored(match.story.id)
-        if story is None or story == own_story:
-            continue
-        for member in story_members(story, article, entry, MEANING_RESCUE_MEMBERS):
-            if abs(member.published_at - near.published_at) > window:
+        if match.story.last_seen < when - window or match.story.first_seen > when + window:
+            continue  # no member within the window: not read at all
+        # A standing story (a merged one leaves the term index `nearby` reads): no alias to resolve.
+        for member in story_members(match.story.id, article, entry, MEANING_RESCUE_MEMBERS):
+            if abs(member.published_at - when) > window:
                 continue
             score = similarity(meaning, entry_meaning(member))
             if score >= floor and (best is None or score > best[0]):
