@@ -9,7 +9,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -360,7 +360,6 @@ def story_members(
     stored ``entry`` not much closer to a fellow member than to it (`MEMBER_FELLOW_RATIO`). With
     ``first_only``, only ``first`` (the same list as without, less the others)."""
     services = services_of(current_app)
-    settings = services.config.related
     # Chosen from light rows (no text): a story of hundreds of articles costs the few it lists. Those of
     # ``first`` come before the others and are chosen whatever follows, so ``first_only`` reads just them.
     if first_only and not first:
@@ -368,18 +367,8 @@ def story_members(
     members = services.stories.member_rows([story_id], only=first if first_only else None).get(story_id, [])
     by_id = {member.entry_id: member for member in members}
     preferred = [by_id[i] for i in dict.fromkeys(first) if i in by_id]
-    own_id = entry.id if entry is not None else None
-    own_source = entry.source.title if entry is not None else None
-    own_site = article.site
-    candidates: list[MemberRow] = []
-    for member in dict.fromkeys([*preferred, *reversed(members)]):  # newest first after the preferred
-        if member.entry_id == own_id:
-            continue
-        if settings.exclude_same_source and (
-            member.outlet == own_source or (own_site and site_host(member.site_url) == own_site)
-        ):
-            continue
-        candidates.append(member)
+    # Newest first after the preferred.
+    candidates = others_than_own(dict.fromkeys([*preferred, *reversed(members)]), article, entry)
     loaded: dict[str, Entry] = {}
     if near is not None:
         candidates = candidates[: len(preferred) + MEMBER_CANDIDATES]
@@ -410,28 +399,53 @@ def story_members(
             ),
             key=lambda m: -close.get(m.entry_id, 0.0),
         )
+    chosen = one_per_outlet(candidates, entry, limit)
+    missing = [i for i in chosen if i not in loaded]
+    found = {**loaded, **services.store.get_entries(missing)} if missing else loaded
+    return [found[i] for i in chosen if i in found]
+
+
+def others_than_own(members: Iterable[MemberRow], article: ArticleQuery, entry: Entry | None) -> list[MemberRow]:
+    """Return ``members`` in their order, less the article itself and (by default) its own outlet's."""
+    settings = services_of(current_app).config.related
+    own_id = entry.id if entry is not None else None
+    own_source = entry.source.title if entry is not None else None
+    own_site = article.site
+    return [
+        member
+        for member in members
+        if member.entry_id != own_id
+        and not (
+            settings.exclude_same_source
+            and (member.outlet == own_source or (own_site and site_host(member.site_url) == own_site))
+        )
+    ]
+
+
+def one_per_outlet(candidates: Iterable[MemberRow], entry: Entry | None, limit: int) -> list[str]:
+    """Return the entry ids of up to ``limit`` of ``candidates``, in order: `related.max_per_source` per
+    outlet, wire copies (one title, one fingerprint, the article's own included) once."""
+    max_per_source = services_of(current_app).config.related.max_per_source
     outlets: dict[str, int] = {}
     seen_titles: set[str] = set()
     seen_prints: set[int] = {entry.fingerprint} if entry is not None and entry.fingerprint else set()
     chosen: list[str] = []
     for member in candidates:
+        if len(chosen) >= limit:
+            break
         outlet = member.outlet
         title = " ".join(member.title.casefold().split())
         # Wire copies: the same agency text under several mastheads is one piece of coverage.
         if title in seen_titles or (member.fingerprint and member.fingerprint in seen_prints):
             continue
-        if outlets.get(outlet, 0) >= settings.max_per_source:
+        if outlets.get(outlet, 0) >= max_per_source:
             continue
         outlets[outlet] = outlets.get(outlet, 0) + 1
         seen_titles.add(title)
         if member.fingerprint:
             seen_prints.add(member.fingerprint)
         chosen.append(member.entry_id)
-        if len(chosen) >= limit:
-            break
-    missing = [i for i in chosen if i not in loaded]
-    found = {**loaded, **services.store.get_entries(missing)} if missing else loaded
-    return [found[i] for i in chosen if i in found]
+    return chosen
 
 
 def fellow_closeness(others: Sequence[Entry]) -> dict[str, float]:
@@ -679,18 +693,32 @@ def meaning_rescue(
         min_shared=1,
         exclude=own_story,
     )
-    best: tuple[float, Entry] | None = None
     when = near.published_at
-    for match in matches:
-        if match.story.last_seen < when - window or match.story.first_seen > when + window:
-            continue  # no member within the window: not read at all
-        # A standing story (a merged one leaves the term index `nearby` reads): no alias to resolve.
-        for member in story_members(match.story.id, article, entry, MEANING_RESCUE_MEMBERS):
-            if abs(member.published_at - when) > window:
-                continue
-            score = similarity(meaning, entry_meaning(member))
-            if score >= floor and (best is None or score > best[0]):
-                best = (score, member)
+    # Stories whose span is outside the window have no member in it: not read at all. Standing stories
+    # only (a merged one leaves the term index `nearby` reads): no alias to resolve. Their members are
+    # read in one query and the chosen ones' entries in another, not story by story.
+    stories = [
+        match.story.id
+        for match in matches
+        if match.story.last_seen >= when - window and match.story.first_seen <= when + window
+    ]
+    rows = services.stories.member_rows(stories) if stories else {}
+    chosen = [
+        entry_id
+        for story in stories
+        for entry_id in one_per_outlet(
+            others_than_own(reversed(rows.get(story, [])), article, entry), entry, MEANING_RESCUE_MEMBERS
+        )
+    ]
+    found = services.store.get_entries(chosen) if chosen else {}
+    best: tuple[float, Entry] | None = None
+    for entry_id in chosen:
+        member = found.get(entry_id)
+        if member is None or abs(member.published_at - when) > window:
+            continue
+        score = similarity(meaning, entry_meaning(member))
+        if score >= floor and (best is None or score > best[0]):
+            best = (score, member)
     if best is None:
         return []
     return [RelatedItem(entry=best[1], score=MEANING_RESCUE_SCORE, similarity=best[0])]
