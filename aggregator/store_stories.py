@@ -554,15 +554,7 @@ class SqlStoryStore:
         `StoryAssigner.find` takes them."""
         self.refresh()
         with self.lock:
-            quiet = timedelta(hours=assigner.settings.quiet_period_hours)
-            if self._horizon is None or article.published_at - quiet >= self._horizon:
-                return assigner.find(article, second_chance=second_chance, exclude=exclude, threshold=threshold)
-            # An embedding page asks about an article older than the stories kept in memory (a page
-            # read a week after it was published): the stories open around its day, from the database.
-            when = article.published_at
-            weeks = range((when - quiet).date().toordinal() // 7, (when + quiet).date().toordinal() // 7 + 1)
-            past = _PastStories(self, [self._past_week(week) for week in weeks])
-            return StoryAssigner(past, assigner.settings).find(
+            return self._assigner_around(assigner, article.published_at).find(
                 article, second_chance=second_chance, exclude=exclude, threshold=threshold
             )
 
@@ -579,17 +571,20 @@ class SqlStoryStore:
         """Return the stories an article is near (`StoryAssigner.nearby`), read as `find` reads them."""
         self.refresh()
         with self.lock:
-            quiet = timedelta(hours=assigner.settings.quiet_period_hours)
-            if self._horizon is None or article.published_at - quiet >= self._horizon:
-                return assigner.nearby(
-                    article, limit=limit, threshold=threshold, min_shared=min_shared, exclude=exclude
-                )
-            when = article.published_at
-            weeks = range((when - quiet).date().toordinal() // 7, (when + quiet).date().toordinal() // 7 + 1)
-            past = _PastStories(self, [self._past_week(week) for week in weeks])
-            return StoryAssigner(past, assigner.settings).nearby(
+            return self._assigner_around(assigner, article.published_at).nearby(
                 article, limit=limit, threshold=threshold, min_shared=min_shared, exclude=exclude
             )
+
+    def _assigner_around(self, assigner: StoryAssigner, when: datetime) -> StoryAssigner:
+        """Return ``assigner`` when the stories open around ``when`` are in memory, else one over those stories
+        read from the database (the caller holds ``lock``)."""
+        quiet = timedelta(hours=assigner.settings.quiet_period_hours)
+        if self._horizon is None or when - quiet >= self._horizon:
+            return assigner
+        # An embedding page asks about an article older than the stories kept in memory (a page read a
+        # week after it was published): the stories open around its day, from the database.
+        weeks = range((when - quiet).date().toordinal() // 7, (when + quiet).date().toordinal() // 7 + 1)
+        return StoryAssigner(_PastStories(self, [self._past_week(week) for week in weeks]), assigner.settings)
 
     def _past_week(self, week: int) -> _PastWindow:
         """Return the unmerged stories open at some time of a week (days ``7 * week`` to ``7 * week + 6`` by

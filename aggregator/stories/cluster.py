@@ -196,8 +196,7 @@ class StoryAssigner:
             story = batch.story(batch.resolve(known))
             if story is not None:
                 return StoryMatch(story=story, similarity=1.0)
-        weights = term_weights(article.title, article.text, article.language, self.settings.features)
-        vector = self._vector(batch, weights, counted=False)
+        vector = self._lookup_vector(batch, article)
         if second_chance:
             scored = self._second_chance(batch, article, vector, exclude, threshold)
         else:
@@ -213,15 +212,13 @@ class StoryAssigner:
         """Return up to ``limit`` stories the article is near, best first, from a score of ``threshold`` and
         ``min_shared`` shared terms (looser than joining: candidates for a closer look, not answers)."""
         batch = _Batch(self.store)
-        weights = term_weights(article.title, article.text, article.language, self.settings.features)
-        vector = self._vector(batch, weights, counted=False)
+        vector = self._lookup_vector(batch, article)
         scored = self._scored(batch, article, vector, threshold=threshold, min_shared=min_shared)
         return [StoryMatch(story=story, similarity=score) for score, _, story in scored if story.id != exclude][:limit]
 
     def vector(self, article: StoryArticle) -> dict[str, float]:
         """Return the article's unit tf-idf vector as the assigner weighs it now."""
-        weights = term_weights(article.title, article.text, article.language, self.settings.features)
-        return self._vector(_Batch(self.store), weights, counted=False)
+        return self._lookup_vector(_Batch(self.store), article)
 
     def vectors(self, articles: Sequence[StoryArticle]) -> list[dict[str, float]]:
         """Return each article's vector as `vector` does, reading the document frequencies once for all."""
@@ -233,6 +230,11 @@ class StoryAssigner:
         return [unit_vector(w, lambda term: stored[term] + 1, documents, settings) for w in weights]
 
     # ------------------------------------------------------------------ internals
+
+    def _lookup_vector(self, batch: _Batch, article: StoryArticle) -> dict[str, float]:
+        """Return the vector of an article looked up, not assigned (counted as one more article)."""
+        weights = term_weights(article.title, article.text, article.language, self.settings.features)
+        return self._vector(batch, weights, counted=False)
 
     def _vector(self, batch: _Batch, weights: Mapping[str, float], *, counted: bool) -> dict[str, float]:
         stored = self.store.document_frequencies(weights)

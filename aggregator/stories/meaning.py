@@ -60,7 +60,6 @@ class Embedder:
         # Kept as stored (half precision: 16 MB, not 33); each mean is taken in single precision, which
         # gives exactly the vectors of widening the whole matrix first.
         self._matrix: npt.NDArray[np.floating[Any]] = load_file(str(weights_path))["embedding.weight"]
-        self.dimensions = int(self._matrix.shape[1])
 
     def vector(self, text: str) -> Vector | None:
         """Return the unit vector of ``text``, None when it has no words to read."""
