@@ -54,7 +54,17 @@ from aggregator.config import Config, config_from_dict  # noqa: E402
 from aggregator.models import FeedContext, ParsedContent, ParsedEntry, ParsedFeed  # noqa: E402
 from aggregator.normalize import normalize_feed  # noqa: E402
 from aggregator.store import open_store  # noqa: E402
-from bench.story_data import ALLSIDES, UCI, Item, held_out, read_allsides, read_uci, spread  # noqa: E402
+from bench.story_data import (  # noqa: E402
+    ALLSIDES,
+    TEXT_KINDS,
+    UCI,
+    Item,
+    as_fed,
+    held_out,
+    read_allsides,
+    read_uci,
+    spread,
+)
 from index.indexer import Indexer  # noqa: E402
 from index.related.finder import RelatedFinder  # noqa: E402
 from index.related.rank import (  # noqa: E402
@@ -565,7 +575,7 @@ def plan_seeds(seed: int, rounds: int) -> list[int]:
 
 
 def allsides_round(
-    items: Sequence[Item], plan_seed: int, seed: int, work: Path, show_errors: bool = False
+    items: Sequence[Item], plan_seed: int, seed: int, work: Path, show_errors: bool = False, text: str = "full"
 ) -> RoundFigures:
     """Ingest one draw of the AllSides plan into ``work`` and ask it everything; return its figures by half."""
     indexed, withheld, probes = allsides_plan(items, plan_seed)
@@ -579,6 +589,7 @@ def allsides_round(
         "seed": seed,
         "plan_seed": plan_seed,
         "order": "hourly polls",
+        **({"text": text} if text != "full" else {}),
     }
     ids = prepare(indexed, work, signature)
     by_entry = {ids[item.id]: item for item in indexed}
@@ -640,14 +651,18 @@ def allsides_main(args: argparse.Namespace) -> int:
     spread stays the one of ``--seed``): each round has its own absent stories and withheld articles,
     so over ten rounds nine stories in ten are left out once. The figures are pooled over the rounds
     (counts summed, so every ask weighs the same), with the spread of the rounds' own figures."""
-    items = spread(read_allsides(args.corpus_path or ALLSIDES), args.seed)
-    print(f"AllSides: {len(items)} articles in {len({i.story for i in items})} stories, spread over 2-72 h each")
+    items = as_fed(spread(read_allsides(args.corpus_path or ALLSIDES), args.seed), args.text, args.seed)
+    print(
+        f"AllSides: {len(items)} articles in {len({i.story for i in items})} stories, spread over 2-72 h each; "
+        f"text: {args.text} ({sum(1 for i in items if i.text)} with text, "
+        f"{statistics.mean(len(i.text.split()) for i in items):.0f} words on average)"
+    )
     seeds = plan_seeds(args.seed, args.rounds)
     rounds: list[RoundFigures] = []
     for plan_seed in seeds:
         work = args.work_dir if len(seeds) == 1 else args.work_dir / f"plan-{plan_seed}"
-        rounds.append(allsides_round(items, plan_seed, args.seed, work, args.errors))
-    report: dict[str, Any] = {"seed": args.seed, "plan_seeds": seeds}
+        rounds.append(allsides_round(items, plan_seed, args.seed, work, args.errors, args.text))
+    report: dict[str, Any] = {"seed": args.seed, "plan_seeds": seeds, "text": args.text}
     for part in ("calibration", "held-out"):
         by_id, by_text, fills = Coverage(), Coverage(), []
         for figures in rounds:
@@ -699,6 +714,13 @@ def main() -> int:
         type=int,
         default=1,
         help="AllSides: draw the plan this many times (plan seeds seed, seed+1000, ...) and pool the figures",
+    )
+    parser.add_argument(
+        "--text",
+        choices=TEXT_KINDS,
+        default="full",
+        help="AllSides: what the feeds carry (full lead paragraphs; a third headline-only; first sentences; "
+        "headlines only); embedding pages ask with the same",
     )
     parser.add_argument("--errors", action="store_true", help="AllSides: print every wrong or empty answer")
     parser.add_argument("--skip-latency", action="store_true")

@@ -131,3 +131,34 @@ def headlines_for_a_third(items: Sequence[Item], seed: int) -> list[Item]:
     """Return the items with a third of them (at random) reduced to their headline."""
     rng = random.Random(seed)
     return [replace(i, text="") if rng.random() < 1 / 3 else i for i in items]
+
+
+#: The kinds of text a feed carries, for `as_fed`.
+TEXT_KINDS = ("full", "mixed", "summary", "headline")
+
+
+def as_fed(items: Sequence[Item], kind: str, seed: int) -> list[Item]:
+    """Return the items as a feed of ``kind`` carries them: "full" as they are, "mixed" a third of them
+    headline only (`headlines_for_a_third`), "summary" each text cut to its first sentence (at most 40
+    words, as a summary-only feed gives it), "headline" no text at all."""
+    if kind == "full":
+        return list(items)
+    if kind == "mixed":
+        return headlines_for_a_third(items, seed)
+    if kind == "headline":
+        return [replace(i, text="") for i in items]
+    if kind == "summary":
+        return [replace(i, text=first_sentence(i.text)) for i in items]
+    raise ValueError(f"unknown text kind {kind!r}; one of {', '.join(TEXT_KINDS)}")
+
+
+def first_sentence(text: str, shortest: int = 12, limit: int = 40) -> str:
+    """Return the first sentence of ``text`` of at least ``shortest`` words (a full stop, question or
+    exclamation mark ending a word; earlier ones are mostly abbreviations: "Gen.", "U.S."), cut to
+    ``limit`` words."""
+    words: list[str] = []
+    for word in text.split():
+        words.append(word)
+        if len(words) >= limit or (len(words) >= shortest and word[-1:] in ".?!"):
+            break
+    return " ".join(words)

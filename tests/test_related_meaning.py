@@ -202,3 +202,30 @@ def test_without_word_vectors_related_coverage_weighs_words_alone(
     finally:
         meaning._shared.cache_clear()
         related.MEANINGS.clear()
+
+
+def test_a_stored_headline_lists_its_story_members_close_to_it_in_meaning(
+    world: tuple[Services, Flask],  # noqa: F811
+) -> None:
+    # A headline-only feed's entry a day and a half after the blast: its words join the blast's story,
+    # but too late and too few for the finder to vouch for any member. Its story's members close to it in
+    # meaning are its coverage; an embedding page sending the same headline alone, which we do not
+    # store, still gets nothing (a headline placed in a story is weak evidence: README).
+    services, app = world
+    explosion = story_of(services, EXPLOSION)
+    title = "Fourteen hurt as blast rips through Norvane solvent hall in Talvik"
+    add_fjord_post_article(services, "fjord-headline", title, "", hours=36)
+    assert services.stories.stories_of(["fjord-headline"])["fjord-headline"] == explosion
+    headline = services.store.get_entries(["fjord-headline"])["fjord-headline"]
+    with app.test_request_context():
+        assert services.related.find(related.query_for_entry(headline), limit=10) == []
+        heard = related.entry_meaning(headline)
+    items = app.test_client().get("/api/v1/related?entry=fjord-headline").get_json()["items"]
+    members = {e.id: e for e in services.store.iter_entries() if e.title in {a.title for a in EXPLOSION}}
+    assert items and {i["id"] for i in items} <= set(members)
+    with app.test_request_context():
+        for item in items:
+            assert similarity(heard, related.entry_meaning(members[item["id"]])) >= related.MEANING_HEADLINE_MEMBER
+        assert all(i["story_id"] == explosion for i in items)
+    asked = {"title": title, "date": headline.published_at.isoformat(), "url": "https://elsewhere.example/blast"}
+    assert app.test_client().get("/api/v1/related", query_string=asked).get_json()["items"] == []
