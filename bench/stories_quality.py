@@ -59,6 +59,7 @@ from bench.story_data import (  # noqa: E402
     SHARED,
     UCI,
     Item,
+    as_fed,
     as_published,
     headlines_for_a_third,
     read_allsides,
@@ -458,6 +459,8 @@ def main() -> int:
             "AllSides 1/3 headline-only, 4x denser": headlines_for_a_third(
                 spread(allsides, args.seed, squeeze=4), args.seed
             ),
+            "AllSides first sentences, spread": as_fed(spread(allsides, args.seed), "summary", args.seed),
+            "AllSides headlines only, spread": as_fed(spread(allsides, args.seed), "headline", args.seed),
         }
         stories, shares = label_twins(uci, settings)
         print(

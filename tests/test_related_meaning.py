@@ -207,25 +207,42 @@ def test_without_word_vectors_related_coverage_weighs_words_alone(
 def test_a_stored_headline_lists_its_story_members_close_to_it_in_meaning(
     world: tuple[Services, Flask],  # noqa: F811
 ) -> None:
-    # A headline-only feed's entry a day and a half after the blast: its words join the blast's story,
-    # but too late and too few for the finder to vouch for any member. Its story's members close to it in
-    # meaning are its coverage; an embedding page sending the same headline alone, which we do not
+    # Headline-only feeds' entries four hours and a day and a half after the blast: their words join the
+    # blast's story, but too few (and, later, too late) for the finder to vouch for every member. Its
+    # story's members close to a headline in meaning are its coverage, from a lower similarity when they
+    # were reported the same half day. An embedding page sending the same headline alone, which we do not
     # store, still gets nothing (a headline placed in a story is weak evidence: README).
     services, app = world
     explosion = story_of(services, EXPLOSION)
-    title = "Fourteen hurt as blast rips through Norvane solvent hall in Talvik"
-    add_fjord_post_article(services, "fjord-headline", title, "", hours=36)
-    assert services.stories.stories_of(["fjord-headline"])["fjord-headline"] == explosion
-    headline = services.store.get_entries(["fjord-headline"])["fjord-headline"]
-    with app.test_request_context():
-        assert services.related.find(related.query_for_entry(headline), limit=10) == []
-        heard = related.entry_meaning(headline)
-    items = app.test_client().get("/api/v1/related?entry=fjord-headline").get_json()["items"]
     members = {e.id: e for e in services.store.iter_entries() if e.title in {a.title for a in EXPLOSION}}
-    assert items and {i["id"] for i in items} <= set(members)
-    with app.test_request_context():
-        for item in items:
-            assert similarity(heard, related.entry_meaning(members[item["id"]])) >= related.MEANING_HEADLINE_MEMBER
+    asked = [
+        ("fjord-late", "Fourteen hurt as blast rips through Norvane solvent hall in Talvik", 36, "Fjord Post"),
+        ("sound-early", "Talvik solvent hall explosion: fourteen Norvane staff in hospital", 4, "Sound Times"),
+    ]
+    listed_any = 0
+    for entry_id, title, hours, outlet in asked:
+        add_fjord_post_article(services, entry_id, title, "", hours=hours, outlet=outlet)
+        assert services.stories.stories_of([entry_id])[entry_id] == explosion
+        headline = services.store.get_entries([entry_id])[entry_id]
+        with app.test_request_context():
+            vouched = {i.entry.id for i in services.related.find(related.query_for_entry(headline), limit=10)}
+            heard = related.entry_meaning(headline)
+            close = {
+                member.id
+                for member in members.values()
+                if similarity(heard, related.entry_meaning(member)) >= related.headline_floor(headline, member)
+            }
+        items = app.test_client().get(f"/api/v1/related?entry={entry_id}").get_json()["items"]
+        # Exactly the story's members the finder vouches for or close enough in meaning (room for all).
+        assert {i["id"] for i in items} == (vouched & set(members)) | close
         assert all(i["story_id"] == explosion for i in items)
-    asked = {"title": title, "date": headline.published_at.isoformat(), "url": "https://elsewhere.example/blast"}
-    assert app.test_client().get("/api/v1/related", query_string=asked).get_json()["items"] == []
+        listed_any += bool(close - vouched)
+        members[entry_id] = headline  # the next headline's story has it too
+        page = {"title": title, "date": headline.published_at.isoformat(), "url": "https://elsewhere.example/b"}
+        assert app.test_client().get("/api/v1/related", query_string=page).get_json()["items"] == []
+    assert listed_any == 2  # each headline lists a member only meaning vouches for
+    late = services.store.get_entries(["fjord-late"])["fjord-late"]
+    early = services.store.get_entries(["sound-early"])["sound-early"]
+    first = next(e for e in members.values() if e.title == EXPLOSION[0].title)
+    assert related.headline_floor(late, first) == related.MEANING_HEADLINE_MEMBER
+    assert related.headline_floor(early, first) == related.MEANING_HEADLINE_SAME_TIME < related.MEANING_HEADLINE_MEMBER
