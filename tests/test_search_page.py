@@ -76,3 +76,18 @@ def test_date_facets_link_only_buckets_with_results(client: FlaskClient) -> None
     assert "Past 24 hours" not in shown
     assert shown["Past week"] == str(len(REPORTS))
     assert all(count != "0" for count in shown.values())
+
+
+def test_search_at_slash_search_redirects_to_the_search_page_with_its_query(client: FlaskClient) -> None:
+    # /search?q=... is where readers (and a browser's site search) look first; the search page is /?q=...
+    moved = client.get("/search?q=harbour+ferry&page=2")
+    assert moved.status_code == 301
+    assert moved.headers["Location"] == "/?q=harbour+ferry&page=2"
+    assert client.get("/search").headers["Location"] == "/"
+    hostile = client.get("/search?q=%3Cscript%3Ealert(1)%3C/script%3E%0D%0ASet-Cookie:x=1")
+    assert hostile.status_code == 301
+    assert "\r" not in hostile.headers["Location"] and "<" not in hostile.headers["Location"]
+    assert "Set-Cookie" not in hostile.headers
+    followed = client.get("/search?q=ferry", follow_redirects=True)
+    assert followed.status_code == 200
+    assert "Harbour ferry timetable changes for winter" in followed.get_data(as_text=True)

@@ -60,6 +60,14 @@ def page_paths() -> dict[str, Any]:
                 "responses": {"200": _body("The feeds page.", "text/html")},
             }
         },
+        "/search": {
+            "get": {
+                "operationId": "searchAlias",
+                "summary": "Redirects to the search page (/) with the same query string",
+                "parameters": SEARCH_PARAMETERS,
+                "responses": {"301": {"description": "Location: /?<the same query string>."}},
+            }
+        },
         "/search.atom": {
             "get": {
                 "operationId": "searchAtom",

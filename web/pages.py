@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from flask import Blueprint, abort, current_app, render_template, request, url_for
+from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 
 from aggregator.errors import QueryError
 from index.search.engine import SearchHit
@@ -116,6 +116,14 @@ def front_page() -> Any:
     cache: FrontCache = current_app.extensions.setdefault("newsdesk.front", FrontCache())
     front = cache.page(data_version(services), lambda: build_front_page(services, stories=top_cards(services)))
     return render_template("pages/front.html", front=front, story_path=story_path)
+
+
+@pages.get("/search")
+def search_alias() -> Any:
+    """Redirect /search?q=... (the address readers and browsers' site search guess) to the search page, /?q=...."""
+    target = url_for("pages.search_page")
+    query = request.query_string.decode("latin-1")
+    return redirect(f"{target}?{query}" if query else target, code=301)
 
 
 @pages.get("/entries/<entry_id>")
