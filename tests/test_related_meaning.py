@@ -246,3 +246,27 @@ def test_a_stored_headline_lists_its_story_members_close_to_it_in_meaning(
     first = next(e for e in members.values() if e.title == EXPLOSION[0].title)
     assert related.headline_floor(late, first) == related.MEANING_HEADLINE_MEMBER
     assert related.headline_floor(early, first) == related.MEANING_HEADLINE_SAME_TIME < related.MEANING_HEADLINE_MEMBER
+
+
+def test_an_embedding_page_sending_one_sentence_of_text_is_weighed_as_an_article_with_text(
+    world: tuple[Services, Flask],  # noqa: F811
+) -> None:
+    # The same words as a headline alone get nothing (the story a stranger's headline is placed in needs
+    # the finder's word); with one sentence of text beyond the title (from `HEADLINE_ONLY_WORDS`), the page
+    # is an article with text, and its story's members close to it are its coverage.
+    services, app = world
+    explosion = story_of(services, EXPLOSION)
+    first = next(e for e in services.store.iter_entries() if e.title == EXPLOSION[0].title)
+    title = "Fourteen hurt as blast rips through Norvane solvent hall in Talvik"
+    sentence = (
+        "Fourteen workers were hurt when a solvent store exploded at the Norvane chemical plant in Talvik overnight."
+    )
+    assert related.HEADLINE_ONLY_WORDS <= len(sentence.split()) < 20
+    when = (first.published_at + timedelta(hours=30)).isoformat()
+    client = app.test_client()
+    alone = {"title": title, "date": when, "url": "https://elsewhere.example/b"}
+    assert client.get("/api/v1/related", query_string=alone).get_json()["items"] == []
+    items = client.get("/api/v1/related", query_string={**alone, "text": sentence}).get_json()["items"]
+    members = {e.id for e in services.store.iter_entries() if e.title in {a.title for a in EXPLOSION}}
+    assert len(items) >= 2 and {i["id"] for i in items} <= members
+    assert all(i["story_id"] == explosion for i in items)
