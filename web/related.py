@@ -546,6 +546,25 @@ def headline_floor(entry: Entry, member: Entry) -> float:
     return MEANING_HEADLINE_MEMBER
 
 
+def headline_members(
+    members: Sequence[Entry], vouched: set[str], heard: Vector | None, entry: Entry | None, limit: int
+) -> list[Entry]:
+    """Return up to ``limit`` of a headline's story ``members``, in order: those the finder vouches for and, for
+    a stored headline of meaning ``heard``, those close to it in meaning (`headline_floor`). Members past the
+    limit are not weighed (a meaning costs a text's encoding the first time)."""
+    kept: list[Entry] = []
+    for member in members:
+        if len(kept) >= limit:
+            break
+        if member.id in vouched or (
+            heard is not None
+            and entry is not None
+            and similarity(heard, entry_meaning(member)) >= headline_floor(entry, member)
+        ):
+            kept.append(member)
+    return kept
+
+
 def kept_related_items(article: ArticleQuery, entry: Entry | None, limit: int) -> list[dict[str, Any]]:
     """Return `related_items`, served from the process's answer cache while the data it came from is unchanged."""
     cache: AnswerCache = current_app.extensions.setdefault("newsdesk.related", AnswerCache())
@@ -580,8 +599,10 @@ def related_items(article: ArticleQuery, entry: Entry | None, limit: int) -> lis
     near = story_article(article, entry) if story_id is not None and not headline_only else None
     # What an article with text means (a headline's few words say too little to weigh that way).
     meaning = None if headline_only else article_meaning(article, entry)
-    # A stored headline's story members close to it in meaning count as vouched for (`MEANING_HEADLINE_MEMBER`).
-    heard = article_meaning(article, entry) if headline_only and entry is not None and story_id is not None else None
+    # A stored headline's story members close to it in meaning count as vouched for (`MEANING_HEADLINE_MEMBER`),
+    # weighed only when the finder vouches for fewer than are asked.
+    weigh = headline_only and entry is not None and story_id is not None and len(in_story) < limit
+    heard = article_meaning(article, entry) if weigh else None
     if story_id is not None:
         # A headline keeps only the members the finder vouches for (or, stored, close in meaning): without a
         # meaning to weigh, the others are not read.
@@ -589,17 +610,7 @@ def related_items(article: ArticleQuery, entry: Entry | None, limit: int) -> lis
         only_vouched = headline_only and heard is None
         members = story_members(story_id, article, entry, ask, first=in_story, near=near, first_only=only_vouched)
         if headline_only:
-            vouched = set(in_story)
-            members = [
-                member
-                for member in members
-                if member.id in vouched
-                or (
-                    heard is not None
-                    and entry is not None
-                    and similarity(heard, entry_meaning(member)) >= headline_floor(entry, member)
-                )
-            ]
+            members = headline_members(members, set(in_story), heard, entry, limit)
         members = closest_in_meaning(meaning, members)[:limit]
     # A member's story is the one it was read from.
     read_from: dict[str, str | None] = dict.fromkeys((m.id for m in members), story_id)
