@@ -44,6 +44,11 @@ FOOTBALL = (
 )
 
 
+def first_report(services: Services) -> Entry:
+    """Return the stored first report of the blast (the story the world's other outlets joined)."""
+    return next(e for e in services.store.iter_entries() if e.title == EXPLOSION[0].title)
+
+
 def vector_of(title: str, text: str) -> np.ndarray:
     embedder = shared_embedder()
     assert embedder is not None, "the word vectors ship with the wordllama wheel: a product dependency"
@@ -157,7 +162,7 @@ def test_an_embedding_page_is_rescued_only_nearer_in_meaning_and_in_time(
     # 0.46 to the blast's reports) are not close enough, and the API shows nothing rather than guess.
     services, app = world
     explosion = story_of(services, EXPLOSION)
-    first = next(e for e in services.store.iter_entries() if e.title == EXPLOSION[0].title)
+    first = first_report(services)
     title, text = BLAST_REWORDED
     when = first.published_at + timedelta(hours=5)
     page = StoryArticle("query:page", title, when, text, outlet="elsewhere.example")
@@ -188,7 +193,7 @@ def test_without_word_vectors_related_coverage_weighs_words_alone(
     from aggregator.stories import meaning
 
     services, app = world
-    first = next(e for e in services.store.iter_entries() if e.title == EXPLOSION[0].title)
+    first = first_report(services)
     with_vectors = app.test_client().get(f"/api/v1/related?entry={first.id}").get_json()["items"]
     monkeypatch.setattr(meaning, "_bundled_files", lambda: None)
     meaning._shared.cache_clear()
@@ -256,7 +261,7 @@ def test_an_embedding_page_sending_one_sentence_of_text_is_weighed_as_an_article
     # is an article with text, and its story's members close to it are its coverage.
     services, app = world
     explosion = story_of(services, EXPLOSION)
-    first = next(e for e in services.store.iter_entries() if e.title == EXPLOSION[0].title)
+    first = first_report(services)
     title = "Fourteen hurt as blast rips through Norvane solvent hall in Talvik"
     sentence = (
         "Fourteen workers were hurt when a solvent store exploded at the Norvane chemical plant in Talvik overnight."
