@@ -44,9 +44,15 @@ FOOTBALL = (
 )
 
 
+def blast_reports(services: Services) -> dict[str, Entry]:
+    """Return entry id -> the stored reports of the blast (one story of the world's three outlets)."""
+    titles = {a.title for a in EXPLOSION}
+    return {e.id: e for e in services.store.iter_entries() if e.title in titles}
+
+
 def first_report(services: Services) -> Entry:
     """Return the stored first report of the blast (the story the world's other outlets joined)."""
-    return next(e for e in services.store.iter_entries() if e.title == EXPLOSION[0].title)
+    return next(e for e in blast_reports(services).values() if e.title == EXPLOSION[0].title)
 
 
 def vector_of(title: str, text: str) -> np.ndarray:
@@ -219,7 +225,7 @@ def test_a_stored_headline_lists_its_story_members_close_to_it_in_meaning(
     # store, still gets nothing (a headline placed in a story is weak evidence: README).
     services, app = world
     explosion = story_of(services, EXPLOSION)
-    members = {e.id: e for e in services.store.iter_entries() if e.title in {a.title for a in EXPLOSION}}
+    members = blast_reports(services)
     asked = [
         ("fjord-late", "Fourteen hurt as blast rips through Norvane solvent hall in Talvik", 36, "Fjord Post"),
         ("sound-early", "Talvik solvent hall explosion: fourteen Norvane staff in hospital", 4, "Sound Times"),
@@ -248,7 +254,7 @@ def test_a_stored_headline_lists_its_story_members_close_to_it_in_meaning(
     assert listed_any == 2  # each headline lists a member only meaning vouches for
     late = services.store.get_entries(["fjord-late"])["fjord-late"]
     early = services.store.get_entries(["sound-early"])["sound-early"]
-    first = next(e for e in members.values() if e.title == EXPLOSION[0].title)
+    first = first_report(services)
     assert related.headline_floor(late, first) == related.MEANING_HEADLINE_MEMBER
     assert related.headline_floor(early, first) == related.MEANING_HEADLINE_SAME_TIME < related.MEANING_HEADLINE_MEMBER
 
@@ -272,6 +278,5 @@ def test_an_embedding_page_sending_one_sentence_of_text_is_weighed_as_an_article
     alone = {"title": title, "date": when, "url": "https://elsewhere.example/b"}
     assert client.get("/api/v1/related", query_string=alone).get_json()["items"] == []
     items = client.get("/api/v1/related", query_string={**alone, "text": sentence}).get_json()["items"]
-    members = {e.id for e in services.store.iter_entries() if e.title in {a.title for a in EXPLOSION}}
-    assert len(items) >= 2 and {i["id"] for i in items} <= members
+    assert len(items) >= 2 and {i["id"] for i in items} <= set(blast_reports(services))
     assert all(i["story_id"] == explosion for i in items)
