@@ -60,6 +60,8 @@ from bench.story_data import (  # noqa: E402
     UCI,
     Item,
     as_fed,
+    as_published,
+    background,
     held_out,
     read_allsides,
     read_uci,
@@ -575,13 +577,23 @@ def plan_seeds(seed: int, rounds: int) -> list[int]:
 
 
 def allsides_round(
-    items: Sequence[Item], plan_seed: int, seed: int, work: Path, show_errors: bool = False, text: str = "full"
+    items: Sequence[Item],
+    plan_seed: int,
+    seed: int,
+    work: Path,
+    show_errors: bool = False,
+    text: str = "full",
+    distractors: Sequence[Item] = (),
+    times: str = "spread",
 ) -> RoundFigures:
-    """Ingest one draw of the AllSides plan into ``work`` and ask it everything; return its figures by half."""
+    """Ingest one draw of the AllSides plan into ``work``, with ``distractors`` (background news, never asked
+    about) beside it, and ask it everything; return its figures by half."""
     indexed, withheld, probes = allsides_plan(items, plan_seed)
+    indexed = sorted([*indexed, *distractors], key=lambda i: (i.published_at, i.id))
     print(
         f"plan seed {plan_seed}: indexed {len(indexed)}, withheld {len(withheld)} (one per story, asked by "
         f"title+text), {len(probes)} stories left out of the index (probes)"
+        + (f"; {len(distractors)} background articles" if distractors else "")
     )
     signature = {
         "corpus": "allsides",
@@ -590,6 +602,8 @@ def allsides_round(
         "plan_seed": plan_seed,
         "order": "hourly polls",
         **({"text": text} if text != "full" else {}),
+        **({"times": times} if times != "spread" else {}),
+        **({"background": len(distractors)} if distractors else {}),
     }
     ids = prepare(indexed, work, signature)
     by_entry = {ids[item.id]: item for item in indexed}
@@ -651,18 +665,30 @@ def allsides_main(args: argparse.Namespace) -> int:
     spread stays the one of ``--seed``): each round has its own absent stories and withheld articles,
     so over ten rounds nine stories in ten are left out once. The figures are pooled over the rounds
     (counts summed, so every ask weighs the same), with the spread of the rounds' own figures."""
-    items = as_fed(spread(read_allsides(args.corpus_path or ALLSIDES), args.seed), args.text, args.seed)
+    read = read_allsides(args.corpus_path or ALLSIDES)
+    timed = as_published(read) if args.times == "roundup" else spread(read, args.seed)
+    items = as_fed(timed, args.text, args.seed)
+    when = "at their roundup's date" if args.times == "roundup" else "spread over 2-72 h each"
     print(
-        f"AllSides: {len(items)} articles in {len({i.story for i in items})} stories, spread over 2-72 h each; "
+        f"AllSides: {len(items)} articles in {len({i.story for i in items})} stories, {when}; "
         f"text: {args.text} ({sum(1 for i in items if i.text)} with text, "
         f"{statistics.mean(len(i.text.split()) for i in items):.0f} words on average)"
     )
+    others = background(items, args.background, args.seed) if args.background else []
+    if others:
+        print(f"background: {len(others)} BBC News articles (full text) dated over the same months, never asked about")
     seeds = plan_seeds(args.seed, args.rounds)
     rounds: list[RoundFigures] = []
     for plan_seed in seeds:
         work = args.work_dir if len(seeds) == 1 else args.work_dir / f"plan-{plan_seed}"
-        rounds.append(allsides_round(items, plan_seed, args.seed, work, args.errors, args.text))
-    report: dict[str, Any] = {"seed": args.seed, "plan_seeds": seeds, "text": args.text}
+        rounds.append(allsides_round(items, plan_seed, args.seed, work, args.errors, args.text, others, args.times))
+    report: dict[str, Any] = {
+        "seed": args.seed,
+        "plan_seeds": seeds,
+        "text": args.text,
+        "times": args.times,
+        "background": len(others),
+    }
     for part in ("calibration", "held-out"):
         by_id, by_text, fills = Coverage(), Coverage(), []
         for figures in rounds:
@@ -721,6 +747,18 @@ def main() -> int:
         default="full",
         help="AllSides: what the feeds carry (full lead paragraphs; a third headline-only; first sentences; "
         "headlines only); embedding pages ask with the same",
+    )
+    parser.add_argument(
+        "--times",
+        choices=("spread", "roundup"),
+        default="spread",
+        help="AllSides: each story's articles spread over 2-72 hours (default), or all at the roundup's date",
+    )
+    parser.add_argument(
+        "--background",
+        type=int,
+        default=0,
+        help="AllSides: also store this many BBC News articles (other news, dated over the same months)",
     )
     parser.add_argument("--errors", action="store_true", help="AllSides: print every wrong or empty answer")
     parser.add_argument("--skip-latency", action="store_true")

@@ -25,6 +25,9 @@ from pathlib import Path
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 UCI = SHARED / "corpus" / "stories" / "uci-news-aggregator-dev.tsv.gz"
 ALLSIDES = SHARED / "corpus" / "stories" / "allsides-roundups-dev.jsonl.gz"
+BBC = SHARED / "corpus" / "news" / "bbc_greene2006__moztom__bbc_ml" / "bbc"
+#: The outlet name background articles carry (not "BBC News", which is one of AllSides' outlets).
+BACKGROUND_OUTLET = "BBC archive"
 
 
 @dataclass(frozen=True)
@@ -162,3 +165,35 @@ def first_sentence(text: str, shortest: int = 12, limit: int = 40) -> str:
         if len(words) >= limit or (len(words) >= shortest and word[-1:] in ".?!"):
             break
     return " ".join(words)
+
+
+def background(items: Sequence[Item], count: int, seed: int, path: Path = BBC) -> list[Item]:
+    """Return ``count`` BBC News articles (2004-05, full text) dated at random over the span of ``items``,
+    each a story of its own: other news arriving between the labelled stories', as a feed reader with
+    many feeds receives it (UK politics, business, technology, sport, entertainment), so related coverage
+    is asked among distractors and not only among the labelled stories."""
+    rng = random.Random(seed)
+    paths = sorted(path.glob("*/*.txt"))
+    chosen = sorted(rng.sample(paths, min(count, len(paths))))
+    start = min(item.published_at for item in items)
+    seconds = (max(item.published_at for item in items) - start).total_seconds()
+    out = []
+    for article in chosen:
+        lines = article.read_bytes().decode("utf-8", "replace").split("\n")
+        title, body = lines[0].strip(), " ".join(line.strip() for line in lines[1:] if line.strip())
+        slug = f"{article.parent.name}-{article.stem}"
+        when = start + timedelta(seconds=rng.uniform(0, seconds))
+        out.append(
+            Item(
+                f"bbc:{slug}",
+                title,
+                body,
+                BACKGROUND_OUTLET,
+                f"bbc:{slug}",
+                when,
+                f"https://bbc.example/{slug}",
+                "bbc.example",
+                article.parent.name,
+            )
+        )
+    return out
