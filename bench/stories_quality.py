@@ -232,6 +232,8 @@ def plain_settings(threshold: float) -> StorySettings:
         min_shared_terms=1,
         quiet_period_hours=7 * 24.0,
         time_floor=1.0,
+        headline_threshold=threshold,
+        headline_time_scale_hours=0.0,
     )
 
 
@@ -254,6 +256,21 @@ def calibrate(sets: dict[str, list[Item]]) -> None:
     _grid(sets, candidates)
     print("plain tf-idf baseline threshold:")
     _grid(sets, [(f"threshold={t}", plain_settings(t)) for t in (0.2, 0.25, 0.3, 0.35, 0.4, 0.5)])
+
+
+def calibrate_headlines(sets: dict[str, list[Item]]) -> None:
+    """Grid-search how a headline alone is weighed (`StorySettings.headline_time_scale_hours`, `headline_threshold`)."""
+    print("headline grid (calibration split only); 0 hours: a headline's time weighed as an article's")
+    _grid(
+        sets,
+        [
+            (
+                f"headline_time_scale_hours={hours} headline_threshold={t}",
+                StorySettings(headline_time_scale_hours=hours, headline_threshold=t),
+            )
+            for hours, t in itertools.product((0.0, 6.0, 9.0, 12.0), (0.1, 0.12, 0.15, 0.2))
+        ],
+    )
 
 
 def _grid(sets: dict[str, list[Item]], candidates: list[tuple[str, StorySettings]]) -> None:
@@ -412,6 +429,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calibrate", action="store_true", help="grid-search constants on the calibration split")
     parser.add_argument(
+        "--calibrate-headlines", action="store_true", help="only the grid of how a headline alone is weighed"
+    )
+    parser.add_argument(
         "--related-stories", action="store_true", help="measure the story page's related-stories threshold"
     )
     parser.add_argument("--uci-limit", type=int, default=None, help="read only the first N UCI rows")
@@ -427,13 +447,23 @@ def main() -> int:
         f"UCI: {len(uci_cal)} calibration / {len(uci_held)} held-out headlines; "
         f"AllSides: {len(all_cal)} / {len(all_held)} lead paragraphs"
     )
-    if args.calibrate:
+    if args.calibrate or args.calibrate_headlines:
         # UCI calibration runs on its first 20 days (same density, an eighth of the time).
         horizon = min(i.published_at for i in uci_cal) + timedelta(days=20)
-        calibrate(
+        uci_days = [i for i in uci_cal if i.published_at < horizon]
+        if args.calibrate:
+            calibrate(
+                {
+                    "uci": spread(uci_days, args.seed),
+                    "allsides": spread(all_cal, args.seed),
+                    "allsides-mixed-dense": headlines_for_a_third(spread(all_cal, args.seed, squeeze=4), args.seed),
+                }
+            )
+        calibrate_headlines(
             {
-                "uci": spread([i for i in uci_cal if i.published_at < horizon], args.seed),
-                "allsides": spread(all_cal, args.seed),
+                "uci": spread(uci_days, args.seed),
+                "uci-as-published": as_published(uci_days),
+                "allsides-headlines": as_fed(spread(all_cal, args.seed), "headline", args.seed),
                 "allsides-mixed-dense": headlines_for_a_third(spread(all_cal, args.seed, squeeze=4), args.seed),
             }
         )

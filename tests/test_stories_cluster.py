@@ -77,6 +77,38 @@ def test_headline_only_article_joins_the_full_text_story() -> None:
     assert members["daily-brief-quake"] == members["andes-post-quake"]
 
 
+def test_a_headline_alone_joins_a_story_only_close_to_it_in_time() -> None:
+    # Two outlets' full reports of a recall; then headlines alone and a report with text, asked later.
+    recall = "Solvane recalls 210,000 e-bike batteries after garage fires"
+    lead = (
+        "The e-bike maker Solvane is recalling 210,000 battery packs sold since 2022 after a series of "
+        "garage fires, and will replace them free of charge, the company said."
+    )
+    reports = [
+        StoryArticle("wire", recall, BASE, lead, outlet="wire"),
+        StoryArticle(
+            "desk", "E-bike maker Solvane to replace 210,000 batteries", BASE + timedelta(hours=2), lead, "desk"
+        ),
+    ]
+
+    def found(settings: StorySettings, hours: float, text: str = "") -> bool:
+        store = MemoryStoryStore()
+        assigner = StoryAssigner(store, settings)
+        assigner.assign_many(reports)
+        asked = StoryArticle(
+            "asked", "Solvane e-bike battery recall: 210,000 packs", BASE + timedelta(hours=hours), text
+        )
+        match = assigner.find(asked)
+        return match is not None and match.story.id == store.members()["wire"]
+
+    rule = StorySettings()
+    assert found(rule, 17)  # the next morning's digest headline
+    assert not found(rule, 60)  # two and a half days on, the words alone do not place a headline
+    assert found(rule, 60, lead)  # an article with text still joins (quiet period 72 h)
+    # Weighed as an article with text is (no curve, the same score), the late headline would join.
+    assert found(StorySettings(headline_time_scale_hours=0, headline_threshold=0.2), 60)
+
+
 def test_stories_sharing_a_place_or_a_company_stay_apart() -> None:
     members = assigned(fixture_articles()).members()
     quake = members["andes-post-quake"]
@@ -317,7 +349,7 @@ def random_stream(seed: int, count: int = 240) -> list[StoryArticle]:
 def test_batch_boundaries_never_change_the_stories(seed: int) -> None:
     # Few candidates per article, many overlapping stories: the store's ranking of stale versions
     # and the batch's own ranking must still pick exactly what one-at-a-time assignment picks.
-    settings = StorySettings(candidates=3, threshold=0.2, merge_threshold=0.3)
+    settings = StorySettings(candidates=3, threshold=0.2, headline_threshold=0.2, merge_threshold=0.3)
     articles = random_stream(seed)
     single = assigned(articles, settings)
     assert single.aliases and len(single.stories) > 5  # the stream founds and merges stories
@@ -490,7 +522,7 @@ def test_second_chance_finds_the_story_an_outlet_of_its_own_is_nearest_to() -> N
 
 
 def test_second_chance_refuses_a_toss_up_between_two_stories() -> None:
-    settings = StorySettings(threshold=1.01, second_chance_threshold=0.05, merge_threshold=2.0)
+    settings = StorySettings(threshold=1.01, headline_threshold=1.01, second_chance_threshold=0.05, merge_threshold=2.0)
     store = MemoryStoryStore()
     assigner = StoryAssigner(store, settings)
     text = "Norvane Talvik plant workers solvent hall"

@@ -21,7 +21,7 @@ from aggregator.hosts import site_host
 from aggregator.models import Entry
 from aggregator.normalize.urls import canonical_url, is_http_url
 from aggregator.store_stories import MemberRow
-from aggregator.stories import StoryArticle, article_from_entry
+from aggregator.stories import StoryArticle, StorySettings, article_from_entry
 from aggregator.stories.closeness import closeness
 from aggregator.stories.meaning import Vector, meaning_text, shared_embedder, similarity
 from index.related.finder import RelatedItem, query_for_entry
@@ -55,8 +55,8 @@ FILL_MIN_SCORE = 0.15
 #: lifted by-entry P@5 .889 -> .903 and R@5 .827 -> .837, and halved the empty answers by title+text
 #: (15.7% -> 8.3%) for 1.5 points of false-related; with sentences of 8-40 words, 8 did a little better
 #: still, but a feed's boilerplate line ("Read the full story on our site") is that long. Headline
-#: feeds (UCI) have no text: unchanged.
-HEADLINE_ONLY_WORDS = 12
+#: feeds (UCI) have no text: unchanged. Story assignment draws the same line (`StorySettings.headline_words`).
+HEADLINE_ONLY_WORDS = StorySettings.headline_words
 #: Finder items looked at beyond the limit when telling which story members it vouches for.
 FINDER_LOOKAHEAD = 5
 #: A story member the finder does not rank is listed for an article only this close to the article
