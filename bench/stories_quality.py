@@ -271,6 +271,8 @@ def calibrate_headlines(sets: dict[str, list[Item]]) -> None:
             for hours, t in itertools.product((0.0, 6.0, 9.0, 12.0), (0.1, 0.12, 0.15, 0.2))
         ],
     )
+    print("merge threshold with headlines so weighed:")
+    _grid(sets, [(f"merge_threshold={m}", StorySettings(merge_threshold=m)) for m in (0.2, 0.25, 0.3)])
 
 
 def _grid(sets: dict[str, list[Item]], candidates: list[tuple[str, StorySettings]]) -> None:
