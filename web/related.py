@@ -23,6 +23,7 @@ from aggregator.normalize.urls import canonical_url, is_http_url
 from aggregator.store_stories import MemberRow
 from aggregator.stories import StoryArticle, StorySettings, article_from_entry
 from aggregator.stories.closeness import closeness
+from aggregator.stories.features import headline_alone
 from aggregator.stories.meaning import Vector, meaning_text, shared_embedder, similarity
 from index.related.finder import RelatedItem, query_for_entry
 from index.related.rank import ArticleQuery
@@ -591,7 +592,7 @@ def related_items(article: ArticleQuery, entry: Entry | None, limit: int) -> lis
     # The finder's items' stories, read once: which of them are the article's story's, and what each item says.
     stories = services.stories.stories_of([item.entry.id for item in found]) if found else {}
     in_story = [item.entry.id for item in found if story_id is not None and stories.get(item.entry.id) == story_id]
-    headline_only = len(article.text.split()) < HEADLINE_ONLY_WORDS
+    headline_only = headline_alone(article.text, HEADLINE_ONLY_WORDS)
     if entry is None and headline_only and not in_story:
         story_id = None  # nothing vouches for the story a stranger's headline was placed in
     members: list[Entry] = []

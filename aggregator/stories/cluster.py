@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 from operator import mul
 from types import MappingProxyType
 
-from .features import FeatureSettings, StoryArticle, heaviest_first, term_weights, unit_vector
+from .features import FeatureSettings, StoryArticle, headline_alone, heaviest_first, term_weights, unit_vector
 from .state import StoryChanges, StoryState, StoryStore, story_id_for
 
 __all__ = ["Assignment", "StoryAssigner", "StoryMatch", "StorySettings"]
@@ -286,8 +286,7 @@ class StoryAssigner:
     ) -> list[tuple[float, float, StoryState]]:
         """Return (time-weighted score, cosine, story) of every eligible candidate, best first."""
         settings = self.settings
-        # Words counted only up to the line (a full text is not split whole on every lookup).
-        headline = len(article.text.split(maxsplit=settings.headline_words)) < settings.headline_words
+        headline = headline_alone(article.text, settings.headline_words)
         if threshold is None:
             threshold = settings.headline_threshold if headline else settings.threshold
         min_shared = settings.min_shared_terms if min_shared is None else min_shared

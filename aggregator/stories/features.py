@@ -28,6 +28,7 @@ __all__ = [
     "article_from_entry",
     "article_from_fields",
     "fold",
+    "headline_alone",
     "heaviest_first",
     "idf",
     "stem",
@@ -244,6 +245,13 @@ def term_weights(title: str, text: str, language: str | None, settings: FeatureS
         term: (1.0 + math.log(count) if count >= 1.0 else count) * (entity if term in names else 1.0)
         for term, count in counts.items()
     }
+
+
+def headline_alone(text: str, words: int) -> bool:
+    """Return True when ``text`` has fewer than ``words`` words: an article that is a headline alone (story
+    assignment and related coverage draw the line alike). Words are counted only up to the line, so a full
+    text is not split whole on every lookup."""
+    return len(text.split(maxsplit=words)) < words
 
 
 def heaviest_first(weights: Iterable[tuple[str, float]]) -> list[tuple[str, float]]:
