@@ -56,6 +56,7 @@ from aggregator.stories.features import term_weights, unit_vector  # noqa: E402
 from aggregator.stories.state import StoryState, TermIndex, in_window  # noqa: E402
 from bench.story_data import (  # noqa: E402
     ALLSIDES,
+    BBC,
     SHARED,
     UCI,
     Item,
@@ -63,13 +64,13 @@ from bench.story_data import (  # noqa: E402
     as_published,
     headlines_for_a_third,
     read_allsides,
+    read_bbc_article,
     read_uci,
     split,
     spread,
 )
 
 SEED_FEED = SHARED / "seed" / "story-feed.xml"
-BBC = SHARED / "corpus" / "news" / "bbc_greene2006__moztom__bbc_ml" / "bbc"
 SEED_FIXTURES = REPO / "tests" / "fixtures" / "stories" / "seed_rewrites.json"
 BATCH = 200
 
@@ -409,7 +410,7 @@ def full_text_rate(settings: StorySettings, seed: int) -> tuple[int, float, int]
     start = datetime(2005, 1, 1, tzinfo=UTC)
     stream = []
     for path in sorted(BBC.glob("*/*.txt")):
-        title, _, body = path.read_bytes().decode("utf-8", "replace").partition("\n")
+        title, body = read_bbc_article(path)
         when = start + timedelta(seconds=rng.uniform(0, 30 * 86400))
         stream.append(StoryArticle(id=str(path.relative_to(BBC)), title=title, text=body, published_at=when))
     stream.sort(key=lambda a: (a.published_at, a.id))
@@ -453,20 +454,17 @@ def main() -> int:
         # UCI calibration runs on its first 20 days (same density, an eighth of the time).
         horizon = min(i.published_at for i in uci_cal) + timedelta(days=20)
         uci_days = [i for i in uci_cal if i.published_at < horizon]
+        uci = spread(uci_days, args.seed)
+        allsides = spread(all_cal, args.seed)
+        mixed_dense = headlines_for_a_third(spread(all_cal, args.seed, squeeze=4), args.seed)
         if args.calibrate:
-            calibrate(
-                {
-                    "uci": spread(uci_days, args.seed),
-                    "allsides": spread(all_cal, args.seed),
-                    "allsides-mixed-dense": headlines_for_a_third(spread(all_cal, args.seed, squeeze=4), args.seed),
-                }
-            )
+            calibrate({"uci": uci, "allsides": allsides, "allsides-mixed-dense": mixed_dense})
         calibrate_headlines(
             {
-                "uci": spread(uci_days, args.seed),
+                "uci": uci,
                 "uci-as-published": as_published(uci_days),
-                "allsides-headlines": as_fed(spread(all_cal, args.seed), "headline", args.seed),
-                "allsides-mixed-dense": headlines_for_a_third(spread(all_cal, args.seed, squeeze=4), args.seed),
+                "allsides-headlines": as_fed(allsides, "headline", args.seed),
+                "allsides-mixed-dense": mixed_dense,
             }
         )
         return 0

@@ -167,6 +167,13 @@ def first_sentence(text: str, shortest: int = 12, limit: int = 40) -> str:
     return " ".join(words)
 
 
+def read_bbc_article(path: Path) -> tuple[str, str]:
+    """Return (title, body) of one BBC News article file: the first line, then the other lines joined
+    (one file is not valid UTF-8: undecodable bytes are replaced)."""
+    lines = path.read_bytes().decode("utf-8", "replace").split("\n")
+    return lines[0].strip(), " ".join(line.strip() for line in lines[1:] if line.strip())
+
+
 def background(items: Sequence[Item], count: int, seed: int, path: Path = BBC) -> list[Item]:
     """Return ``count`` BBC News articles (2004-05, full text) dated at random over the span of ``items``,
     each a story of its own: other news arriving between the labelled stories', as a feed reader with
@@ -179,8 +186,7 @@ def background(items: Sequence[Item], count: int, seed: int, path: Path = BBC) -
     seconds = (max(item.published_at for item in items) - start).total_seconds()
     out = []
     for article in chosen:
-        lines = article.read_bytes().decode("utf-8", "replace").split("\n")
-        title, body = lines[0].strip(), " ".join(line.strip() for line in lines[1:] if line.strip())
+        title, body = read_bbc_article(article)
         slug = f"{article.parent.name}-{article.stem}"
         when = start + timedelta(seconds=rng.uniform(0, seconds))
         out.append(
