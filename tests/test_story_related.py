@@ -382,28 +382,3 @@ def test_two_lone_reports_of_one_event_that_are_each_others_nearest_story_list_e
     bergen = client.get("/api/v1/related?entry=tram-strike-bergen").get_json()["items"]
     assert [i["id"] for i in fjord] == ["tram-strike-bergen"]
     assert [i["id"] for i in bergen] == ["tram-strike-fjord"]
-
-
-def test_a_stored_headline_that_founded_a_story_of_its_own_lists_the_story_it_would_join_with_text(
-    world: tuple[Services, Flask],
-) -> None:
-    # A headline-only feed reports the blast fourteen hours after the last report: story assignment asks
-    # a headline alone to be close in time, so it founds a story of its own; its related coverage is the
-    # blast's story all the same, which it would join were it an article with text, under the headline's
-    # own rule for members (close in meaning). The same company's other news stays out.
-    services, app = world
-    explosion = story_of(services, EXPLOSION)
-    entries = {e.title: e for e in services.store.iter_entries()}
-    title = "Norvane Talvik chemical plant explosion: 14 workers hurt in solvent storage hall blast"
-    add_fjord_post_article(services, "fjord-headline", title, "", hours=40)
-    assert services.stories.stories_of(["fjord-headline"])["fjord-headline"] != explosion
-    items = app.test_client().get("/api/v1/related?entry=fjord-headline").get_json()["items"]
-    blast = {entries[a.title].id for a in EXPLOSION}
-    assert items and {i["id"] for i in items} <= blast
-    assert {i["story_id"] for i in items} == {explosion}
-    # Another headline of the company the same evening is near the blast's story in words, not in meaning.
-    add_fjord_post_article(
-        services, "fjord-award", "Norvane chemical plant in Talvik wins national export award", "", hours=40
-    )
-    items = app.test_client().get("/api/v1/related?entry=fjord-award").get_json()["items"]
-    assert not {i["id"] for i in items} & blast

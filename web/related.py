@@ -9,8 +9,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -22,7 +21,7 @@ from aggregator.hosts import site_host
 from aggregator.models import Entry
 from aggregator.normalize.urls import canonical_url, is_http_url
 from aggregator.store_stories import MemberRow
-from aggregator.stories import StoryArticle, StoryAssigner, StorySettings, article_from_entry
+from aggregator.stories import StoryArticle, StorySettings, article_from_entry
 from aggregator.stories.closeness import closeness
 from aggregator.stories.features import headline_alone
 from aggregator.stories.meaning import Vector, meaning_text, shared_embedder, similarity
@@ -567,44 +566,6 @@ def headline_members(
     return kept
 
 
-def headline_neighbour(
-    article: ArticleQuery,
-    entry: Entry,
-    story_id: str,
-    found: Sequence[RelatedItem],
-    found_stories: Mapping[str, str],
-    heard: Vector | None,
-    limit: int,
-) -> tuple[str | None, list[Entry]]:
-    """Return the story a stored headline would join were its time weighed as an article's (other than its own
-    ``story_id``) and that story's members `headline_members` keeps for it; (None, []) when there is none.
-
-    Story assignment asks a headline alone to be close in time (`StorySettings.headline_time_scale_hours`):
-    its few words are weak evidence days apart, and stories must not gather them. Related coverage has its
-    own evidence for a headline's members (the finder vouches, or meaning is close), so it looks the story
-    up the way an article with text would be placed, and lists only what that evidence keeps."""
-    services = services_of(current_app)
-    settings = services.story_assigner.settings
-    loose = StoryAssigner(
-        services.story_assigner.store,
-        replace(settings, headline_time_scale_hours=0.0, headline_threshold=settings.threshold),
-    )
-    matches = services.stories.nearby(
-        loose,
-        story_article(article, entry),
-        limit=1,
-        threshold=settings.threshold,
-        min_shared=settings.min_shared_terms,
-        exclude=story_id,
-    )
-    if not matches:
-        return None, []
-    neighbour = matches[0].story.id
-    vouched = [item.entry.id for item in found if found_stories.get(item.entry.id) == neighbour]
-    members = story_members(neighbour, article, entry, limit + MEANING_LOOKAHEAD, first=vouched)
-    return neighbour, headline_members(members, set(vouched), heard, entry, limit)
-
-
 def kept_related_items(article: ArticleQuery, entry: Entry | None, limit: int) -> list[dict[str, Any]]:
     """Return `related_items`, served from the process's answer cache while the data it came from is unchanged."""
     cache: AnswerCache = current_app.extensions.setdefault("newsdesk.related", AnswerCache())
@@ -622,8 +583,8 @@ def related_items(article: ArticleQuery, entry: Entry | None, limit: int) -> lis
     neighbouring story, and a stored headline's other story members were right 58-67% of the time
     against 95-98% for those the finder ranks (bench/related_quality.py). So a headline gets only
     the members the finder vouches for, with its evidence rule (close in wording *and* in time), and,
-    when we store it, those close to it in meaning (`MEANING_HEADLINE_MEMBER`), from the story it would
-    join with text when its own lists none (`headline_neighbour`); an article with text gets its whole story. Below the story's own members, another story's
+    when we store it, those close to it in meaning (`MEANING_HEADLINE_MEMBER`); an article with text
+    gets its whole story. Below the story's own members, another story's
     article needs a ranking score of at least `FILL_MIN_SCORE`."""
     services = services_of(current_app)
     story_id = story_of_article(article, entry)
@@ -654,12 +615,6 @@ def related_items(article: ArticleQuery, entry: Entry | None, limit: int) -> lis
         members = closest_in_meaning(meaning, members)[:limit]
     # A member's story is the one it was read from.
     read_from: dict[str, str | None] = dict.fromkeys((m.id for m in members), story_id)
-    if weigh and not members and entry is not None and story_id is not None:
-        # A stored headline nothing of its own story vouches for: the story it would join were its time
-        # weighed as an article's, under the same rule for members (the finder's or close in meaning).
-        neighbour, listed_there = headline_neighbour(article, entry, story_id, found, stories, heard, limit)
-        members = listed_there
-        read_from.update(dict.fromkeys((m.id for m in members), neighbour))
     nearby: list[Entry] = []
     nearby_score = 0.0
     if not members and near is not None and entry is not None and story_id is not None:
