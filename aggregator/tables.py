@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import sqlite3
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -198,13 +200,33 @@ SQLITE_BUSY_TIMEOUT = 30
 
 def _set_sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
     cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT * 1000}")
     # WAL lets web workers read while the single writer writes; NORMAL sync is safe with WAL
     # (a killed process loses nothing it committed; only a power cut may lose the last commits).
-    cursor.execute("PRAGMA journal_mode=WAL")
+    _enable_wal(cursor)
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT * 1000}")
     cursor.close()
+
+
+def _enable_wal(cursor: Any) -> None:
+    """Turn the file to WAL (a no-op once it is), retrying while another process holds the lock it needs.
+
+    A new file is turned to WAL under an exclusive lock. When several processes open a new data
+    directory together (`run` and two `serve`), SQLite may answer "database is locked" at once, without
+    waiting out busy_timeout, because waiting could deadlock two connections that each read the file
+    first. So this connection waits here instead, for up to the same timeout."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT
+    delay = 0.005
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() >= deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
 
 
 def create_engine_for(url: str) -> Engine:
