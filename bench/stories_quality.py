@@ -442,7 +442,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calibrate", action="store_true", help="grid-search constants on the calibration split")
     parser.add_argument(
-        "--calibrate-headlines", action="store_true", help="only the grid of how a headline alone is weighed"
+        "--calibrate-headlines",
+        action="store_true",
+        help="only the grid of how a headline alone is weighed, with the merge threshold",
     )
     parser.add_argument(
         "--related-stories", action="store_true", help="measure the story page's related-stories threshold"
