@@ -1,7 +1,7 @@
 """Related-coverage quality and latency on labelled stories, through the /api/v1/related code path.
 
     .venv/bin/python bench/related_quality.py [--work-dir DIR] [--queries 2000] [--held-out 1000]
-    .venv/bin/python bench/related_quality.py --corpus allsides [--work-dir DIR] [--rounds 10] [--errors]
+    .venv/bin/python bench/related_quality.py --corpus allsides [--work-dir DIR] [--rounds 10] [--errors] [--anatomy]
 
 Both corpora are read by `bench/story_data.py` and ingested through the real path: one feed per
 outlet, normalize_feed -> Store.save_entries -> story assignment (the writer's `assign_stories`) ->
@@ -227,11 +227,24 @@ class RelatedApi:
         """Return the entry ids the API answers for ``params``, in order."""
         return [entry_id for entry_id, _ in self.scored(params, limit)]
 
+    def stories_of(self, entry_ids: Sequence[str]) -> dict[str, str | None]:
+        """Return entry id -> the id of the story it is a member of."""
+        from web.services import services_of
+
+        with self.app.app_context():
+            stories = services_of(self.app).stories.stories_of(list(entry_ids))
+        return {entry_id: stories.get(entry_id) for entry_id in entry_ids}
+
     def scored(self, params: dict[str, str], limit: int = 5) -> list[tuple[str, float]]:
         """Return (entry id, score) of what the API answers for ``params``, in order (the story's own articles score 1)."""
+        return [(item["id"], item["score"]) for item in self.answered(params, limit)]
+
+    def answered(self, params: dict[str, str], limit: int = 5) -> list[dict[str, Any]]:
+        """Return the items the API answers for ``params``, as JSON."""
         response = self.client.get("/api/v1/related", query_string={**params, "limit": str(limit)})
         assert response.status_code == 200, (response.status_code, response.get_data(as_text=True)[:200])
-        return [(item["id"], item["score"]) for item in response.get_json()["items"]]
+        items: list[dict[str, Any]] = response.get_json()["items"]
+        return items
 
 
 def fill_table(fills: Sequence[tuple[float, bool]]) -> str:
@@ -332,6 +345,98 @@ class Coverage:
             f"  {name:<34} R@5={f['recall_at_5']:.3f}  P@5={f['precision_at_5']:.3f}  Hit@1={f['hit_at_1']:.3f}  "
             f"empty={f['empty']:.1%}  outlets@5={f['outlets_at_5']:.2f}  ({self.queries} queries){probes}"
         )
+
+
+@dataclass
+class Anatomy:
+    """Where the by-entry answers' misses come from, against the stories the writer formed (`--anatomy`).
+
+    Every other outlet's article of the asked one's labelled story is shown, or missed while in the asked
+    article's own story (the listing rules left it out), or missed in another story: the labelled story
+    was split, and then either side may be a story of one. Every wrong item shown is a member of the
+    asked article's own story (the story joined another labelled story: sequels of one event) or another
+    story's. A missed article in another story is also checked against the two articles' meanings: is
+    each the other's nearest other-outlet article in meaning within 72 hours (a mutual nearest neighbour),
+    which a rule over meanings alone could list."""
+
+    counts: dict[str, int] = dataclasses.field(default_factory=lambda: defaultdict(int))
+
+    def merge(self, other: Anatomy) -> None:
+        """Add another draw's counts to these."""
+        for key, value in other.counts.items():
+            self.counts[key] += value
+
+    def lines(self) -> list[str]:
+        """Return the counts as report lines, with each as a share of its kind."""
+        c = self.counts
+        links = c["shown"] + c["missed, in its story"] + c["missed, in another story"]
+        wrong = c["wrong, of its story"] + c["wrong, of another story"]
+        lines = [f"  anatomy of the by-entry answers: {links} other-outlet articles to show, {wrong} wrong items shown"]
+        splits = sorted(key for key in c if key.startswith("  of which"))
+        order = ["shown", "missed, in its story", "missed, in another story", *splits]
+        for key in [*order, "wrong, of its story", "wrong, of another story"]:
+            base = wrong if key.startswith("wrong") else links
+            lines.append(f"    {key:<40} {c[key]:>6}  ({c[key] / max(base, 1):.1%})")
+        return lines
+
+
+def nearest_in_meaning(indexed: Sequence[Item]) -> dict[str, tuple[str, float]]:
+    """Return item id -> (id, similarity) of its nearest other outlet's item in meaning within 72 hours."""
+    import numpy as np
+
+    from aggregator.stories.meaning import meaning_text, shared_embedder
+
+    embedder = shared_embedder()
+    if embedder is None or not indexed:
+        return {}
+    vectors = np.stack([embedder.vector(meaning_text(i.title, i.text)) for i in indexed]).astype(np.float32)
+    times = np.array([i.published_at.timestamp() for i in indexed])
+    outlets = np.array([i.outlet for i in indexed])
+    nearest: dict[str, tuple[str, float]] = {}
+    for k, item in enumerate(indexed):
+        scores = vectors @ vectors[k]
+        allowed = (np.abs(times - times[k]) <= 72 * 3600) & (outlets != outlets[k])
+        if not allowed.any():
+            continue
+        best = int(np.argmax(np.where(allowed, scores, -2.0)))
+        nearest[item.id] = (indexed[best].id, float(scores[best]))
+    return nearest
+
+
+def dissect(
+    anatomy: Anatomy,
+    item: Item,
+    shown: Sequence[tuple[Item, str | None]],
+    gold: Sequence[Item],
+    story_of: dict[str, str | None],
+    nearest: dict[str, tuple[str, float]],
+) -> None:
+    """Add one by-entry answer (``shown``: item and the story the API named) to ``anatomy``."""
+    own = story_of.get(item.id)
+    listed = {s.id for s, _ in shown[:5]}
+    sizes: dict[str | None, int] = defaultdict(int)
+    for story in story_of.values():
+        sizes[story] += 1
+    for other in gold:
+        if other.id in listed:
+            anatomy.counts["shown"] += 1
+        elif story_of.get(other.id) == own:
+            anatomy.counts["missed, in its story"] += 1
+        else:
+            alone = {
+                (True, True): "both alone",
+                (True, False): "the asked one alone",
+                (False, True): "the missed one alone",
+                (False, False): "neither alone",
+            }[(sizes[own] == 1, sizes[story_of.get(other.id)] == 1)]
+            anatomy.counts["missed, in another story"] += 1
+            anatomy.counts[f"  of which {alone}"] += 1
+            ahead, back = nearest.get(item.id, ("", 0.0)), nearest.get(other.id, ("", 0.0))
+            if ahead[0] == other.id and back[0] == item.id:
+                anatomy.counts["  of which mutual nearest in meaning"] += 1
+    for shown_item, story in shown[:5]:
+        if shown_item.story != item.story:
+            anatomy.counts["wrong, of its story" if story == own else "wrong, of another story"] += 1
 
 
 def baseline_related(searcher: Any, row: Item, entry_id: str | None, rows_by_entry: dict[str, Item]) -> list[Item]:
@@ -585,6 +690,7 @@ def allsides_round(
     text: str = "full",
     distractors: Sequence[Item] = (),
     times: str = "spread",
+    anatomy: dict[str, Anatomy] | None = None,
 ) -> RoundFigures:
     """Ingest one draw of the AllSides plan into ``work``, with ``distractors`` (background news, never asked
     about) beside it, and ask it everything; return its figures by half."""
@@ -611,6 +717,10 @@ def allsides_round(
     for item in indexed:
         outlets[item.story].add(item.outlet)
     api = RelatedApi(work)
+    if anatomy is not None:
+        entry_ids = {entry_id: item.id for entry_id, item in by_entry.items()}
+        story_of = {entry_ids[e]: story for e, story in api.stories_of(list(entry_ids)).items()}
+        nearest = nearest_in_meaning(indexed)
     figures: RoundFigures = {}
     for part, wanted in (("calibration", False), ("held-out", True)):
         by_id = Coverage()
@@ -622,7 +732,12 @@ def allsides_round(
             others = outlets[item.story] - {item.outlet}
             if held_out(item.story) != wanted or not others:
                 continue
-            answer = api.scored(params)
+            answered = api.answered(params)
+            answer = [(a["id"], a["score"]) for a in answered]
+            if anatomy is not None and "entry" in params:
+                gold = [o for o in indexed if o.story == item.story and o.outlet != item.outlet]
+                shown_stories = [(by_entry[a["id"]], a.get("story_id")) for a in answered]
+                dissect(anatomy[part], item, shown_stories, gold, story_of, nearest)
             fills.extend((s, by_entry[i].story == item.story) for i, s in answer if s < 1.0)
             shown = [by_entry[i] for i, _ in answer]
             found = len({s.outlet for s in shown[:5] if s.story == item.story} & others)
@@ -678,10 +793,13 @@ def allsides_main(args: argparse.Namespace) -> int:
     if others:
         print(f"background: {len(others)} BBC News articles (full text) dated over the same months, never asked about")
     seeds = plan_seeds(args.seed, args.rounds)
+    anatomy = {"calibration": Anatomy(), "held-out": Anatomy()} if args.anatomy else None
     rounds: list[RoundFigures] = []
     for plan_seed in seeds:
         work = args.work_dir if len(seeds) == 1 else args.work_dir / f"plan-{plan_seed}"
-        rounds.append(allsides_round(items, plan_seed, args.seed, work, args.errors, args.text, others, args.times))
+        rounds.append(
+            allsides_round(items, plan_seed, args.seed, work, args.errors, args.text, others, args.times, anatomy)
+        )
     report: dict[str, Any] = {
         "seed": args.seed,
         "plan_seeds": seeds,
@@ -711,6 +829,9 @@ def allsides_main(args: argparse.Namespace) -> int:
             )
             report[part]["rounds"] = {"by_entry": entry_rounds, "by_title_text": text_rounds}
         print(fill_table(fills))
+        if anatomy is not None:
+            print("\n".join(anatomy[part].lines()))
+            report[part]["anatomy"] = dict(anatomy[part].counts)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     return 0
@@ -761,6 +882,11 @@ def main() -> int:
         help="AllSides: also store this many BBC News articles (other news, dated over the same months)",
     )
     parser.add_argument("--errors", action="store_true", help="AllSides: print every wrong or empty answer")
+    parser.add_argument(
+        "--anatomy",
+        action="store_true",
+        help="AllSides: count where the by-entry answers' misses and wrong items come from (the stories formed)",
+    )
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--json", type=Path, help="write the figures to this file as JSON")
     args = parser.parse_args()
