@@ -372,11 +372,15 @@ class Anatomy:
         links = c["shown"] + c["missed, in its story"] + c["missed, in another story"]
         wrong = c["wrong, of its story"] + c["wrong, of another story"]
         lines = [f"  anatomy of the by-entry answers: {links} other-outlet articles to show, {wrong} wrong items shown"]
-        splits = sorted(key for key in c if key.startswith("  of which"))
+        splits = sorted(key for key in c if key.startswith("  of which"))  # "mutual nearest pairs" are apart
         order = ["shown", "missed, in its story", "missed, in another story", *splits]
         for key in [*order, "wrong, of its story", "wrong, of another story"]:
             base = wrong if key.startswith("wrong") else links
             lines.append(f"    {key:<40} {c[key]:>6}  ({c[key] / max(base, 1):.1%})")
+        pairs, right = c["mutual nearest pairs"], c["mutual nearest pairs, right"]
+        lines.append(
+            f"  asked articles with a mutual nearest in meaning: {pairs}, of its story {right / max(pairs, 1):.1%}"
+        )
         return lines
 
 
@@ -434,6 +438,11 @@ def dissect(
             ahead, back = nearest.get(item.id, ("", 0.0)), nearest.get(other.id, ("", 0.0))
             if ahead[0] == other.id and back[0] == item.id:
                 anatomy.counts["  of which mutual nearest in meaning"] += 1
+    ahead = nearest.get(item.id)
+    if ahead is not None and nearest.get(ahead[0], ("", 0.0))[0] == item.id:
+        # Would a rule over meanings alone be right? Its pair, whatever the stories.
+        anatomy.counts["mutual nearest pairs"] += 1
+        anatomy.counts["mutual nearest pairs, right"] += ahead[0] in {other.id for other in gold}
     for shown_item, story in shown[:5]:
         if shown_item.story != item.story:
             anatomy.counts["wrong, of its story" if story == own else "wrong, of another story"] += 1
