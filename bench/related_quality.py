@@ -39,7 +39,7 @@ import shutil
 import statistics
 import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -393,7 +393,7 @@ def nearest_in_meaning(indexed: Sequence[Item]) -> dict[str, tuple[str, float]]:
     embedder = shared_embedder()
     if embedder is None or not indexed:
         return {}
-    vectors = np.stack([embedder.vector(meaning_text(i.title, i.text)) for i in indexed]).astype(np.float32)
+    vectors = np.stack(embedder.vectors([meaning_text(i.title, i.text) for i in indexed])).astype(np.float32)
     times = np.array([i.published_at.timestamp() for i in indexed])
     outlets = np.array([i.outlet for i in indexed])
     nearest: dict[str, tuple[str, float]] = {}
@@ -413,14 +413,16 @@ def dissect(
     shown: Sequence[tuple[Item, str | None]],
     gold: Sequence[Item],
     story_of: dict[str, str | None],
+    sizes: Counter[str | None],
     nearest: dict[str, tuple[str, float]],
 ) -> None:
-    """Add one by-entry answer (``shown``: item and the story the API named) to ``anatomy``."""
+    """Add one by-entry answer (``shown``: item and the story the API named) to ``anatomy``; ``sizes``:
+    story id -> its members among the stored items."""
     own = story_of.get(item.id)
     listed = {s.id for s, _ in shown[:5]}
-    sizes: dict[str | None, int] = defaultdict(int)
-    for story in story_of.values():
-        sizes[story] += 1
+    # The asked article's mutual nearest neighbour in meaning, if it has one.
+    ahead = nearest.get(item.id)
+    partner = ahead[0] if ahead is not None and nearest.get(ahead[0], ("", 0.0))[0] == item.id else None
     for other in gold:
         if other.id in listed:
             anatomy.counts["shown"] += 1
@@ -435,14 +437,12 @@ def dissect(
             }[(sizes[own] == 1, sizes[story_of.get(other.id)] == 1)]
             anatomy.counts["missed, in another story"] += 1
             anatomy.counts[f"  of which {alone}"] += 1
-            ahead, back = nearest.get(item.id, ("", 0.0)), nearest.get(other.id, ("", 0.0))
-            if ahead[0] == other.id and back[0] == item.id:
+            if partner == other.id:
                 anatomy.counts["  of which mutual nearest in meaning"] += 1
-    ahead = nearest.get(item.id)
-    if ahead is not None and nearest.get(ahead[0], ("", 0.0))[0] == item.id:
+    if partner is not None:
         # Would a rule over meanings alone be right? Its pair, whatever the stories.
         anatomy.counts["mutual nearest pairs"] += 1
-        anatomy.counts["mutual nearest pairs, right"] += ahead[0] in {other.id for other in gold}
+        anatomy.counts["mutual nearest pairs, right"] += partner in {other.id for other in gold}
     for shown_item, story in shown[:5]:
         if shown_item.story != item.story:
             anatomy.counts["wrong, of its story" if story == own else "wrong, of another story"] += 1
@@ -729,6 +729,7 @@ def allsides_round(
     if anatomy is not None:
         entry_ids = {entry_id: item.id for entry_id, item in by_entry.items()}
         story_of = {entry_ids[e]: story for e, story in api.stories_of(list(entry_ids)).items()}
+        sizes = Counter(story_of.values())
         nearest = nearest_in_meaning(indexed)
     figures: RoundFigures = {}
     for part, wanted in (("calibration", False), ("held-out", True)):
@@ -746,7 +747,7 @@ def allsides_round(
             if anatomy is not None and "entry" in params:
                 gold = [o for o in indexed if o.story == item.story and o.outlet != item.outlet]
                 shown_stories = [(by_entry[a["id"]], a.get("story_id")) for a in answered]
-                dissect(anatomy[part], item, shown_stories, gold, story_of, nearest)
+                dissect(anatomy[part], item, shown_stories, gold, story_of, sizes, nearest)
             fills.extend((s, by_entry[i].story == item.story) for i, s in answer if s < 1.0)
             shown = [by_entry[i] for i, _ in answer]
             found = len({s.outlet for s in shown[:5] if s.story == item.story} & others)
