@@ -16,6 +16,7 @@ from flask import render_template
 from tests.fixtures.front.newsroom import BARRIER_STORY, PICTURES, build_newsroom, newsroom_config
 from web.app import create_app
 from web.front import build_front_page, story_card, story_path
+from web.related import teaser
 from web.services import Services, build_services
 
 from .conftest import make_config
@@ -260,6 +261,13 @@ def test_story_page_on_desktop_and_phone(browser: Any, storyroom: tuple[Services
         assert page.evaluate("document.querySelector('article.story figure img').naturalWidth") > 0
         shown = box(page, "article.story figure img")
         assert shown["x"] >= 0 and shown["x"] + shown["width"] <= viewport["width"], name
+        # ...at the column's width (up to 40rem), aligned with the headline, not a thumbnail indented by the figure.
+        column = box(page, "article.story h1")
+        assert abs(shown["x"] - column["x"]) <= 1, (name, shown, column)
+        assert shown["width"] >= min(column["width"], 640) - 1, (name, shown, column)
+        # Each outlet's teaser under its headline: how it covered the story, in its own words.
+        teasers = [items.nth(i).locator(".teaser").inner_text() for i in range(3)]
+        assert teasers == [teaser(e) for e in barrier] and all(teasers), teasers
         for i in range(3):  # long headlines wrap inside the screen rather than run off it
             title = box(page, f"ol.story-timeline li:nth-child({i + 1}) a.title")
             assert title["x"] >= 0 and title["x"] + title["width"] <= viewport["width"] + 0.5, (name, i)

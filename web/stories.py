@@ -241,7 +241,7 @@ def story_page(story_id: str) -> Any:
     if isinstance(found, Response):
         return found
     related = related_stories(services_of(current_app), found)
-    return render_template("pages/story.html", story=found, story_path=story_path, related=related)
+    return render_template("pages/story.html", story=found, story_path=story_path, related=related, teaser=teaser)
 
 
 @stories.get("/stories/<story_id>.atom")
