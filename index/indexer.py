@@ -32,6 +32,8 @@ log = logging.getLogger("newsdesk.index")
 
 STATE_FILE = "newsdesk-indexer.json"
 CURRENT_FILE = "CURRENT"
+#: How `Indexer.check` begins when there is no index at all (not an index gone bad).
+NO_INDEX_YET = "there is no index yet"
 #: Prefix of a generation being built (by a rebuild): never live, renamed to ``gen-*`` when complete.
 BUILDING_PREFIX = "building-"
 
@@ -238,9 +240,16 @@ class Indexer:
         return apply_changes(ix, path, self.source, self.batch_size, max_batches=max_batches, stop=self.stop)
 
     def _rebuild_because(self, problem: str) -> IndexStats:
-        log.warning("search index %s: %s; rebuilding it from the store", self.location.root, problem)
+        # No index at all is how every install starts (a first `poll` stores entries before it indexes
+        # them) and what deleting the index's directory asks for: building one is routine, not a warning.
+        # A damaged index is worth one.
+        first = problem.startswith(NO_INDEX_YET)
+        level = logging.INFO if first else logging.WARNING
+        verb = "building" if first else "rebuilding"
+        log.log(level, "search index %s: %s; %s it from the store", self.location.root, problem, verb)
         stats = self._rebuild(self.source, locked=True)  # type: ignore[arg-type]
-        log.warning("search index rebuilt from the store: %d entries (change seq %d)", stats.upserts, stats.seq)
+        done = "built" if first else "rebuilt"
+        log.log(level, "search index %s from the store: %d entries (change seq %d)", done, stats.upserts, stats.seq)
         return stats
 
     def check(self, *, deep: bool = False) -> str | None:
@@ -255,7 +264,7 @@ class Indexer:
             if any(location.root.glob("gen-*")):
                 return f"its {CURRENT_FILE} file is missing"
             stored = self.source.last_seq()
-            return f"it is missing while the store holds changes up to seq {stored}" if stored else None
+            return f"{NO_INDEX_YET} while the store holds changes up to seq {stored}" if stored else None
         path = location.root / name
         if not path.is_dir():
             return f"{CURRENT_FILE} names {name}, which does not exist"

@@ -199,6 +199,23 @@ def _run(config: Path, *args: str, env: dict[str, str] | None = None) -> subproc
     )
 
 
+def test_the_first_poll_of_a_new_install_builds_the_index_without_a_warning(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    # What the welcome page tells a newcomer to run: nothing is wrong, so nothing may read as if it were.
+    feed_server.route("/harbour.xml", Reply(200, FIXTURE.read_bytes(), {"Content-Type": "application/rss+xml"}))
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'data_dir = "data"\n[polling]\nper_host_delay = 0\n[[feeds]]\nurl = "{feed_server.url("/harbour.xml")}"\n'
+    )
+    polled = _run(config, "poll", "--once")
+    assert polled.returncode == 0, polled.stderr
+    assert "WARNING" not in polled.stderr and "rebuil" not in polled.stderr, polled.stderr
+    assert "search index built from the store" in polled.stderr, polled.stderr
+    found = _run(config, "search", "lighthouse", "--json")
+    assert found.returncode == 0 and json.loads(found.stdout)["total"] >= 1, found.stdout
+
+
 def test_serve_and_run_on_a_port_in_use_say_so_in_one_line(tmp_path: Path, feed_server: FeedServer) -> None:
     feed_server.route("/harbour.xml", Reply(200, FIXTURE.read_bytes(), {"Content-Type": "application/rss+xml"}))
     with socket.socket() as holder:
