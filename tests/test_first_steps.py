@@ -140,6 +140,8 @@ def test_every_read_path_answers_on_an_empty_or_missing_index(
     assert answers["/search.atom?q=test"].headers["content-type"].startswith("application/atom+xml")
     assert "<item>" not in answers["/search.rss?q=test"].text
     assert "0 results" in answers["/?q=test"].text
+    # ...and told why: nothing is indexed yet, not a spelling to check.
+    assert "No articles yet" in answers["/?q=test"].text and "Check the spelling" not in answers["/?q=test"].text
     # The entry page hides a failing sidebar from its reader; the log must not have needed to.
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 

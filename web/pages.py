@@ -11,6 +11,7 @@ from flask import Blueprint, abort, current_app, redirect, render_template, requ
 from aggregator.errors import QueryError
 from index.search.engine import SearchHit
 from index.search.facets import DATE_BUCKETS
+from index.search.latest import newest_ids
 from index.search.query import SORTS
 
 from .api import SearchRequest, run_search, search_request
@@ -66,6 +67,7 @@ def search_page() -> Any:
         error = str(exc)
     if results is None and error is None:
         return front_page()
+    services = services_of(current_app)
     now = datetime.now(UTC)
     date_links = [
         (key, label, (now - span).strftime("%Y-%m-%d"))
@@ -89,6 +91,8 @@ def search_page() -> Any:
             back_args=search_args(args),
             groups=story_groups(results.hits) if results is not None else [],
             story_path=story_path,
+            # An install that has indexed nothing yet finds nothing: say so, rather than suggest spellings.
+            nothing_indexed=results is not None and not results.total and not newest_ids(services.index_reader, 1),
         ),
         400 if error else 200,
     )
