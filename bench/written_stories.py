@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from related_quality import RelatedApi, embed_params, prepare
-from story_data import Item, first_sentence
+from story_data import BACKGROUND_OUTLET, Item, background, first_sentence
 
 DATA = Path(__file__).resolve().parent / "written_stories.json"
 BASE = datetime(2026, 6, 5, 17, 40, tzinfo=UTC)
@@ -92,8 +92,9 @@ class Tally:
         )
 
 
-def run(text: str, work: Path) -> None:
-    """Ingest the written articles as fed with ``text``, ask everything, print the answers."""
+def run(text: str, work: Path, others: int = 0) -> None:
+    """Ingest the written articles as fed with ``text`` (with ``others`` BBC News articles dated over the same
+    days, never asked about: a store holding other news), ask everything, print the answers."""
     data = json.loads(DATA.read_text("utf-8"))
     items = items_of(data["articles"], text)
     absent = items_of(data["absent"], text)
@@ -101,18 +102,22 @@ def run(text: str, work: Path) -> None:
     for item in items:
         outlets[item.story].add(item.outlet)
     covered = [item for item in items if len(outlets[item.story]) > 1]
-    print(f"\n== feeds carry: {text}")
+    extra = background(items, others, seed=1) if others else []
+    print(f"\n== feeds carry: {text}" + (f", among {len(extra)} other articles" if extra else ""))
     by_entry, by_text, probes = Tally(), Tally(), Tally()
     # Everything stored: the stories formed and the answers by entry.
-    ids = prepare(items, work / "all", {"written": text})
+    ids = prepare([*items, *extra], work / "all", {"written": text})
     api = RelatedApi(work / "all")
-    by_id = {ids[item.id]: item for item in items}
+    by_id = {ids[item.id]: item for item in [*items, *extra]}
     formed: dict[str | None, list[str]] = defaultdict(list)
     for entry_id, story_id in api.stories_of(list(by_id)).items():
         formed[story_id].append(f"{by_id[entry_id].story}/{by_id[entry_id].outlet}")
     print("  stories formed:")
     for members in sorted(formed.values(), key=lambda m: (-len(m), m)):
-        print(f"    {'; '.join(sorted(members))}")
+        written = sorted(m for m in members if not m.endswith(BACKGROUND_OUTLET))
+        if written:
+            more = len(members) - len(written)
+            print(f"    {'; '.join(written)}" + (f" (and {more} other articles)" if more else ""))
     # Every stored article is asked about: one no other outlet covered should show nothing of another story.
     for item in items:
         shown = [by_id[i] for i in api.ask({"entry": ids[item.id]})]
@@ -125,7 +130,7 @@ def run(text: str, work: Path) -> None:
         probes.add(probe, shown, set())
     # Each covered article withheld in turn and asked about by title+text.
     for item in covered:
-        stored = [other for other in items if other.id != item.id]
+        stored = [other for other in [*items, *extra] if other.id != item.id]
         place = work / f"without-{item.id}"
         ids = prepare(stored, place, {"written": text, "without": item.id})
         api = RelatedApi(place)
@@ -142,12 +147,15 @@ def main() -> int:
     """Run the check for the chosen kinds of feed; return the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--text", choices=("full", "summary", "headline"), action="append")
+    parser.add_argument(
+        "--background", type=int, default=0, help="also store this many BBC News articles over the same days"
+    )
     parser.add_argument("--work-dir", type=Path, default=Path("/tmp/newsdesk-bench-written"))
     args = parser.parse_args()
     for text in args.text or ["full", "summary", "headline"]:
         work = args.work_dir / text
         shutil.rmtree(work, ignore_errors=True)
-        run(text, work)
+        run(text, work, args.background)
     return 0
 
 
