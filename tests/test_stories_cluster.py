@@ -33,9 +33,9 @@ FIXTURES = REPO / "tests" / "fixtures" / "stories" / "synthetic.json"
 BASE = datetime(2024, 5, 7, 6, 0, tzinfo=UTC)
 
 
-def fixture_articles(base: datetime = BASE) -> list[StoryArticle]:
-    """Return the synthetic articles in publication order."""
-    rows = json.loads(FIXTURES.read_text(encoding="utf-8"))["articles"]
+def fixture_articles(base: datetime = BASE, path: Path = FIXTURES) -> list[StoryArticle]:
+    """Return the synthetic articles (or those of ``path``, in the same form) in publication order."""
+    rows = json.loads(path.read_text(encoding="utf-8"))["articles"]
     articles = [
         StoryArticle(
             id=row["id"],
@@ -50,9 +50,9 @@ def fixture_articles(base: datetime = BASE) -> list[StoryArticle]:
     return sorted(articles, key=lambda a: (a.published_at, a.id))
 
 
-def labels() -> dict[str, str]:
+def labels(path: Path = FIXTURES) -> dict[str, str]:
     """Return article id -> the story it was written for."""
-    rows = json.loads(FIXTURES.read_text(encoding="utf-8"))["articles"]
+    rows = json.loads(path.read_text(encoding="utf-8"))["articles"]
     return {row["id"]: row["story"] for row in rows}
 
 
@@ -129,23 +129,9 @@ def test_written_check_a_breach_told_three_ways_is_one_story_and_the_week_s_othe
     # bench/written_stories.json, written for a check nothing was tuned on. What it also shows and this test
     # does not assert (README "Stories written for the check"): the bank's new chairman, 4 hours after the
     # breach, joins its story, and the ferry's three outlets stay apart.
-    rows = json.loads((REPO / "bench" / "written_stories.json").read_text(encoding="utf-8"))["articles"]
-    articles = sorted(
-        (
-            StoryArticle(
-                id=row["id"],
-                title=row["title"],
-                text=row["text"],
-                published_at=BASE + timedelta(hours=row["hours"]),
-                outlet=row["outlet"],
-                language="en",
-            )
-            for row in rows
-        ),
-        key=lambda a: (a.published_at, a.id),
-    )
-    story_of = {row["id"]: row["story"] for row in rows}
-    members = assigned(articles).members()
+    written = REPO / "bench" / "written_stories.json"
+    story_of = labels(written)
+    members = assigned(fixture_articles(path=written)).members()
     breach = {members[i] for i, story in story_of.items() if story == "breach"}
     assert len(breach) == 1
     for other in ("breach2", "bus", "port", "results"):
