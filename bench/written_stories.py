@@ -7,7 +7,7 @@ headlines) it prints the stories the writer formed, then every related-coverage 
 everything stored, by title+text with each covered article withheld in turn (an embedding page's
 article), and for the stories never stored (anything shown is false-related).
 
-    .venv/bin/python bench/written_stories.py [--text full|summary|headline] [--work-dir DIR]
+    .venv/bin/python bench/written_stories.py [--text full|mixed|summary|headline] [--work-dir DIR]
 """
 
 from __future__ import annotations
@@ -26,25 +26,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from related_quality import RelatedApi, embed_params, prepare
-from story_data import BACKGROUND_OUTLET, Item, background, first_sentence
+from story_data import BACKGROUND_OUTLET, TEXT_KINDS, Item, as_fed, background
 
 DATA = Path(__file__).resolve().parent / "written_stories.json"
 BASE = datetime(2026, 6, 5, 17, 40, tzinfo=UTC)
 
 
 def items_of(rows: Sequence[dict[str, object]], text: str) -> list[Item]:
-    """Return the rows as bench items, their text as a feed of kind ``text`` carries it."""
+    """Return the rows as bench items, their text as a feed of kind ``text`` carries it (`story_data.as_fed`)."""
     items = []
     for row in rows:
-        body = str(row["text"])
-        carried = {"full": body, "summary": first_sentence(body), "headline": ""}[text]
         outlet = str(row["outlet"])
         host = outlet.lower().replace(" ", "") + ".example"
         items.append(
             Item(
                 id=str(row["id"]),
                 title=str(row["title"]),
-                text=carried,
+                text=str(row["text"]),
                 outlet=outlet,
                 story=str(row["story"]),
                 published_at=BASE + timedelta(hours=float(str(row["hours"]))),
@@ -52,7 +50,7 @@ def items_of(rows: Sequence[dict[str, object]], text: str) -> list[Item]:
                 host=host,
             )
         )
-    return items
+    return as_fed(items, text, seed=1)
 
 
 class Tally:
@@ -103,12 +101,13 @@ def run(text: str, work: Path, others: int = 0) -> None:
         outlets[item.story].add(item.outlet)
     covered = [item for item in items if len(outlets[item.story]) > 1]
     extra = background(items, others, seed=1) if others else []
+    stored = [*items, *extra]
     print(f"\n== feeds carry: {text}" + (f", among {len(extra)} other articles" if extra else ""))
     by_entry, by_text, probes = Tally(), Tally(), Tally()
     # Everything stored: the stories formed and the answers by entry.
-    ids = prepare([*items, *extra], work / "all", {"written": text})
+    ids = prepare(stored, work / "all", {"written": text})
     api = RelatedApi(work / "all")
-    by_id = {ids[item.id]: item for item in [*items, *extra]}
+    by_id = {ids[item.id]: item for item in stored}
     formed: dict[str | None, list[str]] = defaultdict(list)
     for entry_id, story_id in api.stories_of(list(by_id)).items():
         formed[story_id].append(f"{by_id[entry_id].story}/{by_id[entry_id].outlet}")
@@ -130,11 +129,11 @@ def run(text: str, work: Path, others: int = 0) -> None:
         probes.add(probe, shown, set())
     # Each covered article withheld in turn and asked about by title+text.
     for item in covered:
-        stored = [other for other in [*items, *extra] if other.id != item.id]
+        kept = [other for other in stored if other.id != item.id]
         place = work / f"without-{item.id}"
-        ids = prepare(stored, place, {"written": text, "without": item.id})
+        ids = prepare(kept, place, {"written": text, "without": item.id})
         api = RelatedApi(place)
-        by_id = {ids[other.id]: other for other in stored}
+        by_id = {ids[other.id]: other for other in kept}
         shown = [by_id[i] for i in api.ask(embed_params(item))]
         line = by_text.add(item, shown, outlets[item.story] - {item.outlet})
         print(f"  title+text  {item.story}/{item.outlet}: {line}")
@@ -146,7 +145,7 @@ def run(text: str, work: Path, others: int = 0) -> None:
 def main() -> int:
     """Run the check for the chosen kinds of feed; return the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--text", choices=("full", "summary", "headline"), action="append")
+    parser.add_argument("--text", choices=TEXT_KINDS, action="append")
     parser.add_argument(
         "--background", type=int, default=0, help="also store this many BBC News articles over the same days"
     )
