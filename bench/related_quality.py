@@ -63,6 +63,7 @@ from bench.story_data import (  # noqa: E402
     as_published,
     background,
     held_out,
+    other_outlets_near,
     read_allsides,
     read_uci,
     spread,
@@ -394,16 +395,10 @@ def nearest_in_meaning(indexed: Sequence[Item]) -> dict[str, tuple[str, float]]:
     if embedder is None or not indexed:
         return {}
     vectors = np.stack(embedder.vectors([meaning_text(i.title, i.text) for i in indexed])).astype(np.float32)
-    times = np.array([i.published_at.timestamp() for i in indexed])
-    outlets = np.array([i.outlet for i in indexed])
     nearest: dict[str, tuple[str, float]] = {}
-    for k, item in enumerate(indexed):
-        scores = vectors @ vectors[k]
-        allowed = (np.abs(times - times[k]) <= 72 * 3600) & (outlets != outlets[k])
-        if not allowed.any():
-            continue
+    for k, scores, allowed in other_outlets_near(indexed, vectors):
         best = int(np.argmax(np.where(allowed, scores, -2.0)))
-        nearest[item.id] = (indexed[best].id, float(scores[best]))
+        nearest[indexed[k].id] = (indexed[best].id, float(scores[best]))
     return nearest
 
 

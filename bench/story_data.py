@@ -17,10 +17,11 @@ import json
 import math
 import random
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 UCI = SHARED / "corpus" / "stories" / "uci-news-aggregator-dev.tsv.gz"
@@ -203,3 +204,16 @@ def background(items: Sequence[Item], count: int, seed: int, path: Path = BBC) -
             )
         )
     return out
+
+
+def other_outlets_near(items: Sequence[Item], vectors: Any, hours: float = 72.0) -> Iterator[tuple[int, Any, Any]]:
+    """Yield (k, cosine of item k's unit vector with every item's, mask of the other outlets' items within
+    ``hours`` of it) for each item that has any: where the benches look for an article's nearest in meaning."""
+    import numpy as np
+
+    times = np.array([item.published_at.timestamp() for item in items])
+    outlets = np.array([item.outlet for item in items])
+    for k in range(len(items)):
+        near = (np.abs(times - times[k]) <= hours * 3600) & (outlets != outlets[k])
+        if near.any():
+            yield k, vectors @ vectors[k], near
