@@ -338,10 +338,10 @@ class Coverage:
             "false_related": round(self.false_related / max(self.probes, 1), 4),
         }
 
-    def line(self, name: str) -> str:
-        """Return the figures as one report line."""
+    def line(self, name: str, probed: str = "absent stories") -> str:
+        """Return the figures as one report line (``probed`` names what the probes were)."""
         f = self.figures()
-        probes = f"  false-related={f['false_related']:.1%} ({self.probes} absent stories)" if self.probes else ""
+        probes = f"  false-related={f['false_related']:.1%} ({self.probes} {probed})" if self.probes else ""
         return (
             f"  {name:<34} R@5={f['recall_at_5']:.3f}  P@5={f['precision_at_5']:.3f}  Hit@1={f['hit_at_1']:.3f}  "
             f"empty={f['empty']:.1%}  outlets@5={f['outlets_at_5']:.2f}  ({self.queries} queries){probes}"
@@ -649,13 +649,18 @@ def _title_query(row: Item) -> ArticleQuery:
 # --------------------------------------------------------------------------- AllSides
 
 
-def allsides_plan(items: Sequence[Item], seed: int) -> tuple[list[Item], list[Item], list[Item]]:
-    """Return (indexed, withheld, probes): what is ingested, the one article per story an embedding page
-    asks about without our having it, and one article of each story left out of the index entirely.
+def allsides_plan(items: Sequence[Item], seed: int) -> tuple[list[Item], list[Item], list[Item], list[Item]]:
+    """Return (indexed, withheld, probes, lone): what is ingested, the one article per story an embedding page
+    asks about without our having it, one article of each story left out of the index entirely, and the
+    articles stored with no other outlet's coverage of their story (asked by entry: anything shown is wrong).
 
     By a seeded draw per story: a fifth of the stories are left out of the index (their first article
-    by id is a probe); of the rest, half are ingested whole and half without one article (withheld)."""
+    by id is a probe); of the rest, half are ingested whole and half without one article (withheld).
+    A second draw, of its own (so the first is the same as before lone articles were drawn), keeps a
+    quarter of the whole stories to one article."""
     rng = random.Random(seed)
+    lone_rng = random.Random(f"lone-{seed}")
+    lone: list[Item] = []
     by_story: dict[str, list[Item]] = defaultdict(list)
     for item in items:
         by_story[item.story].append(item)
@@ -671,9 +676,12 @@ def allsides_plan(items: Sequence[Item], seed: int) -> tuple[list[Item], list[It
             out = members.pop(rng.randrange(len(members)))
             withheld.append(out)
             indexed.extend(members)
+        elif lone_rng.random() < 0.25:
+            lone.append(members[lone_rng.randrange(len(members))])
+            indexed.append(lone[-1])
         else:
             indexed.extend(members)
-    return indexed, withheld, probes
+    return indexed, withheld, probes, lone
 
 
 #: A round's figures: part ("calibration", "held-out") -> (by entry, by title+text, the fill's (score, right)).
@@ -698,11 +706,11 @@ def allsides_round(
 ) -> RoundFigures:
     """Ingest one draw of the AllSides plan into ``work``, with ``distractors`` (background news, never asked
     about) beside it, and ask it everything; return its figures by half."""
-    indexed, withheld, probes = allsides_plan(items, plan_seed)
+    indexed, withheld, probes, lone = allsides_plan(items, plan_seed)
     indexed = sorted([*indexed, *distractors], key=lambda i: (i.published_at, i.id))
     print(
         f"plan seed {plan_seed}: indexed {len(indexed)}, withheld {len(withheld)} (one per story, asked by "
-        f"title+text), {len(probes)} stories left out of the index (probes)"
+        f"title+text), {len(probes)} stories left out of the index (probes), {len(lone)} stored alone"
         + (f"; {len(distractors)} background articles" if distractors else "")
     )
     signature = {
@@ -749,6 +757,12 @@ def allsides_round(
             coverage.add(item, shown, found, len(others))
             if show_errors and (not shown or any(s.story != item.story for s in shown[:5])):
                 print_error(part, "entry" if "entry" in params else "title+text", item, answer, by_entry)
+        for item in lone:
+            if held_out(item.story) == wanted:
+                answer = api.scored({"entry": ids[item.id]})
+                by_id.probe([by_entry[i] for i, _ in answer])
+                if show_errors and answer:
+                    print_error(part, "alone", item, answer, by_entry)
         for item in probes:
             if held_out(item.story) == wanted:
                 answer = api.scored(embed_params(item))
@@ -820,7 +834,7 @@ def allsides_main(args: argparse.Namespace) -> int:
             fills.extend(figures[part][2])
         pooled = f" (pooled over {len(rounds)} rounds)" if len(rounds) > 1 else ""
         print(f"\n== {part} stories{pooled}")
-        print(by_id.line("by entry"))
+        print(by_id.line("by entry", "articles stored alone"))
         print(by_text.line("by title+text (article not stored)"))
         report[part] = {"by_entry": by_id.figures(), "by_title_text": by_text.figures()}
         if len(rounds) > 1:
