@@ -15,13 +15,12 @@ from flask import Flask
 
 import web.related as related
 from aggregator.models import Entry
-from aggregator.stories import MemoryStoryStore, StoryArticle, StoryAssigner, article_from_entry
+from aggregator.stories import MemoryStoryStore, StoryArticle, StoryAssigner
 from aggregator.stories.meaning import MEANING_WORDS, meaning_text, shared_embedder, similarity
-from index.related.finder import RelatedItem
-from index.related.rank import ArticleQuery
+from aggregator.stories.pairs import OTHER_STORY_MEANING
 from web.services import Services
 
-from .support.story_articles import EXPLOSION, OTHERS
+from .support.story_articles import EXPLOSION
 from .test_story_related import add_fjord_post_article, story_of, world  # noqa: F401 (the fixture)
 
 T0 = datetime(2026, 3, 3, 6, 0, tzinfo=UTC)
@@ -36,6 +35,13 @@ BLAST_REWORDED = (
     "A dozen and more employees were taken to hospital with burns after a warehouse of solvents at an "
     "industrial chemicals works caught fire and blew apart overnight. People living nearby were warned "
     "to shut their windows because of the smoke.",
+)
+# The blast as a fourth outlet tells it: the town named, everything else in its own words.
+BLAST_OWN_WORDS = (
+    "Talvik warehouse fire sends staff to hospital",
+    "Ambulances took a dozen and more employees to hospital with burns after a warehouse of solvents at "
+    "an industrial chemicals works near Talvik caught fire and blew apart before dawn. Neighbours were "
+    "warned to shut their windows against the smoke.",
 )
 FOOTBALL = (
     "Late penalty sends city club into the cup final",
@@ -85,9 +91,9 @@ def test_one_event_worded_two_ways_is_closer_in_meaning_than_in_words() -> None:
     # than either is to the football report.
     same = similarity(vector_of(*BLAST), vector_of(*BLAST_REWORDED))
     other = similarity(vector_of(*BLAST), vector_of(*FOOTBALL))
-    assert same >= related.MEANING_RESCUE_FLOOR
+    assert same >= OTHER_STORY_MEANING
     assert same > other + 0.2
-    assert other < related.MEANING_RESCUE_FLOOR
+    assert other < OTHER_STORY_MEANING
 
 
 def test_nearby_lists_stories_by_a_looser_rule_than_joining_and_leaves_out_the_excluded() -> None:
@@ -104,90 +110,64 @@ def test_nearby_lists_stories_by_a_looser_rule_than_joining_and_leaves_out_the_e
     assert match.story_id != blast.story_id
 
 
-def test_a_member_far_less_close_in_meaning_than_the_closest_is_left_out(
-    world: tuple[Services, Flask],  # noqa: F811
-) -> None:
-    services, app = world
-    entries = {e.title: e for e in services.store.iter_entries()}
-    first = entries[EXPLOSION[0].title]
-    others = [entries[a.title] for a in EXPLOSION[1:]]
-    hike = entries[OTHERS[-1].title]
-    with app.app_context():
-        meaning = related.entry_meaning(first)
-        kept = related.closest_in_meaning(meaning, [*others, hike])
-        assert kept == others  # in their order; the hike is far below the ratio of the closest
-        # The article's own text (asked by title+text, it is among its story's members) sets no bar.
-        assert related.closest_in_meaning(meaning, [first, *others]) == [first, *others]
-        # Without a meaning (no word vectors) nothing is left out.
-        assert related.closest_in_meaning(None, [*others, hike]) == [*others, hike]
+def test_pool_similarities_read_the_asked_article_and_each_candidates_closest_fellow() -> None:
+    # The asked article first, then three candidates: two of one outlet (not each other's fellows) and one of
+    # another. Each similarity is the plain cosine; a fellow is of another outlet, never the asked article.
+    blast, reworded, football = vector_of(*BLAST), vector_of(*BLAST_REWORDED), vector_of(*FOOTBALL)
+    vectors = [{"blast": 1.0}, {"blast": 0.6, "plant": 0.8}, {"cup": 1.0}, {"plant": 1.0}]
+    outlets = ["", "harbour", "harbour", "courier"]
+    similar = related.pool_similarities([blast, reworded, football, None], vectors, outlets)
+    assert similar.meaning.tolist() == pytest.approx([similarity(blast, reworded), similarity(blast, football), 0.0])
+    assert similar.words.tolist() == pytest.approx([0.6, 0.0, 0.0])
+    # harbour's two are fellows of courier's only (whose meaning is unknown: 0); courier's of both.
+    assert similar.fellow_words.tolist() == pytest.approx([0.8, 0.0, 0.8])
+    assert similar.fellow_meaning.tolist() == pytest.approx([0.0, 0.0, 0.0])
+    alone = related.pool_similarities([blast, reworded], vectors[:2], outlets[:2])
+    assert alone.fellow_words.tolist() == [0.0] and alone.fellow_meaning.tolist() == [0.0]
 
 
-def test_a_lone_article_gets_the_other_outlets_article_closest_in_meaning(
+def test_a_lone_article_gets_the_other_outlets_coverage_of_its_event(
     world: tuple[Services, Flask],  # noqa: F811
 ) -> None:
-    # A new outlet reports the blast in words of its own: it founds a story of one. The rescue looks at
-    # the stories it is near in words and lists the member closest in meaning, of another story than its
-    # own; a report on something else near in words but not in meaning gets nothing.
+    # A new outlet reports the blast in words of its own, naming only the town: its sidebar lists the
+    # blast's reports (its pool holds its story's members and those of the stories near it in words, and
+    # they are close in meaning and in time). A report on something else an hour later gets none of them.
     services, app = world
     explosion = story_of(services, EXPLOSION)
-    add_fjord_post_article(services, "fjord-blaze", *BLAST_REWORDED, hours=20)
-    add_fjord_post_article(services, "fjord-cup", *FOOTBALL, hours=21, outlet="Sports Desk")
-    stories = services.stories.stories_of(["fjord-blaze", "fjord-cup"])
-    assert explosion not in stories.values()
-    entries = services.store.get_entries(["fjord-blaze", "fjord-cup"])
-    day = timedelta(hours=related.MEANING_RESCUE_HOURS)
-    with app.test_request_context():
-        blaze = entries["fjord-blaze"]
-        rescued = rescue(blaze, stories["fjord-blaze"], related.MEANING_RESCUE_FLOOR, day)
-        assert len(rescued) == 1
-        assert services.stories.stories_of([rescued[0].entry.id])[rescued[0].entry.id] == explosion
-        assert rescued[0].similarity >= related.MEANING_RESCUE_FLOOR
-        assert rescued[0].score == related.MEANING_RESCUE_SCORE
-        # The same article held to a floor above its closest member's similarity, or to a window in
-        # which no member was published, gets nothing.
-        assert rescue(blaze, stories["fjord-blaze"], rescued[0].similarity + 0.01, day) == []
-        assert rescue(blaze, stories["fjord-blaze"], related.MEANING_RESCUE_FLOOR, timedelta(minutes=1)) == []
-        cup = entries["fjord-cup"]
-        assert rescue(cup, stories["fjord-cup"], related.MEANING_RESCUE_FLOOR, day) == []
+    add_fjord_post_article(services, "fjord-blaze", *BLAST_OWN_WORDS, hours=3)
+    add_fjord_post_article(services, "fjord-cup", *FOOTBALL, hours=4, outlet="Sports Desk")
+    assert services.stories.stories_of(["fjord-cup"])["fjord-cup"] != explosion
+    client = app.test_client()
+    blaze = client.get("/api/v1/related?entry=fjord-blaze").get_json()["items"]
+    assert blaze, "the blast's coverage, however worded"
+    assert {item["story_id"] for item in blaze} == {explosion}
+    cup = client.get("/api/v1/related?entry=fjord-cup").get_json()["items"]
+    assert explosion not in {item["story_id"] for item in cup}
 
 
-def rescue(entry: Entry, own_story: str, floor: float, window: timedelta) -> list[RelatedItem]:
-    """Return `related.meaning_rescue` of a stored entry under the given floor and window."""
-    near = article_from_entry(entry)
-    meaning = related.entry_meaning(entry)
-    assert meaning is not None
-    return related.meaning_rescue(related.query_for_entry(entry), entry, near, meaning, own_story, floor, window)
-
-
-def test_an_embedding_page_is_rescued_only_nearer_in_meaning_and_in_time(
+def test_an_embedding_page_worded_its_own_way_gets_the_events_coverage(
     world: tuple[Services, Flask],  # noqa: F811
 ) -> None:
-    # An embedding page's article we do not store, worded its own way five hours after the blast: its
-    # words place it in no story. The rescue works for it as for a stored one, under its own floor and
-    # window; at the stricter floor of an article we do not store, these words (similarity about
-    # 0.46 to the blast's reports) are not close enough, and the API shows nothing rather than guess.
+    # The same for an embedding page's article we do not store, five hours after the blast. An article that
+    # shares no name with the blast's reports (`BLAST_REWORDED`: "a chemical works", "a warehouse") is far
+    # closer to none of them than they are to each other, and gets nothing: a guess that, on AllSides,
+    # would have shown something for twice as many articles with no coverage (README). A report on
+    # something else the same morning gets nothing either.
     services, app = world
     explosion = story_of(services, EXPLOSION)
     first = first_report(services)
-    title, text = BLAST_REWORDED
     when = first.published_at + timedelta(hours=5)
-    page = StoryArticle("query:page", title, when, text, outlet="elsewhere.example")
-    assert services.stories.find(services.story_assigner, page) is None
-    query = ArticleQuery(title=title, text=text, published_at=when, site="elsewhere.example")
-    with app.test_request_context():
-        meaning = related.article_meaning(query, None)
-        assert meaning is not None
-        day = timedelta(hours=related.MEANING_STRANGER_RESCUE_HOURS)
-        loose = related.meaning_rescue(query, None, page, meaning, None, related.MEANING_RESCUE_FLOOR, day)
-        assert len(loose) == 1 and loose[0].similarity < related.MEANING_STRANGER_RESCUE_FLOOR
-        assert services.stories.stories_of([loose[0].entry.id])[loose[0].entry.id] == explosion
-        strict = related.meaning_rescue(query, None, page, meaning, None, related.MEANING_STRANGER_RESCUE_FLOOR, day)
-        assert strict == []
-    asked = {"title": title, "text": text, "date": when.isoformat(), "url": "https://elsewhere.example/a"}
-    assert app.test_client().get("/api/v1/related", query_string=asked).get_json()["items"] == []
-    # A report on something else the same morning: nothing either.
-    football = {"title": FOOTBALL[0], "text": FOOTBALL[1], "date": when.isoformat()}
-    assert app.test_client().get("/api/v1/related", query_string=football).get_json()["items"] == []
+    client = app.test_client()
+    for (title, text), listed in ((BLAST_OWN_WORDS, True), (BLAST_REWORDED, False), (FOOTBALL, False)):
+        if not listed:
+            page = StoryArticle("query:page", title, when, text, outlet="elsewhere.example")
+            assert services.stories.find(services.story_assigner, page) is None, title
+        asked = {"title": title, "text": text, "date": when.isoformat(), "url": "https://elsewhere.example/a"}
+        items = client.get("/api/v1/related", query_string=asked).get_json()["items"]
+        if listed:
+            assert items and {item["story_id"] for item in items} == {explosion}, title
+        else:
+            assert items == [], title
 
 
 def test_without_word_vectors_related_coverage_weighs_words_alone(

@@ -492,19 +492,6 @@ def test_vectors_of_many_articles_are_each_as_vector_gives_it() -> None:
     assert assigner.vectors(articles[-3:]) == [assigner.vector(a) for a in articles[-3:]]
 
 
-def test_closeness_is_the_cosine_weighed_down_over_days() -> None:
-    from aggregator.stories.closeness import closeness
-
-    a = {"norvane": 0.8, "talvik": 0.6}
-    b = {"norvane": 0.6, "blast": 0.8}
-    assert closeness(a, BASE, b, BASE, 36.0) == pytest.approx(0.48)
-    # Flat over the first hours, half at the time scale, a fifth at twice it, either way round.
-    assert closeness(a, BASE, b, BASE + timedelta(hours=3), 36.0) == pytest.approx(0.48 / (1 + (3 / 36) ** 2))
-    assert closeness(b, BASE + timedelta(hours=36), a, BASE, 36.0) == pytest.approx(0.24)
-    assert closeness(a, BASE, b, BASE - timedelta(hours=72), 36.0) == pytest.approx(0.096)
-    assert closeness(a, BASE, {"glacier": 1.0}, BASE, 36.0) == 0.0
-
-
 def test_second_chance_finds_the_story_an_outlet_of_its_own_is_nearest_to() -> None:
     # Strict settings make every article found its own story; the second chance (a lower score, a
     # shared term more, a clear lead, another outlet's coverage) still finds the nearest one.

@@ -9,11 +9,13 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 from urllib.parse import urlsplit
 
+import numpy as np
+import numpy.typing as npt
 from flask import Blueprint, Flask, Response, abort, current_app, jsonify, request
 
 from aggregator.errors import QueryError
@@ -22,9 +24,9 @@ from aggregator.models import Entry
 from aggregator.normalize.urls import canonical_url, is_http_url
 from aggregator.store_stories import MemberRow
 from aggregator.stories import StoryArticle, StorySettings, article_from_entry
-from aggregator.stories.closeness import closeness
 from aggregator.stories.features import headline_alone
 from aggregator.stories.meaning import Vector, meaning_text, shared_embedder, similarity
+from aggregator.stories.pairs import LIST_FROM, Candidate, listable, same_event
 from index.related.finder import RelatedItem, query_for_entry
 from index.related.rank import ArticleQuery
 
@@ -60,54 +62,11 @@ FILL_MIN_SCORE = 0.15
 HEADLINE_ONLY_WORDS = StorySettings.headline_words
 #: Finder items looked at beyond the limit when telling which story members it vouches for.
 FINDER_LOOKAHEAD = 5
-#: A story member the finder does not rank is listed for an article only this close to the article
-#: itself (`aggregator.stories.closeness`: cosine over time apart), not only to the story, whose
-#: centroid also gathers a developing event's sequels a day or two later. Chosen on AllSides'
-#: calibration half (bench/related_quality.py --corpus allsides; README "Related coverage on
-#: AllSides"): most members below it, and all over two days away, were of another labelled story.
-MEMBER_MIN_CLOSENESS = 0.15
-#: Hours apart at which closeness is halved (coverage of one event spreads over about a day).
-MEMBER_TIME_SCALE_HOURS = 36.0
-#: A member reported within this many hours of the article is listed however it is worded: outlets
-#: word one event very differently (pairwise cosines of 0.05-0.15), and a sequel takes longer.
+#: A stored headline's members reported within this many hours of it are listed from a lower meaning
+#: similarity (`MEANING_HEADLINE_SAME_TIME`): outlets title one event differently the same half day.
 MEMBER_SAME_TIME_HOURS = 12.0
-#: Story members scored for closeness beyond the finder's picks: the newest this many.
-MEMBER_CANDIDATES = 40
-#: A member the finder does not rank is listed only when the article is at least this share as close
-#: to it as its closest fellow member of another outlet (`fellow_closeness`). Chosen on AllSides'
-#: calibration half, ten draws pooled (README "Related coverage on AllSides").
-MEMBER_FELLOW_RATIO = 0.5
-#: Closeness from which two articles count as copies of one text (not fellows: see `fellow_closeness`).
-COPY_CLOSENESS = 0.8
-#: Members of the second chance's story asked whether their own second chance points back (newest first).
-RECIPROCAL_CANDIDATES = 5
-#: Smallest second-chance score of two articles that are each other's nearest story.
-RECIPROCAL_THRESHOLD = 0.08
-#: For an article with text, a story member is listed only from this share of the meaning similarity
-#: (`aggregator.stories.meaning`: cosine of word-vector means over title and lead) of the closest
-#: member to the article: a story that gathered two events keeps the one the article is about. The
-#: finder's order stays (ordering by meaning cost Hit@1 .927 -> .914 on AllSides' calibration half).
-MEANING_RATIO = 0.65
-#: Meaning similarity from which a member is a copy of the article's text (not a bar for the ratio).
-MEANING_COPY = 0.9
-#: Story members read beyond the limit, so that those the ratio drops can be replaced.
+#: Story members read beyond the limit for a stored headline, so that those its meaning floor drops can be replaced.
 MEANING_LOOKAHEAD = 5
-#: A stored article no other outlet's coverage joined, however it is worded, gets the other outlet's
-#: article closest to it in meaning, from this similarity up, among the members of the stories it is
-#: near in words (`MEANING_RESCUE_STORIES` of them from a word score of `MEANING_RESCUE_WORDS` and
-#: one shared term, `MEANING_RESCUE_MEMBERS` members each) within `MEANING_RESCUE_HOURS`. Four stories
-#: gave AllSides' calibration figures of eight to the last digit (two lost 0.3 point of Hit@1), at
-#: half the cost (a rescue reads its stories' members and entries; about 3.6 ms of CPU at 228,000 entries).
-MEANING_RESCUE_FLOOR = 0.4
-MEANING_RESCUE_STORIES = 4
-MEANING_RESCUE_WORDS = 0.03
-MEANING_RESCUE_MEMBERS = 5
-MEANING_RESCUE_HOURS = 72.0
-#: An article we do not store (an embedding page's) is rescued the same way from this similarity up,
-#: within this many hours: its story is a guess, and a story absent from the index has neighbours
-#: close in meaning (its own event's sequels) a day or more away.
-MEANING_STRANGER_RESCUE_FLOOR = 0.5
-MEANING_STRANGER_RESCUE_HOURS = 24.0
 #: A stored headline (or short summary) lists, beside the story members the finder vouches for, those
 #: of at least this meaning similarity to it (title and what text it has). Chosen on AllSides' calibration
 #: half fed as headlines only (bench/related_quality.py --text headline: the highest recall at P@5 >= .90;
@@ -120,8 +79,21 @@ MEANING_HEADLINE_MEMBER = 0.55
 #: 0.4 and 0.45, 0.3 kept P@5 at .900 exactly and 0.4 at .908 for three points less recall (R@5 .575
 #: against .446 without it); UCI by entry gains a point of recall with it (R@5 .879 -> .888, P@5 .969 -> .970).
 MEANING_HEADLINE_SAME_TIME = 0.4
-#: The score a rescued item is listed with: below a story's own (1.0), above the fill's floor.
-MEANING_RESCUE_SCORE = 0.5
+#: The pool an article with text weighs (`pooled_members`): the newest `POOL_OWN_MEMBERS` of its story's
+#: other outlets' articles, and the newest `POOL_NEAR_MEMBERS` of each of the `POOL_NEAR_STORIES` stories
+#: it is nearest to in words under a loose rule (a score of `POOL_NEAR_WORDS`, one shared term) reported
+#: within `POOL_WINDOW_HOURS` of it. Four stories gave AllSides' calibration figures of eight to the last
+#: digit when this pool fed the meaning rescue it replaced, at half the cost.
+POOL_OWN_MEMBERS = 40
+POOL_NEAR_STORIES = 4
+POOL_NEAR_WORDS = 0.03
+POOL_NEAR_MEMBERS = 10
+POOL_WINDOW_HOURS = 72.0
+#: An article we do not store (an embedding page's) is listed from this probability up, a stored one from
+#: `aggregator.stories.pairs.LIST_FROM`: its story is a guess, and a story absent from the index has
+#: neighbours close in meaning (its own event's sequels). 0.3 is the lowest that showed something for no
+#: more of AllSides' absent stories than the rules it replaced (calibration half: 13.4%; 0.2 gave 15.4%).
+STRANGER_LIST_FROM = 0.3
 
 
 # --------------------------------------------------------------------------- shared by the embeds
@@ -368,15 +340,12 @@ def story_members(
     entry: Entry | None,
     limit: int,
     first: Sequence[str] = (),
-    near: StoryArticle | None = None,
     *,
     first_only: bool = False,
 ) -> list[Entry]:
     """Return the other outlets' articles of a story: ``first`` (those of them that are members) in
-    that order, then the rest newest first; one per outlet, wire copies once. With ``near``, the
-    others are those close to that article itself (`MEMBER_MIN_CLOSENESS`), closest first, and for a
-    stored ``entry`` not much closer to a fellow member than to it (`MEMBER_FELLOW_RATIO`). With
-    ``first_only``, only ``first`` (the same list as without, less the others)."""
+    that order, then the rest newest first; one per outlet, wire copies once. With ``first_only``,
+    only ``first`` (the same list as without, less the others)."""
     services = services_of(current_app)
     # Chosen from light rows (no text): a story of hundreds of articles costs the few it lists. Those of
     # ``first`` come before the others and are chosen whatever follows, so ``first_only`` reads just them.
@@ -387,39 +356,8 @@ def story_members(
     preferred = [by_id[i] for i in dict.fromkeys(first) if i in by_id]
     # Newest first after the preferred.
     candidates = others_than_own(dict.fromkeys([*preferred, *reversed(members)]), article, entry)
-    loaded: dict[str, Entry] = {}
-    if near is not None:
-        candidates = candidates[: len(preferred) + MEMBER_CANDIDATES]
-        loaded = services.store.get_entries([member.entry_id for member in candidates])
-        close = member_closeness(near, [loaded[m.entry_id] for m in candidates if m.entry_id in loaded])
-        vouched = {member.entry_id for member in preferred}
-        same_time = timedelta(hours=MEMBER_SAME_TIME_HOURS)
-        near_in_time = {i for i, other in loaded.items() if abs(other.published_at - near.published_at) <= same_time}
-        if entry is not None:
-            # A member much closer to a fellow member than to the article is of another event the story
-            # gathered (a sequel and its own coverage): not listed unless the finder vouches for it. Not
-            # for an article we do not store: there it cost more coverage than it saved (README).
-            fellows = fellow_closeness([loaded[m.entry_id] for m in candidates if m.entry_id in loaded])
-            candidates = [
-                m
-                for m in candidates
-                if m.entry_id in vouched
-                or close.get(m.entry_id, 0.0) >= MEMBER_FELLOW_RATIO * fellows.get(m.entry_id, 0.0)
-            ]
-        # The finder's own picks stay first; then the members close to the article (or reported about
-        # the same time, however worded), closest first.
-        candidates = [m for m in candidates if m.entry_id in vouched] + sorted(
-            (
-                m
-                for m in candidates
-                if m.entry_id not in vouched
-                and (m.entry_id in near_in_time or close.get(m.entry_id, 0.0) >= MEMBER_MIN_CLOSENESS)
-            ),
-            key=lambda m: -close.get(m.entry_id, 0.0),
-        )
     chosen = one_per_outlet(candidates, entry, limit)
-    missing = [i for i in chosen if i not in loaded]
-    found = {**loaded, **services.store.get_entries(missing)} if missing else loaded
+    found = services.store.get_entries(chosen) if chosen else {}
     return [found[i] for i in chosen if i in found]
 
 
@@ -464,62 +402,6 @@ def one_per_outlet(candidates: Iterable[MemberRow], entry: Entry | None, limit: 
             seen_prints.add(member.fingerprint)
         chosen.append(member.entry_id)
     return chosen
-
-
-def fellow_closeness(others: Sequence[Entry]) -> dict[str, float]:
-    """Return entry id -> the closeness of each of ``others`` to the closest of them from another outlet that
-    is not a copy of it (closeness under `COPY_CLOSENESS`: wire copies of one text do not outrank the rest)."""
-    services = services_of(current_app)
-    articles = [article_from_entry(other) for other in others]
-    with services.stories.lock:
-        vectors = services.story_assigner.vectors(articles)
-    best: dict[str, float] = {}
-    for i, (one, one_vector) in enumerate(zip(articles, vectors, strict=True)):
-        for other, other_vector in zip(articles[i + 1 :], vectors[i + 1 :], strict=True):
-            if one.outlet == other.outlet:
-                continue
-            value = closeness(one_vector, one.published_at, other_vector, other.published_at, MEMBER_TIME_SCALE_HOURS)
-            if value < COPY_CLOSENESS:
-                best[one.id] = max(best.get(one.id, 0.0), value)
-                best[other.id] = max(best.get(other.id, 0.0), value)
-    return best
-
-
-def member_closeness(near: StoryArticle, others: Sequence[Entry]) -> dict[str, float]:
-    """Return entry id -> closeness (`aggregator.stories.closeness`) of each of ``others`` to ``near``."""
-    services = services_of(current_app)
-    articles = [near, *(article_from_entry(other) for other in others)]
-    services.stories.refresh()  # the document count weighs the words: the writer's, not a stale one
-    with services.stories.lock:  # the store's frequency cache is shared with lookups
-        vector, *vectors = services.story_assigner.vectors(articles)
-    return {
-        other.id: closeness(vector, near.published_at, other_vector, other.published_at, MEMBER_TIME_SCALE_HOURS)
-        for other, other_vector in zip(others, vectors, strict=True)
-    }
-
-
-def reciprocal_members(
-    story_id: str, nearest: str, article: ArticleQuery, entry: Entry | None, limit: int
-) -> list[Entry]:
-    """Return the other outlets' articles of story ``nearest`` whose own second chance is story ``story_id``.
-
-    Two articles that are each other's nearest story under the second-chance rule (mutual nearest
-    neighbours) are listed however far apart in time: neither has anything closer, and the rule's
-    lead over the next story holds both ways."""
-    services = services_of(current_app)
-    chosen = story_members(nearest, article, entry, RECIPROCAL_CANDIDATES)
-    kept = []
-    for member in chosen:
-        back = services.stories.find(
-            services.story_assigner,
-            article_from_entry(member),
-            second_chance=True,
-            exclude=nearest,
-            threshold=RECIPROCAL_THRESHOLD,
-        )
-        if back is not None and services.stories.resolve_stored(back.story.id) == story_id:
-            kept.append(member)
-    return kept[:limit]
 
 
 def requested_story() -> str | None:
@@ -573,102 +455,60 @@ def kept_related_items(article: ArticleQuery, entry: Entry | None, limit: int) -
 
 
 def related_items(article: ArticleQuery, entry: Entry | None, limit: int) -> list[dict[str, Any]]:
-    """Return related coverage as JSON items: the article's story first, then related coverage if room is left.
+    """Return related coverage as JSON items: the other outlets' coverage of the article's event first, then
+    related coverage if room is left.
 
-    The finder (index/related) is asked too, and its answer decides three things. Story members it
-    ranks come first (the story's closest coverage of this article, not only its newest). For a
-    headline alone (a headline feed's entry, or an embedding page sending no text to speak of) the
-    story is weak evidence: a few words share two terms with many stories, so on UCI headlines the
-    join threshold alone placed 34-40% of the headlines of stories absent from the index in a
-    neighbouring story, and a stored headline's other story members were right 58-67% of the time
-    against 95-98% for those the finder ranks (bench/related_quality.py). So a headline gets only
-    the members the finder vouches for, with its evidence rule (close in wording *and* in time), and,
-    when we store it, those close to it in meaning (`MEANING_HEADLINE_MEMBER`); an article with text
-    gets its whole story. Below the story's own members, another story's
-    article needs a ranking score of at least `FILL_MIN_SCORE`."""
+    An article with text (12 words or more), stored or an embedding page's, weighs one pool of candidates
+    at once (`pooled_members`): the other outlets' articles of its story and of the stories near it in
+    words, each by `aggregator.stories.pairs` (meaning, words, time, story, and how each compares with the
+    rest of the pool). A headline alone (a headline feed's entry, or an embedding page sending no text to
+    speak of) is weak evidence of its story: a few words share two terms with many stories, so on UCI
+    headlines the join threshold alone placed 34-40% of the headlines of stories absent from the index in
+    a neighbouring story, and a stored headline's other story members were right 58-67% of the time
+    against 95-98% for those the finder ranks (bench/related_quality.py). So a headline gets only the
+    members the finder (index/related) vouches for, with its evidence rule (close in wording *and* in
+    time), and, when we store it, those close to it in meaning (`MEANING_HEADLINE_MEMBER`). Below those,
+    another story's article the finder ranks needs a score of at least `FILL_MIN_SCORE`."""
     services = services_of(current_app)
     story_id = story_of_article(article, entry)
     found = services.related.find(article, limit=limit + FINDER_LOOKAHEAD)
     # The finder's items' stories, read once: which of them are the article's story's, and what each item says.
     stories = services.stories.stories_of([item.entry.id for item in found]) if found else {}
     in_story = [item.entry.id for item in found if story_id is not None and stories.get(item.entry.id) == story_id]
-    headline_only = headline_alone(article.text, HEADLINE_ONLY_WORDS)
-    if entry is None and headline_only and not in_story:
-        story_id = None  # nothing vouches for the story a stranger's headline was placed in
     members: list[Entry] = []
-    # A headline's members are only those the finder vouches for: no closeness to weigh there.
-    near = story_article(article, entry) if story_id is not None and not headline_only else None
-    # What an article with text means (a headline's few words say too little to weigh that way).
-    meaning = None if headline_only else article_meaning(article, entry)
-    # A stored headline's story members close to it in meaning count as vouched for (`MEANING_HEADLINE_MEMBER`),
-    # weighed only when the finder vouches for fewer than are asked.
-    weigh = headline_only and entry is not None and story_id is not None and len(in_story) < limit
-    heard = article_meaning(article, entry) if weigh else None
-    if story_id is not None:
-        # A headline keeps only the members the finder vouches for (or, stored, close in meaning): without a
-        # meaning to weigh, the others are not read.
-        ask = limit + MEANING_LOOKAHEAD if meaning is not None or heard is not None else limit
-        only_vouched = headline_only and heard is None
-        members = story_members(story_id, article, entry, ask, first=in_story, near=near, first_only=only_vouched)
-        if headline_only:
+    read_from: dict[str, str | None] = {}
+    weighed: set[str] = set()
+    if not headline_alone(article.text, HEADLINE_ONLY_WORDS):
+        members, weighed, pool_stories = pooled_members(article, entry, story_article(article, entry), story_id, limit)
+        read_from.update((m.id, pool_stories.get(m.id)) for m in members)
+    else:
+        if entry is None and not in_story:
+            story_id = None  # nothing vouches for the story a stranger's headline was placed in
+        # A stored headline's story members close to it in meaning count as vouched for
+        # (`MEANING_HEADLINE_MEMBER`), weighed only when the finder vouches for fewer than are asked.
+        weigh = entry is not None and story_id is not None and len(in_story) < limit
+        heard = article_meaning(article, entry) if weigh else None
+        if story_id is not None:
+            # Without a meaning to weigh, only the members the finder vouches for are read.
+            ask = limit + MEANING_LOOKAHEAD if heard is not None else limit
+            members = story_members(story_id, article, entry, ask, first=in_story, first_only=heard is None)
             members = headline_members(members, set(in_story), heard, entry, limit)
-        members = closest_in_meaning(meaning, members)[:limit]
-    # A member's story is the one it was read from.
-    read_from: dict[str, str | None] = dict.fromkeys((m.id for m in members), story_id)
-    nearby: list[Entry] = []
-    nearby_score = 0.0
-    if not members and near is not None and entry is not None and story_id is not None:
-        # No other outlet's coverage joined this article's story: the story it is nearest to under the
-        # stricter second-chance rule, as far as its members are close to the article itself; failing
-        # that, the members whose own nearest story this article's is (`reciprocal_members`).
-        match = services.stories.find(services.story_assigner, near, second_chance=True, exclude=story_id)
-        nearest = services.stories.resolve_stored(match.story.id) if match is not None else None
-        if match is not None and nearest is not None and nearest != story_id:
-            nearby = closest_in_meaning(meaning, story_members(nearest, article, entry, limit, near=near))
-            read_from.update(dict.fromkeys((m.id for m in nearby), nearest))
-            nearby_score = match.similarity
-        if not nearby:
-            match = services.stories.find(
-                services.story_assigner, near, second_chance=True, exclude=story_id, threshold=RECIPROCAL_THRESHOLD
-            )
-            nearest = services.stories.resolve_stored(match.story.id) if match is not None else None
-            if match is not None and nearest is not None and nearest != story_id:
-                nearby = closest_in_meaning(meaning, reciprocal_members(story_id, nearest, article, entry, limit))
-                read_from.update(dict.fromkeys((m.id for m in nearby), nearest))
-                nearby_score = match.similarity
-    rescued: list[RelatedItem] = []
-    if not members and not nearby and meaning is not None:
-        # An article we do not store (an embedding page's) is held to a stricter rule: nearer in
-        # meaning and in time (the stored one's rule listed something for 19% of the stories absent
-        # from the index against 13%, on AllSides' calibration half; this one for 13.4%).
-        stranger = entry is None
-        rescued = meaning_rescue(
-            article,
-            entry,
-            story_article(article, entry),
-            meaning,
-            story_id,
-            MEANING_STRANGER_RESCUE_FLOOR if stranger else MEANING_RESCUE_FLOOR,
-            timedelta(hours=MEANING_STRANGER_RESCUE_HOURS if stranger else MEANING_RESCUE_HOURS),
-        )
+            read_from.update(dict.fromkeys((m.id for m in members), story_id))
     items: list[dict[str, Any]] = []
     listed: set[str] = set() if entry is None else {entry.id}
     sources: dict[str, int] = {}
-    shown = [
-        *(RelatedItem(entry=m, score=1.0, similarity=1.0) for m in members),
-        *(RelatedItem(entry=m, score=nearby_score, similarity=nearby_score) for m in nearby),
-        *rescued,
-    ]
-    for item in shown:
-        items.append(item_json(item))
-        listed.add(item.entry.id)
-        sources[item.entry.source.title] = sources.get(item.entry.source.title, 0) + 1
-    # With the article's story known, what the finder adds is of other stories: only its close matches.
+    for member in members:
+        items.append(item_json(RelatedItem(entry=member, score=1.0, similarity=1.0)))
+        listed.add(member.id)
+        sources[member.source.title] = sources.get(member.source.title, 0) + 1
+    # With the article's story known, what the finder adds is of other stories: only its close matches. What
+    # the pool weighed and left out stays out.
     floor = FILL_MIN_SCORE if story_id is not None else 0.0
     fill = [
         item
         for item in found
         if item.entry.id not in listed
+        and item.entry.id not in weighed
         and item.score >= floor
         and sources.get(item.entry.source.title, 0) < services.config.related.max_per_source
     ]
@@ -679,6 +519,126 @@ def related_items(article: ArticleQuery, entry: Entry | None, limit: int) -> lis
     for item in items:
         item["story_id"] = read_from.get(item["id"])
     return items
+
+
+def pooled_members(
+    article: ArticleQuery, entry: Entry | None, near: StoryArticle, story_id: str | None, limit: int
+) -> tuple[list[Entry], set[str], dict[str, str]]:
+    """Return (the other outlets' articles listed for a stored article with text, every one weighed, entry id ->
+    its story) from one pool: its story's members and those of the stories near it in words, each weighed by
+    `aggregator.stories.pairs.same_event` and listed from `LIST_FROM` up, most likely first."""
+    services = services_of(current_app)
+    window = timedelta(hours=POOL_WINDOW_HOURS)
+    when = near.published_at
+    matches = services.stories.nearby(
+        services.story_assigner,
+        near,
+        limit=POOL_NEAR_STORIES,
+        threshold=POOL_NEAR_WORDS,
+        min_shared=1,
+        exclude=story_id,
+    )
+    others = [
+        match.story.id
+        for match in matches
+        if match.story.last_seen >= when - window and match.story.first_seen <= when + window
+    ]
+    rows = services.stories.member_rows([*([story_id] if story_id else []), *others])
+    story_of: dict[str, str] = {}
+    chosen: list[MemberRow] = []
+    own = [(story_id, POOL_OWN_MEMBERS)] if story_id else []
+    for story, size in (*own, *((other, POOL_NEAR_MEMBERS) for other in others)):
+        for member in others_than_own(reversed(rows.get(story, [])), article, entry)[:size]:
+            if member.entry_id not in story_of:
+                story_of[member.entry_id] = story
+                chosen.append(member)
+    loaded = services.store.get_entries([m.entry_id for m in chosen])
+    pool = [
+        loaded[m.entry_id]
+        for m in chosen
+        if m.entry_id in loaded
+        and (story_of[m.entry_id] == story_id or abs(loaded[m.entry_id].published_at - when) <= window)
+    ]
+    if not pool:
+        return [], set(), story_of
+    meaning = article_meaning(article, entry)
+    services.stories.refresh()  # the document count weighs the words: the writer's, not a stale one
+    with services.stories.lock:  # the store's frequency cache is shared with lookups
+        vectors = services.story_assigner.vectors([near, *(article_from_entry(e) for e in pool)])
+    similar = pool_similarities(
+        [meaning, *(entry_meaning(other) for other in pool)], vectors, ["", *(o.source.title for o in pool)]
+    )
+    candidates = [
+        Candidate(
+            meaning=float(similar.meaning[k]),
+            words=float(similar.words[k]),
+            hours=abs((other.published_at - when).total_seconds()) / 3600.0,
+            same_story=story_of[other.id] == story_id,
+            has_text=not headline_alone(other.text or other.summary, HEADLINE_ONLY_WORDS),
+            fellow_meaning=float(similar.fellow_meaning[k]),
+            fellow_words=float(similar.fellow_words[k]),
+        )
+        for k, other in enumerate(pool)
+    ]
+    probabilities = same_event(candidates, meaning_known=meaning is not None)
+    likely = sorted(
+        (
+            (p, other)
+            for p, other, listed in zip(
+                probabilities,
+                pool,
+                listable(candidates, probabilities, threshold=STRANGER_LIST_FROM if entry is None else LIST_FROM),
+                strict=True,
+            )
+            if listed
+        ),
+        key=lambda item: -item[0],
+    )
+    by_id = {m.entry_id: m for m in chosen}
+    listed = one_per_outlet((by_id[other.id] for _, other in likely), entry, limit)
+    found = {other.id: other for other in pool}
+    return [found[i] for i in listed], set(found), story_of
+
+
+class PoolSimilarities(NamedTuple):
+    """Each pool candidate's similarities: to the asked article, and to its closest fellow of another outlet."""
+
+    meaning: npt.NDArray[np.float64]
+    words: npt.NDArray[np.float64]
+    fellow_meaning: npt.NDArray[np.float64]
+    fellow_words: npt.NDArray[np.float64]
+
+
+def pool_similarities(
+    meanings: Sequence[Vector | None], vectors: Sequence[Mapping[str, float]], outlets: Sequence[str]
+) -> PoolSimilarities:
+    """Return the similarities of a pool whose first member is the asked article: meaning cosine (0 when either
+    meaning is unknown) and tf-idf cosine of every candidate to it, and each candidate's largest of both to
+    another candidate of another outlet (0 when there is none). All pairs at once, as matrix products (a pool
+    of 80 is 3,160 pairs)."""
+    columns: dict[str, int] = {}
+    for vector in vectors:
+        for term in vector:
+            columns.setdefault(term, len(columns))
+    words = np.zeros((len(vectors), max(len(columns), 1)))
+    for row, vector in enumerate(vectors):
+        for term, weight in vector.items():
+            words[row, columns[term]] = weight
+    width = next((m.shape[0] for m in meanings if m is not None), 1)
+    meaning = np.stack([m if m is not None else np.zeros(width, dtype=np.float32) for m in meanings]).astype(np.float64)
+    by_words = words @ words.T
+    by_meaning = meaning @ meaning.T
+    # Fellows: the candidates (not the asked article, row and column 0) of other outlets than each other.
+    apart = np.array([[a != b for b in outlets] for a in outlets], dtype=bool)
+    apart[0, :] = apart[:, 0] = False
+    fellow_words = np.where(apart, by_words, 0.0).max(axis=1)[1:]
+    fellow_meaning = np.where(apart, by_meaning, 0.0).max(axis=1)[1:]
+    return PoolSimilarities(
+        meaning=by_meaning[0, 1:],
+        words=by_words[0, 1:],
+        fellow_meaning=np.maximum(fellow_meaning, 0.0),
+        fellow_words=np.maximum(fellow_words, 0.0),
+    )
 
 
 # --------------------------------------------------------------------------- meaning
@@ -709,67 +669,3 @@ def article_meaning(article: ArticleQuery, entry: Entry | None) -> Vector | None
     if entry is not None:
         return entry_meaning(entry)
     return _meaning(meaning_text(article.title, article.text))
-
-
-def closest_in_meaning(meaning: Vector | None, entries: Sequence[Entry]) -> list[Entry]:
-    """Return the ``entries`` close enough in meaning to the article, in their order: from `MEANING_RATIO` of
-    the closest one's similarity up (copies of its text aside); all of them when its meaning is unknown."""
-    if meaning is None or not entries:
-        return list(entries)
-    scores = [similarity(meaning, entry_meaning(e)) for e in entries]
-    # A copy of the article's own text (the asker's own article, a wire copy) sets no bar for the others.
-    reference = max((score for score in scores if score < MEANING_COPY), default=0.0)
-    least = MEANING_RATIO * reference
-    return [e for e, score in zip(entries, scores, strict=True) if score >= least]
-
-
-def meaning_rescue(
-    article: ArticleQuery,
-    entry: Entry | None,
-    near: StoryArticle,
-    meaning: Vector,
-    own_story: str | None,
-    floor: float,
-    window: timedelta,
-) -> list[RelatedItem]:
-    """Return [the other outlet's article closest in meaning to an article nothing joined], among the members
-    of the stories it is near in words (a looser rule than joining), from ``floor`` up and within ``window``
-    of it; else []."""
-    services = services_of(current_app)
-    matches = services.stories.nearby(
-        services.story_assigner,
-        near,
-        limit=MEANING_RESCUE_STORIES,
-        threshold=MEANING_RESCUE_WORDS,
-        min_shared=1,
-        exclude=own_story,
-    )
-    when = near.published_at
-    # Stories whose span is outside the window have no member in it: not read at all. Standing stories
-    # only (a merged one leaves the term index `nearby` reads): no alias to resolve. Their members are
-    # read in one query and the chosen ones' entries in another, not story by story.
-    stories = [
-        match.story.id
-        for match in matches
-        if match.story.last_seen >= when - window and match.story.first_seen <= when + window
-    ]
-    rows = services.stories.member_rows(stories) if stories else {}
-    chosen = [
-        entry_id
-        for story in stories
-        for entry_id in one_per_outlet(
-            others_than_own(reversed(rows.get(story, [])), article, entry), entry, MEANING_RESCUE_MEMBERS
-        )
-    ]
-    found = services.store.get_entries(chosen) if chosen else {}
-    best: tuple[float, Entry] | None = None
-    for entry_id in chosen:
-        member = found.get(entry_id)
-        if member is None or abs(member.published_at - when) > window:
-            continue
-        score = similarity(meaning, entry_meaning(member))
-        if score >= floor and (best is None or score > best[0]):
-            best = (score, member)
-    if best is None:
-        return []
-    return [RelatedItem(entry=best[1], score=MEANING_RESCUE_SCORE, similarity=best[0])]
