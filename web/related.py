@@ -94,6 +94,8 @@ POOL_WINDOW_HOURS = 72.0
 #: neighbours close in meaning (its own event's sequels). 0.3 is the lowest that showed something for no
 #: more of AllSides' absent stories than the rules it replaced (calibration half: 13.4%; 0.2 gave 15.4%).
 STRANGER_LIST_FROM = 0.3
+#: Word cosine from which a candidate is a copy of the asked article's text (not a rival, not coverage).
+COPY_WORDS = 0.8
 
 
 # --------------------------------------------------------------------------- shared by the embeds
@@ -565,9 +567,20 @@ def pooled_members(
     services.stories.refresh()  # the document count weighs the words: the writer's, not a stale one
     with services.stories.lock:  # the store's frequency cache is shared with lookups
         vectors = services.story_assigner.vectors([near, *(article_from_entry(e) for e in pool)])
-    similar = pool_similarities(
-        [meaning, *(entry_meaning(other) for other in pool)], vectors, ["", *(o.source.title for o in pool)]
-    )
+    weighed = {other.id for other in pool}
+    meanings = [meaning, *(entry_meaning(other) for other in pool)]
+    outlets = ["", *(other.source.title for other in pool)]
+    similar = pool_similarities(meanings, vectors, outlets)
+    # Copies of the asked text (the asker's own article, which we store too, or a wire copy of it) are neither
+    # weighed nor listed: they would stand as every other candidate's closest rival.
+    kept = [k for k in range(len(pool)) if similar.words[k] < COPY_WORDS]
+    if len(kept) < len(pool):
+        pool = [pool[k] for k in kept]
+        similar = pool_similarities(
+            [meaning, *(meanings[k + 1] for k in kept)],
+            [vectors[0], *(vectors[k + 1] for k in kept)],
+            ["", *(outlets[k + 1] for k in kept)],
+        )
     candidates = [
         Candidate(
             meaning=float(similar.meaning[k]),
@@ -597,7 +610,7 @@ def pooled_members(
     by_id = {m.entry_id: m for m in chosen}
     listed = one_per_outlet((by_id[other.id] for _, other in likely), entry, limit)
     found = {other.id: other for other in pool}
-    return [found[i] for i in listed], set(found), story_of
+    return [found[i] for i in listed], weighed, story_of
 
 
 class PoolSimilarities(NamedTuple):
