@@ -28,7 +28,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -71,10 +71,26 @@ class Setting:
     pools: list[Pool]
 
 
-def cosine(a: dict[str, float], b: dict[str, float]) -> float:
-    if len(a) > len(b):
-        a, b = b, a
-    return sum(w * b[t] for t, w in a.items() if t in b)
+def candidates_of(q, candidates, items, meanings, vectors, hours, story_of, words_per_item) -> list[pairs.Candidate]:
+    """Return what `pairs` knows of each candidate against article ``q``, fellows taken among ``candidates``."""
+    similar = pairs.pool_similarities(
+        [meanings[q], *(meanings[c] for c in candidates)],
+        [vectors[q], *(vectors[c] for c in candidates)],
+        ["", *(items[c].outlet for c in candidates)],
+    )
+    own = story_of[items[q].id]
+    return [
+        pairs.Candidate(
+            meaning=float(similar.meaning[k]),
+            words=float(similar.words[k]),
+            hours=abs(hours[c] - hours[q]),
+            same_story=story_of[items[c].id] == own,
+            has_text=words_per_item[c],
+            fellow_meaning=float(similar.fellow_meaning[k]),
+            fellow_words=float(similar.fellow_words[k]),
+        )
+        for k, c in enumerate(candidates)
+    ]
 
 
 def build(name: str, items: list[Item]) -> Setting:
@@ -109,45 +125,14 @@ def build(name: str, items: list[Item]) -> Setting:
         candidates = sorted(c for c in chosen if items[c].outlet != item.outlet)
         if not candidates:
             continue
-        qm = meanings[q]
-        fellows = {}
-        for c in candidates:
-            best_m = best_w = 0.0
-            for d in candidates:
-                if items[d].outlet == items[c].outlet:
-                    continue
-                if meanings[c] is not None and meanings[d] is not None:
-                    best_m = max(best_m, float(np.dot(meanings[c], meanings[d])))
-                best_w = max(best_w, cosine(vectors[c], vectors[d]))
-            fellows[c] = (best_m, best_w)
-        pool = [
-            pairs.Candidate(
-                meaning=float(np.dot(qm, meanings[c])) if qm is not None and meanings[c] is not None else 0.0,
-                words=cosine(vectors[q], vectors[c]),
-                hours=abs(hours[c] - hours[q]),
-                same_story=story_of[items[c].id] == own,
-                has_text=words_per_item[c],
-                fellow_meaning=fellows[c][0],
-                fellow_words=fellows[c][1],
-            )
-            for c in candidates
-        ]
+        pool = candidates_of(q, candidates, items, meanings, vectors, hours, story_of, words_per_item)
         pools.append(Pool(q, candidates, pairs.inputs(pool), [items[c].story == item.story for c in candidates]))
         # The same article had nobody else covered its story: what remains must not be listed.
         kept = [k for k, c in enumerate(candidates) if items[c].story != item.story]
         if kept:
-            rest = []
-            for k in kept:
-                c = candidates[k]
-                best_m = best_w = 0.0
-                for j in kept:
-                    d = candidates[j]
-                    if items[d].outlet == items[c].outlet:
-                        continue
-                    if meanings[c] is not None and meanings[d] is not None:
-                        best_m = max(best_m, float(np.dot(meanings[c], meanings[d])))
-                    best_w = max(best_w, cosine(vectors[c], vectors[d]))
-                rest.append(replace(pool[k], fellow_meaning=best_m, fellow_words=best_w))
+            rest = candidates_of(
+                q, [candidates[k] for k in kept], items, meanings, vectors, hours, story_of, words_per_item
+            )
             pools.append(Pool(q, [candidates[k] for k in kept], pairs.inputs(rest), [False] * len(kept), alone=True))
     return Setting(name, items, pools)
 

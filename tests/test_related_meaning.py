@@ -17,7 +17,7 @@ import web.related as related
 from aggregator.models import Entry
 from aggregator.stories import MemoryStoryStore, StoryArticle, StoryAssigner
 from aggregator.stories.meaning import MEANING_WORDS, meaning_text, shared_embedder, similarity
-from aggregator.stories.pairs import OTHER_STORY_MEANING
+from aggregator.stories.pairs import OTHER_STORY_MEANING, pool_similarities
 from web.services import Services
 
 from .support.story_articles import EXPLOSION
@@ -116,14 +116,19 @@ def test_pool_similarities_read_the_asked_article_and_each_candidates_closest_fe
     blast, reworded, football = vector_of(*BLAST), vector_of(*BLAST_REWORDED), vector_of(*FOOTBALL)
     vectors = [{"blast": 1.0}, {"blast": 0.6, "plant": 0.8}, {"cup": 1.0}, {"plant": 1.0}]
     outlets = ["", "harbour", "harbour", "courier"]
-    similar = related.pool_similarities([blast, reworded, football, None], vectors, outlets)
+    similar = pool_similarities([blast, reworded, football, None], vectors, outlets)
     assert similar.meaning.tolist() == pytest.approx([similarity(blast, reworded), similarity(blast, football), 0.0])
     assert similar.words.tolist() == pytest.approx([0.6, 0.0, 0.0])
     # harbour's two are fellows of courier's only (whose meaning is unknown: 0); courier's of both.
     assert similar.fellow_words.tolist() == pytest.approx([0.8, 0.0, 0.8])
     assert similar.fellow_meaning.tolist() == pytest.approx([0.0, 0.0, 0.0])
-    alone = related.pool_similarities([blast, reworded], vectors[:2], outlets[:2])
+    alone = pool_similarities([blast, reworded], vectors[:2], outlets[:2])
     assert alone.fellow_words.tolist() == [0.0] and alone.fellow_meaning.tolist() == [0.0]
+    # A copy of the asked text (word cosine 0.8 or more) is left out, as a candidate and as a fellow.
+    copied = pool_similarities(
+        [blast, blast, None], [{"blast": 1.0}, {"blast": 1.0}, {"plant": 1.0}], ["", "a", "b"], copy_words=0.8
+    )
+    assert copied.kept == (1,) and copied.fellow_words.tolist() == [0.0]
 
 
 def test_a_lone_article_gets_the_other_outlets_coverage_of_its_event(

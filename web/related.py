@@ -9,13 +9,11 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple, cast
+from typing import Any, cast
 from urllib.parse import urlsplit
 
-import numpy as np
-import numpy.typing as npt
 from flask import Blueprint, Flask, Response, abort, current_app, jsonify, request
 
 from aggregator.errors import QueryError
@@ -26,7 +24,7 @@ from aggregator.store_stories import MemberRow
 from aggregator.stories import StoryArticle, StorySettings, article_from_entry
 from aggregator.stories.features import headline_alone
 from aggregator.stories.meaning import Vector, meaning_text, shared_embedder, similarity
-from aggregator.stories.pairs import LIST_FROM, Candidate, listable, same_event
+from aggregator.stories.pairs import LIST_FROM, Candidate, listable, pool_similarities, same_event
 from index.related.finder import RelatedItem, query_for_entry
 from index.related.rank import ArticleQuery
 
@@ -526,9 +524,10 @@ def related_items(article: ArticleQuery, entry: Entry | None, limit: int) -> lis
 def pooled_members(
     article: ArticleQuery, entry: Entry | None, near: StoryArticle, story_id: str | None, limit: int
 ) -> tuple[list[Entry], set[str], dict[str, str]]:
-    """Return (the other outlets' articles listed for a stored article with text, every one weighed, entry id ->
-    its story) from one pool: its story's members and those of the stories near it in words, each weighed by
-    `aggregator.stories.pairs.same_event` and listed from `LIST_FROM` up, most likely first."""
+    """Return (the other outlets' articles listed for an article with text, every one weighed, entry id -> its
+    story) from one pool: its story's members and those of the stories near it in words, each weighed by
+    `aggregator.stories.pairs.same_event` and listed from `LIST_FROM` up (`STRANGER_LIST_FROM` for an
+    article we do not store), most likely first."""
     services = services_of(current_app)
     window = timedelta(hours=POOL_WINDOW_HOURS)
     when = near.published_at
@@ -568,19 +567,15 @@ def pooled_members(
     with services.stories.lock:  # the store's frequency cache is shared with lookups
         vectors = services.story_assigner.vectors([near, *(article_from_entry(e) for e in pool)])
     weighed = {other.id for other in pool}
-    meanings = [meaning, *(entry_meaning(other) for other in pool)]
-    outlets = ["", *(other.source.title for other in pool)]
-    similar = pool_similarities(meanings, vectors, outlets)
     # Copies of the asked text (the asker's own article, which we store too, or a wire copy of it) are neither
     # weighed nor listed: they would stand as every other candidate's closest rival.
-    kept = [k for k in range(len(pool)) if similar.words[k] < COPY_WORDS]
-    if len(kept) < len(pool):
-        pool = [pool[k] for k in kept]
-        similar = pool_similarities(
-            [meaning, *(meanings[k + 1] for k in kept)],
-            [vectors[0], *(vectors[k + 1] for k in kept)],
-            ["", *(outlets[k + 1] for k in kept)],
-        )
+    similar = pool_similarities(
+        [meaning, *(entry_meaning(other) for other in pool)],
+        vectors,
+        ["", *(other.source.title for other in pool)],
+        copy_words=COPY_WORDS,
+    )
+    pool = [pool[k] for k in similar.kept]
     candidates = [
         Candidate(
             meaning=float(similar.meaning[k]),
@@ -611,47 +606,6 @@ def pooled_members(
     listed = one_per_outlet((by_id[other.id] for _, other in likely), entry, limit)
     found = {other.id: other for other in pool}
     return [found[i] for i in listed], weighed, story_of
-
-
-class PoolSimilarities(NamedTuple):
-    """Each pool candidate's similarities: to the asked article, and to its closest fellow of another outlet."""
-
-    meaning: npt.NDArray[np.float64]
-    words: npt.NDArray[np.float64]
-    fellow_meaning: npt.NDArray[np.float64]
-    fellow_words: npt.NDArray[np.float64]
-
-
-def pool_similarities(
-    meanings: Sequence[Vector | None], vectors: Sequence[Mapping[str, float]], outlets: Sequence[str]
-) -> PoolSimilarities:
-    """Return the similarities of a pool whose first member is the asked article: meaning cosine (0 when either
-    meaning is unknown) and tf-idf cosine of every candidate to it, and each candidate's largest of both to
-    another candidate of another outlet (0 when there is none). All pairs at once, as matrix products (a pool
-    of 80 is 3,160 pairs)."""
-    columns: dict[str, int] = {}
-    for vector in vectors:
-        for term in vector:
-            columns.setdefault(term, len(columns))
-    words = np.zeros((len(vectors), max(len(columns), 1)))
-    for row, vector in enumerate(vectors):
-        for term, weight in vector.items():
-            words[row, columns[term]] = weight
-    width = next((m.shape[0] for m in meanings if m is not None), 1)
-    meaning = np.stack([m if m is not None else np.zeros(width, dtype=np.float32) for m in meanings]).astype(np.float64)
-    by_words = words @ words.T
-    by_meaning = meaning @ meaning.T
-    # Fellows: the candidates (not the asked article, row and column 0) of other outlets than each other.
-    apart = np.array([[a != b for b in outlets] for a in outlets], dtype=bool)
-    apart[0, :] = apart[:, 0] = False
-    fellow_words = np.where(apart, by_words, 0.0).max(axis=1)[1:]
-    fellow_meaning = np.where(apart, by_meaning, 0.0).max(axis=1)[1:]
-    return PoolSimilarities(
-        meaning=by_meaning[0, 1:],
-        words=by_words[0, 1:],
-        fellow_meaning=np.maximum(fellow_meaning, 0.0),
-        fellow_words=np.maximum(fellow_words, 0.0),
-    )
 
 
 # --------------------------------------------------------------------------- meaning
