@@ -282,22 +282,29 @@ def time_paths(client: Any, paths: list[str]) -> list[float]:
 
 
 def wait_for_related_postings(client: Any, timeout: float = 600.0) -> None:
-    """Wait until the server holds the index's postings for related coverage (read in the background once it
-    listens: `SegmentCache.load`), and say how long that took; a server that does not report it is not waited for."""
+    """Wait until the server holds the index's postings for related coverage and the past weeks' stories (both
+    read in the background once it listens: `SegmentCache.load`, `SqlStoryStore.warm_past`), and say how long
+    that took; what a server does not report is not waited for."""
     started = time.perf_counter()
     while True:
         index = client.get("/readyz").json().get("checks", {}).get("index", {})
         held = index.get("related_postings")
-        if held is None:
+        past = index.get("past_stories")
+        loading = (held or {}).get("loading", 0) or (past or {}).get("loading", 0)
+        if held is None and past is None:
             return
-        if not held["loading"] or time.perf_counter() - started > timeout:
+        if not loading or time.perf_counter() - started > timeout:
             break
         time.sleep(0.5)
-    print(
-        f"related postings in memory: {held['postings']:,} in {held['segments']} segment(s), "
-        f"{held['loading']} still being read, after waiting {time.perf_counter() - started:.1f}s",
-        flush=True,
-    )
+    waited = time.perf_counter() - started
+    if held is not None:
+        print(
+            f"related postings in memory: {held['postings']:,} in {held['segments']} segment(s), "
+            f"{held['loading']} still being read, after waiting {waited:.1f}s",
+            flush=True,
+        )
+    if past is not None:
+        print(f"past stories in memory: {past['stories']:,} in {past['weeks']} week(s)", flush=True)
 
 
 def web_pass(services: Any, data_dir: Path, workdir: Path, args: argparse.Namespace) -> dict[str, Any]:

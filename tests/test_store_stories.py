@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import gc
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -65,6 +67,22 @@ def store_articles(store: Store, articles: tuple[Article, ...]) -> None:
         title, _site = OUTLETS[article.outlet]
         feed = store.add_feed(f"https://{article.outlet}.example/feed", title=title)
         store.save_entries(feed.id, [entry_of(article)])
+
+
+@contextmanager
+def week_reads(engine: sa.Engine) -> Iterator[list[str]]:
+    """Yield the list of the past-week reads (`open_between`) made on ``engine`` meanwhile."""
+    reads: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany) -> None:
+        if "stories.first_seen <=" in statement:
+            reads.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield reads
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
 
 
 def assign(store: Store) -> SqlStoryStore:
@@ -266,6 +284,67 @@ def test_a_past_window_serves_a_weeks_days_as_the_stories_in_memory_do(any_store
         assert reader.find(StoryAssigner(reader), asked) == expected, hours
         placed += expected is not None
     assert 0 < placed < len(range(-6 * 24, 6 * 24, 7))  # both sides of the quiet period were asked
+
+
+def test_a_reader_keeps_past_weeks_until_one_of_their_stories_changes(any_store: Store) -> None:
+    # A reader re-read every past week after any batch: with polls every few minutes, most lookups of older
+    # articles paid for reading their weeks again. Now a week is read again only when one of its stories
+    # changes, and then the lookup sees the change.
+    store_articles(any_store, EXPLOSION[:2])
+    later = dataclasses.replace(OTHERS[0], slug="talvik-budget-later", hours=OTHERS[0].hours + 21 * 24)
+    store_articles(any_store, (later,))
+    assign(any_store)
+    reader = SqlStoryStore(any_store.engine)
+    with week_reads(any_store.engine) as reads:
+        visitor = dataclasses.replace(
+            article_from_entry(entry_of(EXPLOSION[1])), id="visitor", outlet="elsewhere.example"
+        )
+        first = reader.find(StoryAssigner(reader), visitor)
+        assert first is not None and len(first.story.outlets) == 2 and reads
+        read_before = len(reads)
+        # A poll adds today's news: the explosion's week is not read again.
+        newer = dataclasses.replace(OTHERS[1], slug="newer", hours=OTHERS[1].hours + 22 * 24)
+        store_articles(any_store, (newer,))
+        assign(any_store)
+        same = reader.find(StoryAssigner(reader), visitor)  # (its similarity moves: one more article counted)
+        assert same is not None and same.story == first.story
+        assert len(reads) == read_before
+        # A late wire copy of the explosion (the writer files it as a story of its own: the explosion's is
+        # no longer in its memory) changes the explosion's week: it is read again, and the reader that
+        # kept its weeks answers as a fresh one does.
+        copy = dataclasses.replace(EXPLOSION[1], outlet="courier", slug="wire-copy", hours=EXPLOSION[1].hours + 1)
+        store_articles(any_store, (copy,))
+        assign(any_store)
+        again = reader.find(StoryAssigner(reader), visitor)
+        fresh = SqlStoryStore(any_store.engine)
+        assert len(reads) > read_before
+        assert again == fresh.find(StoryAssigner(fresh), visitor)
+        nearby = {
+            m.story.id for m in reader.nearby(StoryAssigner(reader), visitor, limit=5, threshold=0.03, min_shared=1)
+        }
+        assert len(nearby) == 2 and first.story.id in nearby
+
+
+def test_warming_reads_the_past_weeks_before_anyone_asks(any_store: Store) -> None:
+    # A server warms its reader once it listens: the first ask about an older article then reads nothing.
+    store_articles(any_store, EXPLOSION)
+    later = dataclasses.replace(OTHERS[0], slug="talvik-budget-later", hours=OTHERS[0].hours + 21 * 24)
+    store_articles(any_store, (later,))
+    writer = assign(any_store)
+    reader = SqlStoryStore(any_store.engine)
+    assert reader.past_in_memory() == {"weeks": 0, "stories": 0, "loading": 0}
+    warming = reader.warm_past()
+    assert reader.past_in_memory()["loading"] == 1 or not warming.is_alive()
+    warming.join(timeout=30)
+    held = reader.past_in_memory()
+    assert held["loading"] == 0 and held["weeks"] >= 1 and held["stories"] >= 1
+    with week_reads(any_store.engine) as reads:
+        visitor = dataclasses.replace(
+            article_from_entry(entry_of(EXPLOSION[1])), id="visitor", outlet="elsewhere.example"
+        )
+        found = reader.find(StoryAssigner(reader), visitor)
+        assert found is not None and found == writer.find(StoryAssigner(writer), visitor)
+        assert reads == []
 
 
 def test_the_past_window_reads_its_range_from_an_index_an_older_database_is_given(tmp_path: Path) -> None:

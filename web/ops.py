@@ -95,7 +95,11 @@ def _check_index(services: Services, now: datetime) -> dict[str, Any]:
     if services.follower is not None:  # a web follower: its position and lag are the replica check's
         if IndexLocation(root).current_dir() is None or services.index_reader.searcher() is None:
             return {"ok": False, "error": f"the replica in {root} is being built from the store's change log"}
-        return {"ok": True, "related_postings": services.related.postings_in_memory()}
+        return {
+            "ok": True,
+            "related_postings": services.related.postings_in_memory(),
+            "past_stories": services.stories.past_in_memory(),
+        }
     if not root.is_dir():
         return {"ok": False, "error": f"the index directory {root} is missing; `newsdesk reindex` rebuilds it"}
     if IndexLocation(root).current_dir() is None or services.index_reader.searcher() is None:
@@ -110,6 +114,8 @@ def _check_index(services: Services, now: datetime) -> dict[str, Any]:
         "lag_seconds": round(lag, 3),
         # Informational: answers are right while postings are read, only slower for articles asked about first.
         "related_postings": services.related.postings_in_memory(),
+        # Informational too: the past weeks' stories lookups of older articles read (`warm_past`).
+        "past_stories": services.stories.past_in_memory(),
     }
 
 

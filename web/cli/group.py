@@ -189,11 +189,12 @@ def bind_server(config: Config, services: Services) -> Any:
 def serve_forever(server: Any, config: Config, shutdown: Shutdown, services: Services) -> None:
     """Say where the server listens and serve requests until a stop is requested (requests in flight are answered).
 
-    Related coverage starts reading the index's lexicons and postings in the background now, once the
-    process's own start-up (index checks, catch-up) is done, so that the first asks about articles of
-    any age do not each pay for reading what they touch.
+    Related coverage starts reading the index's lexicons and postings, and the past weeks' stories, in the
+    background now, once the process's own start-up (index checks, catch-up) is done, so that the first
+    asks about articles of any age do not each pay for reading what they touch.
     """
     services.related.warm()
+    services.stories.warm_past()
     address = f"Newsdesk on http://{server.effective_host}:{server.effective_port}/"
     if config.log_format == "json":
         logging.getLogger("newsdesk").info(address)  # stderr stays one JSON object per line
