@@ -67,9 +67,9 @@ _CHUNK = 500
 _STATE_JSON = json.JSONEncoder(ensure_ascii=False)
 #: Counted articles at which the document frequencies halve (see `SqlStoryStore`).
 HALVE_FREQUENCIES_AT = 200_000
-#: Past stories a reader keeps loaded, by whole weeks, for lookups of older articles: about 1 KB each (their
-#: centroids as arrays and their states as stored), 40 MB at most; a week's stories stay until one of them
-#: changes. 28,392 stories at 228,020 entries: every week of that store fits.
+#: Past stories a reader keeps loaded, by whole weeks, for lookups of older articles: about 2.1 KB each (their
+#: centroids as arrays and their states as stored; 5.2 KB as parsed JSON), 85 MB at most; a week's stories
+#: stay until one of them changes. The 228,020-entry bench store has 28,392 standing stories: all fit.
 _PAST_STORIES = 40_000
 
 
@@ -882,8 +882,8 @@ class _PastWindow:
 
     Their centroids are kept as one inverted table of arrays (term id -> the week's stories with that term
     and their weights, sorted by term id) and their states as stored, each made a `StoryState` only when
-    a lookup accepts it: about 1 KB a story, against some 9 KB as parsed dictionaries, so a reader keeps
-    every week it has read until one of its stories changes. Lookups rank exactly as `TermIndex.scored`
+    a lookup accepts it: about 2.1 KB a story, against 5.2 KB as parsed JSON, so a reader keeps the weeks
+    it has read until one of their stories changes. Lookups rank exactly as `TermIndex.scored`
     does: each story's score is its weights times the query's, summed in the query's order (the same
     sums as `overlap`), best first, ties by id, the window asked of each story met.
     """
@@ -912,9 +912,9 @@ class _PastWindow:
                 term_ids.append(term_id)
                 owners.append(k)
                 weights.append(weight)
-        order = np.argsort(np.array(term_ids, dtype=np.int64), kind="stable")
-        self._term_ids = np.array(term_ids, dtype=np.int64)[order]
-        self._owners = np.array(owners, dtype=np.int64)[order]
+        order = np.argsort(np.array(term_ids, dtype=np.int32), kind="stable")
+        self._term_ids = np.array(term_ids, dtype=np.int32)[order]
+        self._owners = np.array(owners, dtype=np.int32)[order]
         self._weights = np.array(weights, dtype=np.float64)[order]
         self._first = first
         self._last = last
