@@ -651,8 +651,8 @@ class SqlStoryStore:
                         if week not in self._past:
                             self._past_week(week)
                             self._past.move_to_end(week, last=False)  # older weeks read later go first
-            except SQLAlchemyError as exc:  # a database gone away: the lookups will say so
-                log.debug("past stories not warmed: %s", exc)
+            except Exception as exc:  # a database gone away, a damaged row: the lookups will say so themselves
+                log.warning("past stories not read ahead: %s", exc)
             finally:
                 self._warming = False
 

@@ -347,6 +347,28 @@ def test_warming_reads_the_past_weeks_before_anyone_asks(any_store: Store) -> No
         assert reads == []
 
 
+def test_warming_a_damaged_store_says_so_in_one_line(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'damaged.db'}")
+    try:
+        store_articles(store, EXPLOSION)
+        later = dataclasses.replace(OTHERS[0], slug="talvik-budget-later", hours=OTHERS[0].hours + 21 * 24)
+        store_articles(store, (later,))
+        assign(store)
+        with store.engine.begin() as conn:  # an old story's state damaged on disk
+            conn.execute(
+                sa.update(stories_table).where(stories_table.c.first_seen < T0 + timedelta(days=7)).values(state="{")
+            )
+        reader = SqlStoryStore(store.engine)
+        reader.refresh()
+        with caplog.at_level("WARNING", logger="newsdesk.stories"):
+            reader.warm_past().join(timeout=30)
+        assert reader.past_in_memory()["loading"] == 0
+        assert [r.getMessage().splitlines()[0] for r in caplog.records] == [caplog.records[0].getMessage()]
+        assert "past stories not read ahead" in caplog.records[0].getMessage()
+    finally:
+        store.close()
+
+
 def test_the_past_window_reads_its_range_from_an_index_an_older_database_is_given(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'older.db'}"
     store = open_store(url)
