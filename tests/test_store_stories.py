@@ -85,6 +85,14 @@ def week_reads(engine: sa.Engine) -> Iterator[list[str]]:
         sa.event.remove(engine, "before_cursor_execute", count)
 
 
+def explosion_then_other_news(store: Store, explosion: tuple[Article, ...]) -> None:
+    """Store the explosion's coverage, then other news three weeks later: a reader keeps only the last few days'
+    stories in memory, so asks about the explosion read its past week."""
+    store_articles(store, explosion)
+    later = dataclasses.replace(OTHERS[0], slug="talvik-budget-later", hours=OTHERS[0].hours + 21 * 24)
+    store_articles(store, (later,))
+
+
 def assign(store: Store) -> SqlStoryStore:
     stories = SqlStoryStore(store.engine)
     assign_pending(store, stories, StoryAssigner(stories))
@@ -252,9 +260,7 @@ def test_document_frequencies_stay_bounded(any_store: Store) -> None:
 def test_find_places_an_article_older_than_the_stories_kept_in_memory(any_store: Store) -> None:
     # The explosion's coverage, then (three weeks later) other news: a reader's view keeps only the
     # stories of the last few days in memory, yet an embedding page may ask about the explosion now.
-    store_articles(any_store, EXPLOSION)
-    later = dataclasses.replace(OTHERS[0], slug="talvik-budget-later", hours=OTHERS[0].hours + 21 * 24)
-    store_articles(any_store, (later,))
+    explosion_then_other_news(any_store, EXPLOSION)
     stories = assign(any_store)
     story_id = stories.stories_of([entry_of(EXPLOSION[0]).id])[entry_of(EXPLOSION[0]).id]
     reader = SqlStoryStore(any_store.engine)
@@ -271,9 +277,7 @@ def test_find_places_an_article_older_than_the_stories_kept_in_memory(any_store:
 def test_a_past_window_serves_a_weeks_days_as_the_stories_in_memory_do(any_store: Store) -> None:
     # One window is read per week (the week and the quiet period either side): an article of any day,
     # on either side of a week's edge, is placed as the writer, which holds every story, places it.
-    store_articles(any_store, EXPLOSION)
-    later = dataclasses.replace(OTHERS[0], slug="talvik-budget-later", hours=OTHERS[0].hours + 21 * 24)
-    store_articles(any_store, (later,))
+    explosion_then_other_news(any_store, EXPLOSION)
     writer = assign(any_store)
     reader = SqlStoryStore(any_store.engine)
     visitor = dataclasses.replace(article_from_entry(entry_of(EXPLOSION[1])), id="visitor", outlet="elsewhere.example")
@@ -290,9 +294,7 @@ def test_a_reader_keeps_past_weeks_until_one_of_their_stories_changes(any_store:
     # A reader re-read every past week after any batch: with polls every few minutes, most lookups of older
     # articles paid for reading their weeks again. Now a week is read again only when one of its stories
     # changes, and then the lookup sees the change.
-    store_articles(any_store, EXPLOSION[:2])
-    later = dataclasses.replace(OTHERS[0], slug="talvik-budget-later", hours=OTHERS[0].hours + 21 * 24)
-    store_articles(any_store, (later,))
+    explosion_then_other_news(any_store, EXPLOSION[:2])
     assign(any_store)
     reader = SqlStoryStore(any_store.engine)
     with week_reads(any_store.engine) as reads:
@@ -327,9 +329,7 @@ def test_a_reader_keeps_past_weeks_until_one_of_their_stories_changes(any_store:
 
 def test_warming_reads_the_past_weeks_before_anyone_asks(any_store: Store) -> None:
     # A server warms its reader once it listens: the first ask about an older article then reads nothing.
-    store_articles(any_store, EXPLOSION)
-    later = dataclasses.replace(OTHERS[0], slug="talvik-budget-later", hours=OTHERS[0].hours + 21 * 24)
-    store_articles(any_store, (later,))
+    explosion_then_other_news(any_store, EXPLOSION)
     writer = assign(any_store)
     reader = SqlStoryStore(any_store.engine)
     assert reader.past_in_memory() == {"weeks": 0, "stories": 0, "loading": 0}
@@ -350,9 +350,7 @@ def test_warming_reads_the_past_weeks_before_anyone_asks(any_store: Store) -> No
 def test_warming_a_damaged_store_says_so_in_one_line(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     store = open_store(f"sqlite:///{tmp_path / 'damaged.db'}")
     try:
-        store_articles(store, EXPLOSION)
-        later = dataclasses.replace(OTHERS[0], slug="talvik-budget-later", hours=OTHERS[0].hours + 21 * 24)
-        store_articles(store, (later,))
+        explosion_then_other_news(store, EXPLOSION)
         assign(store)
         with store.engine.begin() as conn:  # an old story's state damaged on disk
             conn.execute(
