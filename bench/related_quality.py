@@ -332,6 +332,8 @@ class Coverage:
             "recall_at_5": round(self.recall / q, 4),
             "precision_at_5": round(self.correct / max(self.shown, 1), 4),
             "hit_at_1": round(self.hit1 / q, 4),
+            # The same among the answers that show something (an empty answer counts as a miss above).
+            "hit_at_1_answered": round(self.hit1 / max(self.queries - self.empty, 1), 4),
             "empty": round(self.empty / q, 4),
             "outlets_at_5": round(self.outlets / q, 3),
             "probes": self.probes,
@@ -343,8 +345,8 @@ class Coverage:
         f = self.figures()
         probes = f"  false-related={f['false_related']:.1%} ({self.probes} {probed})" if self.probes else ""
         return (
-            f"  {name:<34} R@5={f['recall_at_5']:.3f}  P@5={f['precision_at_5']:.3f}  Hit@1={f['hit_at_1']:.3f}  "
-            f"empty={f['empty']:.1%}  outlets@5={f['outlets_at_5']:.2f}  ({self.queries} queries){probes}"
+            f"  {name:<34} R@5={f['recall_at_5']:.3f}  P@5={f['precision_at_5']:.3f}  Hit@1={f['hit_at_1']:.3f} "
+            f"(answered {f['hit_at_1_answered']:.3f})  empty={f['empty']:.1%}  outlets@5={f['outlets_at_5']:.2f}  ({self.queries} queries){probes}"
         )
 
 
