@@ -264,8 +264,23 @@ class SqlStoryStore:
         limit: int,
         exclude: Container[str] = frozenset(),
     ) -> list[tuple[float, StoryState]]:
-        """Return (overlap, story) of up to ``limit`` unmerged stories sharing a term and overlapping [start, end], best first."""
-        return self._index.stories_for_terms(self._stories, terms, start, end, limit, exclude)
+        """Return (overlap, story) of up to ``limit`` unmerged stories sharing a term and overlapping [start, end], best first.
+
+        A window that starts before the stories held in memory (the writer's: an article older than they
+        are, from a feed added with its backlog or published late) also reads the stories open then from
+        the database, as lookups of older articles do (`_past_week`; the caller holds ``lock``), so the
+        article joins its event's story instead of starting one of its own. Those in memory stand for
+        themselves (their state may be newer than the database's); the rest rank by the same sums."""
+        found = self._index.stories_for_terms(self._stories, terms, start, end, limit, exclude)
+        horizon = self._horizon
+        if horizon is None or start >= horizon:
+            return found
+        skip = _EitherOf(exclude, self._stories)
+        merged = {story.id: (score, story) for score, story in found}
+        for week in range(start.date().toordinal() // 7, min(end, horizon).date().toordinal() // 7 + 1):
+            for score, story in self._past_week(week).stories_for_terms(terms, start, end, limit, skip):
+                merged.setdefault(story.id, (score, story))
+        return sorted(merged.values(), key=lambda item: (-item[0], item[1].id))[:limit]
 
     def document_frequencies(self, terms: Iterable[str]) -> dict[str, int]:
         """Return term -> number of counted articles containing it."""
@@ -952,6 +967,17 @@ class _PastWindow:
             ((-float(scores[k]), ids[k], k) for k in np.flatnonzero(shares).tolist() if ids[k] not in exclude),
         )
         return [(-score, self.state(k)) for score, _, k in ranked]
+
+
+class _EitherOf:
+    """The union of two containers, for membership tests."""
+
+    def __init__(self, first: Container[str], second: Container[str]) -> None:
+        self.first = first
+        self.second = second
+
+    def __contains__(self, item: object) -> bool:
+        return item in self.first or item in self.second
 
 
 def _microseconds(moment: datetime) -> int:

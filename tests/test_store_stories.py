@@ -311,20 +311,31 @@ def test_a_reader_keeps_past_weeks_until_one_of_their_stories_changes(any_store:
         same = reader.find(StoryAssigner(reader), visitor)  # (its similarity moves: one more article counted)
         assert same is not None and same.story == first.story
         assert len(reads) == read_before
-        # A late wire copy of the explosion (the writer files it as a story of its own: the explosion's is
-        # no longer in its memory) changes the explosion's week: it is read again, and the reader that
-        # kept its weeks answers as a fresh one does.
+        # A late wire copy of the explosion, from a third outlet, joins the explosion's story (the writer reads
+        # the past week too): the week is read again, and the reader sees the third outlet.
         copy = dataclasses.replace(EXPLOSION[1], outlet="courier", slug="wire-copy", hours=EXPLOSION[1].hours + 1)
         store_articles(any_store, (copy,))
-        assign(any_store)
+        writer = assign(any_store)
+        assert writer.stories_of([entry_of(copy).id]) == {entry_of(copy).id: first.story.id}
         again = reader.find(StoryAssigner(reader), visitor)
-        fresh = SqlStoryStore(any_store.engine)
         assert len(reads) > read_before
+        assert again is not None and again.story.id == first.story.id and len(again.story.outlets) == 3
+        fresh = SqlStoryStore(any_store.engine)
         assert again == fresh.find(StoryAssigner(fresh), visitor)
-        nearby = {
-            m.story.id for m in reader.nearby(StoryAssigner(reader), visitor, limit=5, threshold=0.03, min_shared=1)
-        }
-        assert len(nearby) == 2 and first.story.id in nearby
+
+
+def test_a_new_feeds_backlog_joins_the_stories_its_events_already_have(any_store: Store) -> None:
+    # Two outlets covered the explosion three weeks ago; today an operator adds a third outlet's feed, which
+    # still carries its report of the explosion. The writer holds only the last few days' stories in
+    # memory: it reads the explosion's week from the database, and the report joins that story.
+    explosion_then_other_news(any_store, EXPLOSION[:2])
+    first = assign(any_store)
+    story_id = first.stories_of([entry_of(EXPLOSION[0]).id])[entry_of(EXPLOSION[0]).id]
+    store_articles(any_store, EXPLOSION[2:])
+    writer = assign(any_store)
+    assert writer.stories_of([entry_of(EXPLOSION[2]).id]) == {entry_of(EXPLOSION[2]).id: story_id}
+    row = writer.story_row(story_id)
+    assert row is not None and row.outlet_count == 3 and row.members == 3
 
 
 def test_warming_reads_the_past_weeks_before_anyone_asks(any_store: Store) -> None:
