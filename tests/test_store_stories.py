@@ -338,12 +338,59 @@ def test_a_new_feeds_backlog_joins_the_stories_its_events_already_have(any_store
     assert row is not None and row.outlet_count == 3 and row.members == 3
 
 
+def _weeks_of_news(store: Store) -> list[tuple[Article, ...]]:
+    """Return the batches a poller stores over five weeks: the fixtures' stories again every week (each week's
+    copies an event of their own), and after each week's, a poll with the third outlet's late report of the
+    week before's explosion."""
+    batches: list[tuple[Article, ...]] = []
+    for week in range(5):
+        shift = week * 7 * 24
+
+        def moved(article: Article, shift: float = shift, week: int = week) -> Article:
+            return dataclasses.replace(article, slug=f"{article.slug}-w{week}", hours=article.hours + shift)
+
+        batches.append(tuple(moved(a) for a in EXPLOSION[:2] + OTHERS))
+        if week:  # the next poll: last week's explosion, reported late by the third outlet
+            last = dataclasses.replace(
+                EXPLOSION[2], slug=f"{EXPLOSION[2].slug}-w{week - 1}", hours=EXPLOSION[2].hours + shift - 7 * 24
+            )
+            batches.append((last,))
+    return batches
+
+
+def test_a_store_with_few_stories_in_memory_assigns_as_one_holding_all(tmp_path: Path) -> None:
+    # A writer keeps at most `memory_stories` in memory; those quiet longest leave and are read back by the
+    # week. Batch by batch, it must place every article where a writer holding everything places it.
+    placed: list[dict[str, str]] = []
+    held: list[int] = []
+    for name, limit in (("all", 10_000), ("few", 4)):
+        store = open_store(f"sqlite:///{tmp_path / name}.db")
+        try:
+            writer = SqlStoryStore(store.engine, memory_stories=limit)
+            articles: list[Article] = []
+            for batch in _weeks_of_news(store):
+                store_articles(store, batch)
+                assign_pending(store, writer, StoryAssigner(writer))
+                articles += batch
+            placed.append(writer.stories_of([entry_of(a).id for a in articles]))
+            held.append(writer.past_in_memory()["recent"])
+        finally:
+            store.close()
+    assert placed[0] == placed[1]
+    assert held[1] <= 4 < held[0]
+    # The late reports joined their week's explosion, in both.
+    for week in range(4):
+        report = entry_of(dataclasses.replace(EXPLOSION[2], slug=f"{EXPLOSION[2].slug}-w{week}")).id
+        first = entry_of(dataclasses.replace(EXPLOSION[0], slug=f"{EXPLOSION[0].slug}-w{week}")).id
+        assert placed[1][report] == placed[1][first], week
+
+
 def test_warming_reads_the_past_weeks_before_anyone_asks(any_store: Store) -> None:
     # A server warms its reader once it listens: the first ask about an older article then reads nothing.
     explosion_then_other_news(any_store, EXPLOSION)
     writer = assign(any_store)
     reader = SqlStoryStore(any_store.engine)
-    assert reader.past_in_memory() == {"weeks": 0, "stories": 0, "loading": 0}
+    assert reader.past_in_memory() == {"recent": 0, "weeks": 0, "stories": 0, "loading": 0}
     warming = reader.warm_past()
     assert reader.past_in_memory()["loading"] == 1 or not warming.is_alive()
     warming.join(timeout=30)
