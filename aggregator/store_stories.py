@@ -300,7 +300,9 @@ class SqlStoryStore:
         horizon = self._horizon
         if horizon is None or start >= horizon:
             return found
-        skip = _EitherOf(exclude, self._stories)
+        # Memory stands for itself, and so does what this batch staged: a story it merged away is gone from
+        # memory but not yet from the database (nor from a week read before the merge).
+        skip = _EitherOf(exclude, self._stories, self._before_staging)
         merged = {story.id: (score, story) for score, story in found}
         for week in range(start.date().toordinal() // 7, min(end, horizon).date().toordinal() // 7 + 1):
             for score, story in self._past_week(week).stories_for_terms(terms, start, end, limit, skip):
@@ -1002,14 +1004,13 @@ class _PastWindow:
 
 
 class _EitherOf:
-    """The union of two containers, for membership tests."""
+    """The union of containers, for membership tests."""
 
-    def __init__(self, first: Container[str], second: Container[str]) -> None:
-        self.first = first
-        self.second = second
+    def __init__(self, *containers: Container[str]) -> None:
+        self.containers = containers
 
     def __contains__(self, item: object) -> bool:
-        return item in self.first or item in self.second
+        return any(item in container for container in self.containers)
 
 
 def _microseconds(moment: datetime) -> int:
