@@ -154,6 +154,8 @@ class StoriesConfig:
     quiet_period: Duration = Duration(72 * 3600)
     #: Distinct outlets a story needs to be shown as a story (front page, /api/v1/stories).
     min_outlets: int = 2
+    #: Stories a process keeps in memory at most; the quiet longest are read back from the database by the week.
+    memory_stories: int = 60_000
 
 
 @dataclass(frozen=True)
@@ -356,6 +358,8 @@ def _validate(config: Config, label: str) -> None:
         problems.append(("stories.quiet_period", "must be at least 1h"))
     if config.stories.min_outlets < 2:
         problems.append(("stories.min_outlets", "must be at least 2 (one outlet's article is not a story)"))
+    if config.stories.memory_stories < 1000:
+        problems.append(("stories.memory_stories", "must be at least 1000"))
     if polling.per_host_concurrency < 1:
         problems.append(("polling.per_host_concurrency", "must be at least 1"))
     if polling.per_host_concurrency > polling.concurrency:

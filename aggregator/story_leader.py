@@ -222,7 +222,7 @@ class StoryLeader:
     def __init__(self, store: Store, config: Config, name: str) -> None:
         #: This poller's name, in log lines.
         self.name = name
-        self.stories = SqlStoryStore(store.engine)
+        self.stories = SqlStoryStore(store.engine, memory_stories=config.stories.memory_stories)
         self.assigner = story_assigner(config, self.stories)
         self.changelog = ChangeLog(store)
         self.lock = SessionLock(store.engine, LOCK_NAME)

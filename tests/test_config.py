@@ -63,6 +63,7 @@ def test_shipped_config_loads_with_real_feeds() -> None:
         ({"related": {"window": "0s"}}, "related.window: must be longer than 0"),
         ({"related": {"postings_in_memory": -1}}, "related.postings_in_memory: must be 0 (none held) or more"),
         ({"database_url": "mysql://x"}, "database_url: 'mysql://x' is not a sqlite:// or postgresql:// URL"),
+        ({"stories": {"memory_stories": 10}}, "stories.memory_stories: must be at least 1000"),
     ],
 )
 def test_bad_values_name_the_key(table: dict[str, object], message: str) -> None:

@@ -165,7 +165,7 @@ class Services:
         """Return the stories kept in the store (one per process: it caches the recent stories' centroids)."""
         from aggregator.store_stories import SqlStoryStore
 
-        return SqlStoryStore(self.store.engine)
+        return SqlStoryStore(self.store.engine, memory_stories=self.config.stories.memory_stories)
 
     @functools.cached_property
     def story_assigner(self) -> StoryAssigner:
