@@ -124,6 +124,52 @@ def test_entries_api(client: FlaskClient) -> None:
     assert missing.status_code == 404 and "nope" in missing.get_json()["message"]
 
 
+def test_entries_listing_pages_through_every_entry_newest_first(client: FlaskClient) -> None:
+    first = client.get("/api/v1/entries", query_string={"per_page": "7"}).get_json()
+    total = first["total"]
+    assert total > 14 and first["pages"] == -(-total // 7) and first["sort"] == "newest"
+    listed = []
+    for page in range(1, first["pages"] + 1):
+        data = client.get("/api/v1/entries", query_string={"per_page": "7", "page": str(page)}).get_json()
+        listed += data["entries"]
+    # Every entry once (copies are listed: collapse is off by default), newest first.
+    assert len(listed) == total and len({e["id"] for e in listed}) == total
+    dates = [e["published_at"] for e in listed]
+    assert dates == sorted(dates, reverse=True)
+    oldest = client.get("/api/v1/entries", query_string={"sort": "oldest", "per_page": "1"}).get_json()
+    assert oldest["entries"][0]["published_at"] == dates[-1]
+    # Copies collapse on request: fewer groups than entries in this world (a wire story told three times).
+    collapsed = client.get("/api/v1/entries", query_string={"collapse": "1"}).get_json()
+    assert collapsed["total_groups"] < total and collapsed["total"] == total
+
+
+def test_entries_listing_takes_the_search_filters(client: FlaskClient) -> None:
+    every = client.get("/api/v1/entries", query_string={"per_page": "100"}).get_json()
+    sources = {e["source"] for e in every["entries"]}
+    assert "Valley Times" in sources and len(sources) > 1
+    valley = client.get("/api/v1/entries", query_string={"source": "Valley Times", "per_page": "100"}).get_json()
+    assert valley["total"] == sum(1 for e in every["entries"] if e["source"] == "Valley Times") > 0
+    assert {e["source"] for e in valley["entries"]} == {"Valley Times"}
+    french = client.get("/api/v1/entries", query_string={"lang": "fr"}).get_json()
+    assert french["total"] > 0 and {e["language"] for e in french["entries"]} == {"fr"}
+
+
+@pytest.mark.parametrize(
+    ("query", "fragment"),
+    [
+        ({"q": "ferry"}, "/api/v1/search?q="),
+        ({"sort": "relevance"}, "newest or oldest"),
+        ({"from": "yesterday-ish"}, "from"),
+        ({"page": "0"}, "page"),
+    ],
+)
+def test_entries_listing_refuses_what_it_cannot_do_in_one_line(
+    client: FlaskClient, query: dict[str, str], fragment: str
+) -> None:
+    answer = client.get("/api/v1/entries", query_string=query)
+    assert answer.status_code == 400 and fragment in answer.get_json()["message"]
+
+
 def test_openapi_document_matches_the_server(client: FlaskClient) -> None:
     document = client.get("/api/v1/openapi.json").get_json()
     assert document["openapi"].startswith("3.1") and document == openapi_document(document["servers"][0]["url"])
@@ -144,6 +190,12 @@ def test_openapi_document_matches_the_server(client: FlaskClient) -> None:
     hit = client.get("/api/v1/search?q=ferry").get_json()["hits"][0]
     validate(client.get(f"/api/v1/entries/{hit['id']}").get_json(), schemas["Entry"])
     validate(client.get("/api/v1/entries/none").get_json(), schemas["Error"])
+    listing = document["paths"]["/api/v1/entries"]["get"]
+    assert {p["name"] for p in listing["parameters"]} == read - {"q"}
+    for query in ({}, {"source": "Valley Times", "sort": "oldest"}, {"collapse": "1", "per_page": "2"}):
+        answer = client.get("/api/v1/entries", query_string=query).get_json()
+        assert answer["entries"]
+        validate(answer, listing["responses"]["200"]["content"]["application/json"]["schema"])
     assert SEARCH_PARAMETERS[0]["name"] == "q"
 
 

@@ -91,6 +91,8 @@ READ_PATHS = (
     "/api/v1/search?q=lang:en+tag:port+source:harbour&from=2024-01-01&to=2024-12-31",
     "/api/v1/search?lang=en",
     "/api/v1/search?q=mackrel",
+    "/api/v1/entries",
+    "/api/v1/entries?source=Harbour+Gazette&sort=oldest",
     "/search.atom?q=test",
     "/search.rss?q=test",
     "/api/v1/related?title=Fishermen+report+record+mackerel+catch&text=The+harbour+was+busy",
@@ -133,6 +135,9 @@ def test_every_read_path_answers_on_an_empty_or_missing_index(
     for path in ("/api/v1/search?q=test", "/api/v1/search?q=iran+OR+harb*+-strike", "/api/v1/search?lang=en"):
         body = answers[path].json()
         assert (body["total"], body["hits"]) == (0, []), (state, path)
+    for path in ("/api/v1/entries", "/api/v1/entries?source=Harbour+Gazette&sort=oldest"):
+        body = answers[path].json()
+        assert (body["total"], body["entries"], body["pages"]) == (0, [], 1), (state, path)
     assert answers["/api/v1/related?title=Fishermen+report+record+mackerel+catch&text=The+harbour+was+busy"].json() == {
         "items": []
     }

@@ -39,6 +39,8 @@ def test_every_endpoint_answers_as_documented(app: Flask) -> None:
     cases = [
         ("/api/v1/search", "/api/v1/search?q=dam", 200),
         ("/api/v1/search", "/api/v1/search?q=dam&page=0", 400),
+        ("/api/v1/entries", "/api/v1/entries", 200),
+        ("/api/v1/entries", "/api/v1/entries?q=dam", 400),
         ("/api/v1/entries/{entry_id}", f"/api/v1/entries/{article.id}", 200),
         ("/api/v1/entries/{entry_id}", "/api/v1/entries/none", 404),
         ("/api/v1/feeds", "/api/v1/feeds", 200),

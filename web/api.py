@@ -88,8 +88,11 @@ def search_request(args: Any, *, per_page: int = 20) -> SearchRequest:
     )
 
 
-def run_search(wanted: SearchRequest, services: Services | None = None) -> SearchResults:
-    """Return the results of a SearchRequest against a process's index and store (the current app's by default)."""
+def run_search(wanted: SearchRequest, services: Services | None = None, *, everything: bool = False) -> SearchResults:
+    """Return the results of a SearchRequest against a process's index and store (the current app's by default).
+
+    ``everything``: an empty query lists every entry the filters keep (GET /api/v1/entries).
+    """
     services = services or services_of(current_app)
     return search(
         services.index_reader,
@@ -102,6 +105,7 @@ def run_search(wanted: SearchRequest, services: Services | None = None) -> Searc
         collapse=wanted.collapse,
         ranking=services.ranking,
         limits=services.query_limits,
+        everything=everything,
     )
 
 
@@ -167,6 +171,37 @@ def search_api() -> Any:
     results = run_search(wanted)
     stories = services_of(current_app).stories.stories_of([hit.entry.id for hit in results.hits])
     return jsonify(results_json(wanted, results, stories))
+
+
+@api.get("/entries")
+def entries_api() -> Any:
+    """The newest entries (or oldest with sort=oldest), every one unless filters narrow them; no query."""
+    if (request.args.get("q") or "").strip():
+        raise QueryError("/api/v1/entries lists entries without a query: search with /api/v1/search?q=")
+    args = request.args.copy()
+    args.setdefault("sort", "newest")
+    args.setdefault("collapse", "0")
+    if (args.get("sort") or "").strip().lower() == "relevance":
+        raise QueryError("sort must be newest or oldest here: a listing has no query to rank by")
+    wanted = search_request(args)
+    results = run_search(wanted, everything=True)
+    stories = services_of(current_app).stories.stories_of([hit.entry.id for hit in results.hits])
+    listed = results_json(wanted, results, stories)
+    return jsonify(
+        {
+            "total": listed["total"],
+            "total_groups": listed["total_groups"],
+            "page": listed["page"],
+            "per_page": listed["per_page"],
+            "pages": listed["pages"],
+            "sort": listed["sort"],
+            "entries": [
+                {key: value for key, value in hit.items() if key not in ("score", "title_html")}
+                for hit in listed["hits"]
+            ],
+            "facets": listed["facets"],
+        }
+    )
 
 
 @api.get("/entries/<entry_id>")

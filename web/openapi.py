@@ -18,6 +18,7 @@ from .openapi_schema import (
     array,
     json_response,
     object_schema,
+    query_parameter,
 )
 from .openapi_stories import story_paths
 
@@ -67,6 +68,29 @@ _SEARCH_RESULTS = object_schema(
         ),
     }
 )
+_LISTED = object_schema(
+    {key: value for key, value in _HIT["properties"].items() if key not in ("score", "title_html")}
+    | {"snippet": {"type": "string", "description": "HTML-escaped teaser: the text's first words."}}
+)
+_LISTING = object_schema(
+    {
+        "total": {"type": "integer", "minimum": 0, "description": "Entries the filters keep."},
+        "total_groups": {"type": "integer", "minimum": 0, "description": "The same after collapsing copies."},
+        "page": {"type": "integer", "minimum": 1},
+        "per_page": {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE},
+        "pages": {"type": "integer", "minimum": 1},
+        "sort": {"type": "string", "enum": ["newest", "oldest"]},
+        "entries": array(_LISTED),
+        "facets": _SEARCH_RESULTS["properties"]["facets"],
+    }
+)
+_LISTING_PARAMETERS = [
+    *(p for p in SEARCH_PARAMETERS if p["name"] not in ("q", "sort", "collapse")),
+    query_parameter("sort", "Order.", {"type": "string", "enum": ["newest", "oldest"], "default": "newest"}),
+    query_parameter(
+        "collapse", "Collapse copies of a story from other outlets (1) or list every entry (0).", {"enum": ["1", "0"]}
+    ),
+]
 _ENTRY = object_schema(
     {
         "id": STRING,
@@ -117,6 +141,19 @@ def openapi_document(root_url: str = "") -> dict[str, Any]:
                             "A parameter is invalid, or the query asks for more work than the server allows "
                             "(error query_too_complex); the message says which.",
                             ERROR,
+                        ),
+                    },
+                }
+            },
+            "/api/v1/entries": {
+                "get": {
+                    "operationId": "listEntries",
+                    "summary": "Every entry, newest first, narrowed by the search filters; no query (q is refused)",
+                    "parameters": _LISTING_PARAMETERS,
+                    "responses": {
+                        "200": json_response("A page of entries with facets.", _LISTING),
+                        "400": json_response(
+                            "A parameter is invalid (q given, a bad date...); the message says which.", ERROR
                         ),
                     },
                 }

@@ -404,8 +404,12 @@ def search(
     ranking: Ranking | None = None,
     now: datetime | None = None,
     limits: QueryLimits | None = None,
+    everything: bool = False,
 ) -> SearchResults:
     """Return a page of results for ``query`` (query syntax in index.search.query), best first.
+
+    An empty query with no filter finds nothing (a search box submitted empty), unless ``everything``
+    asks for a listing: then every entry matches, newest first unless ``sort`` says oldest.
 
     Raises QueryError for a bad argument, and QueryTooComplex when the query asks for more work than ``limits``.
     """
@@ -425,7 +429,7 @@ def search(
     notices = list(parsed.notices)
     empty = SearchResults(total=0, page=page, per_page=per_page, hits=(), notices=tuple(notices), sort=sort)
     has_filters = bool(filters.sources or filters.tags or filters.languages or filters.date_from or filters.date_to)
-    if parsed.is_empty and not has_filters:
+    if parsed.is_empty and not has_filters and not everything:
         return empty
     # A lease: the searcher stays open for the whole query, even if the indexer commits meanwhile.
     with reader.lease() as searcher:
