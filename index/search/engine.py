@@ -383,6 +383,22 @@ def _order(
     return docs[order], scores[order]
 
 
+def _first_by_date(table: DocTable, docs: IntArray, wanted: int, *, newest: bool) -> IntArray:
+    """Return the documents of ``docs`` that can be among the ``wanted`` first by date (newest or oldest
+    first), in no order: everything at least as new (old) as the wanted-th, so ties at the cut all stay and
+    `_order` breaks them as it would over all of ``docs``."""
+    if wanted >= len(docs):
+        return docs
+    published = table.published[docs]
+    if newest:
+        cut = np.partition(published, len(docs) - wanted)[len(docs) - wanted]
+        kept: IntArray = docs[published >= cut]
+    else:
+        cut = np.partition(published, wanted - 1)[wanted - 1]
+        kept = docs[published <= cut]
+    return kept
+
+
 def _collapse(table: DocTable, ranked: IntArray) -> tuple[IntArray, IntArray]:
     """Return, in result order, the position of each story's best copy and its number of copies."""
     groups = table.group_codes[ranked]
@@ -451,12 +467,16 @@ def search(
             sort = "newest"  # nothing to rank by: filters alone list the newest first
         budget.check_time()
         suggestion = suggest_query(searcher, query, parsed) if len(docs) < 5 else None
+        matched, all_docs = len(docs), docs
+        if not collapse and sort in ("newest", "oldest"):
+            # By date, each copy its own result: only the pages up to this one need ordering.
+            docs = _first_by_date(table, docs, page * per_page, newest=sort == "newest")
         ranked, final = _order(table, docs, scores, sort, ranking, now)
         if collapse:
             leaders, counts = _collapse(table, ranked)
         else:
             leaders, counts = np.arange(len(ranked)), np.ones(len(ranked), dtype=np.int64)
-        facets = count_facets(table, ranked, now)
+        facets = count_facets(table, all_docs, now)
         window = slice((page - 1) * per_page, page * per_page)
         page_leaders, page_counts = leaders[window], counts[window]
         stems, prefixes = highlight_terms(parsed.as_any() if relaxed else parsed)
@@ -494,12 +514,12 @@ def search(
                 )
             )
         return SearchResults(
-            total=len(ranked),
+            total=matched,
             page=page,
             per_page=per_page,
             hits=tuple(hits),
             notices=tuple(notices),
-            total_groups=len(leaders),
+            total_groups=len(leaders) if collapse else matched,
             facets=facets,
             suggestion=suggestion,
             sort=sort,

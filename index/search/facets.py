@@ -46,6 +46,13 @@ class Facets:
 
 def _top(counts: IntArray, values: list[str], limit: int) -> tuple[FacetValue, ...]:
     nonzero = np.flatnonzero(counts)
+    keep = limit + 1  # one more than shown: the code of an empty value (there is at most one) is dropped below
+    if len(nonzero) > keep:
+        # Only codes counted at least as often as the keep-th most counted can be shown (ties at the cut
+        # all stay, so the order below is the one over every code): not thousands of sources sorted in Python.
+        present = counts[nonzero]
+        cut = np.partition(present, len(present) - keep)[len(present) - keep]
+        nonzero = nonzero[present >= cut]
     # Most results first; equal counts alphabetically, so the order is stable between requests.
     ordered = sorted(nonzero.tolist(), key=lambda code: (-int(counts[code]), values[code]))
     return tuple(FacetValue(values[c], int(counts[c]), values[c]) for c in ordered if values[c])[:limit]
