@@ -383,7 +383,7 @@ def _order(
     return docs[order], scores[order]
 
 
-def _first_by_date(table: DocTable, docs: IntArray, wanted: int, *, newest: bool) -> IntArray:
+def first_by_date(table: DocTable, docs: IntArray, wanted: int, *, newest: bool) -> IntArray:
     """Return the documents of ``docs`` that can be among the ``wanted`` first by date (newest or oldest
     first), in no order: everything at least as new (old) as the wanted-th, so ties at the cut all stay and
     `_order` breaks them as it would over all of ``docs``."""
@@ -470,7 +470,7 @@ def search(
         matched, all_docs = len(docs), docs
         if not collapse and sort in ("newest", "oldest"):
             # By date, each copy its own result: only the pages up to this one need ordering.
-            docs = _first_by_date(table, docs, page * per_page, newest=sort == "newest")
+            docs = first_by_date(table, docs, page * per_page, newest=sort == "newest")
         ranked, final = _order(table, docs, scores, sort, ranking, now)
         if collapse:
             leaders, counts = _collapse(table, ranked)

@@ -12,8 +12,8 @@ from collections.abc import Collection
 import numpy as np
 from numpy.typing import NDArray
 
-from .doctable import IntArray
-from .engine import IndexReader
+from .doctable import DocTable, IntArray
+from .engine import IndexReader, first_by_date
 
 
 def newest_ids(reader: IndexReader, limit: int, *, feed_keys: Collection[str] | None = None) -> list[str]:
@@ -37,20 +37,18 @@ def newest_ids(reader: IndexReader, limit: int, *, feed_keys: Collection[str] | 
     # them still leaves ``limit`` entries, and widen the look only when that was not enough.
     take = min(len(docs), limit * 4)
     while True:
-        ranked = _newest_first(table.published, table.id_rank, docs, take)
+        ranked = _newest_first(table, docs, take)
         chosen = _one_per_group(table.group_codes, ranked, limit)
         if len(chosen) >= limit or take >= len(docs):
             return [table.ids[int(doc)] for doc in chosen]
         take = min(len(docs), take * 4)
 
 
-def _newest_first(published: IntArray, id_rank: IntArray, docs: IntArray, take: int) -> IntArray:
-    """Return the ``take`` newest of ``docs`` in order (ties by id, so the order is stable)."""
-    if take < len(docs):
-        # Keep everything at least as new as the take-th newest, so that entries tied at the cut all stay.
-        cut = np.partition(published[docs], len(docs) - take)[len(docs) - take]
-        docs = docs[published[docs] >= cut]
-    order = np.lexsort((id_rank[docs], -published[docs]))
+def _newest_first(table: DocTable, docs: IntArray, take: int) -> IntArray:
+    """Return the ``take`` newest of ``docs`` in order (ties by id, so the order is stable), and any tied
+    with the take-th."""
+    docs = first_by_date(table, docs, take, newest=True)
+    order = np.lexsort((table.id_rank[docs], -table.published[docs]))
     return docs[order]
 
 
