@@ -34,7 +34,16 @@ from .errors import StorageError
 from .gcpause import collector_paused
 from .hosts import display_title
 from .store_errors import database_errors
-from .stories import StoryArticle, StoryAssigner, StoryChanges, StoryMatch, StoryState, article_from_entry
+from .store_meanings import StoredFeatures, delete_meanings, save_meanings, stored_features
+from .stories import (
+    StoryArticle,
+    StoryAssigner,
+    StoryChanges,
+    StoryMatch,
+    StorySettings,
+    StoryState,
+    article_from_entry,
+)
 from .stories.features import article_from_fields
 from .stories.state import TermIndex
 from .tables import changes_table, entries_table, feeds_table, meta_table
@@ -542,7 +551,17 @@ class SqlStoryStore:
             finally:
                 self._target = None
                 self._known = {}
+        self._save_meanings(articles, assigner.settings)
         return sum(1 for result in results if not result.repeated)
+
+    def _save_meanings(self, articles: Sequence[StoryArticle], settings: StorySettings) -> None:
+        # What each article means, for related coverage (`aggregator.store_meanings`): a cache of its words,
+        # so a failure to write it is told and passed over (readers work a missing one out themselves).
+        try:
+            with collector_paused():
+                save_meanings(self.engine, articles, min_words=settings.headline_words, settings=settings.features)
+        except SQLAlchemyError as exc:
+            log.warning("meanings of %d articles not stored (related coverage works them out): %s", len(articles), exc)
 
     def articles(self, entry_ids: Sequence[str]) -> dict[str, StoryArticle]:
         """Return the story-assignment view of the entries with these ids that exist, by id.
@@ -596,6 +615,8 @@ class SqlStoryStore:
         (``halve_frequencies_at``) fades them like every other count.
         """
         with self.lock:
+            with self.engine.begin() as conn:
+                delete_meanings(conn, entry_ids)
             gone = {i: s for i, s in self._members(list(entry_ids)).items() if s is not None}
             if not gone:
                 return 0
@@ -800,6 +821,11 @@ class SqlStoryStore:
         )
         with self.engine.connect() as conn:
             return list(conn.execute(query).scalars())
+
+    def stored_features(self, meaning_keys: Mapping[str, bytes], term_keys: Mapping[str, bytes]) -> StoredFeatures:
+        """Return the meanings and term weights the writer stored for these entries (entry id -> the key of
+        its words now, for each part), leaving out those worked out from other words (`aggregator.store_meanings`)."""
+        return stored_features(self.engine, meaning_keys, term_keys)
 
     def member_rows(self, story_ids: Sequence[str], *, only: Sequence[str] | None = None) -> dict[str, list[MemberRow]]:
         """Return each story's stored articles as light rows, oldest first (by publication, then id; stories

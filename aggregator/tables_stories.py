@@ -6,7 +6,9 @@ Schema step "stories" (adds tables only, so `create_all` makes them on an existi
   columns pages rank and filter by;
 - ``story_aliases``: a merged story's id -> the story it lives on in (always the final one);
 - ``story_members``: entry id -> its story (rewritten to the survivor when stories merge);
-- ``story_terms``: document frequencies the assigner learned (term -> articles containing it).
+- ``story_terms``: document frequencies the assigner learned (term -> articles containing it);
+- ``entry_meanings``: each assigned entry's meaning (`aggregator.stories.meaning`) and term weights, written
+  by the writer so that related coverage reads a pool's instead of working each out on every web node.
 
 The change-log sequence the assignment has reached (on a scaled-out PostgreSQL store: the change-log
 position), the story version readers load changes by and the number of counted articles are kept in
@@ -74,4 +76,19 @@ story_terms_table = sa.Table(
     metadata,
     sa.Column("term", sa.Text, primary_key=True),
     sa.Column("documents", sa.Integer, nullable=False),
+)
+
+entry_meanings_table = sa.Table(
+    "entry_meanings",
+    metadata,
+    sa.Column("entry_id", sa.String(64), primary_key=True),
+    # `meaning.meaning_key` of the text it was worked out from (and of the word vectors): a row whose
+    # entry's words changed since, or written with other vectors, is not used.
+    sa.Column("text_key", sa.LargeBinary(16), nullable=False),
+    # `meaning.pack`: the unit vector in half precision.
+    sa.Column("vector", sa.LargeBinary, nullable=False),
+    # The entry's story-assignment term weights (`features.term_weights`) as compressed JSON, and the key of
+    # what they were worked out from (title, text, language and the settings that weigh them).
+    sa.Column("terms_key", sa.LargeBinary(16)),
+    sa.Column("terms", sa.LargeBinary),
 )

@@ -9,8 +9,9 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -20,10 +21,11 @@ from aggregator.errors import QueryError
 from aggregator.hosts import site_host
 from aggregator.models import Entry
 from aggregator.normalize.urls import canonical_url, is_http_url
+from aggregator.store_meanings import terms_key
 from aggregator.store_stories import MemberRow
 from aggregator.stories import StoryArticle, StorySettings, article_from_entry
 from aggregator.stories.features import headline_alone
-from aggregator.stories.meaning import Vector, meaning_text, shared_embedder, similarity
+from aggregator.stories.meaning import Vector, meaning_key, meaning_text, shared_embedder, similarity
 from aggregator.stories.pairs import LIST_FROM, Candidate, listable, pool_similarities, same_event
 from index.related.finder import RelatedItem, query_for_entry
 from index.related.rank import ArticleQuery
@@ -563,14 +565,16 @@ def pooled_members(
     if not pool:
         return [], set(), story_of
     meaning = article_meaning(article, entry)
+    articles = [article_from_entry(e) for e in pool]
+    meanings, stored_terms = pool_features(pool, articles)
     services.stories.refresh()  # the document count weighs the words: the writer's, not a stale one
     with services.stories.lock:  # the store's frequency cache is shared with lookups
-        vectors = services.story_assigner.vectors([near, *(article_from_entry(e) for e in pool)])
+        vectors = services.story_assigner.vectors([near, *articles], known=stored_terms)
     weighed = {other.id for other in pool}
     # Copies of the asked text (the asker's own article, which we store too, or a wire copy of it) are neither
     # weighed nor listed: they would stand as every other candidate's closest rival.
     similar = pool_similarities(
-        [meaning, *(entry_meaning(other) for other in pool)],
+        [meaning, *meanings],
         vectors,
         ["", *(other.source.title for other in pool)],
         copy_words=COPY_WORDS,
@@ -611,14 +615,46 @@ def pooled_members(
 # --------------------------------------------------------------------------- meaning
 
 
-#: Texts' meanings, by a digest of the text (an entry's words change only when it is updated, and then
-#: so does the digest): 20,000 of them hold about 25 MB, and the texts themselves are not kept.
+#: Texts' meanings, by `meaning_key` (an entry's words change only when it is updated, and then so
+#: does the key): 20,000 of them hold about 25 MB, and the texts themselves are not kept.
 MEANINGS = Kept(size=20_000, seconds=math.inf)
 
 
 def _meaning(text: str) -> Vector | None:
-    key = hashlib.blake2b(text.encode(), digest_size=16).digest()
-    return cast("Vector | None", MEANINGS.get(key, lambda: _embed(text)))
+    return cast("Vector | None", MEANINGS.get(meaning_key(text), lambda: _embed(text)))
+
+
+def pool_features(
+    entries: Sequence[Entry], articles: Sequence[StoryArticle]
+) -> tuple[list[Vector | None], dict[str, Mapping[str, float]]]:
+    """Return what each stored entry of a pool means, in order, and the term weights the writer stored for
+    them (entry id -> weights; `StoryAssigner.vectors` works the others out). A meaning is the one kept in
+    this process, else the writer's (`aggregator.store_meanings`, one read for the pool), else worked out
+    here: a headline alone, which the writer does not store, an entry not assigned yet, or one whose words
+    changed since. ``articles``: the entries' story-assignment views, in the same order."""
+    services = services_of(current_app)
+    settings = services.story_assigner.settings.features
+    texts = [meaning_text(entry.title, entry.text or entry.summary) for entry in entries]
+    keys = [meaning_key(text) for text in texts]
+    with_text = [not headline_alone(entry.text or entry.summary, HEADLINE_ONLY_WORDS) for entry in entries]
+    stored = services.stories.stored_features(
+        {
+            entry.id: key
+            for entry, key, wordy in zip(entries, keys, with_text, strict=True)
+            if wordy and not MEANINGS.holds(key)
+        },
+        {a.id: terms_key(a, settings) for a, wordy in zip(articles, with_text, strict=True) if wordy},
+    )
+
+    def read(entry_id: str, text: str) -> Vector | None:
+        found = stored.meanings.get(entry_id)
+        return found if found is not None else _embed(text)
+
+    meanings = [
+        cast("Vector | None", MEANINGS.get(key, partial(read, entry.id, text)))
+        for entry, text, key in zip(entries, texts, keys, strict=True)
+    ]
+    return meanings, stored.terms
 
 
 def _embed(text: str) -> Vector | None:

@@ -58,6 +58,12 @@ class Kept:
                 self._values.popitem(last=False)
         return value
 
+    def holds(self, key: Hashable) -> bool:
+        """Return True when a value for ``key`` would be served from here now (counts nothing)."""
+        with self._lock:
+            held = self._values.get(key)
+            return held is not None and time.monotonic() - held[0] < self.seconds
+
     def clear(self) -> None:
         """Forget every value (the counts stay)."""
         with self._lock:

@@ -34,7 +34,7 @@ from types import MappingProxyType
 from .features import FeatureSettings, StoryArticle, headline_alone, heaviest_first, term_weights, unit_vector
 from .state import StoryChanges, StoryState, StoryStore, story_id_for
 
-__all__ = ["Assignment", "StoryAssigner", "StoryMatch", "StorySettings"]
+__all__ = ["Assignment", "StoryAssigner", "StoryMatch", "StorySettings", "cached_term_weights"]
 
 
 @dataclass(frozen=True)
@@ -246,10 +246,14 @@ class StoryAssigner:
         """Return the article's unit tf-idf vector as the assigner weighs it now."""
         return self._lookup_vector(_Batch(self.store), article)
 
-    def vectors(self, articles: Sequence[StoryArticle]) -> list[dict[str, float]]:
-        """Return each article's vector as `vector` does, reading the document frequencies once for all."""
+    def vectors(
+        self, articles: Sequence[StoryArticle], known: Mapping[str, Mapping[str, float]] | None = None
+    ) -> list[dict[str, float]]:
+        """Return each article's vector as `vector` does, reading the document frequencies once for all;
+        ``known``: article id -> its `term_weights` worked out already (stored by the writer)."""
         settings = self.settings.features
-        weights = [_cached_term_weights(a.title, a.text, a.language, settings) for a in articles]
+        given = known or {}
+        weights = [given.get(a.id) or cached_term_weights(a.title, a.text, a.language, settings) for a in articles]
         stored = self.store.document_frequencies({term for w in weights for term in w})
         documents = self.store.document_count() + 1
         # Each counted as if it were one more article, as `vector` counts one.
@@ -375,7 +379,8 @@ class StoryAssigner:
         known = batch.story_of(article.id)
         if known is not None:
             return Assignment(article.id, batch.resolve(known), created=False, similarity=0.0, repeated=True)
-        weights = term_weights(article.title, article.text, article.language, self.settings.features)
+        # Kept a while: the writer stores them for related coverage right after the batch (`store_meanings`).
+        weights = cached_term_weights(article.title, article.text, article.language, self.settings.features)
         for term in weights:
             batch.frequencies[term] = batch.frequencies.get(term, 0) + 1
         batch.documents += 1
@@ -463,8 +468,9 @@ _ROUNDING_MARGIN = 1e-9
 
 
 @functools.lru_cache(maxsize=4096)
-def _cached_term_weights(title: str, text: str, language: str | None, settings: FeatureSettings) -> Mapping[str, float]:
-    # Related coverage weighs the same stories' members again on every request; their words do not change.
+def cached_term_weights(title: str, text: str, language: str | None, settings: FeatureSettings) -> Mapping[str, float]:
+    """Return `term_weights`, kept for the last 4,096 texts asked (read-only): related coverage weighs the same
+    stories' members again on every request, and the writer stores a batch's right after assigning it."""
     return MappingProxyType(term_weights(title, text, language, settings))
 
 
