@@ -65,7 +65,9 @@ def _unpack_terms(data: bytes) -> Mapping[str, float] | None:
         value = json.loads(zlib.decompress(data))
     except (zlib.error, ValueError):
         return None
-    return value if isinstance(value, dict) else None
+    if not isinstance(value, dict) or not all(type(w) in (int, float) for w in value.values()):
+        return None  # not weights as `_pack_terms` writes them: worked out afresh instead
+    return value
 
 
 def save_meanings(

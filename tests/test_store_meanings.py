@@ -109,6 +109,27 @@ def test_a_headline_alone_is_not_stored(any_store: Store) -> None:
     assert set(rows(any_store)) == {entry_of(first).id}
 
 
+def test_a_damaged_row_is_worked_out_afresh_not_served(any_store: Store) -> None:
+    store_articles(any_store, EXPLOSION)
+    stories = assign(any_store)
+    settings = StoryAssigner(stories).settings.features
+    entries = [entry_of(a) for a in EXPLOSION]
+    meaning_keys = {e.id: meaning_key(text_of(e)) for e in entries}
+    term_keys = {e.id: terms_key(article_from_entry(e), settings) for e in entries}
+    t = entry_meanings_table
+    with any_store.engine.begin() as conn:
+        conn.execute(
+            sa.update(t)
+            .where(t.c.entry_id == entries[0].id)
+            .values(vector=b"\x00" * 10, terms=zlib.compress(b"[1, 2]"))
+        )
+        conn.execute(sa.update(t).where(t.c.entry_id == entries[1].id).values(terms=zlib.compress(b'{"blast": "x"}')))
+        conn.execute(sa.update(t).where(t.c.entry_id == entries[2].id).values(terms=b"not zlib at all"))
+    found = stories.stored_features(meaning_keys, term_keys)
+    assert set(found.meanings) == {entries[1].id, entries[2].id}
+    assert found.terms == {}
+
+
 def test_a_stored_meaning_of_the_wrong_width_is_not_one() -> None:
     assert unpack(b"\x00" * 10) is None
     vector = np.ones(256, dtype=np.float32) / 16.0
