@@ -34,7 +34,7 @@ from .errors import StorageError
 from .gcpause import collector_paused
 from .hosts import display_title
 from .store_errors import database_errors
-from .store_meanings import StoredFeatures, delete_meanings, save_meanings, stored_features
+from .store_meanings import StoredFeatures, delete_meanings, fill_meanings, save_meanings, stored_features
 from .stories import (
     StoryArticle,
     StoryAssigner,
@@ -821,6 +821,11 @@ class SqlStoryStore:
         )
         with self.engine.connect() as conn:
             return list(conn.execute(query).scalars())
+
+    def fill_meanings(self, settings: StorySettings) -> int:
+        """Store the meanings and term weights of the stored articles with text that lack them (`reindex` after
+        an upgrade: `aggregator.store_meanings.fill_meanings`); return how many were stored."""
+        return fill_meanings(self.engine, self.articles, min_words=settings.headline_words, settings=settings.features)
 
     def stored_features(self, meaning_keys: Mapping[str, bytes], term_keys: Mapping[str, bytes]) -> StoredFeatures:
         """Return the meanings and term weights the writer stored for these entries (entry id -> the key of

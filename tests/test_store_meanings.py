@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import zlib
+from pathlib import Path
 
 import numpy as np
 import sqlalchemy as sa
@@ -16,7 +17,7 @@ from flask import Flask
 
 import web.related as related
 from aggregator.models import Entry
-from aggregator.store import Store
+from aggregator.store import Store, open_store
 from aggregator.store_meanings import terms_key
 from aggregator.stories import StoryAssigner, article_from_entry
 from aggregator.stories.features import term_weights
@@ -24,6 +25,7 @@ from aggregator.stories.meaning import meaning_key, meaning_text, pack, shared_e
 from aggregator.tables_stories import entry_meanings_table
 from web.services import Services
 
+from .support.cli import newsdesk
 from .support.story_articles import EXPLOSION, OTHERS
 from .test_store_stories import assign, entry_of, store_articles
 from .test_story_related import world  # noqa: F401 (the fixture)
@@ -128,6 +130,43 @@ def test_a_damaged_row_is_worked_out_afresh_not_served(any_store: Store) -> None
     found = stories.stored_features(meaning_keys, term_keys)
     assert set(found.meanings) == {entries[1].id, entries[2].id}
     assert found.terms == {}
+
+
+def test_rows_lost_or_never_written_are_filled_once(any_store: Store) -> None:
+    store_articles(any_store, EXPLOSION + OTHERS)
+    stories = assign(any_store)
+    settings = StoryAssigner(stories).settings
+    before = rows(any_store)
+    first = entry_of(EXPLOSION[0]).id
+    t = entry_meanings_table
+    with any_store.engine.begin() as conn:  # as a store made before the writer kept them: no rows but one
+        conn.execute(sa.delete(t).where(t.c.entry_id != first))
+    assert stories.fill_meanings(settings) == len(before) - 1
+    assert rows(any_store) == before
+    assert stories.fill_meanings(settings) == 0  # nothing left to do
+
+
+def test_reindex_stores_what_an_older_store_lacks(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    config = tmp_path / "config.toml"
+    config.write_text(f'data_dir = "{data}"\n')
+    data.mkdir()
+    store = open_store(f"sqlite:///{data / 'newsdesk.db'}")
+    try:
+        store_articles(store, EXPLOSION)
+        assign(store)
+        with store.engine.begin() as conn:
+            conn.execute(sa.delete(entry_meanings_table))
+    finally:
+        store.close()
+    result = newsdesk(config, "reindex")
+    assert "stored the meanings of 3 older articles" in result.stdout
+    again = open_store(f"sqlite:///{data / 'newsdesk.db'}")
+    try:
+        assert set(rows(again)) == {entry_of(a).id for a in EXPLOSION}
+    finally:
+        again.close()
+    assert "meanings" not in newsdesk(config, "reindex").stdout  # said only when there was something to do
 
 
 def test_a_stored_meaning_of_the_wrong_width_is_not_one() -> None:

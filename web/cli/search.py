@@ -32,6 +32,10 @@ def reindex(state: CliState) -> None:
     with Progress("reindex", services.store.count_entries()) as progress:
         stats = services.indexer().rebuild(CountingEntries(services.store, progress))
     click.echo(f"reindexed {stats.upserts} entries (change seq {stats.seq})")
+    # A store made before the writer kept what related coverage weighs of each article: kept now, once.
+    filled = services.stories.fill_meanings(services.story_assigner.settings)
+    if filled:
+        click.echo(f"stored the meanings of {filled} older articles for related coverage")
 
 
 @main.command("index")
