@@ -166,7 +166,7 @@ def fill_meanings(
     (a store made before they were stored, or whose rows were lost); return how many were stored.
 
     ``articles_of`` reads entries' story-assignment views by id (`SqlStoryStore.articles`). `reindex` runs
-    it: 12 s for the 21,243 articles with text of the 228,020-entry bench store."""
+    it: 14 s for the 21,243 articles with text of the 228,020-entry bench store, 4.5 s when none lacks them."""
     e = entries_table.c
     stored = 0
     after = ""
