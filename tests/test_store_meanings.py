@@ -20,6 +20,7 @@ from aggregator.models import Entry
 from aggregator.store import Store, open_store
 from aggregator.store_meanings import terms_key
 from aggregator.stories import StoryAssigner, article_from_entry
+from aggregator.stories.cluster import forget_term_weights
 from aggregator.stories.features import term_weights
 from aggregator.stories.meaning import meaning_key, meaning_text, pack, shared_embedder, unpack
 from aggregator.tables_stories import entry_meanings_table
@@ -195,7 +196,8 @@ def test_related_coverage_reads_the_pools_meanings_the_writer_stored(
             .where(t.c.entry_id == marked.id)
             .values(vector=pack(mark), terms=zlib.compress(json.dumps({"zzmarked": 1.0}).encode()))
         )
-    related.MEANINGS.clear()
+    related.MEANINGS.clear()  # as in a web process just started: it has worked nothing out yet
+    forget_term_weights()
     with app.app_context():
         meanings, terms = related.pool_features(entries, articles)
         assert meanings[0] is not None and float(meanings[0] @ mark) == 1.0
@@ -206,13 +208,18 @@ def test_related_coverage_reads_the_pools_meanings_the_writer_stored(
         for entry, vector in zip(entries[1:], meanings[1:], strict=True):
             fresh = shared_embedder().vector(text_of(entry))  # type: ignore[union-attr]
             assert vector is not None and fresh is not None and float(vector @ fresh) > 0.999
-        # The pool's vectors are made of the stored words.
+        # The pool's vectors are made of the stored words, and the process keeps them: asked again, the
+        # pool reads nothing from the store.
         vectors = services.story_assigner.vectors(articles, known=terms)
         assert set(vectors[0]) == {"zzmarked"}
+        assert related.pool_features(entries, articles)[1] == {}
+        assert set(services.story_assigner.vectors(articles)[0]) == {"zzmarked"}
+        forget_term_weights()  # the marked words are not the text's: not kept for other tests
     # An entry with no stored row (its writer had no word vectors, or it predates them) is worked out here.
     with services.store.engine.begin() as conn:
         conn.execute(sa.delete(t))
     related.MEANINGS.clear()
+    forget_term_weights()
     with app.app_context():
         again, none = related.pool_features(entries, articles)
     fresh = shared_embedder().vector(text_of(marked))  # type: ignore[union-attr]

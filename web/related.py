@@ -24,6 +24,7 @@ from aggregator.normalize.urls import canonical_url, is_http_url
 from aggregator.store_meanings import terms_key
 from aggregator.store_stories import MemberRow
 from aggregator.stories import StoryArticle, StorySettings, article_from_entry
+from aggregator.stories.cluster import keep_term_weights, term_weights_kept
 from aggregator.stories.features import headline_alone
 from aggregator.stories.meaning import Vector, meaning_key, meaning_text, shared_embedder, similarity
 from aggregator.stories.pairs import LIST_FROM, Candidate, listable, pool_similarities, same_event
@@ -628,9 +629,9 @@ def pool_features(
     entries: Sequence[Entry], articles: Sequence[StoryArticle]
 ) -> tuple[list[Vector | None], dict[str, Mapping[str, float]]]:
     """Return what each stored entry of a pool means, in order, and the term weights the writer stored for
-    them (entry id -> weights; `StoryAssigner.vectors` works the others out). A meaning is the one kept in
-    this process, else the writer's (`aggregator.store_meanings`, one read for the pool), else worked out
-    here: a headline alone, which the writer does not store, an entry not assigned yet, or one whose words
+    them (entry id -> weights; `StoryAssigner.vectors` works the others out). Each part is the one kept in
+    this process, else the writer's (`aggregator.store_meanings`, one read for the pool; none when the
+    process keeps both parts of every candidate), else worked out here: a headline alone, which the writer does not store, an entry not assigned yet, or one whose words
     changed since. ``articles``: the entries' story-assignment views, in the same order."""
     services = services_of(current_app)
     settings = services.story_assigner.settings.features
@@ -643,7 +644,11 @@ def pool_features(
             for entry, key, wordy in zip(entries, keys, with_text, strict=True)
             if wordy and not MEANINGS.holds(key)
         },
-        {a.id: terms_key(a, settings) for a, wordy in zip(articles, with_text, strict=True) if wordy},
+        {
+            a.id: terms_key(a, settings)
+            for a, wordy in zip(articles, with_text, strict=True)
+            if wordy and not term_weights_kept(a.title, a.text, a.language, settings)
+        },
     )
 
     def read(entry_id: str, text: str) -> Vector | None:
@@ -654,6 +659,9 @@ def pool_features(
         cast("Vector | None", MEANINGS.get(key, partial(read, entry.id, text)))
         for entry, text, key in zip(entries, texts, keys, strict=True)
     ]
+    for a in articles:  # kept like those worked out here: the next pool with them reads nothing
+        if a.id in stored.terms:
+            keep_term_weights(a.title, a.text, a.language, settings, stored.terms[a.id])
     return meanings, stored.terms
 
 
