@@ -24,14 +24,14 @@ The algorithm, one article at a time (deterministic for a given arrival order):
 from __future__ import annotations
 
 import math
-import threading
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from operator import mul
 from types import MappingProxyType
+from typing import cast
 
+from ..kept import Kept
 from .features import FeatureSettings, StoryArticle, headline_alone, heaviest_first, term_weights, unit_vector
 from .state import StoryChanges, StoryState, StoryStore, story_id_for
 
@@ -480,49 +480,36 @@ _ROUNDING_MARGIN = 1e-9
 
 #: Texts whose term weights `cached_term_weights` keeps (least recently used out first): about 6 KB each.
 TERM_WEIGHTS_KEPT = 4096
-_KeyOfWeights = tuple[str, str, "str | None", FeatureSettings]
-_kept_weights: OrderedDict[_KeyOfWeights, Mapping[str, float]] = OrderedDict()
-_kept_lock = threading.Lock()
+_KEPT_WEIGHTS = Kept(size=TERM_WEIGHTS_KEPT, seconds=math.inf)
 
 
 def cached_term_weights(title: str, text: str, language: str | None, settings: FeatureSettings) -> Mapping[str, float]:
     """Return `term_weights`, kept for the last `TERM_WEIGHTS_KEPT` texts asked (read-only): related coverage
     weighs the same stories' members again on every request, and the writer stores a batch's right after
     assigning it. Thread-safe."""
-    key = (title, text, language, settings)
-    with _kept_lock:
-        found = _kept_weights.get(key)
-        if found is not None:
-            _kept_weights.move_to_end(key)
-            return found
-    weights: Mapping[str, float] = MappingProxyType(term_weights(title, text, language, settings))
-    with _kept_lock:
-        _kept_weights[key] = weights
-        while len(_kept_weights) > TERM_WEIGHTS_KEPT:
-            _kept_weights.popitem(last=False)
-    return weights
+    return cast(
+        "Mapping[str, float]",
+        _KEPT_WEIGHTS.get(
+            (title, text, language, settings), lambda: MappingProxyType(term_weights(title, text, language, settings))
+        ),
+    )
 
 
 def keep_term_weights(
     title: str, text: str, language: str | None, settings: FeatureSettings, weights: Mapping[str, float]
 ) -> None:
     """Keep weights read from elsewhere (the writer's, stored) as `cached_term_weights` would have worked them out."""
-    with _kept_lock:
-        _kept_weights[(title, text, language, settings)] = MappingProxyType(dict(weights))
-        while len(_kept_weights) > TERM_WEIGHTS_KEPT:
-            _kept_weights.popitem(last=False)
+    _KEPT_WEIGHTS.get((title, text, language, settings), lambda: MappingProxyType(dict(weights)))
 
 
 def forget_term_weights() -> None:
     """Forget every text's weights `cached_term_weights` keeps (as in a process just started)."""
-    with _kept_lock:
-        _kept_weights.clear()
+    _KEPT_WEIGHTS.clear()
 
 
 def term_weights_kept(title: str, text: str, language: str | None, settings: FeatureSettings) -> bool:
     """Return True when `cached_term_weights` holds this text's weights (nothing to work out or to read)."""
-    with _kept_lock:
-        return (title, text, language, settings) in _kept_weights
+    return _KEPT_WEIGHTS.holds((title, text, language, settings))
 
 
 def _top(weights: Mapping[str, float], size: int) -> dict[str, float]:
