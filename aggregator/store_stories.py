@@ -615,8 +615,6 @@ class SqlStoryStore:
         (``halve_frequencies_at``) fades them like every other count.
         """
         with self.lock:
-            with self.engine.begin() as conn:
-                delete_meanings(conn, entry_ids)
             gone = {i: s for i, s in self._members(list(entry_ids)).items() if s is not None}
             if not gone:
                 return 0
@@ -632,6 +630,8 @@ class SqlStoryStore:
                 ids = sorted(gone)
                 for start in range(0, len(ids), _CHUNK):
                     conn.execute(sa.delete(m).where(m.c.entry_id.in_(ids[start : start + _CHUNK])))
+                # Meanings are stored only for assigned articles (`_save_meanings`): members' go with them.
+                delete_meanings(conn, ids)
                 previous, version = _next_version(conn)
                 _write_states(conn, states, version)
             for state in states:

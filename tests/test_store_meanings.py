@@ -199,7 +199,7 @@ def test_related_coverage_reads_the_pools_meanings_the_writer_stored(
     related.MEANINGS.clear()  # as in a web process just started: it has worked nothing out yet
     forget_term_weights()
     with app.app_context():
-        meanings, terms = related.pool_features(entries, articles)
+        meanings, terms = related.pool_features(articles)
         assert meanings[0] is not None and float(meanings[0] @ mark) == 1.0
         assert terms[marked.id] == {"zzmarked": 1.0}
         assert set(terms) == {e.id for e in entries}  # the poll's writer stored them all
@@ -212,7 +212,7 @@ def test_related_coverage_reads_the_pools_meanings_the_writer_stored(
         # pool reads nothing from the store.
         vectors = services.story_assigner.vectors(articles, known=terms)
         assert set(vectors[0]) == {"zzmarked"}
-        assert related.pool_features(entries, articles)[1] == {}
+        assert related.pool_features(articles)[1] == {}
         assert set(services.story_assigner.vectors(articles)[0]) == {"zzmarked"}
         forget_term_weights()  # the marked words are not the text's: not kept for other tests
     # An entry with no stored row (its writer had no word vectors, or it predates them) is worked out here.
@@ -221,7 +221,7 @@ def test_related_coverage_reads_the_pools_meanings_the_writer_stored(
     related.MEANINGS.clear()
     forget_term_weights()
     with app.app_context():
-        again, none = related.pool_features(entries, articles)
+        again, none = related.pool_features(articles)
     fresh = shared_embedder().vector(text_of(marked))  # type: ignore[union-attr]
     assert again[0] is not None and fresh is not None and float(again[0] @ fresh) > 0.999
     assert none == {}

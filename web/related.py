@@ -567,7 +567,7 @@ def pooled_members(
         return [], set(), story_of
     meaning = article_meaning(article, entry)
     articles = [article_from_entry(e) for e in pool]
-    meanings, stored_terms = pool_features(pool, articles)
+    meanings, stored_terms = pool_features(articles)
     services.stories.refresh()  # the document count weighs the words: the writer's, not a stale one
     with services.stories.lock:  # the store's frequency cache is shared with lookups
         vectors = services.story_assigner.vectors([near, *articles], known=stored_terms)
@@ -625,23 +625,22 @@ def _meaning(text: str) -> Vector | None:
     return cast("Vector | None", MEANINGS.get(meaning_key(text), lambda: _embed(text)))
 
 
-def pool_features(
-    entries: Sequence[Entry], articles: Sequence[StoryArticle]
-) -> tuple[list[Vector | None], dict[str, Mapping[str, float]]]:
-    """Return what each stored entry of a pool means, in order, and the term weights the writer stored for
-    them (entry id -> weights; `StoryAssigner.vectors` works the others out). Each part is the one kept in
-    this process, else the writer's (`aggregator.store_meanings`, one read for the pool; none when the
-    process keeps both parts of every candidate), else worked out here: a headline alone, which the writer does not store, an entry not assigned yet, or one whose words
-    changed since. ``articles``: the entries' story-assignment views, in the same order."""
+def pool_features(articles: Sequence[StoryArticle]) -> tuple[list[Vector | None], dict[str, Mapping[str, float]]]:
+    """Return what each stored article of a pool means (its story-assignment view, `article_from_entry`), in
+    order, and the term weights the writer stored for them (entry id -> weights; `StoryAssigner.vectors`
+    works the others out). Each part is the one kept in this process, else the writer's
+    (`aggregator.store_meanings`, one read for the pool; none when the process keeps both parts of every
+    candidate), else worked out here: a headline alone, which the writer does not store, an entry not
+    assigned yet, or one whose words changed since."""
     services = services_of(current_app)
     settings = services.story_assigner.settings.features
-    texts = [meaning_text(entry.title, entry.text or entry.summary) for entry in entries]
+    texts = [meaning_text(a.title, a.text) for a in articles]
     keys = [meaning_key(text) for text in texts]
-    with_text = [not headline_alone(entry.text or entry.summary, HEADLINE_ONLY_WORDS) for entry in entries]
+    with_text = [not headline_alone(a.text, HEADLINE_ONLY_WORDS) for a in articles]
     stored = services.stories.stored_features(
         {
-            entry.id: key
-            for entry, key, wordy in zip(entries, keys, with_text, strict=True)
+            a.id: key
+            for a, key, wordy in zip(articles, keys, with_text, strict=True)
             if wordy and not MEANINGS.holds(key)
         },
         {
@@ -656,8 +655,8 @@ def pool_features(
         return found if found is not None else _embed(text)
 
     meanings = [
-        cast("Vector | None", MEANINGS.get(key, partial(read, entry.id, text)))
-        for entry, text, key in zip(entries, texts, keys, strict=True)
+        cast("Vector | None", MEANINGS.get(key, partial(read, a.id, text)))
+        for a, text, key in zip(articles, texts, keys, strict=True)
     ]
     for a in articles:  # kept like those worked out here: the next pool with them reads nothing
         if a.id in stored.terms:
